@@ -1,0 +1,58 @@
+"""Event contracts: versioned pydantic models for what travels through Kafka."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+LOG_TYPES = ("production_json", "api_json", "gitaly", "sidekiq")
+LogType = Literal["production_json", "api_json", "gitaly", "sidekiq"]
+NDJSON = "application/x-ndjson"
+
+
+class LogChunk(BaseModel):
+    """Headers of one `logs.raw` record; the value is a run of whole NDJSON lines.
+
+    `chunk_id` is (source, file id, start offset): a retried upload produces the same id, so the analyzer can
+    drop what it has already counted.
+    """
+
+    version: Literal[1] = 1
+    engagement_id: UUID
+    source: str = Field(min_length=1, max_length=200, description="Host or shipper that read the file.")
+    file_id: str = Field(min_length=1, max_length=500, description="Stable identity of the file (path, inode).")
+    offset: int = Field(ge=0, description="Byte offset of the chunk's first line in the file.")
+    lines: int = Field(ge=0)
+    log_type: LogType | None = Field(None, description="Known log type, or None to auto-detect.")
+
+    @property
+    def chunk_id(self) -> str:
+        """Identity of the chunk, unchanged across retries."""
+        return f"{self.source}|{self.file_id}|{self.offset}"
+
+    @property
+    def key(self) -> bytes:
+        """Kafka key: one file's chunks stay on one partition, in order."""
+        return f"{self.engagement_id}/{self.source}".encode()
+
+    def to_headers(self) -> dict[str, str]:
+        """Kafka record headers (strings), with the content type FastStream must not JSON-decode."""
+        fields = self.model_dump(mode="json", exclude_none=True)
+        return {"content-type": NDJSON, **{k: str(v) for k, v in fields.items()}}
+
+    @classmethod
+    def from_headers(cls, headers: dict[str, str]) -> "LogChunk":
+        """Validate record headers; raises `pydantic.ValidationError` naming the bad field."""
+        return cls.model_validate({k: v for k, v in headers.items() if k != "content-type"})
+
+
+class EngagementEvent(BaseModel):
+    """A state change of an engagement, published by the tracker through its outbox."""
+
+    version: Literal[1] = 1
+    event_id: UUID
+    type: str = Field(description="What happened, e.g. `engagement.created`, `stage.advanced`.")
+    engagement_id: UUID
+    occurred_at: datetime
+    data: dict[str, object] = Field(default_factory=dict)
