@@ -1,5 +1,6 @@
 """PostgreSQL helpers: an asyncpg pool and numbered SQL migrations applied by yoyo under its lock."""
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -13,14 +14,48 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     return pool
 
 
-def migrate(dsn: str, directory: Path) -> int:
-    """Apply the migrations in `directory` that are not applied yet; returns how many ran.
+COMMON_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migrate(dsn: str, *directories: Path) -> int:
+    """Apply the kernel's migrations and those in `directories` not applied yet; returns how many ran.
 
     yoyo takes a lock in the database, so replicas starting together apply each migration once.
     """
     backend = get_backend(dsn.replace("postgresql://", "postgresql+psycopg://", 1))
-    migrations = read_migrations(str(directory))
+    migrations = read_migrations(str(COMMON_MIGRATIONS), *map(str, directories))
     with backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
     return len(pending)
+
+
+class Database:
+    """A service's database: the kernel's and its own migrations applied on open, one pool, a readiness ping."""
+
+    def __init__(self, dsn: str, *migrations: Path) -> None:
+        self._dsn = dsn
+        self._migrations = migrations
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The open pool; raises when `open()` has not run."""
+        if self._pool is None:
+            raise ConnectionError("database pool is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        """Apply pending migrations (yoyo is synchronous: run off the loop), then open the pool."""
+        await asyncio.to_thread(migrate, self._dsn, *self._migrations)
+        self._pool = await create_pool(self._dsn)
+
+    async def close(self) -> None:
+        """Close the pool, waiting for connections in use to be released."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> None:
+        """Raise unless a query round-trips."""
+        await self.pool.fetchval("SELECT 1")

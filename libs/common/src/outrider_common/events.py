@@ -18,7 +18,7 @@ class LogChunk(BaseModel):
     drop what it has already counted.
     """
 
-    version: Literal[1] = 1
+    version: int = Field(1, ge=1, le=1, description="Contract version (headers carry it as text).")
     engagement_id: UUID
     source: str = Field(min_length=1, max_length=200, description="Host or shipper that read the file.")
     file_id: str = Field(min_length=1, max_length=500, description="Stable identity of the file (path, inode).")

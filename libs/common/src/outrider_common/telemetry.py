@@ -1,5 +1,6 @@
-"""Tracing from the standard `OTEL_*` variables; Prometheus exposition on the default registry."""
+"""Logging, tracing from the standard `OTEL_*` variables, and Prometheus exposition on the default registry."""
 
+import logging
 import os
 
 from opentelemetry import trace
@@ -7,6 +8,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+
+def setup_logging(level: str) -> None:
+    """key=value log lines on stderr, one per event."""
+    logging.basicConfig(
+        level=level.upper(), format="time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"
+    )
 
 
 def setup_tracing(service_name: str) -> TracerProvider:
@@ -20,7 +28,6 @@ def setup_tracing(service_name: str) -> TracerProvider:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
     return provider
 
 

@@ -1,0 +1,9 @@
+"""`python -m outrider_analyzer`: run the analyzer (consumer + ops endpoints)."""
+
+import uvicorn
+
+from outrider_analyzer.app import create_app
+from outrider_analyzer.settings import AnalyzerSettings
+
+settings = AnalyzerSettings()
+uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")

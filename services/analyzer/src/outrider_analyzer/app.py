@@ -1,0 +1,67 @@
+"""The analyzer service: the `logs.raw` subscriber and the ops endpoints."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
+
+from outrider_analyzer.handlers import on_log_chunks
+from outrider_analyzer.settings import AnalyzerSettings
+from outrider_common.db import Database
+from outrider_common.http import check_broker, ops_router
+from outrider_common.kafka import ensure_topics
+from outrider_common.telemetry import setup_logging, setup_tracing
+from outrider_common.topics import LOGS_RAW
+
+def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
+    """Build the analyzer ASGI app (the Kafka consumer runs in its lifespan)."""
+    settings = settings or AnalyzerSettings()
+    setup_logging(settings.log_level)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id="outrider-analyzer",
+        enable_idempotence=True,
+        middlewares=(
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name="analyzer"),
+            KafkaTelemetryMiddleware(tracer_provider=setup_tracing("analyzer")),
+        ),
+    )
+    # MANUAL: offsets are committed only after PostgreSQL has the batch (the default commits before handling).
+    broker.subscriber(
+        settings.topic(LOGS_RAW),
+        group_id=settings.consumer_group,
+        batch=True,
+        max_records=settings.max_records,
+        batch_timeout_ms=500,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        max_partition_fetch_bytes=8 << 20,
+    )(on_log_chunks)
+    db = Database(settings.database_url.get_secret_value())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.open()
+        await ensure_topics(
+            settings.kafka_bootstrap_servers, [settings.topic(LOGS_RAW), settings.dead_letter_topic(LOGS_RAW)]
+        )
+        broker.context.set_global("pool", db.pool)
+        broker.context.set_global("broker", broker)
+        broker.context.set_global("dead_letter_topic", settings.dead_letter_topic(LOGS_RAW))
+        broker.context.set_global("bucket_seconds", settings.bucket_seconds)
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()  # waits for the in-flight batch; an unfinished one is never committed
+            await db.close()
+
+    app = FastAPI(title="Outrider analyzer", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.include_router(ops_router({"kafka": lambda: check_broker(broker), "postgres": db.ping}))
+    return app

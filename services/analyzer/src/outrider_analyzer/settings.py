@@ -1,0 +1,14 @@
+"""Settings of the analyzer service."""
+
+from pydantic import Field
+
+from outrider_common.settings import ServiceSettings
+
+
+class AnalyzerSettings(ServiceSettings):
+    """`OUTRIDER_*` environment variables read by the analyzer."""
+
+    http_port: int = Field(8002, description="Port of the analyzer's ops endpoints.")
+    consumer_group: str = Field("analyzer", description="Kafka consumer group shared by analyzer replicas.")
+    bucket_seconds: int = Field(60, gt=0, description="Width of the time buckets stats are kept in.")
+    max_records: int = Field(64, gt=0, description="Most Kafka records (chunks) handled in one flush.")

@@ -1,0 +1,103 @@
+"""`POST /v1/engagements/{id}/logs`: stream a log file's bytes into `logs.raw` as chunks of whole lines."""
+
+import asyncio
+import logging
+import zlib
+from typing import Annotated
+from uuid import UUID
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, HTTPException, Query, Request
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
+
+from outrider_common.events import LogChunk, LogType
+from outrider_common.topics import LOGS_RAW
+from outrider_ingest import metrics
+from outrider_ingest.chunking import LineChunker, LineTooLong, Piece
+from outrider_ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["logs"])
+
+
+class UploadAccepted(BaseModel):
+    """What Kafka acknowledged for one upload."""
+
+    bytes: int
+    lines: int
+    records: int
+    first_offset: int
+    next_offset: int
+
+
+@router.post(
+    "/engagements/{engagement_id}/logs",
+    status_code=202,
+    summary="Upload log lines (NDJSON, optionally gzip-encoded) for an engagement",
+    responses={413: {"description": "A line exceeds the size limit"}, 503: {"description": "Kafka unavailable"}},
+)
+async def upload_logs(
+    engagement_id: UUID,
+    request: Request,
+    source: Annotated[str, Query(min_length=1, max_length=200, description="Host that read the file.")],
+    file_id: Annotated[str, Query(min_length=1, max_length=500, description="Stable identity of the file.")],
+    offset: Annotated[int, Query(ge=0, description="Byte offset of the body's first byte in the file.")] = 0,
+    log_type: Annotated[LogType | None, Query(description="Log type; detected from content when absent.")] = None,
+) -> UploadAccepted:
+    """Answer only after Kafka acknowledged every record, so a 202 means the lines are durable."""
+    settings: IngestSettings = request.app.state.settings
+    broker: KafkaBroker = request.app.state.broker
+    topic = settings.topic(LOGS_RAW)
+    chunker = LineChunker(start_offset=offset, target=settings.chunk_bytes, max_line=settings.max_line_bytes)
+    gunzip = zlib.decompressobj(wbits=47) if request.headers.get("content-encoding") == "gzip" else None
+    accepted = UploadAccepted(bytes=0, lines=0, records=0, first_offset=offset, next_offset=offset)
+
+    async def produce(piece: Piece) -> None:
+        chunk = LogChunk(
+            engagement_id=engagement_id, source=source, file_id=file_id, offset=piece.offset,
+            lines=piece.lines, log_type=log_type,
+        )  # fmt: skip
+        metrics.IN_FLIGHT.inc(len(piece.data))
+        try:
+            with metrics.PRODUCE_SECONDS.time():
+                await asyncio.wait_for(
+                    broker.publish(piece.data, topic, key=chunk.key, headers=chunk.to_headers()),
+                    settings.produce_timeout_s,
+                )
+        except (KafkaError, TimeoutError) as exc:
+            metrics.RECORDS.labels("failed").inc()
+            log.warning("produce failed topic=%s chunk_id=%s error=%r", topic, chunk.chunk_id, exc)
+            raise HTTPException(
+                503, f"Kafka did not acknowledge the data; retry from offset {piece.offset}",
+                headers={"Retry-After": "5"},
+            ) from exc  # fmt: skip
+        finally:
+            metrics.IN_FLIGHT.dec(len(piece.data))
+        metrics.RECORDS.labels("acked").inc()
+        metrics.BYTES.labels("accepted").inc(len(piece.data))
+        metrics.LINES.inc(piece.lines)
+        accepted.bytes += len(piece.data)
+        accepted.lines += piece.lines
+        accepted.records += 1
+        accepted.next_offset = chunker.next_offset
+
+    try:
+        async for raw in request.stream():
+            data = gunzip.decompress(raw) if gunzip else raw
+            for piece in chunker.feed(data):
+                await produce(piece)
+        if gunzip:
+            for piece in chunker.feed(gunzip.flush()):
+                await produce(piece)
+        for piece in chunker.finish():
+            await produce(piece)
+    except LineTooLong as exc:
+        metrics.REJECTED.labels("line_too_long").inc()
+        raise HTTPException(
+            413, f"{exc}; lines before offset {accepted.next_offset} were accepted"
+        ) from exc
+    except zlib.error as exc:
+        metrics.REJECTED.labels("bad_gzip").inc()
+        raise HTTPException(400, f"body is not valid gzip: {exc}") from exc
+    return accepted

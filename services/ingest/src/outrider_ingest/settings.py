@@ -1,0 +1,14 @@
+"""Settings of the ingest service."""
+
+from pydantic import Field
+
+from outrider_common.settings import ServiceSettings
+
+
+class IngestSettings(ServiceSettings):
+    """`OUTRIDER_*` environment variables read by ingest."""
+
+    http_port: int = Field(8001, description="Port of the ingest HTTP API.")
+    chunk_bytes: int = Field(1 << 20, ge=1024, description="Target size of one Kafka record (whole lines).")
+    max_line_bytes: int = Field(4 << 20, ge=1024, description="Longest accepted log line; longer gives 413.")
+    produce_timeout_s: float = Field(30.0, gt=0, description="How long to wait for Kafka before answering 503.")

@@ -1,0 +1,55 @@
+"""The tracker service: every router, the database and the Kafka connection."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
+
+from outrider_common.db import Database
+from outrider_common.http import check_broker, ops_router
+from outrider_common.telemetry import setup_logging, setup_tracing
+from outrider_tracker.engagement import api as engagement_api
+from outrider_tracker.settings import TrackerSettings
+from outrider_tracker.stats import api as stats_api
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: TrackerSettings | None = None) -> FastAPI:
+    """Build the tracker ASGI app."""
+    settings = settings or TrackerSettings()
+    setup_logging(settings.log_level)
+    db = Database(settings.database_url.get_secret_value(), MIGRATIONS)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id="outrider-tracker",
+        enable_idempotence=True,
+        middlewares=(
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name="tracker"),
+            KafkaTelemetryMiddleware(tracer_provider=setup_tracing("tracker")),
+        ),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.open()
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await db.close()
+
+    app = FastAPI(title="Outrider tracker", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.broker = broker
+    app.include_router(engagement_api.router)
+    app.include_router(stats_api.router)
+    app.include_router(ops_router({"kafka": lambda: check_broker(broker), "postgres": db.ping}))
+    return app

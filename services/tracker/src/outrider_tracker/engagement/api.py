@@ -1,0 +1,28 @@
+"""Engagement endpoints."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Request
+
+from outrider_tracker.engagement import service
+from outrider_tracker.engagement.models import EngagementCreate, EngagementRead
+
+router = APIRouter(prefix="/v1/engagements", tags=["engagements"])
+
+
+@router.post("", status_code=201, summary="Open an engagement")
+async def create_engagement(engagement_in: EngagementCreate, request: Request) -> EngagementRead:
+    return await service.create(request.app.state.db.pool, engagement_in=engagement_in)
+
+
+@router.get("", summary="List engagements")
+async def list_engagements(request: Request) -> list[EngagementRead]:
+    return await service.get_all(request.app.state.db.pool)
+
+
+@router.get("/{engagement_id}", summary="One engagement", responses={404: {"description": "No such engagement"}})
+async def get_engagement(engagement_id: UUID, request: Request) -> EngagementRead:
+    engagement = await service.get(request.app.state.db.pool, engagement_id=engagement_id)
+    if engagement is None:
+        raise HTTPException(404, f"engagement {engagement_id} not found")
+    return engagement

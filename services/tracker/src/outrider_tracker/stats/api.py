@@ -1,0 +1,33 @@
+"""`GET /v1/engagements/{id}/stats`: what the customer's logs say."""
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from outrider_tracker.engagement import service as engagements
+from outrider_tracker.stats import service
+from outrider_tracker.stats.models import EngagementStats
+
+router = APIRouter(prefix="/v1/engagements", tags=["stats"])
+
+
+@router.get("/{engagement_id}/stats", summary="Log statistics per key", responses={404: {}})
+async def get_stats(
+    engagement_id: UUID,
+    request: Request,
+    log_type: Annotated[str | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
+    since: Annotated[datetime | None, Query(description="Start of the range (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="End of the range (exclusive)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EngagementStats:
+    pool = request.app.state.db.pool
+    if await engagements.get(pool, engagement_id=engagement_id) is None:
+        raise HTTPException(404, f"engagement {engagement_id} not found")
+    keys = await service.get_key_stats(
+        pool, engagement_id=engagement_id, log_type=log_type, since=since, until=until, limit=limit
+    )
+    return EngagementStats(
+        engagement_id=engagement_id, since=since, until=until, total_count=sum(k.count for k in keys), keys=keys
+    )

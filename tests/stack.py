@@ -1,0 +1,30 @@
+"""Starting the four Outrider services as real processes against the session's Kafka and PostgreSQL."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from outrider.devstack import SERVICES, Service, free_port
+
+
+@contextmanager
+def running_services(
+    *, kafka: str, dsn: str, topic_prefix: str, logs: Path, names: tuple[str, ...] = SERVICES
+) -> Iterator[dict[str, Service]]:
+    """Start `names`, wait until each `/readyz` is 200, and stop them all on exit."""
+    env = {
+        "OUTRIDER_KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "OUTRIDER_DATABASE_URL": dsn,
+        "OUTRIDER_TOPIC_PREFIX": topic_prefix,
+        "OTEL_SDK_DISABLED": "true",
+    }
+    services = {n: Service(n, free_port(), env, logs / f"{n}.log") for n in names}
+    try:
+        for service in services.values():
+            service.start()
+        for service in services.values():
+            service.wait_ready()
+        yield services
+    finally:
+        for service in services.values():
+            service.stop()
