@@ -1,0 +1,34 @@
+# Two commands: `make up` (install everything, start the local stack, ship a sample) and `make test`.
+SHELL := /bin/bash
+PYLIB := $(shell python3 -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+
+.PHONY: bootstrap up down test test-python test-rust lint bench clean
+
+bootstrap:  ## install system packages, Kafka jars, uv, the workspace and the Rust build
+	./scripts/bootstrap.sh
+
+up: bootstrap  ## start Kafka, PostgreSQL and the four services on loopback; ship a sample log
+	uv run outrider up
+
+down:  ## stop everything `make up` started
+	uv run outrider down
+
+test: bootstrap test-python test-rust  ## the whole suite: Python (real Kafka + PostgreSQL) and Rust unit tests
+
+test-python:
+	uv run pytest
+
+test-rust:
+	cd native/logparse && LD_LIBRARY_PATH=$(PYLIB) cargo test --quiet
+
+lint:  ## ruff, mypy, rustfmt, clippy
+	uv run ruff check .
+	uv run ruff format --check .
+	uv run mypy
+	cd native/logparse && cargo fmt --check && cargo clippy --quiet -- -D warnings
+
+bench: bootstrap  ## parser throughput: Rust vs the pure-Python baseline
+	uv run python bench/run.py
+
+clean:
+	rm -rf .outrider .cache/test-stack native/logparse/target

@@ -1,0 +1,23 @@
+"""The `outrider` command."""
+
+import typer
+
+from outrider import up as stack
+
+app = typer.Typer(
+    help="Outrider: continuous evidence for self-hosted developer-platform rollouts.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+@app.command()
+def up() -> None:
+    """Start PostgreSQL, Kafka and the four services on loopback, then ship a sample log to a demo engagement."""
+    stack.up()
+
+
+@app.command()
+def down() -> None:
+    """Stop everything `outrider up` started."""
+    stack.down()

@@ -1,0 +1,116 @@
+"""`outrider up` / `outrider down`: the whole stack on loopback, for trying Outrider on one machine."""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from outrider.devstack import ROOT, SERVICES, Kafka, Postgres, Service, StackError, free_port, stop_pid
+
+STATE = ROOT / ".outrider"
+SAMPLE = ROOT / "samples" / "production_json.log"
+DEFAULT_PORTS = {"tracker": 8003, "ingest": 8001, "analyzer": 8002, "notifier": 8004, "kafka": 19092, "postgres": 15432}
+console = Console(stderr=True)
+
+
+def _port(name: str) -> int:
+    """The usual port for `name` when it is free, else any free one."""
+    import socket
+
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", DEFAULT_PORTS[name])) != 0:
+            return DEFAULT_PORTS[name]
+    return free_port()
+
+
+@dataclass
+class Stack:
+    """What `up` started, persisted in `.outrider/stack.json` so `down` can stop it."""
+
+    kafka_port: int
+    postgres_port: int
+    kafka_pid: int | None
+    services: dict[str, dict[str, int]]
+
+    def save(self) -> None:
+        (STATE / "stack.json").write_text(json.dumps(self.__dict__, indent=2))
+
+    @classmethod
+    def load(cls) -> "Stack | None":
+        path = STATE / "stack.json"
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+def up(sample: Path = SAMPLE) -> None:
+    """Start PostgreSQL, Kafka and the four services; create a demo engagement and ship `sample` to it."""
+    if Stack.load() is not None:
+        raise StackError("a stack is already running (see .outrider/stack.json): run `make down` first")
+    STATE.mkdir(exist_ok=True)
+    with console.status("Starting PostgreSQL…"):
+        pg = Postgres(STATE / "postgres", port=_port("postgres"))
+        pg.start()
+    with console.status("Starting Kafka (KRaft)…"):
+        kafka = Kafka(STATE / "kafka", port=_port("kafka"))
+        kafka.start()
+    env = {"OUTRIDER_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "OUTRIDER_DATABASE_URL": pg.dsn}
+    services = {n: Service(n, _port(n), env, STATE / "logs" / f"{n}.log") for n in SERVICES}
+    stack = Stack(kafka.port, pg.port, kafka.pid, {})
+    for name, service in services.items():
+        service.start()
+        assert service.pid is not None
+        stack.services[name] = {"pid": service.pid, "port": service.port}
+    stack.save()
+    with console.status("Waiting for every /readyz…"):
+        for service in services.values():
+            service.wait_ready()
+
+    tracker, ingest = services["tracker"].url, services["ingest"].url
+    engagement = httpx.post(
+        f"{tracker}/v1/engagements", json={"name": "Demo: GitLab 10k reference architecture", "customer": "Demo Co"}
+    ).raise_for_status().json()
+    status_url = f"{tracker}/v1/engagements/{engagement['id']}/stats"
+    with console.status(f"Shipping {sample.name} and waiting for its stats…"):
+        accepted = httpx.post(
+            f"{ingest}/v1/engagements/{engagement['id']}/logs",
+            params={"source": "demo", "file_id": str(sample), "log_type": "production_json"},
+            content=sample.read_bytes(), timeout=60,
+        ).raise_for_status().json()  # fmt: skip
+        deadline = time.monotonic() + 60
+        while httpx.get(status_url).json()["total_count"] == 0:
+            if time.monotonic() > deadline:
+                raise StackError(f"no stats 60 s after shipping; see {STATE / 'logs'}")
+            time.sleep(0.3)
+
+    table = Table(title="Outrider is up", title_justify="left")
+    table.add_column("service")
+    table.add_column("listens on")
+    table.add_column("docs / metrics")
+    for name, service in services.items():
+        table.add_row(name, service.url, f"{service.url}/docs · {service.url}/metrics")
+    table.add_row("kafka", kafka.bootstrap_servers, "")
+    table.add_row("postgres", pg.dsn, "")
+    out = Console()
+    out.print(table)
+    out.print(f"Shipped {accepted['lines']} lines of {sample.name} to engagement {engagement['id']}.")
+    out.print(f"Status with stats: [bold]{status_url}[/bold]")
+    out.print(f"Logs: {STATE / 'logs'}    Stop everything: [bold]make down[/bold]")
+
+
+def down() -> None:
+    """Stop what `up` started: services first (SIGTERM, they finish in-flight work), then Kafka, then PostgreSQL."""
+    stack = Stack.load()
+    if stack is None:
+        console.print("Nothing to stop.")
+        return
+    for name, info in stack.services.items():
+        stop_pid(info["pid"])
+        console.print(f"stopped {name}")
+    Kafka(STATE / "kafka", port=stack.kafka_port, pid=stack.kafka_pid).stop()
+    console.print("stopped kafka")
+    Postgres(STATE / "postgres", port=stack.postgres_port).stop()
+    console.print("stopped postgres")
+    (STATE / "stack.json").unlink()
