@@ -1,6 +1,9 @@
 //! Registers the `logparse._logparse` Python module; the work lives in pure-Rust modules.
-pub mod chunk;
+pub mod aggregate;
+pub mod format;
 mod py;
+pub mod sketch;
+pub mod time;
 
 use pyo3::prelude::*;
 

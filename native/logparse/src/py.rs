@@ -1,10 +1,34 @@
-//! Thin `#[pyfunction]` wrappers: borrow the bytes, release the GIL, convert the result.
+//! Thin `#[pyfunction]`s and `#[pyclass]`es: borrow the bytes, release the GIL, convert the result.
+use std::collections::BTreeMap;
+
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::PyBytes;
 
-use crate::chunk;
+use crate::aggregate::{Aggregate, Options, Summary};
+use crate::format::LogType;
+use crate::sketch;
 
-/// Aggregates of one key in one time bucket.
+fn log_type_arg(name: Option<&str>) -> PyResult<Option<LogType>> {
+    name.map(|n| {
+        LogType::from_name(n).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "unknown log type {n:?}; expected production_json, api_json, gitaly or sidekiq"
+            ))
+        })
+    })
+    .transpose()
+}
+
+fn counts(m: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
+    m.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+fn decode(b: &[u8]) -> PyResult<sketch::Sketch> {
+    sketch::Sketch::from_bytes(b).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// Aggregates of one key in one time bucket, with a mergeable sketch of its durations.
 #[pyclass(frozen, get_all, module = "logparse")]
 pub struct GroupStats {
     key: String,
@@ -12,49 +36,411 @@ pub struct GroupStats {
     count: u64,
     failed: u64,
     duration_sum_ms: f64,
+    duration_sumsq_ms2: f64,
+    duration_min_ms: f64,
+    duration_max_ms: f64,
+    db_sum_ms: f64,
+    gitaly_sum_ms: f64,
+    redis_sum_ms: f64,
+    cpu_sum_ms: f64,
+    queue_sum_ms: f64,
+    sketch: Py<PyBytes>,
 }
 
 /// What one chunk of lines yielded.
 #[pyclass(frozen, get_all, module = "logparse")]
 pub struct ChunkStats {
+    log_type: Option<&'static str>,
     lines: u64,
-    bad_lines: Py<PyDict>,
+    bad_lines: BTreeMap<String, u64>,
+    skipped: BTreeMap<String, u64>,
+    samples: Vec<(String, String)>,
+    start_time: Option<f64>,
+    end_time: Option<f64>,
+    components: Vec<&'static str>,
     groups: Vec<Py<GroupStats>>,
 }
 
 #[pyfunction]
-#[pyo3(signature = (data, bucket_seconds = 60))]
-fn parse_chunk(py: Python<'_>, data: &[u8], bucket_seconds: i64) -> PyResult<ChunkStats> {
+#[pyo3(signature = (data, log_type = None, bucket_seconds = 60))]
+fn parse_chunk(
+    py: Python<'_>,
+    data: &[u8],
+    log_type: Option<&str>,
+    bucket_seconds: i64,
+) -> PyResult<ChunkStats> {
     if bucket_seconds <= 0 {
-        return Err(pyo3::exceptions::PyValueError::new_err("bucket_seconds must be positive"));
+        return Err(PyValueError::new_err("bucket_seconds must be positive"));
     }
-    let stats = py.detach(|| chunk::parse_chunk(data, bucket_seconds));
-    let bad = PyDict::new(py);
-    for (reason, n) in &stats.bad_lines {
-        bad.set_item(*reason, *n)?;
-    }
-    let groups = stats
-        .groups
-        .into_iter()
-        .map(|g| {
-            Py::new(
+    let opts = Options {
+        log_type: log_type_arg(log_type)?,
+        bucket_seconds,
+        ..Options::default()
+    };
+    let agg = py.detach(|| {
+        let mut a = Aggregate::new(opts);
+        a.feed(data);
+        a
+    });
+    let mut groups = Vec::new();
+    for (&bucket_start, keys) in &agg.groups {
+        for (key, acc) in keys {
+            let bytes = acc
+                .sketch
+                .as_ref()
+                .map(sketch::Sketch::to_bytes)
+                .unwrap_or_default();
+            let [db, gitaly, redis, cpu, queue] = acc.components;
+            groups.push(Py::new(
                 py,
                 GroupStats {
-                    key: g.key,
-                    bucket_start: g.bucket_start,
-                    count: g.count,
-                    failed: g.failed,
-                    duration_sum_ms: g.duration_sum_ms,
+                    key: key.to_string(),
+                    bucket_start,
+                    count: acc.count,
+                    failed: acc.failed,
+                    duration_sum_ms: acc.sum,
+                    duration_sumsq_ms2: acc.sumsq,
+                    duration_min_ms: acc.min,
+                    duration_max_ms: acc.max,
+                    db_sum_ms: db,
+                    gitaly_sum_ms: gitaly,
+                    redis_sum_ms: redis,
+                    cpu_sum_ms: cpu,
+                    queue_sum_ms: queue,
+                    sketch: PyBytes::new(py, &bytes).unbind(),
                 },
-            )
+            )?);
+        }
+    }
+    Ok(ChunkStats {
+        log_type: agg.log_type.map(LogType::name),
+        lines: agg.lines,
+        bad_lines: counts(&agg.bad),
+        skipped: counts(&agg.skipped),
+        samples: agg
+            .samples
+            .iter()
+            .map(|(r, s)| ((*r).to_owned(), s.clone()))
+            .collect(),
+        start_time: agg.start_time,
+        end_time: agg.end_time,
+        components: agg.components(),
+        groups,
+    })
+}
+
+/// The log type most lines at the head of `data` belong to, or `None`.
+#[pyfunction]
+fn detect_log_type(data: &[u8]) -> Option<&'static str> {
+    crate::format::detect(data).map(LogType::name)
+}
+
+/// The sketch of both inputs' values.
+#[pyfunction]
+fn merge_sketches<'py>(py: Python<'py>, a: &[u8], b: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let mut s = decode(a)?;
+    s.merge(&decode(b)?);
+    Ok(PyBytes::new(py, &s.to_bytes()))
+}
+
+/// Quantiles of a serialised sketch (NaN when it is empty).
+#[pyfunction]
+fn sketch_quantiles(sketch: &[u8], qs: Vec<f64>) -> PyResult<Vec<f64>> {
+    let s = decode(sketch)?;
+    qs.iter()
+        .map(|&q| {
+            if (0.0..=1.0).contains(&q) {
+                Ok(s.quantile(q).unwrap_or(f64::NAN))
+            } else {
+                Err(PyValueError::new_err(format!(
+                    "quantile {q} is not in [0, 1]"
+                )))
+            }
         })
-        .collect::<PyResult<_>>()?;
-    Ok(ChunkStats { lines: stats.lines, bad_lines: bad.unbind(), groups })
+        .collect()
+}
+
+/// A mergeable quantile sketch of durations (relative error ≤ 1%).
+#[pyclass(module = "logparse", name = "Sketch")]
+pub struct PySketch(sketch::Sketch);
+
+#[pymethods]
+impl PySketch {
+    #[new]
+    fn new() -> Self {
+        Self(sketch::Sketch::new())
+    }
+
+    #[staticmethod]
+    fn from_bytes(data: &[u8]) -> PyResult<Self> {
+        decode(data).map(Self)
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.to_bytes())
+    }
+
+    fn add(&mut self, value: f64) {
+        self.0.add(value);
+    }
+
+    fn extend(&mut self, values: Vec<f64>) {
+        values.into_iter().for_each(|v| self.0.add(v));
+    }
+
+    fn merge(&mut self, other: PyRef<'_, PySketch>) {
+        self.0.merge(&other.0);
+    }
+
+    fn quantile(&self, q: f64) -> PyResult<f64> {
+        if !(0.0..=1.0).contains(&q) {
+            return Err(PyValueError::new_err(format!(
+                "quantile {q} is not in [0, 1]"
+            )));
+        }
+        Ok(self.0.quantile(q).unwrap_or(f64::NAN))
+    }
+
+    #[getter]
+    fn count(&self) -> u64 {
+        self.0.count()
+    }
+
+    #[getter]
+    fn min(&self) -> Option<f64> {
+        self.0.min()
+    }
+
+    #[getter]
+    fn max(&self) -> Option<f64> {
+        self.0.max()
+    }
+}
+
+/// Statistics of one key (or of all, `key == "TOTAL"`) over the input or one interval; durations in ms.
+#[pyclass(frozen, get_all, module = "logparse")]
+pub struct KeyStats {
+    key: String,
+    bucket_start: Option<i64>,
+    count: u64,
+    failed: u64,
+    perc_failed: f64,
+    rps: f64,
+    p99_ms: f64,
+    p95_ms: f64,
+    median_ms: f64,
+    max_ms: f64,
+    min_ms: f64,
+    stddev_ms: f64,
+    score: f64,
+    duration_sum_ms: f64,
+    db_sum_ms: f64,
+    gitaly_sum_ms: f64,
+    redis_sum_ms: f64,
+    cpu_sum_ms: f64,
+    queue_sum_ms: f64,
+}
+
+impl From<Summary> for KeyStats {
+    fn from(s: Summary) -> Self {
+        let [db, gitaly, redis, cpu, queue] = s.components;
+        KeyStats {
+            perc_failed: 100.0 * s.failed as f64 / s.count as f64,
+            score: s.count as f64 * s.p99,
+            key: s.key,
+            bucket_start: s.bucket_start,
+            count: s.count,
+            failed: s.failed,
+            rps: s.rps,
+            p99_ms: s.p99,
+            p95_ms: s.p95,
+            median_ms: s.median,
+            max_ms: s.max,
+            min_ms: s.min,
+            stddev_ms: s.stddev,
+            duration_sum_ms: s.sum,
+            db_sum_ms: db,
+            gitaly_sum_ms: gitaly,
+            redis_sum_ms: redis,
+            cpu_sum_ms: cpu,
+            queue_sum_ms: queue,
+        }
+    }
+}
+
+/// Resource use of one user, project, client or path.
+#[pyclass(frozen, get_all, module = "logparse")]
+pub struct TopRow {
+    value: String,
+    count: u64,
+    failed: u64,
+    duration_sum_ms: f64,
+    db_sum_ms: f64,
+    gitaly_sum_ms: f64,
+    redis_sum_ms: f64,
+    cpu_sum_ms: f64,
+    queue_sum_ms: f64,
+}
+
+/// One kind of failure: HTTP status and exception class, gRPC code, or Sidekiq error class.
+#[pyclass(frozen, get_all, module = "logparse")]
+pub struct ErrorGroup {
+    error: String,
+    count: u64,
+    first_time: Option<f64>,
+    last_time: Option<f64>,
+    key: String,
+    sample: String,
+}
+
+/// Whole-input statistics, fed block by block: exact percentiles by default, sketches with `exact=False`.
+#[pyclass(module = "logparse")]
+pub struct LogReport(Aggregate);
+
+#[pymethods]
+impl LogReport {
+    #[new]
+    #[pyo3(signature = (log_type = None, interval_seconds = 0, exact = true, top = false, errors = false))]
+    fn new(
+        log_type: Option<&str>,
+        interval_seconds: i64,
+        exact: bool,
+        top: bool,
+        errors: bool,
+    ) -> PyResult<Self> {
+        if interval_seconds < 0 {
+            return Err(PyValueError::new_err(
+                "interval_seconds must not be negative",
+            ));
+        }
+        let opts = Options {
+            log_type: log_type_arg(log_type)?,
+            bucket_seconds: interval_seconds,
+            exact,
+            top,
+            errors,
+        };
+        Ok(Self(Aggregate::new(opts)))
+    }
+
+    /// Parse newline-separated lines (GIL released, all cores); a block must end at a line boundary.
+    fn feed(&mut self, py: Python<'_>, data: &[u8]) {
+        let agg = &mut self.0;
+        py.detach(|| agg.feed(data));
+    }
+
+    #[getter]
+    fn log_type(&self) -> Option<&'static str> {
+        self.0.log_type.map(LogType::name)
+    }
+
+    #[getter]
+    fn lines(&self) -> u64 {
+        self.0.lines
+    }
+
+    #[getter]
+    fn bad_lines(&self) -> BTreeMap<String, u64> {
+        counts(&self.0.bad)
+    }
+
+    #[getter]
+    fn skipped(&self) -> BTreeMap<String, u64> {
+        counts(&self.0.skipped)
+    }
+
+    #[getter]
+    fn samples(&self) -> Vec<(String, String)> {
+        self.0
+            .samples
+            .iter()
+            .map(|(r, s)| ((*r).to_owned(), s.clone()))
+            .collect()
+    }
+
+    #[getter]
+    fn start_time(&self) -> Option<f64> {
+        self.0.start_time
+    }
+
+    #[getter]
+    fn end_time(&self) -> Option<f64> {
+        self.0.end_time
+    }
+
+    #[getter]
+    fn components(&self) -> Vec<&'static str> {
+        self.0.components()
+    }
+
+    fn key_stats(&mut self, py: Python<'_>) -> Vec<KeyStats> {
+        let agg = &mut self.0;
+        py.detach(|| agg.summaries(false))
+            .into_iter()
+            .map(KeyStats::from)
+            .collect()
+    }
+
+    fn totals(&mut self, py: Python<'_>) -> Vec<KeyStats> {
+        let agg = &mut self.0;
+        py.detach(|| agg.summaries(true))
+            .into_iter()
+            .map(KeyStats::from)
+            .collect()
+    }
+
+    fn top(&self, dimension: &str) -> PyResult<Vec<TopRow>> {
+        let i = Aggregate::dimension_index(dimension)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown dimension {dimension:?}")))?;
+        Ok(self.0.top[i]
+            .iter()
+            .map(|(v, t)| {
+                let [db, gitaly, redis, cpu, queue] = t.components;
+                TopRow {
+                    value: v.to_string(),
+                    count: t.count,
+                    failed: t.failed,
+                    duration_sum_ms: t.duration_ms,
+                    db_sum_ms: db,
+                    gitaly_sum_ms: gitaly,
+                    redis_sum_ms: redis,
+                    cpu_sum_ms: cpu,
+                    queue_sum_ms: queue,
+                }
+            })
+            .collect())
+    }
+
+    fn errors(&self) -> Vec<ErrorGroup> {
+        self.0
+            .errors
+            .iter()
+            .map(|(label, e)| ErrorGroup {
+                error: label.clone(),
+                count: e.count,
+                first_time: e.first_time,
+                last_time: e.last_time,
+                key: e.key.clone(),
+                sample: e.sample.clone(),
+            })
+            .collect()
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<GroupStats>()?;
     m.add_class::<ChunkStats>()?;
+    m.add_class::<KeyStats>()?;
+    m.add_class::<TopRow>()?;
+    m.add_class::<ErrorGroup>()?;
+    m.add_class::<LogReport>()?;
+    m.add_class::<PySketch>()?;
     m.add_function(wrap_pyfunction!(parse_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(detect_log_type, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_sketches, m)?)?;
+    m.add_function(wrap_pyfunction!(sketch_quantiles, m)?)?;
+    m.add("DIMENSIONS", crate::format::DIMENSIONS.to_vec())?;
+    m.add("COMPONENTS", crate::format::COMPONENTS.to_vec())?;
+    m.add("RELATIVE_ACCURACY", sketch::RELATIVE_ACCURACY)?;
     Ok(())
 }

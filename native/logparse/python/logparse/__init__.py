@@ -1,5 +1,38 @@
 """Fast GitLab log statistics: a Rust core that takes bytes of many lines and returns compact aggregates."""
 
-from logparse._logparse import ChunkStats, GroupStats, parse_chunk
+from logparse._logparse import (
+    COMPONENTS,
+    DIMENSIONS,
+    RELATIVE_ACCURACY,
+    ChunkStats,
+    ErrorGroup,
+    GroupStats,
+    KeyStats,
+    LogReport,
+    Sketch,
+    TopRow,
+    detect_log_type,
+    merge_sketches,
+    parse_chunk,
+    sketch_quantiles,
+)
 
-__all__ = ["ChunkStats", "GroupStats", "parse_chunk"]
+LOG_TYPES = ("production_json", "api_json", "gitaly", "sidekiq")
+
+__all__ = [
+    "COMPONENTS",
+    "DIMENSIONS",
+    "LOG_TYPES",
+    "RELATIVE_ACCURACY",
+    "ChunkStats",
+    "ErrorGroup",
+    "GroupStats",
+    "KeyStats",
+    "LogReport",
+    "Sketch",
+    "TopRow",
+    "detect_log_type",
+    "merge_sketches",
+    "parse_chunk",
+    "sketch_quantiles",
+]

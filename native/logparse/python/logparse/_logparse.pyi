@@ -1,28 +1,256 @@
+from typing import final
+
+__all__ = [
+    "COMPONENTS",
+    "DIMENSIONS",
+    "RELATIVE_ACCURACY",
+    "ChunkStats",
+    "ErrorGroup",
+    "GroupStats",
+    "KeyStats",
+    "LogReport",
+    "Sketch",
+    "TopRow",
+    "detect_log_type",
+    "merge_sketches",
+    "parse_chunk",
+    "sketch_quantiles",
+]
+
+COMPONENTS: list[str]
+"""Component times a format may carry: db, gitaly, redis, cpu, queue."""
+DIMENSIONS: list[str]
+"""What the top view ranks: user, project, client, path."""
+RELATIVE_ACCURACY: float
+"""Relative error bound of every sketch quantile (0.01)."""
+
+@final
 class GroupStats:
-    """Aggregates of one key in one time bucket."""
+    """Aggregates of one key in one time bucket, with a mergeable sketch of its durations."""
 
     @property
-    def key(self) -> str: ...
+    def key(self) -> str:
+        """controller#action, METHOD route, gRPC method or Sidekiq worker class."""
     @property
     def bucket_start(self) -> int:
         """Start of the bucket, seconds since the epoch (0 when the lines carry no time)."""
     @property
     def count(self) -> int: ...
     @property
-    def failed(self) -> int: ...
+    def failed(self) -> int:
+        """HTTP status ≥ 500, gRPC code other than OK, or Sidekiq job_status fail."""
     @property
     def duration_sum_ms(self) -> float: ...
+    @property
+    def duration_sumsq_ms2(self) -> float:
+        """Sum of squared durations, for a population standard deviation after merging."""
+    @property
+    def duration_min_ms(self) -> float: ...
+    @property
+    def duration_max_ms(self) -> float: ...
+    @property
+    def db_sum_ms(self) -> float: ...
+    @property
+    def gitaly_sum_ms(self) -> float: ...
+    @property
+    def redis_sum_ms(self) -> float: ...
+    @property
+    def cpu_sum_ms(self) -> float: ...
+    @property
+    def queue_sum_ms(self) -> float:
+        """Workhorse queueing (Rails) or scheduling latency (Sidekiq)."""
+    @property
+    def sketch(self) -> bytes:
+        """Serialised quantile sketch of the durations in ms; see merge_sketches and sketch_quantiles."""
 
+@final
 class ChunkStats:
     """What one chunk of lines yielded."""
 
     @property
-    def lines(self) -> int: ...
+    def log_type(self) -> str | None:
+        """production_json, api_json, gitaly or sidekiq; None when no line was recognised."""
+    @property
+    def lines(self) -> int:
+        """Non-blank lines read."""
     @property
     def bad_lines(self) -> dict[str, int]:
-        """Lines that yielded no record, by reason."""
+        """Defective lines by reason (not_json, invalid_json, not_utf8, too_long, missing_key, ...)."""
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Legitimate lines that are not requests, by reason (job_start, not_a_call, other_log_type, ...)."""
+    @property
+    def samples(self) -> list[tuple[str, str]]:
+        """A few defective lines as (reason, truncated line)."""
+    @property
+    def start_time(self) -> float | None:
+        """Earliest record time, seconds since the epoch."""
+    @property
+    def end_time(self) -> float | None:
+        """Latest record time, seconds since the epoch."""
+    @property
+    def components(self) -> list[str]:
+        """Component times some record carried."""
     @property
     def groups(self) -> list[GroupStats]: ...
 
-def parse_chunk(data: bytes, bucket_seconds: int = 60) -> ChunkStats:
-    """Parse newline-separated log lines (GIL released) and aggregate them per key and time bucket."""
+@final
+class KeyStats:
+    """Statistics of one key (or of all, key "TOTAL") over the input or one interval; durations in ms."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def bucket_start(self) -> int | None:
+        """Start of the interval, seconds since the epoch; None without an interval."""
+    @property
+    def count(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def perc_failed(self) -> float: ...
+    @property
+    def rps(self) -> float:
+        """Count over the whole input's time span (or over the interval's length)."""
+    @property
+    def p99_ms(self) -> float: ...
+    @property
+    def p95_ms(self) -> float: ...
+    @property
+    def median_ms(self) -> float: ...
+    @property
+    def max_ms(self) -> float: ...
+    @property
+    def min_ms(self) -> float: ...
+    @property
+    def stddev_ms(self) -> float:
+        """Population standard deviation."""
+    @property
+    def score(self) -> float:
+        """count * p99_ms."""
+    @property
+    def duration_sum_ms(self) -> float: ...
+    @property
+    def db_sum_ms(self) -> float: ...
+    @property
+    def gitaly_sum_ms(self) -> float: ...
+    @property
+    def redis_sum_ms(self) -> float: ...
+    @property
+    def cpu_sum_ms(self) -> float: ...
+    @property
+    def queue_sum_ms(self) -> float: ...
+
+@final
+class TopRow:
+    """Resource use of one user, project, client or path ("(none)" for records without one)."""
+
+    @property
+    def value(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def duration_sum_ms(self) -> float: ...
+    @property
+    def db_sum_ms(self) -> float: ...
+    @property
+    def gitaly_sum_ms(self) -> float: ...
+    @property
+    def redis_sum_ms(self) -> float: ...
+    @property
+    def cpu_sum_ms(self) -> float: ...
+    @property
+    def queue_sum_ms(self) -> float: ...
+
+@final
+class ErrorGroup:
+    """One kind of failure: HTTP status and exception class, gRPC code, or Sidekiq error class."""
+
+    @property
+    def error(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def first_time(self) -> float | None: ...
+    @property
+    def last_time(self) -> float | None: ...
+    @property
+    def key(self) -> str:
+        """The key of the first record that showed it."""
+    @property
+    def sample(self) -> str:
+        """The first line that showed it, truncated."""
+
+@final
+class LogReport:
+    """Whole-input statistics, fed block by block: exact percentiles by default, sketches with exact=False."""
+
+    def __new__(
+        cls,
+        log_type: str | None = None,
+        interval_seconds: int = 0,
+        exact: bool = True,
+        top: bool = False,
+        errors: bool = False,
+    ) -> LogReport: ...
+    def feed(self, data: bytes) -> None:
+        """Parse newline-separated lines (GIL released, all cores); a block must end at a line boundary."""
+    @property
+    def log_type(self) -> str | None: ...
+    @property
+    def lines(self) -> int: ...
+    @property
+    def bad_lines(self) -> dict[str, int]: ...
+    @property
+    def skipped(self) -> dict[str, int]: ...
+    @property
+    def samples(self) -> list[tuple[str, str]]: ...
+    @property
+    def start_time(self) -> float | None: ...
+    @property
+    def end_time(self) -> float | None: ...
+    @property
+    def components(self) -> list[str]: ...
+    def key_stats(self) -> list[KeyStats]:
+        """Statistics per key (and per interval), sorted by interval then key."""
+    def totals(self) -> list[KeyStats]:
+        """Statistics over all keys, one per interval."""
+    def top(self, dimension: str) -> list[TopRow]:
+        """Resource use per value of a dimension in DIMENSIONS (needs top=True)."""
+    def errors(self) -> list[ErrorGroup]:
+        """Failures grouped by kind (needs errors=True)."""
+
+@final
+class Sketch:
+    """A mergeable quantile sketch of durations (relative error ≤ 1%)."""
+
+    def __new__(cls) -> Sketch: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> Sketch:
+        """Raises ValueError on bytes that are not a sketch."""
+    def to_bytes(self) -> bytes: ...
+    def add(self, value: float) -> None: ...
+    def extend(self, values: list[float]) -> None: ...
+    def merge(self, other: Sketch) -> None: ...
+    def quantile(self, q: float) -> float:
+        """The value at rank q*(count-1) within the relative error; NaN when empty."""
+    @property
+    def count(self) -> int: ...
+    @property
+    def min(self) -> float | None: ...
+    @property
+    def max(self) -> float | None: ...
+
+def parse_chunk(data: bytes, log_type: str | None = None, bucket_seconds: int = 60) -> ChunkStats:
+    """Aggregate newline-separated lines per key and time bucket (GIL released); never raises on bad lines."""
+
+def detect_log_type(data: bytes) -> str | None:
+    """The log type most lines at the head of data belong to, or None."""
+
+def merge_sketches(a: bytes, b: bytes) -> bytes:
+    """The sketch of both inputs' values; raises ValueError on bytes that are not a sketch."""
+
+def sketch_quantiles(sketch: bytes, qs: list[float]) -> list[float]:
+    """Quantiles of a serialised sketch (NaN when it is empty)."""

@@ -1,0 +1,525 @@
+//! Aggregation of many lines into per-key, per-time-bucket statistics: exact (every duration kept, for the
+//! CLI) or sketched (bounded by the number of keys, for streaming). Input is split at newlines and parsed
+//! on all cores; partial aggregates merge, so the same code serves one chunk or a whole file fed in blocks.
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
+use rayon::prelude::*;
+
+use crate::format::{self, LogType, Record, Rejection, COMPONENTS, DIMENSIONS};
+use crate::sketch::Sketch;
+
+/// Lines longer than this are rejected unparsed (GitLab caps its own fields far below).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Samples kept per rejection reason.
+const SAMPLES_PER_REASON: usize = 3;
+/// Sample lines are cut to this many bytes.
+const SAMPLE_BYTES: usize = 300;
+/// Below this many bytes per core, splitting the input costs more than it saves.
+const MIN_SPLIT_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub log_type: Option<LogType>,
+    /// Width of time buckets in seconds; 0 puts every record in one bucket.
+    pub bucket_seconds: i64,
+    /// Keep every duration for exact percentiles; otherwise keep a sketch.
+    pub exact: bool,
+    pub top: bool,
+    pub errors: bool,
+}
+
+/// Running totals of one key in one bucket.
+#[derive(Debug, Clone)]
+pub struct KeyAcc {
+    pub count: u64,
+    pub failed: u64,
+    pub sum: f64,
+    pub sumsq: f64,
+    pub min: f64,
+    pub max: f64,
+    pub components: [f64; 5],
+    pub values: Vec<f64>,
+    pub sketch: Option<Sketch>,
+}
+
+impl KeyAcc {
+    fn new(exact: bool) -> Self {
+        Self {
+            count: 0,
+            failed: 0,
+            sum: 0.0,
+            sumsq: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            components: [0.0; 5],
+            values: Vec::new(),
+            sketch: (!exact).then(Sketch::new),
+        }
+    }
+
+    fn add(&mut self, r: &Record<'_>) {
+        let d = r.duration_ms;
+        self.count += 1;
+        self.failed += u64::from(r.failed);
+        self.sum += d;
+        self.sumsq += d * d;
+        self.min = self.min.min(d);
+        self.max = self.max.max(d);
+        for (acc, c) in self.components.iter_mut().zip(r.components) {
+            *acc += c.unwrap_or(0.0);
+        }
+        match &mut self.sketch {
+            Some(s) => s.add(d),
+            None => self.values.push(d),
+        }
+    }
+
+    fn merge(&mut self, o: KeyAcc) {
+        self.count += o.count;
+        self.failed += o.failed;
+        self.sum += o.sum;
+        self.sumsq += o.sumsq;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        for (a, b) in self.components.iter_mut().zip(o.components) {
+            *a += b;
+        }
+        match (&mut self.sketch, &o.sketch) {
+            (Some(s), Some(t)) => s.merge(t),
+            _ => self.values.extend_from_slice(&o.values),
+        }
+    }
+}
+
+/// Resource use of one user, project, client or path.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopAcc {
+    pub count: u64,
+    pub failed: u64,
+    pub duration_ms: f64,
+    pub components: [f64; 5],
+}
+
+/// One kind of failure with the first line that showed it.
+#[derive(Debug, Clone)]
+pub struct ErrorAcc {
+    pub count: u64,
+    pub first_time: Option<f64>,
+    pub last_time: Option<f64>,
+    pub key: String,
+    pub sample: String,
+}
+
+/// Everything learnt from the lines fed so far.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    pub opts: Options,
+    pub log_type: Option<LogType>,
+    pub lines: u64,
+    pub bad: BTreeMap<&'static str, u64>,
+    pub skipped: BTreeMap<&'static str, u64>,
+    pub samples: Vec<(&'static str, String)>,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    /// Bit `i` set when some record carried component `COMPONENTS[i]`.
+    pub components_seen: u8,
+    pub groups: HashMap<i64, HashMap<Box<str>, KeyAcc>>,
+    pub top: [HashMap<Box<str>, TopAcc>; 4],
+    pub errors: HashMap<String, ErrorAcc>,
+    key_buf: String,
+}
+
+fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        _ => a.or(b),
+    }
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        _ => a.or(b),
+    }
+}
+
+/// A line cut to `SAMPLE_BYTES`, lossily decoded.
+fn sample_of(line: &[u8]) -> String {
+    let cut = &line[..line.len().min(SAMPLE_BYTES)];
+    let mut s = String::from_utf8_lossy(cut).into_owned();
+    if line.len() > SAMPLE_BYTES {
+        s.push('…');
+    }
+    s
+}
+
+/// Split `data` into about `n` pieces that end at newlines.
+fn split_lines(data: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut parts = Vec::with_capacity(n);
+    let mut rest = data;
+    let target = data.len() / n.max(1);
+    while parts.len() + 1 < n && rest.len() > target {
+        match memchr::memchr(b'\n', &rest[target..]) {
+            Some(i) => {
+                let (a, b) = rest.split_at(target + i + 1);
+                parts.push(a);
+                rest = b;
+            }
+            None => break,
+        }
+    }
+    parts.push(rest);
+    parts
+}
+
+impl Aggregate {
+    pub fn new(opts: Options) -> Self {
+        Self {
+            opts,
+            log_type: opts.log_type,
+            lines: 0,
+            bad: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+            samples: Vec::new(),
+            start_time: None,
+            end_time: None,
+            components_seen: 0,
+            groups: HashMap::new(),
+            top: Default::default(),
+            errors: HashMap::new(),
+            key_buf: String::new(),
+        }
+    }
+
+    /// Parse many newline-separated lines, on all cores when the input is large.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.log_type.is_none() {
+            self.log_type = format::detect(data);
+        }
+        let threads = rayon::current_num_threads()
+            .min(data.len() / MIN_SPLIT_BYTES)
+            .max(1);
+        if threads == 1 {
+            self.feed_serial(data);
+            return;
+        }
+        let template = Aggregate::new(Options {
+            log_type: self.log_type,
+            ..self.opts
+        });
+        let parts: Vec<Aggregate> = split_lines(data, threads)
+            .into_par_iter()
+            .map(|part| {
+                let mut a = template.clone();
+                a.feed_serial(part);
+                a
+            })
+            .collect();
+        for p in parts {
+            self.merge(p);
+        }
+    }
+
+    fn feed_serial(&mut self, data: &[u8]) {
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())) {
+            if start <= end {
+                self.add_line(&data[start..end]);
+            }
+            start = end + 1;
+        }
+    }
+
+    fn reject(&mut self, r: Rejection, line: &[u8]) {
+        let (map, reason) = match r {
+            Rejection::Skip(reason) => (&mut self.skipped, reason),
+            Rejection::Bad(reason) => (&mut self.bad, reason),
+        };
+        *map.entry(reason).or_default() += 1;
+        if matches!(r, Rejection::Bad(_))
+            && self.samples.iter().filter(|(r, _)| *r == reason).count() < SAMPLES_PER_REASON
+        {
+            self.samples.push((reason, sample_of(line)));
+        }
+    }
+
+    fn add_line(&mut self, raw: &[u8]) {
+        let line = raw.trim_ascii();
+        if line.is_empty() {
+            return;
+        }
+        self.lines += 1;
+        if line.len() > MAX_LINE_BYTES {
+            return self.reject(Rejection::Bad("too_long"), line);
+        }
+        let Some((json, prefix_time)) = format::split_prefix(line) else {
+            return self.reject(Rejection::Bad("not_json"), line);
+        };
+        let parsed = match format::parse_json(json) {
+            Ok(p) => p,
+            Err(reason) => return self.reject(Rejection::Bad(reason), line),
+        };
+        let Some(log_type) = self.log_type else {
+            return self.reject(Rejection::Skip("unknown_format"), line);
+        };
+        match format::extract(&parsed, log_type) {
+            Ok(mut rec) => {
+                rec.time = rec.time.or(prefix_time);
+                self.add_record(&rec, line);
+            }
+            Err(r) => self.reject(r, line),
+        }
+    }
+
+    fn add_record(&mut self, rec: &Record<'_>, line: &[u8]) {
+        self.start_time = min_opt(self.start_time, rec.time);
+        self.end_time = max_opt(self.end_time, rec.time);
+        for (i, c) in rec.components.iter().enumerate() {
+            self.components_seen |= u8::from(c.is_some()) << i;
+        }
+        let bs = self.opts.bucket_seconds;
+        let bucket = match rec.time {
+            Some(t) if bs > 0 => (t.floor() as i64).div_euclid(bs) * bs,
+            _ => 0,
+        };
+        self.key_buf.clear();
+        self.key_buf.push_str(rec.key.0);
+        self.key_buf.push_str(rec.key.1);
+        self.key_buf.push_str(rec.key.2);
+        let exact = self.opts.exact;
+        self.groups
+            .entry(bucket)
+            .or_default()
+            .entry_ref(self.key_buf.as_str())
+            .or_insert_with(|| KeyAcc::new(exact))
+            .add(rec);
+        if self.opts.top {
+            for (map, dim) in self.top.iter_mut().zip(rec.dims) {
+                let t = map.entry_ref(dim.unwrap_or("(none)")).or_default();
+                t.count += 1;
+                t.failed += u64::from(rec.failed);
+                t.duration_ms += rec.duration_ms;
+                for (a, c) in t.components.iter_mut().zip(rec.components) {
+                    *a += c.unwrap_or(0.0);
+                }
+            }
+        }
+        if self.opts.errors {
+            if let Some(f) = &rec.failure {
+                let e = self.errors.entry(f.label()).or_insert_with(|| ErrorAcc {
+                    count: 0,
+                    first_time: None,
+                    last_time: None,
+                    key: self.key_buf.clone(),
+                    sample: sample_of(line),
+                });
+                e.count += 1;
+                e.first_time = min_opt(e.first_time, rec.time);
+                e.last_time = max_opt(e.last_time, rec.time);
+            }
+        }
+    }
+
+    /// Fold `other` (parsed from input that came after ours) into this aggregate.
+    pub fn merge(&mut self, other: Aggregate) {
+        self.log_type = self.log_type.or(other.log_type);
+        self.lines += other.lines;
+        for (k, v) in other.bad {
+            *self.bad.entry(k).or_default() += v;
+        }
+        for (k, v) in other.skipped {
+            *self.skipped.entry(k).or_default() += v;
+        }
+        for (reason, s) in other.samples {
+            if self.samples.iter().filter(|(r, _)| *r == reason).count() < SAMPLES_PER_REASON {
+                self.samples.push((reason, s));
+            }
+        }
+        self.start_time = min_opt(self.start_time, other.start_time);
+        self.end_time = max_opt(self.end_time, other.end_time);
+        self.components_seen |= other.components_seen;
+        for (bucket, keys) in other.groups {
+            let mine = self.groups.entry(bucket).or_default();
+            for (k, acc) in keys {
+                match mine.get_mut(&k) {
+                    Some(m) => m.merge(acc),
+                    None => {
+                        mine.insert(k, acc);
+                    }
+                }
+            }
+        }
+        for (mine, theirs) in self.top.iter_mut().zip(other.top) {
+            for (k, t) in theirs {
+                let m = mine.entry(k).or_default();
+                m.count += t.count;
+                m.failed += t.failed;
+                m.duration_ms += t.duration_ms;
+                for (a, b) in m.components.iter_mut().zip(t.components) {
+                    *a += b;
+                }
+            }
+        }
+        for (k, e) in other.errors {
+            match self.errors.get_mut(&k) {
+                Some(m) => {
+                    m.count += e.count;
+                    m.first_time = min_opt(m.first_time, e.first_time);
+                    m.last_time = max_opt(m.last_time, e.last_time);
+                }
+                None => {
+                    self.errors.insert(k, e);
+                }
+            }
+        }
+    }
+
+    /// Names of the components some record carried.
+    pub fn components(&self) -> Vec<&'static str> {
+        COMPONENTS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.components_seen & (1 << i) != 0)
+            .map(|(_, c)| *c)
+            .collect()
+    }
+
+    /// Seconds between the first and last timestamped record.
+    pub fn span_seconds(&self) -> f64 {
+        match (self.start_time, self.end_time) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0.0,
+        }
+    }
+
+    /// Exact (or sketched) statistics per key and bucket, and per bucket over all keys when `totals`.
+    pub fn summaries(&mut self, totals: bool) -> Vec<Summary> {
+        let bs = self.opts.bucket_seconds;
+        let span = if bs > 0 {
+            bs as f64
+        } else {
+            self.span_seconds()
+        };
+        let mut out = Vec::new();
+        for (&bucket, keys) in &mut self.groups {
+            let bucket_start = (bs > 0).then_some(bucket);
+            if totals {
+                let mut all = KeyAcc::new(self.opts.exact);
+                for acc in keys.values() {
+                    all.merge(acc.clone());
+                }
+                out.push(Summary::of("TOTAL", bucket_start, &mut all, span));
+            } else {
+                for (k, acc) in keys.iter_mut() {
+                    out.push(Summary::of(k, bucket_start, acc, span));
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            a.bucket_start
+                .cmp(&b.bucket_start)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        out
+    }
+
+    pub fn dimension_index(name: &str) -> Option<usize> {
+        DIMENSIONS.iter().position(|d| *d == name)
+    }
+}
+
+/// The statistics of one key (or the total) in one bucket, all durations in ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub key: String,
+    pub bucket_start: Option<i64>,
+    pub count: u64,
+    pub failed: u64,
+    pub rps: f64,
+    pub p99: f64,
+    pub p95: f64,
+    pub median: f64,
+    pub max: f64,
+    pub min: f64,
+    pub stddev: f64,
+    pub sum: f64,
+    pub components: [f64; 5],
+}
+
+/// Linear interpolation between closest ranks, rank = p·(n−1) (numpy "linear", R-7).
+pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = p * (sorted.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+impl Summary {
+    fn of(key: &str, bucket_start: Option<i64>, acc: &mut KeyAcc, span: f64) -> Summary {
+        let n = acc.count as f64;
+        let mean = acc.sum / n;
+        let (p99, p95, median, stddev) = match &acc.sketch {
+            Some(s) => {
+                let q = |p| s.quantile(p).unwrap_or(f64::NAN);
+                (
+                    q(0.99),
+                    q(0.95),
+                    q(0.5),
+                    (acc.sumsq / n - mean * mean).max(0.0).sqrt(),
+                )
+            }
+            None => {
+                acc.values.sort_unstable_by(f64::total_cmp);
+                let v = &acc.values;
+                let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+                (
+                    percentile_sorted(v, 0.99),
+                    percentile_sorted(v, 0.95),
+                    percentile_sorted(v, 0.5),
+                    var.sqrt(),
+                )
+            }
+        };
+        Summary {
+            key: key.to_owned(),
+            bucket_start,
+            count: acc.count,
+            failed: acc.failed,
+            rps: if span > 0.0 { n / span } else { 0.0 },
+            p99,
+            p95,
+            median,
+            max: acc.max,
+            min: acc.min,
+            stddev,
+            sum: acc.sum,
+            components: acc.components,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_every_byte_and_ends_at_newlines() {
+        let data = b"aa\nbbb\ncccc\nd\neeeee\n";
+        for n in 1..6 {
+            let parts = split_lines(data, n);
+            assert_eq!(parts.concat(), data.to_vec());
+            assert!(parts[..parts.len() - 1].iter().all(|p| p.ends_with(b"\n")));
+        }
+    }
+
+    #[test]
+    fn percentiles_interpolate() {
+        let v = [13.4, 14.9, 40.9, 609_828.4];
+        assert!((percentile_sorted(&v, 0.5) - 27.9).abs() < 1e-9);
+        assert!((percentile_sorted(&v, 0.99) - 591_534.77).abs() < 0.01);
+    }
+}

@@ -1,0 +1,551 @@
+//! The four GitLab JSON log formats: which fields a line carries, how to recognise the format, and how one
+//! line becomes a [`Record`] (or the reason it does not).
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::time::parse_iso;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogType {
+    ProductionJson,
+    ApiJson,
+    Gitaly,
+    Sidekiq,
+}
+
+impl LogType {
+    pub const ALL: [LogType; 4] = [
+        LogType::ProductionJson,
+        LogType::ApiJson,
+        LogType::Gitaly,
+        LogType::Sidekiq,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogType::ProductionJson => "production_json",
+            LogType::ApiJson => "api_json",
+            LogType::Gitaly => "gitaly",
+            LogType::Sidekiq => "sidekiq",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == s)
+    }
+}
+
+/// Component times a record may carry, in this order in [`Record::components`].
+pub const COMPONENTS: [&str; 5] = ["db", "gitaly", "redis", "cpu", "queue"];
+/// Dimensions the `top` view ranks, in this order in [`Record::dims`].
+pub const DIMENSIONS: [&str; 4] = ["user", "project", "client", "path"];
+
+/// A JSON value as far as we care: any type is accepted so that one odd field never fails the whole line.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub enum Val<'a> {
+    #[default]
+    Missing,
+    Null,
+    Num(f64),
+    Str(Cow<'a, str>),
+    Other,
+}
+
+/// The field holds a value of a type that cannot mean what the field means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
+
+impl Val<'_> {
+    fn present(&self) -> bool {
+        !matches!(self, Val::Missing | Val::Null)
+    }
+
+    /// A finite number, also from a numeric string; `None` when missing or null.
+    fn num(&self) -> Result<Option<f64>, WrongType> {
+        let v = match self {
+            Val::Missing | Val::Null => return Ok(None),
+            Val::Num(v) => *v,
+            Val::Str(s) => s.trim().parse::<f64>().map_err(|_| WrongType)?,
+            Val::Other => return Err(WrongType),
+        };
+        if v.is_finite() {
+            Ok(Some(v))
+        } else {
+            Err(WrongType)
+        }
+    }
+
+    fn str(&self) -> Result<Option<&str>, WrongType> {
+        match self {
+            Val::Missing | Val::Null => Ok(None),
+            Val::Str(s) => Ok(Some(s)),
+            Val::Num(_) | Val::Other => Err(WrongType),
+        }
+    }
+
+    /// A string for display: strings as they are, anything else as absent.
+    fn text(&self) -> Option<&str> {
+        self.str().ok().flatten().filter(|s| !s.is_empty())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Val<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ValVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ValVisitor<'a> {
+    type Value = Val<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Val<'a>, E> {
+        Ok(Val::Other)
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Val<'a>, E> {
+        Ok(Val::Num(v as f64))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Val<'a>, E> {
+        Ok(Val::Num(v as f64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Val<'a>, E> {
+        Ok(Val::Num(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val<'a>, E> {
+        Ok(Val::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Val<'a>, E> {
+        Ok(Val::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Val<'a>, E> {
+        Ok(Val::Str(Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Val<'a>, E> {
+        Ok(Val::Null)
+    }
+    fn visit_none<E>(self) -> Result<Val<'a>, E> {
+        Ok(Val::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Val<'a>, A::Error> {
+        while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Val::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Val<'a>, A::Error> {
+        while s.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Val::Other)
+    }
+}
+
+/// Every field of any format that we read; the rest are skipped by serde without allocation.
+#[derive(Deserialize, Default, Debug)]
+#[serde(default)]
+pub struct Line<'a> {
+    #[serde(borrow)]
+    time: Val<'a>,
+    #[serde(borrow)]
+    subcomponent: Val<'a>,
+    // production_json / api_json
+    #[serde(borrow)]
+    controller: Val<'a>,
+    #[serde(borrow)]
+    action: Val<'a>,
+    #[serde(borrow)]
+    route: Val<'a>,
+    #[serde(borrow)]
+    method: Val<'a>,
+    #[serde(borrow)]
+    path: Val<'a>,
+    #[serde(borrow)]
+    status: Val<'a>,
+    #[serde(borrow, rename = "exception.class")]
+    exception_class: Val<'a>,
+    // Durations: `*_s` in seconds since GitLab 13.0, bare names in ms before (seconds for Sidekiq).
+    #[serde(borrow)]
+    duration_s: Val<'a>,
+    #[serde(borrow)]
+    duration: Val<'a>,
+    #[serde(borrow)]
+    db_duration_s: Val<'a>,
+    #[serde(borrow)]
+    db: Val<'a>,
+    #[serde(borrow)]
+    db_duration: Val<'a>,
+    #[serde(borrow)]
+    gitaly_duration_s: Val<'a>,
+    #[serde(borrow)]
+    gitaly_duration: Val<'a>,
+    #[serde(borrow)]
+    redis_duration_s: Val<'a>,
+    #[serde(borrow)]
+    redis_duration_ms: Val<'a>,
+    #[serde(borrow)]
+    cpu_s: Val<'a>,
+    #[serde(borrow)]
+    queue_duration_s: Val<'a>,
+    #[serde(borrow)]
+    queue_duration: Val<'a>,
+    // Sidekiq
+    #[serde(borrow)]
+    class: Val<'a>,
+    #[serde(borrow)]
+    job_status: Val<'a>,
+    #[serde(borrow)]
+    jid: Val<'a>,
+    #[serde(borrow)]
+    scheduling_latency_s: Val<'a>,
+    #[serde(borrow)]
+    error_class: Val<'a>,
+    // Gitaly
+    #[serde(borrow, rename = "grpc.method")]
+    grpc_method: Val<'a>,
+    #[serde(borrow, rename = "grpc.code")]
+    grpc_code: Val<'a>,
+    #[serde(borrow, rename = "grpc.time_ms")]
+    grpc_time_ms: Val<'a>,
+    #[serde(borrow, rename = "command.cpu_time_ms")]
+    command_cpu_time_ms: Val<'a>,
+    #[serde(borrow, rename = "grpc.request.glProjectPath")]
+    gl_project_path: Val<'a>,
+    // Who and what, for `top`.
+    #[serde(borrow)]
+    username: Val<'a>,
+    #[serde(borrow, rename = "meta.user")]
+    meta_user: Val<'a>,
+    #[serde(borrow, rename = "meta.project")]
+    meta_project: Val<'a>,
+    #[serde(borrow)]
+    remote_ip: Val<'a>,
+    #[serde(borrow, rename = "meta.remote_ip")]
+    meta_remote_ip: Val<'a>,
+    #[serde(borrow, rename = "meta.client_id")]
+    meta_client_id: Val<'a>,
+}
+
+/// What made a request count as failed, for the `errors` view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure<'b> {
+    Http {
+        status: i64,
+        exception: Option<&'b str>,
+    },
+    Grpc(&'b str),
+    Job(Option<&'b str>),
+}
+
+impl Failure<'_> {
+    pub fn label(&self) -> String {
+        match self {
+            Failure::Http {
+                status,
+                exception: Some(e),
+            } => format!("{status} {e}"),
+            Failure::Http {
+                status,
+                exception: None,
+            } => status.to_string(),
+            Failure::Grpc(code) => (*code).to_owned(),
+            Failure::Job(class) => class.unwrap_or("(no error_class)").to_owned(),
+        }
+    }
+}
+
+/// One request, call or job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<'b> {
+    /// The grouping key in two parts joined by `sep` (`controller#action`, `GET /api/...`); `b` may be empty.
+    pub key: (&'b str, &'static str, &'b str),
+    pub time: Option<f64>,
+    pub duration_ms: f64,
+    pub failed: bool,
+    pub components: [Option<f64>; 5],
+    pub dims: [Option<&'b str>; 4],
+    /// Set for failed records and for those that carry an exception.
+    pub failure: Option<Failure<'b>>,
+}
+
+/// Why a line yields no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// A legitimate line that is not a request (a Sidekiq `start`, a Gitaly non-call line, another subcomponent).
+    Skip(&'static str),
+    /// A line that should be a request but is defective.
+    Bad(&'static str),
+}
+
+/// The format a single line belongs to, if it says.
+pub fn classify(l: &Line<'_>) -> Option<LogType> {
+    if let Some(sub) = l.subcomponent.text() {
+        return match sub {
+            "production_json" => Some(LogType::ProductionJson),
+            "api_json" => Some(LogType::ApiJson),
+            "sidekiq" => Some(LogType::Sidekiq),
+            "gitaly" => Some(LogType::Gitaly),
+            _ => None,
+        };
+    }
+    if l.grpc_method.present() || l.grpc_code.present() {
+        Some(LogType::Gitaly)
+    } else if l.class.present() && (l.job_status.present() || l.jid.present()) {
+        Some(LogType::Sidekiq)
+    } else if l.controller.present() {
+        Some(LogType::ProductionJson)
+    } else if l.route.present() {
+        Some(LogType::ApiJson)
+    } else {
+        None
+    }
+}
+
+fn ms(v: &Val<'_>) -> Option<f64> {
+    v.num().ok().flatten()
+}
+
+fn seconds_as_ms(v: &Val<'_>) -> Option<f64> {
+    ms(v).map(|s| s * 1000.0)
+}
+
+/// Turn a parsed line into a record of `log_type`.
+pub fn extract<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rejection> {
+    use Rejection::{Bad, Skip};
+    if l.subcomponent.present() && classify(l) != Some(log_type) {
+        return Err(Skip("other_log_type"));
+    }
+    let wrong = |_| Bad("wrong_type");
+    let time = match &l.time {
+        Val::Str(s) => parse_iso(s.as_bytes()),
+        Val::Num(v) if v.is_finite() => Some(*v),
+        _ => None,
+    };
+    let user = l.username.text().or_else(|| l.meta_user.text());
+    let client = l
+        .remote_ip
+        .text()
+        .or_else(|| l.meta_remote_ip.text())
+        .or_else(|| l.meta_client_id.text());
+    match log_type {
+        LogType::ProductionJson | LogType::ApiJson => {
+            let key = if log_type == LogType::ProductionJson {
+                match (
+                    l.controller.str().map_err(wrong)?,
+                    l.action.str().map_err(wrong)?,
+                ) {
+                    (Some(c), Some(a)) => (c, "#", a),
+                    (Some(c), None) => (c, "", ""),
+                    _ => return Err(Bad("missing_key")),
+                }
+            } else {
+                let route = l.route.str().map_err(wrong)?.ok_or(Bad("missing_key"))?;
+                match l.method.str().map_err(wrong)? {
+                    Some(m) => (m, " ", route),
+                    None => (route, "", ""),
+                }
+            };
+            let duration_ms = match l.duration_s.num().map_err(wrong)? {
+                Some(s) => s * 1000.0,
+                None => l
+                    .duration
+                    .num()
+                    .map_err(wrong)?
+                    .ok_or(Bad("missing_duration"))?,
+            };
+            let status = l.status.num().map_err(wrong)?.map(|s| s as i64);
+            let failed = status.is_some_and(|s| s >= 500);
+            let exception = l.exception_class.text();
+            let failure = (failed || exception.is_some()).then(|| Failure::Http {
+                status: status.unwrap_or(0),
+                exception,
+            });
+            Ok(Record {
+                key,
+                time,
+                duration_ms,
+                failed,
+                components: [
+                    seconds_as_ms(&l.db_duration_s).or_else(|| ms(&l.db)),
+                    seconds_as_ms(&l.gitaly_duration_s).or_else(|| ms(&l.gitaly_duration)),
+                    seconds_as_ms(&l.redis_duration_s).or_else(|| ms(&l.redis_duration_ms)),
+                    seconds_as_ms(&l.cpu_s),
+                    seconds_as_ms(&l.queue_duration_s).or_else(|| ms(&l.queue_duration)),
+                ],
+                dims: [user, l.meta_project.text(), client, l.path.text()],
+                failure,
+            })
+        }
+        LogType::Gitaly => {
+            let (Some(method), Some(code)) = (
+                l.grpc_method.str().map_err(wrong)?,
+                l.grpc_code.str().map_err(wrong)?,
+            ) else {
+                return Err(Skip("not_a_call"));
+            };
+            let duration_ms = l
+                .grpc_time_ms
+                .num()
+                .map_err(wrong)?
+                .ok_or(Bad("missing_duration"))?;
+            let failed = code != "OK";
+            Ok(Record {
+                key: (method, "", ""),
+                time,
+                duration_ms,
+                failed,
+                components: [None, None, None, ms(&l.command_cpu_time_ms), None],
+                dims: [user, l.gl_project_path.text(), client, None],
+                failure: failed.then_some(Failure::Grpc(code)),
+            })
+        }
+        LogType::Sidekiq => {
+            let failed = match l.job_status.str().map_err(wrong)? {
+                Some("done") => false,
+                Some("fail") => true,
+                Some("start") => return Err(Skip("job_start")),
+                _ => return Err(Skip("not_a_job")),
+            };
+            let class = l.class.str().map_err(wrong)?.ok_or(Bad("missing_key"))?;
+            // Sidekiq's bare `duration` was always seconds, unlike Rails'.
+            let duration_s = match l.duration_s.num().map_err(wrong)? {
+                Some(s) => s,
+                None => l
+                    .duration
+                    .num()
+                    .map_err(wrong)?
+                    .ok_or(Bad("missing_duration"))?,
+            };
+            Ok(Record {
+                key: (class, "", ""),
+                time,
+                duration_ms: duration_s * 1000.0,
+                failed,
+                components: [
+                    seconds_as_ms(&l.db_duration_s).or_else(|| ms(&l.db_duration)),
+                    seconds_as_ms(&l.gitaly_duration_s).or_else(|| ms(&l.gitaly_duration)),
+                    seconds_as_ms(&l.redis_duration_s).or_else(|| ms(&l.redis_duration_ms)),
+                    seconds_as_ms(&l.cpu_s),
+                    seconds_as_ms(&l.scheduling_latency_s),
+                ],
+                dims: [user, l.meta_project.text(), client, None],
+                failure: failed.then(|| Failure::Job(l.error_class.text())),
+            })
+        }
+    }
+}
+
+/// Where the JSON object starts: bare, after an svlogd `-tt` timestamp, or after a KubeSOS first token.
+/// Returns the JSON slice and the prefix's time if it had one.
+pub fn split_prefix(line: &[u8]) -> Option<(&[u8], Option<f64>)> {
+    if line.first() == Some(&b'{') {
+        return Some((line, None));
+    }
+    // A prefix is one short token (svlogd time, pod name, ISO time); anything longer is not a wrapped line.
+    let head = &line[..line.len().min(128)];
+    let brace = memchr::memchr(b'{', head)?;
+    let prefix = line[..brace].trim_ascii();
+    if prefix.is_empty() || prefix.contains(&b' ') {
+        return None;
+    }
+    Some((&line[brace..], parse_iso(prefix)))
+}
+
+/// Parse one JSON object into a [`Line`], naming the reason on failure.
+pub fn parse_json(json: &[u8]) -> Result<Line<'_>, &'static str> {
+    serde_json::from_slice::<Line>(json).map_err(|e| {
+        if e.classify() == serde_json::error::Category::Data {
+            "wrong_type"
+        } else if std::str::from_utf8(json).is_err() {
+            "not_utf8"
+        } else {
+            "invalid_json"
+        }
+    })
+}
+
+/// The format most lines at the head of `data` belong to.
+pub fn detect(data: &[u8]) -> Option<LogType> {
+    let mut votes = [0usize; 4];
+    let mut seen = 0;
+    for raw in data.split(|&b| b == b'\n') {
+        let line = raw.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        seen += 1;
+        if seen > 1000 {
+            break;
+        }
+        let Some((json, _)) = split_prefix(line) else {
+            continue;
+        };
+        if let Some(t) = parse_json(json).ok().as_ref().and_then(classify) {
+            votes[t as usize] += 1;
+        }
+    }
+    let (best, &n) = votes
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))?;
+    (n > 0).then(|| LogType::ALL[best])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(line: &str, t: LogType) -> Result<(String, f64, bool), Rejection> {
+        let l = parse_json(line.as_bytes()).expect("json");
+        extract(&l, t).map(|r| {
+            (
+                format!("{}{}{}", r.key.0, r.key.1, r.key.2),
+                r.duration_ms,
+                r.failed,
+            )
+        })
+    }
+
+    #[test]
+    fn rails_ms_and_seconds_schemas() {
+        let old = r#"{"controller":"Projects::BlobController","action":"show","status":200,"duration":2448.77,"db":21.63}"#;
+        assert_eq!(
+            record(old, LogType::ProductionJson),
+            Ok(("Projects::BlobController#show".into(), 2448.77, false))
+        );
+        let new = r#"{"controller":"A","action":"b","status":"502","duration_s":0.5,"db_duration_s":null}"#;
+        assert_eq!(
+            record(new, LogType::ProductionJson),
+            Ok(("A#b".into(), 500.0, true))
+        );
+    }
+
+    #[test]
+    fn gitaly_and_sidekiq_skip_non_requests() {
+        let http = r#"{"msg":"finished HTTP request","duration_ms":3}"#;
+        assert_eq!(
+            record(http, LogType::Gitaly),
+            Err(Rejection::Skip("not_a_call"))
+        );
+        let start = r#"{"class":"W","job_status":"start","jid":"1"}"#;
+        assert_eq!(
+            record(start, LogType::Sidekiq),
+            Err(Rejection::Skip("job_start"))
+        );
+        let fail = r#"{"class":"W","job_status":"fail","duration":0.25,"jid":"1"}"#;
+        assert_eq!(
+            record(fail, LogType::Sidekiq),
+            Ok(("W".into(), 250.0, true))
+        );
+    }
+
+    #[test]
+    fn prefixes() {
+        let (json, t) = split_prefix(b"2019-06-17_17:20:03.46097 {\"a\":1}").unwrap();
+        assert_eq!(json, b"{\"a\":1}");
+        assert!(t.is_some());
+        assert!(split_prefix(b"not json at all").is_none());
+    }
+}

@@ -1,0 +1,65 @@
+"""The analyzer contract: parse_chunk groups per key and time bucket with sums and a sketch."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import logparse
+import pytest
+
+
+def epoch(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp())
+
+
+def test_production_json_groups_per_key_and_minute(logs: Path) -> None:
+    chunk = logparse.parse_chunk((logs / "production_json.log").read_bytes())
+
+    assert chunk.log_type == "production_json"
+    assert chunk.lines == 10  # eleven physical lines, one blank
+    assert chunk.bad_lines == {"invalid_json": 1, "missing_key": 1, "not_json": 1, "wrong_type": 1}
+    assert {reason for reason, _ in chunk.samples} == set(chunk.bad_lines)
+    groups = {(g.key, g.bucket_start): g for g in chunk.groups}
+    ten = epoch("2024-05-01T10:00:00")
+    assert set(groups) == {
+        ("Projects::IssuesController#show", ten),
+        ("Projects::BlobController#show", ten),
+        ("Projects::BlobController#show", ten + 60),
+    }
+    issues = groups[("Projects::IssuesController#show", ten)]
+    # 100 + 200 + 400 ms from duration_s, 800 ms from the pre-13.0 `duration` in ms.
+    assert (issues.count, issues.failed) == (4, 1)
+    assert issues.duration_sum_ms == pytest.approx(1500.0)
+    assert issues.duration_sumsq_ms2 == pytest.approx(100**2 + 200**2 + 400**2 + 800**2)
+    assert (issues.duration_min_ms, issues.duration_max_ms) == pytest.approx((100.0, 800.0))
+    assert issues.db_sum_ms == pytest.approx(20 + 40 + 300 + 100)
+    assert issues.gitaly_sum_ms == pytest.approx(10 + 20 + 50)
+    assert issues.redis_sum_ms == pytest.approx(5 + 10)
+    assert issues.cpu_sum_ms == pytest.approx(50 + 100 + 100)
+    late_blob = groups[("Projects::BlobController#show", ten + 60)]
+    assert (late_blob.count, late_blob.failed, late_blob.duration_sum_ms) == (1, 1, pytest.approx(3000.0))
+    assert logparse.sketch_quantiles(late_blob.sketch, [0.5]) == [pytest.approx(3000.0, rel=0.01)]
+
+
+def test_bucket_width_is_respected(logs: Path) -> None:
+    chunk = logparse.parse_chunk((logs / "production_json.log").read_bytes(), bucket_seconds=3600)
+    assert {g.bucket_start for g in chunk.groups} == {epoch("2024-05-01T10:00:00")}
+    assert sum(g.count for g in chunk.groups) == 6
+
+
+def test_forced_type_that_does_not_match_rejects_lines(logs: Path) -> None:
+    chunk = logparse.parse_chunk((logs / "production_json.log").read_bytes(), log_type="gitaly")
+    assert chunk.log_type == "gitaly"
+    assert chunk.groups == []
+    assert chunk.skipped["not_a_call"] == 8
+
+
+def test_unknown_type_and_bucket_raise_value_error() -> None:
+    with pytest.raises(ValueError, match="unknown log type"):
+        logparse.parse_chunk(b"", log_type="nginx")
+    with pytest.raises(ValueError, match="bucket_seconds"):
+        logparse.parse_chunk(b"", bucket_seconds=0)
+
+
+def test_empty_input() -> None:
+    chunk = logparse.parse_chunk(b"")
+    assert (chunk.log_type, chunk.lines, chunk.groups, chunk.bad_lines) == (None, 0, [], {})

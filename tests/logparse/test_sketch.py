@@ -1,0 +1,63 @@
+"""The mergeable quantile sketch: within 1% of the exact order statistic, and merging is exact."""
+
+import math
+
+import logparse
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+durations = st.lists(
+    st.floats(min_value=0.001, max_value=1e7, allow_nan=False, allow_infinity=False), min_size=1, max_size=300
+)
+quantiles = st.sampled_from([0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0])
+
+
+def sketch_of(values: list[float]) -> logparse.Sketch:
+    s = logparse.Sketch()
+    s.extend(values)
+    return s
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=durations, q=quantiles)
+def test_quantile_within_relative_error_of_exact_rank(values: list[float], q: float) -> None:
+    exact = sorted(values)[math.floor(q * (len(values) - 1))]
+    got = sketch_of(values).quantile(q)
+    assert abs(got - exact) <= logparse.RELATIVE_ACCURACY * exact + 1e-12
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=durations, b=durations)
+def test_merge_equals_one_sketch_over_both(a: list[float], b: list[float]) -> None:
+    merged = logparse.merge_sketches(sketch_of(a).to_bytes(), sketch_of(b).to_bytes())
+    assert merged == sketch_of(a + b).to_bytes()
+
+
+@given(values=durations)
+def test_bytes_round_trip(values: list[float]) -> None:
+    s = sketch_of(values)
+    again = logparse.Sketch.from_bytes(s.to_bytes())
+    assert again.to_bytes() == s.to_bytes()
+    assert (again.count, again.min, again.max) == (len(values), min(values), max(values))
+
+
+def test_zero_durations_and_empty_sketch() -> None:
+    s = sketch_of([0.0, 0.0, 5.0])
+    assert s.quantile(0.5) == 0.0
+    assert s.quantile(1.0) == pytest.approx(5.0, rel=0.01)
+    assert math.isnan(logparse.Sketch().quantile(0.5))
+    assert math.isnan(logparse.sketch_quantiles(logparse.Sketch().to_bytes(), [0.5])[0])
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x01", b"\x02" + bytes(40), b"not a sketch at all"])
+def test_garbage_bytes_raise_value_error(garbage: bytes) -> None:
+    with pytest.raises(ValueError, match="invalid sketch"):
+        logparse.merge_sketches(garbage, logparse.Sketch().to_bytes())
+    with pytest.raises(ValueError, match="invalid sketch"):
+        logparse.Sketch.from_bytes(garbage)
+
+
+def test_quantile_out_of_range_raises() -> None:
+    with pytest.raises(ValueError, match="not in"):
+        logparse.sketch_quantiles(logparse.Sketch().to_bytes(), [1.5])
