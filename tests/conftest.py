@@ -83,9 +83,11 @@ def postgres_server(stack_home: Path) -> Iterator[PostgresServer]:
 
         with PostgresContainer("postgres:15") as container:
             yield PostgresServer(
-                container.get_container_host_ip(), int(container.get_exposed_port(5432)), container.username,
+                container.get_container_host_ip(),
+                int(container.get_exposed_port(5432)),
+                container.username,
                 container.password,
-            )  # fmt: skip
+            )
         return
     # Tests need isolation, not durability: fsync off keeps the suite fast.
     pg = Postgres(stack_home / "postgres", durable=False)

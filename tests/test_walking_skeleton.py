@@ -29,9 +29,11 @@ def test_log_file_reaches_the_status_api_through_kafka_and_postgres(
 ) -> None:
     with running_services(kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path) as svc:
         tracker, ingest = svc["tracker"].url, svc["ingest"].url
-        engagement = httpx.post(
-            f"{tracker}/v1/engagements", json={"name": "ACME 10k", "customer": "ACME"}
-        ).raise_for_status().json()
+        engagement = (
+            httpx.post(f"{tracker}/v1/engagements", json={"name": "ACME 10k", "customer": "ACME"})
+            .raise_for_status()
+            .json()
+        )
         upload = httpx.post(
             f"{ingest}/v1/engagements/{engagement['id']}/logs",
             params={"source": "gitlab-rails-1", "file_id": "production_json.log", "log_type": "production_json"},

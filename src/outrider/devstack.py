@@ -43,6 +43,8 @@ def _wait(what: str, check: object, timeout: float, log: Path | None = None) -> 
         try:
             if check():  # type: ignore[operator]
                 return
+        except StackError:
+            raise  # the server died: waiting longer cannot help
         except Exception as exc:
             last = exc
         time.sleep(0.2)
@@ -95,10 +97,17 @@ class Kafka:
             raise StackError(f"Kafka jars missing in {KAFKA_LIBS}: run scripts/bootstrap.sh")
         java = shutil.which("java") or "java"
         return [
-            java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java,
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}",
-            "-cp", f"{KAFKA_LIBS}/*", main, *args,
-        ]  # fmt: skip
+            "-cp",
+            f"{KAFKA_LIBS}/*",
+            main,
+            *args,
+        ]
 
     def start(self, timeout: float = 90.0) -> None:
         """Write the config, format storage once, start the broker and wait until it serves metadata."""
@@ -139,13 +148,17 @@ log.retention.hours=24
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             subprocess.run(
                 self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
-                check=True, capture_output=True, timeout=120,
-            )  # fmt: skip
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         with (self.home / "stdout.log").open("ab") as out:
             proc = subprocess.Popen(
-                self._java_cmd("kafka.Kafka", str(config)), stdout=out, stderr=subprocess.STDOUT,
+                self._java_cmd("kafka.Kafka", str(config)),
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         self.pid, self._proc = proc.pid, proc
         (self.home / "pid").write_text(str(proc.pid))
 
@@ -237,19 +250,47 @@ class Postgres:
                     os.chmod(parent, mode | 0o001)
         if not (data / "PG_VERSION").exists():
             subprocess.run(
-                self._as_owner([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", self.user, "-E", "UTF8",
-                                "--no-instructions"]),
-                check=True, capture_output=True, timeout=120,
-            )  # fmt: skip
+                self._as_owner(
+                    [
+                        _pg_bin("initdb"),
+                        "-D",
+                        str(data),
+                        "-A",
+                        "trust",
+                        "-U",
+                        self.user,
+                        "-E",
+                        "UTF8",
+                        "--no-instructions",
+                    ]
+                ),
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         options = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         log = self.home / "postgres.log"
         result = subprocess.run(
-            self._as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "-t",
-                            str(int(timeout)), "start"]),
-            capture_output=True, timeout=timeout + 10,
-        )  # fmt: skip
+            self._as_owner(
+                [
+                    _pg_bin("pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(log),
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "start",
+                ]
+            ),
+            capture_output=True,
+            timeout=timeout + 10,
+        )
         if result.returncode != 0:
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
             raise StackError(f"pg_ctl start failed: {result.stderr.decode(errors='replace')}\n{tail}")
@@ -273,8 +314,9 @@ class Postgres:
         if (data / "postmaster.pid").exists():
             subprocess.run(
                 self._as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-                capture_output=True, timeout=60,
-            )  # fmt: skip
+                capture_output=True,
+                timeout=60,
+            )
 
 
 SERVICES = ("tracker", "ingest", "analyzer", "notifier")
@@ -304,9 +346,12 @@ class Service:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", f"outrider_{self.name}"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", f"outrider_{self.name}"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         self.pid = proc.pid
         self._proc = proc
 

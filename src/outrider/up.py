@@ -69,16 +69,25 @@ def up(sample: Path = SAMPLE) -> None:
             service.wait_ready()
 
     tracker, ingest = services["tracker"].url, services["ingest"].url
-    engagement = httpx.post(
-        f"{tracker}/v1/engagements", json={"name": "Demo: GitLab 10k reference architecture", "customer": "Demo Co"}
-    ).raise_for_status().json()
+    engagement = (
+        httpx.post(
+            f"{tracker}/v1/engagements", json={"name": "Demo: GitLab 10k reference architecture", "customer": "Demo Co"}
+        )
+        .raise_for_status()
+        .json()
+    )
     status_url = f"{tracker}/v1/engagements/{engagement['id']}/stats"
     with console.status(f"Shipping {sample.name} and waiting for its stats…"):
-        accepted = httpx.post(
-            f"{ingest}/v1/engagements/{engagement['id']}/logs",
-            params={"source": "demo", "file_id": str(sample), "log_type": "production_json"},
-            content=sample.read_bytes(), timeout=60,
-        ).raise_for_status().json()  # fmt: skip
+        accepted = (
+            httpx.post(
+                f"{ingest}/v1/engagements/{engagement['id']}/logs",
+                params={"source": "demo", "file_id": str(sample), "log_type": "production_json"},
+                content=sample.read_bytes(),
+                timeout=60,
+            )
+            .raise_for_status()
+            .json()
+        )
         deadline = time.monotonic() + 60
         while httpx.get(status_url).json()["total_count"] == 0:
             if time.monotonic() > deadline:

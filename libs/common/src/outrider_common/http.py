@@ -1,10 +1,12 @@
 """The HTTP surface every service shares: liveness, readiness and Prometheus metrics."""
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
 
 from outrider_common.telemetry import metrics_payload
 
@@ -43,3 +45,33 @@ async def check_broker(broker: object) -> None:
     """Raise unless the Kafka broker answers a metadata request."""
     if not await broker.ping(timeout=2.0):  # type: ignore[attr-defined]
         raise ConnectionError("Kafka broker does not answer")
+
+
+_HTTP_METRICS: dict[str, tuple[Counter, Histogram]] = {}
+
+
+def instrument_http(app: FastAPI, service: str) -> None:
+    """RED metrics per route template: `outrider_<service>_http_requests_total` and `…_request_duration_seconds`."""
+    if service not in _HTTP_METRICS:  # one registration per process, however many apps a test builds
+        _HTTP_METRICS[service] = (
+            Counter(
+                f"outrider_{service}_http_requests_total", "HTTP requests answered.", ["method", "route", "status"]
+            ),
+            Histogram(
+                f"outrider_{service}_http_request_duration_seconds",
+                "Time to answer an HTTP request.",
+                ["method", "route"],
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            ),
+        )
+    requests, duration = _HTTP_METRICS[service]
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        # The route template (`/v1/engagements/{engagement_id}`), never the raw path: labels stay bounded.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        requests.labels(request.method, route, str(response.status_code)).inc()
+        duration.labels(request.method, route).observe(time.perf_counter() - start)
+        return response

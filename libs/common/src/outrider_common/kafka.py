@@ -1,5 +1,7 @@
 """Kafka helpers every service uses: topic provisioning from the registry."""
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -12,11 +14,9 @@ async def ensure_topics(bootstrap_servers: str, names: list[str], *, partitions:
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica won the race
                 await admin.create_topics(
                     [NewTopic(name=n, num_partitions=partitions, replication_factor=1) for n in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another replica won the race
     finally:
         await admin.close()

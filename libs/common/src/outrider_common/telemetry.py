@@ -3,7 +3,6 @@
 import logging
 import os
 
-from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -21,9 +20,7 @@ def setup_tracing(service_name: str) -> TracerProvider:
     """A tracer provider for `service_name`; it exports over OTLP/HTTP only when an OTLP endpoint is configured."""
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", f"outrider-{service_name}")})
     provider = TracerProvider(resource=resource)
-    wants_export = any(
-        os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
+    wants_export = any(os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
     if wants_export and os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

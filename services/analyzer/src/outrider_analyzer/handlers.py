@@ -9,11 +9,11 @@ import logparse
 from aiokafka import ConsumerRecord
 from faststream import Context
 from faststream.kafka import KafkaBroker, KafkaMessage
+from outrider_common.events import LogChunk
 from pydantic import ValidationError
 
 from outrider_analyzer import metrics
 from outrider_analyzer.store import save_chunk
-from outrider_common.events import LogChunk
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ async def on_log_chunks(
     The aggregates and the chunk ids go to PostgreSQL in one transaction; only then are Kafka offsets committed.
     A crash before the commit re-delivers the batch, and the chunk ids make the replay count nothing twice.
     """
-    records: tuple[ConsumerRecord, ...] = msg.raw_message  # type: ignore[assignment]
+    records: tuple[ConsumerRecord, ...] = msg.raw_message
     parsed: list[tuple[LogChunk, logparse.ChunkStats, int]] = []
     for record in records:
         headers = _headers(record)
@@ -43,27 +43,31 @@ async def on_log_chunks(
         except ValidationError as exc:
             reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             await broker.publish(
-                record.value, dead_letter_topic, key=record.key,
-                headers={**headers, "dead-letter-reason": f"bad headers: {reason}"[:1000],
-                         "dead-letter-source": f"{record.topic}/{record.partition}/{record.offset}"},
-            )  # fmt: skip
+                record.value,
+                dead_letter_topic,
+                key=record.key,
+                headers={
+                    **headers,
+                    "dead-letter-reason": f"bad headers: {reason}"[:1000],
+                    "dead-letter-source": f"{record.topic}/{record.partition}/{record.offset}",
+                },
+            )
             metrics.CHUNKS.labels("dead_letter").inc()
             log.warning("dead-lettered record offset=%s reason=%s", record.offset, reason)
             continue
         # Rust releases the GIL, so the event loop keeps serving while a chunk is parsed.
-        stats = await asyncio.to_thread(logparse.parse_chunk, record.value or b"", bucket_seconds)
+        stats = await asyncio.to_thread(logparse.parse_chunk, record.value or b"", chunk.log_type, bucket_seconds)
         parsed.append((chunk, stats, len(record.value or b"")))
 
     with metrics.FLUSH_SECONDS.time():
         async with pool.acquire() as conn, conn.transaction():
-            outcomes = [await save_chunk(conn, chunk, stats, chunk.log_type or "production_json")
-                        for chunk, stats, _ in parsed]  # fmt: skip
-    for (chunk, stats, size), counted in zip(parsed, outcomes, strict=True):
+            outcomes = [await save_chunk(conn, chunk, stats) for chunk, stats, _ in parsed]
+    for (_, stats, size), counted in zip(parsed, outcomes, strict=True):
         if not counted:
             metrics.CHUNKS.labels("duplicate").inc()
             continue
         metrics.CHUNKS.labels("counted").inc()
-        metrics.LINES.labels(chunk.log_type or "production_json").inc(stats.lines)
+        metrics.LINES.labels(stats.log_type or "unknown").inc(stats.lines)
         metrics.BYTES.inc(size)
         for reason, n in stats.bad_lines.items():
             metrics.BAD_LINES.labels(reason).inc(n)

@@ -6,7 +6,9 @@ LINES = Counter("outrider_analyzer_lines_total", "Log lines parsed, by log type.
 BYTES = Counter("outrider_analyzer_bytes_total", "Log bytes parsed.", [])
 BAD_LINES = Counter("outrider_analyzer_bad_lines_total", "Lines that yielded no record, by reason.", ["reason"])
 CHUNKS = Counter(
-    "outrider_analyzer_chunks_total", "Kafka records handled, by outcome (counted, duplicate, dead_letter).", ["outcome"]
+    "outrider_analyzer_chunks_total",
+    "Kafka records handled, by outcome (counted, duplicate, dead_letter).",
+    ["outcome"],
 )
 FLUSH_SECONDS = Histogram(
     "outrider_analyzer_flush_seconds",

@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 
 import asyncpg
 from logparse import ChunkStats
-
 from outrider_common.events import LogChunk
 
 CLAIM_CHUNK = """
@@ -24,8 +23,9 @@ ON CONFLICT (engagement_id, log_type, key, bucket_start) DO UPDATE SET
 """
 
 
-async def save_chunk(conn: asyncpg.Connection, chunk: LogChunk, stats: ChunkStats, log_type: str) -> bool:
+async def save_chunk(conn: asyncpg.Connection, chunk: LogChunk, stats: ChunkStats) -> bool:
     """Add one chunk's aggregates unless the chunk was counted before; call inside a transaction."""
+    log_type = stats.log_type or chunk.log_type or "unknown"
     claimed = await conn.fetchval(
         CLAIM_CHUNK, chunk.engagement_id, chunk.chunk_id, log_type, stats.lines, sum(stats.bad_lines.values())
     )
@@ -34,9 +34,16 @@ async def save_chunk(conn: asyncpg.Connection, chunk: LogChunk, stats: ChunkStat
     await conn.executemany(
         UPSERT_STATS,
         [
-            (chunk.engagement_id, log_type, g.key, datetime.fromtimestamp(g.bucket_start, UTC), g.count, g.failed,
-             g.duration_sum_ms)
+            (
+                chunk.engagement_id,
+                log_type,
+                g.key,
+                datetime.fromtimestamp(g.bucket_start, UTC),
+                g.count,
+                g.failed,
+                g.duration_sum_ms,
+            )
             for g in stats.groups
         ],
-    )  # fmt: skip
+    )
     return True

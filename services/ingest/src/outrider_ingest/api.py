@@ -9,10 +9,10 @@ from uuid import UUID
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, HTTPException, Query, Request
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel
-
 from outrider_common.events import LogChunk, LogType
 from outrider_common.topics import LOGS_RAW
+from pydantic import BaseModel
+
 from outrider_ingest import metrics
 from outrider_ingest.chunking import LineChunker, LineTooLong, Piece
 from outrider_ingest.settings import IngestSettings
@@ -55,9 +55,13 @@ async def upload_logs(
 
     async def produce(piece: Piece) -> None:
         chunk = LogChunk(
-            engagement_id=engagement_id, source=source, file_id=file_id, offset=piece.offset,
-            lines=piece.lines, log_type=log_type,
-        )  # fmt: skip
+            engagement_id=engagement_id,
+            source=source,
+            file_id=file_id,
+            offset=piece.offset,
+            lines=piece.lines,
+            log_type=log_type,
+        )
         metrics.IN_FLIGHT.inc(len(piece.data))
         try:
             with metrics.PRODUCE_SECONDS.time():
@@ -69,9 +73,10 @@ async def upload_logs(
             metrics.RECORDS.labels("failed").inc()
             log.warning("produce failed topic=%s chunk_id=%s error=%r", topic, chunk.chunk_id, exc)
             raise HTTPException(
-                503, f"Kafka did not acknowledge the data; retry from offset {piece.offset}",
+                503,
+                f"Kafka did not acknowledge the data; retry from offset {piece.offset}",
                 headers={"Retry-After": "5"},
-            ) from exc  # fmt: skip
+            ) from exc
         finally:
             metrics.IN_FLIGHT.dec(len(piece.data))
         metrics.RECORDS.labels("acked").inc()
@@ -94,9 +99,7 @@ async def upload_logs(
             await produce(piece)
     except LineTooLong as exc:
         metrics.REJECTED.labels("line_too_long").inc()
-        raise HTTPException(
-            413, f"{exc}; lines before offset {accepted.next_offset} were accepted"
-        ) from exc
+        raise HTTPException(413, f"{exc}; lines before offset {accepted.next_offset} were accepted") from exc
     except zlib.error as exc:
         metrics.REJECTED.labels("bad_gzip").inc()
         raise HTTPException(400, f"body is not valid gzip: {exc}") from exc

@@ -1,8 +1,7 @@
 """Settings of the notifier service."""
 
-from pydantic import Field
-
 from outrider_common.settings import ServiceSettings
+from pydantic import Field
 
 
 class NotifierSettings(ServiceSettings):

@@ -8,11 +8,11 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from outrider_common.db import Database
+from outrider_common.http import check_broker, instrument_http, ops_router
+from outrider_common.telemetry import setup_logging, setup_tracing
 from prometheus_client import REGISTRY
 
-from outrider_common.db import Database
-from outrider_common.http import check_broker, ops_router
-from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_tracker.engagement import api as engagement_api
 from outrider_tracker.settings import TrackerSettings
 from outrider_tracker.stats import api as stats_api
@@ -46,6 +46,7 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
             await db.close()
 
     app = FastAPI(title="Outrider tracker", version="0.1.0", lifespan=lifespan)
+    instrument_http(app, "tracker")
     app.state.settings = settings
     app.state.db = db
     app.state.broker = broker

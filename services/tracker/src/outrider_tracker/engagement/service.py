@@ -25,7 +25,9 @@ async def create(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_in: Enga
     """Open a new engagement."""
     row = await conn.fetchrow(
         f"INSERT INTO engagements (id, name, customer) VALUES ($1, $2, $3) RETURNING {COLUMNS}",
-        uuid4(), engagement_in.name, engagement_in.customer,
-    )  # fmt: skip
+        uuid4(),
+        engagement_in.name,
+        engagement_in.customer,
+    )
     assert row is not None  # INSERT … RETURNING always returns the row
     return EngagementRead.model_validate(dict(row))

@@ -13,7 +13,7 @@ class KeyStats(BaseModel):
     key: str
     count: int
     failed: int
-    perc_failed: float = Field(description="failed / count × 100")
+    perc_failed: float = Field(description="100 * failed / count")
     mean_ms: float
 
 

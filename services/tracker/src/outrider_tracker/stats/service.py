@@ -34,8 +34,12 @@ async def get_key_stats(
     rows = await conn.fetch(KEY_STATS, engagement_id, log_type, since, until, limit)
     return [
         KeyStats(
-            log_type=r["log_type"], key=r["key"], count=r["count"], failed=r["failed"],
-            perc_failed=100.0 * r["failed"] / r["count"], mean_ms=r["duration_sum_ms"] / r["count"],
-        )  # fmt: skip
+            log_type=r["log_type"],
+            key=r["key"],
+            count=r["count"],
+            failed=r["failed"],
+            perc_failed=100.0 * r["failed"] / r["count"],
+            mean_ms=r["duration_sum_ms"] / r["count"],
+        )
         for r in rows
     ]

@@ -1,0 +1,45 @@
+"""Every example payload validates against its contract."""
+
+import json
+from pathlib import Path
+
+import pytest
+from outrider_common.events import NDJSON, EngagementEvent, LogChunk
+from outrider_common.topics import ALL_TOPICS, ENGAGEMENT_EVENTS, LOGS_RAW
+from pydantic import ValidationError
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+def load(name: str) -> dict:
+    return json.loads((EXAMPLES / name).read_text())
+
+
+def test_log_chunk_headers_round_trip() -> None:
+    chunk = LogChunk.from_headers(load(f"{LOGS_RAW.name}.headers.json"))
+    assert chunk.offset == 1048576
+    assert (
+        chunk.chunk_id == "gitlab-rails-1.acme.internal|/var/log/gitlab/gitlab-rails/production_json.log:131075|1048576"
+    )
+    assert chunk.key == b"6f1c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f/gitlab-rails-1.acme.internal"
+    headers = chunk.to_headers()
+    assert headers["content-type"] == NDJSON
+    assert LogChunk.from_headers(headers) == chunk
+
+
+@pytest.mark.parametrize(("field", "value"), [("version", "2"), ("offset", "-1"), ("engagement_id", "nope")])
+def test_log_chunk_rejects_bad_headers(field: str, value: str) -> None:
+    headers = {**load(f"{LOGS_RAW.name}.headers.json"), field: value}
+    with pytest.raises(ValidationError, match=field):
+        LogChunk.from_headers(headers)
+
+
+def test_engagement_event_example() -> None:
+    event = EngagementEvent.model_validate(load(f"{ENGAGEMENT_EVENTS.name}.json"))
+    assert event.type == "engagement.created"
+
+
+def test_topic_registry_is_consistent() -> None:
+    names = [t.name for t in ALL_TOPICS]
+    assert len(set(names)) == len(names)
+    assert all(t.dead_letter.startswith(t.name) and t.dead_letter != t.name for t in ALL_TOPICS)
