@@ -1,6 +1,7 @@
 """Cutting uploads into Kafka records of whole lines."""
 
 import pytest
+
 from outrider_ingest.chunking import LineChunker, LineTooLong
 
 

@@ -65,3 +65,9 @@ def test_log_file_reaches_the_status_api_through_kafka_and_postgres(
             assert time.monotonic() < deadline, "the retried chunk was never seen by the analyzer"
             time.sleep(0.2)
         assert wait_for_stats(tracker, engagement["id"], total=7)["total_count"] == 7
+
+        # The tracker's outbox carried `engagement.created` through Kafka to the notifier.
+        notifier_metrics = svc["notifier"].url + "/metrics"
+        while 'outrider_notifier_events_total{type="engagement.created"} 1.0' not in httpx.get(notifier_metrics).text:
+            assert time.monotonic() < deadline, "the notifier never received engagement.created"
+            time.sleep(0.2)

@@ -4,9 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from outrider_common.events import NDJSON, EngagementEvent, LogChunk
 from outrider_common.topics import ALL_TOPICS, ENGAGEMENT_EVENTS, LOGS_RAW
-from pydantic import ValidationError
 
 EXAMPLES = Path(__file__).parent / "examples"
 

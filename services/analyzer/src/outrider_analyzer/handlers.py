@@ -5,15 +5,15 @@ import logging
 from typing import Annotated
 
 import asyncpg
-import logparse
 from aiokafka import ConsumerRecord
 from faststream import Context
 from faststream.kafka import KafkaBroker, KafkaMessage
-from outrider_common.events import LogChunk
 from pydantic import ValidationError
 
+import logparse
 from outrider_analyzer import metrics
 from outrider_analyzer.store import save_chunk
+from outrider_common.events import LogChunk
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Settings of the analyzer service."""
 
-from outrider_common.settings import ServiceSettings
 from pydantic import Field
+
+from outrider_common.settings import ServiceSettings
 
 
 class AnalyzerSettings(ServiceSettings):

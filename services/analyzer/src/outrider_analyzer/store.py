@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import asyncpg
+
 from logparse import ChunkStats
 from outrider_common.events import LogChunk
 

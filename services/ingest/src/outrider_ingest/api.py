@@ -9,10 +9,10 @@ from uuid import UUID
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, HTTPException, Query, Request
 from faststream.kafka import KafkaBroker
-from outrider_common.events import LogChunk, LogType
-from outrider_common.topics import LOGS_RAW
 from pydantic import BaseModel
 
+from outrider_common.events import LogChunk, LogType
+from outrider_common.topics import LOGS_RAW
 from outrider_ingest import metrics
 from outrider_ingest.chunking import LineChunker, LineTooLong, Piece
 from outrider_ingest.settings import IngestSettings

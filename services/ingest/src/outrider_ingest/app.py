@@ -7,13 +7,13 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
+
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
 from outrider_common.kafka import ensure_topics
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import LOGS_RAW
-from prometheus_client import REGISTRY
-
 from outrider_ingest import api
 from outrider_ingest.settings import IngestSettings
 

@@ -8,13 +8,13 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
+
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
 from outrider_common.kafka import ensure_topics
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ENGAGEMENT_EVENTS
-from prometheus_client import REGISTRY
-
 from outrider_notifier.handlers import on_engagement_event
 from outrider_notifier.settings import NotifierSettings
 

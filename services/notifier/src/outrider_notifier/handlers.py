@@ -3,7 +3,6 @@
 import logging
 
 from outrider_common.events import EngagementEvent
-
 from outrider_notifier import metrics
 
 log = logging.getLogger(__name__)

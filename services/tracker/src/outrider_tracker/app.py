@@ -1,5 +1,7 @@
 """The tracker service: every router, the database and the Kafka connection."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -8,11 +10,14 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from outrider_common.db import Database
-from outrider_common.http import check_broker, instrument_http, ops_router
-from outrider_common.telemetry import setup_logging, setup_tracing
 from prometheus_client import REGISTRY
 
+from outrider_common.db import Database
+from outrider_common.http import check_broker, instrument_http, ops_router
+from outrider_common.kafka import ensure_topics
+from outrider_common.telemetry import setup_logging, setup_tracing
+from outrider_common.topics import ENGAGEMENT_EVENTS
+from outrider_tracker import outbox
 from outrider_tracker.engagement import api as engagement_api
 from outrider_tracker.settings import TrackerSettings
 from outrider_tracker.stats import api as stats_api
@@ -38,10 +43,15 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
+        await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic(ENGAGEMENT_EVENTS)])
         await broker.start()
+        relay = asyncio.create_task(outbox.relay(db.pool, broker, settings.topic, app.state.outbox_wake))
         try:
             yield
         finally:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
             await broker.stop()
             await db.close()
 
@@ -50,6 +60,7 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.broker = broker
+    app.state.outbox_wake = asyncio.Event()
     app.include_router(engagement_api.router)
     app.include_router(stats_api.router)
     app.include_router(ops_router({"kafka": lambda: check_broker(broker), "postgres": db.ping}))

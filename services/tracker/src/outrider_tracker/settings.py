@@ -1,7 +1,8 @@
 """Settings of the tracker service."""
 
-from outrider_common.settings import ServiceSettings
 from pydantic import Field
+
+from outrider_common.settings import ServiceSettings
 
 
 class TrackerSettings(ServiceSettings):

@@ -12,7 +12,9 @@ router = APIRouter(prefix="/v1/engagements", tags=["engagements"])
 
 @router.post("", status_code=201, summary="Open an engagement")
 async def create_engagement(engagement_in: EngagementCreate, request: Request) -> EngagementRead:
-    return await service.create(request.app.state.db.pool, engagement_in=engagement_in)
+    engagement = await service.create(request.app.state.db.pool, engagement_in=engagement_in)
+    request.app.state.outbox_wake.set()  # publish now rather than at the relay's next poll
+    return engagement
 
 
 @router.get("", summary="List engagements")
