@@ -1,0 +1,1 @@
+"""`outrider stats`: offline statistics of GitLab logs on the logparse Rust core."""

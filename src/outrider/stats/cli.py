@@ -1,0 +1,229 @@
+"""`outrider stats`: fast-stats for GitLab logs, offline. `outrider stats FILE…` prints the default table."""
+
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+import logparse
+from outrider.stats import sources, views
+from outrider.stats.render import OutputFormat, Section, emit
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class DefaultTableGroup(TyperGroup):
+    """Treat `outrider stats FILE…` as `outrider stats table FILE…` so the common case needs no subcommand."""
+
+    # typer vendors its own click, whose Context it does not export; the context is only passed through.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["table", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=DefaultTableGroup,
+    name="stats",
+    help=(
+        "Statistics of GitLab logs (production_json, api_json, Gitaly, Sidekiq), like fast-stats.\n\n"
+        "[bold]outrider stats FILE…[/bold] prints the per-key table (same as [bold]outrider stats table[/bold]); "
+        "the [bold]top[/bold], [bold]errors[/bold] and [bold]compare[/bold] views break it down further. "
+        "Files may be plain or gzip (also svlogd's rotated @4000….s files); '-' reads stdin."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+Files = Annotated[
+    list[str], typer.Argument(help="Log files (plain or gzip, e.g. @4000….s); '-' for stdin.", show_default=False)
+]
+TypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--type",
+        "-t",
+        help="Log type instead of auto-detection: production_json, api_json, gitaly or sidekiq.",
+        show_default=False,
+    ),
+]
+LimitOpt = Annotated[int, typer.Option("--limit", "-l", min=1, help="Rows to print per table.")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Explain skipped and bad lines, with samples.")]
+
+
+class StatsError(Exception):
+    """A problem to report to the user in one line, without a traceback."""
+
+
+def _fail_cleanly(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected errors into a one-line message and exit code 2 (never a traceback)."""
+
+    @wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (StatsError, views.ViewError, sources.InputError, ValueError) as e:
+            Console(stderr=True).print(f"[red]error:[/red] {e}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+def _console() -> Console:
+    out = Console(highlight=False, soft_wrap=True)
+    # Off a terminal rich assumes 80 columns and squeezes wide tables; let them take their natural width.
+    return out if out.is_terminal else Console(highlight=False, width=1000)
+
+
+def _check_type(log_type: str | None) -> None:
+    if log_type is not None and log_type not in logparse.LOG_TYPES:
+        raise StatsError(f"unknown log type {log_type!r}; choose from {', '.join(logparse.LOG_TYPES)}")
+
+
+def _group_by_type(files: Sequence[str], log_type: str | None) -> dict[str | None, list[sources.Source]]:
+    """Inputs by log type, so that files of different kinds get separate tables."""
+    _check_type(log_type)
+    groups: dict[str | None, list[sources.Source]] = {}
+    for f in files:
+        src = sources.Source(f)
+        if f != sources.STDIN and not Path(f).is_file():
+            raise StatsError(f"{f}: no such file")
+        groups.setdefault(log_type or sources.detect_type(src), []).append(src)
+    return groups
+
+
+def _load(
+    files: Sequence[str], log_type: str | None, interval: str | None = None, **kinds: bool
+) -> list[logparse.LogReport]:
+    """One report per log type found among `files`."""
+    seconds = views.parse_interval(interval) if interval else 0
+    reports = []
+    for detected, group in _group_by_type(files, log_type).items():
+        report = logparse.LogReport(log_type=detected, interval_seconds=seconds, **kinds)
+        sources.feed(report, group)
+        reports.append(report)
+    return reports
+
+
+def _explain(report: logparse.LogReport, verbose: bool) -> None:
+    """Tell on stderr what was not counted: always the bad-line count, with --verbose the reasons and samples."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    bad = sum(report.bad_lines.values())
+    if report.log_type is None:
+        err.print(f"no GitLab log lines recognised in {report.lines} lines; try --type")
+    if bad and not verbose:
+        err.print(f"{bad} of {report.lines} lines could not be used (--verbose tells why)")
+    if verbose:
+        err.print(f"log type: {report.log_type}; {report.lines} lines read")
+        for reason, n in report.skipped.items():
+            err.print(f"  skipped {n} lines: {reason.replace('_', ' ')}")
+        for reason, n in report.bad_lines.items():
+            err.print(f"  bad {n} lines: {reason.replace('_', ' ')}")
+        for reason, sample in report.samples:
+            err.print(f"    {reason}: {sample}", markup=False)
+
+
+def _meta(report: logparse.LogReport) -> dict[str, Any]:
+    return {
+        "log_type": report.log_type,
+        "lines": report.lines,
+        "start": views.when(report.start_time),
+        "end": views.when(report.end_time),
+        "bad_lines": report.bad_lines,
+        "skipped": report.skipped,
+    }
+
+
+def _emit(report: logparse.LogReport, sections: list[Section], fmt: OutputFormat, verbose: bool) -> None:
+    emit(sections, fmt, _meta(report), _console())
+    _explain(report, verbose)
+
+
+@app.command("table")
+@_fail_cleanly
+def table(
+    files: Files,
+    log_type: TypeOpt = None,
+    sort_by: Annotated[str, typer.Option(help="Column to sort by, e.g. score, count, p99, fail, db.")] = "score",
+    limit: LimitOpt = 10,
+    print_fields: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Comma-separated columns: {', '.join(views.STAT_COLUMNS)}. "
+            "Default: fast-stats' columns plus the component times the log carries.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: FormatOpt = OutputFormat.table,
+    interval: Annotated[
+        str | None, typer.Option(help="Print the table per time window, e.g. 10m or 1h.", show_default=False)
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Per-key COUNT, RPS, P99/P95/MEDIAN, MAX, MIN, STDDEV, SCORE (= COUNT * P99) and %FAIL, with totals."""
+    for report in _load(files, log_type, interval):
+        fields = views.stats_fields(report, print_fields)
+        _emit(report, views.stats_sections(report, fields, sort_by, limit), fmt, verbose)
+
+
+@app.command("top")
+@_fail_cleanly
+def top(
+    files: Files,
+    log_type: TypeOpt = None,
+    sort_by: Annotated[
+        str, typer.Option(help=f"Rank by: {', '.join(views.TOP_FIELDS)} (cpu-s also works).")
+    ] = "duration",
+    limit: LimitOpt = 10,
+    display: Annotated[
+        str, typer.Option(help="Show values, percentage of totals, or both: value|percentage|both.")
+    ] = "value",
+    fmt: FormatOpt = OutputFormat.table,
+    verbose: VerboseOpt = False,
+) -> None:
+    """The busiest users, projects, clients and paths, by count and by total duration, DB, CPU, ...."""
+    for report in _load(files, log_type, top=True):
+        _emit(report, views.top_sections(report, sort_by, limit, display), fmt, verbose)
+
+
+@app.command("errors")
+@_fail_cleanly
+def errors(
+    files: Files,
+    log_type: TypeOpt = None,
+    limit: LimitOpt = 10,
+    fmt: FormatOpt = OutputFormat.table,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Failures grouped by HTTP status and exception class, gRPC code or Sidekiq error class, with a sample."""
+    for report in _load(files, log_type, errors=True):
+        sample_chars = 300 if verbose or fmt is not OutputFormat.table else 100
+        _emit(report, [views.errors_section(report, limit, sample_chars)], fmt, verbose)
+
+
+@app.command("compare")
+@_fail_cleanly
+def compare(
+    before: Annotated[str, typer.Argument(help="The first log (A), e.g. before a change.", show_default=False)],
+    after: Annotated[str, typer.Argument(help="The second log (B), e.g. after it.", show_default=False)],
+    log_type: TypeOpt = None,
+    sort_by: Annotated[
+        str, typer.Option(help="Rank keys by the change of: count, rps, p99, p95, median, score or perc_failed.")
+    ] = "score",
+    limit: LimitOpt = 10,
+    fmt: FormatOpt = OutputFormat.table,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Two logs side by side per key (A, B and B - A), then the keys that only one of them has."""
+    (report_a,) = _load([before], log_type) or [logparse.LogReport()]
+    (report_b,) = _load([after], log_type or report_a.log_type) or [logparse.LogReport()]
+    if report_a.log_type != report_b.log_type:
+        raise StatsError(f"cannot compare {report_a.log_type} with {report_b.log_type}")
+    _emit(report_b, views.compare_sections(report_a, report_b, sort_by, limit), fmt, verbose)

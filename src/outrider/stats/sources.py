@@ -1,0 +1,122 @@
+"""Reading log inputs: files (plain or gzip, including svlogd's rotated `@4000….s`) and stdin, in blocks."""
+
+import gzip
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+import logparse
+
+STDIN = "-"
+BLOCK_BYTES = 16 << 20
+"""Bytes handed to the parser at once: large enough for all cores, small enough to bound memory."""
+PROGRESS_MIN_BYTES = 64 << 20
+"""Inputs at least this large get a progress bar on stderr."""
+DETECT_BYTES = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class InputError(Exception):
+    """An input cannot be read or its log type cannot be told."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: a path, or stdin when `path` is `-`."""
+
+    path: str
+
+    @property
+    def name(self) -> str:
+        return "<stdin>" if self.path == STDIN else self.path
+
+    def size(self) -> int:
+        """Bytes on disk (compressed for gzip), 0 for stdin."""
+        return 0 if self.path == STDIN else os.path.getsize(self.path)
+
+    @contextmanager
+    def open(self) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+        """The decompressed stream and the raw one (whose position tells progress)."""
+        try:
+            raw: BinaryIO = sys.stdin.buffer if self.path == STDIN else Path(self.path).open("rb")  # noqa: SIM115
+        except OSError as e:
+            raise InputError(f"{self.name}: {e.strerror}") from e
+        try:
+            # Rotated svlogd files are gzip without a .gz suffix, so trust the magic bytes, not the name.
+            head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+            stream: BinaryIO = gzip.GzipFile(fileobj=raw) if head == GZIP_MAGIC else raw  # type: ignore[assignment]
+            yield stream, raw
+        finally:
+            if raw is not sys.stdin.buffer:
+                raw.close()
+
+
+def blocks(stream: BinaryIO, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """Blocks of whole lines: each ends at a newline, except possibly the last."""
+    carry = b""
+    while chunk := stream.read(block_bytes):
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            carry += chunk
+            continue
+        yield carry + chunk[: cut + 1]
+        carry = chunk[cut + 1 :]
+    if carry:
+        yield carry
+
+
+def _prefetched(it: Iterator[bytes]) -> Iterator[bytes]:
+    """Read (and gunzip) the next block in a thread while the caller parses this one with the GIL released."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        nxt = pool.submit(next, it, None)
+        while (block := nxt.result()) is not None:
+            nxt = pool.submit(next, it, None)
+            yield block
+
+
+def detect_type(source: Source) -> str | None:
+    """The log type of a file from its first lines (stdin cannot be peeked; it is detected while reading)."""
+    if source.path == STDIN:
+        return None
+    try:
+        with source.open() as (stream, _):
+            head = stream.read(DETECT_BYTES)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise InputError(f"{source.name}: {e}") from e
+    return logparse.detect_log_type(head[: head.rfind(b"\n") + 1] or head)
+
+
+def feed(report: logparse.LogReport, sources: Iterable[Source], progress: bool = True) -> None:
+    """Feed every source to `report`, with a progress bar on stderr when the inputs are large."""
+    sources = list(sources)
+    total = sum(s.size() for s in sources)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    show = progress and total >= PROGRESS_MIN_BYTES
+    with Progress(*columns, console=Console(stderr=True), transient=True, disable=not show) as bar:
+        task = bar.add_task("parsing", total=total)
+        done = 0
+        for source in sources:
+            bar.update(task, description=Path(source.name).name)
+            try:
+                with source.open() as (stream, raw):
+                    for block in _prefetched(blocks(stream)):
+                        report.feed(block)
+                        if raw is not sys.stdin.buffer:
+                            bar.update(task, completed=done + raw.tell())
+            except (OSError, EOFError, gzip.BadGzipFile) as e:
+                raise InputError(f"{source.name}: {e}") from e
+            done += source.size()

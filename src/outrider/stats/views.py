@@ -1,0 +1,305 @@
+"""The views of `outrider stats`, as pure functions from parsed reports to sections of rows."""
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import logparse
+from outrider.stats.render import Column, Section, Value, fixed
+
+KEY_HEADERS = {
+    "production_json": "CONTROLLER",
+    "api_json": "ROUTE",
+    "gitaly": "METHOD",
+    "sidekiq": "WORKER",
+}
+
+STAT_COLUMNS = {
+    c.name: c
+    for c in (
+        Column("count", "COUNT", fixed(0)),
+        Column("rps", "RPS", fixed(2)),
+        Column("p99", "P99_ms"),
+        Column("p95", "P95_ms"),
+        Column("median", "MEDIAN_ms"),
+        Column("max", "MAX_ms"),
+        Column("min", "MIN_ms"),
+        Column("stddev", "STDDEV"),
+        Column("score", "SCORE"),
+        Column("perc_failed", "%FAIL", fixed(2)),
+        Column("failed", "FAIL_CT", fixed(0)),
+        Column("db", "DB_AVG_ms"),
+        Column("gitaly", "GITALY_AVG_ms"),
+        Column("redis", "REDIS_AVG_ms"),
+        Column("cpu", "CPU_AVG_ms"),
+        Column("queue", "QUEUE_AVG_ms"),
+    )
+}
+"""Every column of the stats table, by the name --print-fields and --sort-by take."""
+FIELD_ALIASES = {"fail": "perc_failed", "%fail": "perc_failed", "fail_ct": "failed", "stdev": "stddev"}
+DEFAULT_FIELDS = ("count", "rps", "p99", "p95", "median", "max", "min", "stddev", "score", "perc_failed")
+"""fast-stats' default columns; component averages are added for the components the input carries."""
+
+INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ViewError(ValueError):
+    """An option names a field, dimension or interval that does not exist."""
+
+
+def parse_interval(text: str) -> int:
+    """Seconds in `10m`, `1h`, `30s`, `1d` (a bare number is seconds)."""
+    m = INTERVAL.match(text.lower())
+    if not m or int(m.group(1)) == 0:
+        raise ViewError(f"invalid interval {text!r}; use e.g. 30s, 10m, 1h, 1d")
+    return int(m.group(1)) * UNIT_SECONDS[m.group(2)]
+
+
+def resolve_field(name: str, allowed: Sequence[str]) -> str:
+    """The canonical column name for a user-typed field, or ViewError listing the choices."""
+    n = name.strip().lower().replace("-", "_")
+    n = FIELD_ALIASES.get(n, n)
+    if n.endswith("_ms") or n.endswith("_s"):
+        n = n.rsplit("_", 1)[0]
+    if n not in allowed:
+        raise ViewError(f"unknown field {name!r}; choose from {', '.join(allowed)}")
+    return n
+
+
+def when(epoch: float | None) -> str:
+    """UTC time as `YYYY-MM-DD HH:MM:SS`."""
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def stat_row(k: logparse.KeyStats) -> dict[str, Value]:
+    """A stats table row: fast-stats' columns plus average component times per request."""
+    n = k.count
+    return {
+        "key": k.key,
+        "count": n,
+        "rps": k.rps,
+        "p99": k.p99_ms,
+        "p95": k.p95_ms,
+        "median": k.median_ms,
+        "max": k.max_ms,
+        "min": k.min_ms,
+        "stddev": k.stddev_ms,
+        "score": k.score,
+        "perc_failed": k.perc_failed,
+        "failed": k.failed,
+        "db": k.db_sum_ms / n,
+        "gitaly": k.gitaly_sum_ms / n,
+        "redis": k.redis_sum_ms / n,
+        "cpu": k.cpu_sum_ms / n,
+        "queue": k.queue_sum_ms / n,
+    }
+
+
+def sort_rows(rows: list[dict[str, Value]], field: str) -> list[dict[str, Value]]:
+    """Largest first for numbers, alphabetical for names; ties by key."""
+    rows = sorted(rows, key=lambda r: str(r.get("key") or r.get("value") or ""))
+    if field in ("key", "value", "error"):
+        return sorted(rows, key=lambda r: str(r.get(field) or ""))
+    return sorted(rows, key=lambda r: _num(r.get(field)), reverse=True)
+
+
+def _num(v: Value) -> float:
+    return float(v) if isinstance(v, int | float) else float("-inf")
+
+
+def stats_fields(report: logparse.LogReport, print_fields: str | None) -> list[str]:
+    """The columns to print: chosen by the user, or the defaults plus the components the input carries."""
+    if print_fields:
+        return [resolve_field(f, list(STAT_COLUMNS)) for f in print_fields.split(",") if f.strip()]
+    return [*DEFAULT_FIELDS, *report.components]
+
+
+def key_column(log_type: str | None) -> Column:
+    return Column("key", KEY_HEADERS.get(log_type or "", "KEY"), str, numeric=False)
+
+
+def stats_sections(report: logparse.LogReport, fields: Sequence[str], sort_by: str, limit: int) -> list[Section]:
+    """The default view: per key, sorted and limited, with a totals row; one section per interval."""
+    sort_by = resolve_field(sort_by, ["key", *STAT_COLUMNS])
+    columns = [key_column(report.log_type), *(STAT_COLUMNS[f] for f in fields)]
+    by_bucket: dict[int | None, list[dict[str, Value]]] = {}
+    for k in report.key_stats():
+        by_bucket.setdefault(k.bucket_start, []).append(stat_row(k))
+    totals = {t.bucket_start: stat_row(t) for t in report.totals()}
+    sections = []
+    for bucket, rows in sorted(by_bucket.items(), key=lambda kv: kv[0] or 0):
+        title = None if bucket is None else f">>> {when(bucket)} <<<"
+        sections.append(Section(title, columns, sort_rows(rows, sort_by)[:limit], totals[bucket]))
+    return sections
+
+
+TOP_FIELDS = ("count", "duration", "db", "gitaly", "redis", "cpu", "queue", "failed")
+TOP_ALIASES = {"dur": "duration", "cpu_s": "cpu", "fail": "failed", "fail_ct": "failed"}
+TOP_HEADERS = {
+    "count": "COUNT",
+    "duration": "DUR",
+    "db": "DB",
+    "gitaly": "GITALY",
+    "redis": "REDIS",
+    "cpu": "CPU",
+    "queue": "QUEUE",
+    "failed": "FAIL_CT",
+}
+DIMENSION_HEADERS = {"user": "USER", "project": "PROJECT", "client": "CLIENT", "path": "PATH"}
+DISPLAYS = ("value", "percentage", "both")
+
+
+def human_ms(v: Value) -> str:
+    """Durations as fast-stats prints them: `9m17.0s`, `2.5s`, `12.0ms`."""
+    if not isinstance(v, int | float):
+        return "-"
+    s = v / 1000
+    if s >= 3600:
+        return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m{s % 60:04.1f}s"
+    if s >= 60:
+        return f"{int(s // 60)}m{s % 60:04.1f}s"
+    return f"{s:.1f}s" if s >= 1 else f"{v:.1f}ms"
+
+
+def percent(v: Value) -> str:
+    return "-" if not isinstance(v, int | float) else f"{v:.1f}%"
+
+
+def resolve_top_field(name: str) -> str:
+    n = name.strip().lower().replace("-", "_")
+    n = TOP_ALIASES.get(n, n)
+    if n not in TOP_FIELDS:
+        raise ViewError(f"unknown field {name!r}; choose from {', '.join(TOP_FIELDS)}")
+    return n
+
+
+def _top_values(count: int, failed: int, t: logparse.TopRow | logparse.KeyStats) -> dict[str, float]:
+    return {
+        "count": count,
+        "duration": t.duration_sum_ms,
+        "db": t.db_sum_ms,
+        "gitaly": t.gitaly_sum_ms,
+        "redis": t.redis_sum_ms,
+        "cpu": t.cpu_sum_ms,
+        "queue": t.queue_sum_ms,
+        "failed": failed,
+    }
+
+
+def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: str) -> list[Section]:
+    """Busiest users, projects, clients and paths by count and resource use, as values and/or shares."""
+    if display not in DISPLAYS:
+        raise ViewError(f"unknown display {display!r}; choose from {', '.join(DISPLAYS)}")
+    sort_by = resolve_top_field(sort_by)
+    shown = ["count", "duration", *[c for c in report.components], "failed"]
+    fields = [f for f in TOP_FIELDS if f in shown]
+    total = report.totals()[0] if report.lines and report.totals() else None
+    totals = _top_values(total.count, total.failed, total) if total else dict.fromkeys(fields, 0.0)
+    columns: list[Column] = []
+    for f in fields:
+        fmt = fixed(0) if f in ("count", "failed") else human_ms
+        if display in ("value", "both"):
+            columns.append(Column(f, TOP_HEADERS[f], fmt))
+        if display in ("percentage", "both"):
+            columns.append(Column(f"{f}_pct", f"{TOP_HEADERS[f]} %", percent))
+
+    def row(name: str, values: dict[str, float]) -> dict[str, Value]:
+        r: dict[str, Value] = {"value": name}
+        for f in fields:
+            r[f] = values[f]
+            r[f"{f}_pct"] = 100 * values[f] / totals[f] if totals[f] else None
+        return r
+
+    sections = []
+    for dim in logparse.DIMENSIONS:
+        entries = report.top(dim)
+        if not any(e.value != "(none)" for e in entries):
+            continue
+        rows = [row(e.value, _top_values(e.count, e.failed, e)) for e in entries]
+        rows = sorted(rows, key=lambda r: (-_num(r[sort_by]), str(r["value"])))[:limit]
+        title = f"Top {limit} {dim}s by {sort_by}"
+        cols = [Column("value", DIMENSION_HEADERS[dim], str, numeric=False), *columns]
+        sections.append(Section(title, cols, rows, row("TOTAL", totals)))
+    return sections
+
+
+ERROR_COLUMNS = (
+    Column("error", "ERROR", str, numeric=False),
+    Column("count", "COUNT", fixed(0)),
+    Column("key", "FIRST SEEN IN", str, numeric=False),
+    Column("first", "FIRST", str, numeric=False),
+    Column("last", "LAST", str, numeric=False),
+    Column("sample", "SAMPLE", str, numeric=False),
+)
+
+
+def errors_section(report: logparse.LogReport, limit: int, sample_chars: int) -> Section:
+    """Failures by status and exception, gRPC code or Sidekiq error class, with a sample line each."""
+    groups = sorted(report.errors(), key=lambda e: (-e.count, e.error))
+    rows: list[dict[str, Value]] = [
+        {
+            "error": e.error,
+            "count": e.count,
+            "key": e.key,
+            "first": when(e.first_time),
+            "last": when(e.last_time),
+            "sample": e.sample[:sample_chars] + ("…" if len(e.sample) > sample_chars else ""),
+        }
+        for e in groups[:limit]
+    ]
+    failed = sum(e.count for e in groups)
+    return Section(None, ERROR_COLUMNS, rows, notes=[f"{failed} failed or raising requests in {len(groups)} groups"])
+
+
+COMPARE_METRICS = ("count", "rps", "p99", "p95", "median", "score", "perc_failed")
+
+
+def compare_sections(a: logparse.LogReport, b: logparse.LogReport, sort_by: str, limit: int) -> list[Section]:
+    """Two inputs side by side per key with deltas, then the keys only one of them has."""
+    rows_a = {k.key: stat_row(k) for k in a.key_stats()}
+    rows_b = {k.key: stat_row(k) for k in b.key_stats()}
+    metrics = COMPARE_METRICS
+    columns: list[Column] = [key_column(a.log_type or b.log_type)]
+    for m in metrics:
+        base = STAT_COLUMNS[m]
+        columns += [
+            Column(f"{m}_a", f"{base.header} A", base.fmt),
+            Column(f"{m}_b", f"{base.header} B", base.fmt),
+            Column(f"{m}_delta", f"Δ{base.header}", base.fmt),
+        ]
+    allowed = ["key", *(c.name for c in columns[1:]), *metrics]
+    sort_field = resolve_field(sort_by, allowed)
+    if sort_field in metrics:
+        sort_field = f"{sort_field}_delta"
+
+    def pair(key: str, ra: dict[str, Value] | None, rb: dict[str, Value] | None) -> dict[str, Value]:
+        r: dict[str, Value] = {"key": key}
+        for m in metrics:
+            va = ra.get(m) if ra else None
+            vb = rb.get(m) if rb else None
+            r[f"{m}_a"], r[f"{m}_b"] = va, vb
+            both = isinstance(va, int | float) and isinstance(vb, int | float)
+            r[f"{m}_delta"] = float(vb) - float(va) if both else None  # type: ignore[arg-type]
+        return r
+
+    common = [pair(k, rows_a[k], rows_b[k]) for k in rows_a.keys() & rows_b.keys()]
+    if sort_field.endswith("_delta"):
+        common.sort(key=lambda r: str(r["key"]))
+        common.sort(key=lambda r: abs(_num(r[sort_field])), reverse=True)
+    else:
+        common = sort_rows(common, sort_field)
+    total_a, total_b = a.totals(), b.totals()
+    totals = pair(
+        "TOTAL",
+        stat_row(total_a[0]) if total_a else None,
+        stat_row(total_b[0]) if total_b else None,
+    )
+    sections = [Section("In both", columns, common[:limit], totals)]
+    only_cols = [columns[0], *(STAT_COLUMNS[m] for m in metrics)]
+    for label, mine, other in (("A", rows_a, rows_b), ("B", rows_b, rows_a)):
+        only = sort_rows([r for k, r in mine.items() if k not in other], "score")
+        sections.append(Section(f"Only in {label} ({len(only)} keys)", only_cols, only[:limit]))
+    return sections
