@@ -4,12 +4,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+
 from outrider.devstack import SERVICES, Service, free_port
 
 
 @contextmanager
 def running_services(
-    *, kafka: str, dsn: str, topic_prefix: str, logs: Path, names: tuple[str, ...] = SERVICES
+    *,
+    kafka: str,
+    dsn: str,
+    topic_prefix: str,
+    logs: Path,
+    names: tuple[str, ...] = SERVICES,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Service]]:
     """Start `names`, wait until each `/readyz` is 200, and stop them all on exit."""
     env = {
@@ -17,6 +25,7 @@ def running_services(
         "OUTRIDER_DATABASE_URL": dsn,
         "OUTRIDER_TOPIC_PREFIX": topic_prefix,
         "OTEL_SDK_DISABLED": "true",
+        **(settings or {}),
     }
     services = {n: Service(n, free_port(), env, logs / f"{n}.log") for n in names}
     try:
@@ -28,3 +37,11 @@ def running_services(
     finally:
         for service in services.values():
             service.stop()
+
+
+def open_engagement(tracker: str, name: str = "ACME 10k") -> tuple[str, dict[str, str]]:
+    """Create an engagement through the tracker; return its id and the auth header of a fresh upload token."""
+    engagement = httpx.post(f"{tracker}/v1/engagements", json={"name": name, "customer": "ACME"}).raise_for_status()
+    engagement_id = engagement.json()["id"]
+    token = httpx.post(f"{tracker}/v1/engagements/{engagement_id}/tokens", json={"name": "test"}).raise_for_status()
+    return engagement_id, {"Authorization": f"Bearer {token.json()['token']}"}

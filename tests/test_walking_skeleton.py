@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import running_services
+from tests.stack import open_engagement, running_services
 
 FIXTURE = Path(__file__).parent / "fixtures" / "production_json_small.log"
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -29,21 +29,18 @@ def test_log_file_reaches_the_status_api_through_kafka_and_postgres(
 ) -> None:
     with running_services(kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path) as svc:
         tracker, ingest = svc["tracker"].url, svc["ingest"].url
-        engagement = (
-            httpx.post(f"{tracker}/v1/engagements", json={"name": "ACME 10k", "customer": "ACME"})
-            .raise_for_status()
-            .json()
-        )
+        engagement_id, auth = open_engagement(tracker)
         upload = httpx.post(
-            f"{ingest}/v1/engagements/{engagement['id']}/logs",
+            f"{ingest}/v1/engagements/{engagement_id}/logs",
             params={"source": "gitlab-rails-1", "file_id": "production_json.log", "log_type": "production_json"},
             content=FIXTURE.read_bytes(),
+            headers=auth,
         )
         assert upload.status_code == 202, upload.text
         assert upload.json()["lines"] == 8  # 7 requests + 1 truncated line, all shipped
         assert upload.json()["next_offset"] == FIXTURE.stat().st_size
 
-        stats = wait_for_stats(tracker, engagement["id"], total=7)
+        stats = wait_for_stats(tracker, engagement_id, total=7)
         by_key = {k["key"]: k for k in stats["keys"]}
         show = by_key["Projects::IssuesController#show"]
         index = by_key["Projects::MergeRequestsController#index"]
@@ -54,9 +51,10 @@ def test_log_file_reaches_the_status_api_through_kafka_and_postgres(
 
         # A retried upload of the same bytes carries the same chunk id: the analyzer must not count it again.
         again = httpx.post(
-            f"{ingest}/v1/engagements/{engagement['id']}/logs",
+            f"{ingest}/v1/engagements/{engagement_id}/logs",
             params={"source": "gitlab-rails-1", "file_id": "production_json.log", "log_type": "production_json"},
             content=FIXTURE.read_bytes(),
+            headers=auth,
         )
         assert again.status_code == 202
         analyzer_metrics = svc["analyzer"].url + "/metrics"
@@ -64,7 +62,7 @@ def test_log_file_reaches_the_status_api_through_kafka_and_postgres(
         while 'outrider_analyzer_chunks_total{outcome="duplicate"} 1.0' not in httpx.get(analyzer_metrics).text:
             assert time.monotonic() < deadline, "the retried chunk was never seen by the analyzer"
             time.sleep(0.2)
-        assert wait_for_stats(tracker, engagement["id"], total=7)["total_count"] == 7
+        assert wait_for_stats(tracker, engagement_id, total=7)["total_count"] == 7
 
         # The tracker's outbox carried `engagement.created` through Kafka to the notifier.
         notifier_metrics = svc["notifier"].url + "/metrics"

@@ -76,6 +76,11 @@ def up(sample: Path = SAMPLE) -> None:
         .raise_for_status()
         .json()
     )
+    token = (
+        httpx.post(f"{tracker}/v1/engagements/{engagement['id']}/tokens", json={"name": "make up demo"})
+        .raise_for_status()
+        .json()["token"]
+    )
     status_url = f"{tracker}/v1/engagements/{engagement['id']}/stats"
     with console.status(f"Shipping {sample.name} and waiting for its stats…"):
         accepted = (
@@ -83,6 +88,7 @@ def up(sample: Path = SAMPLE) -> None:
                 f"{ingest}/v1/engagements/{engagement['id']}/logs",
                 params={"source": "demo", "file_id": str(sample), "log_type": "production_json"},
                 content=sample.read_bytes(),
+                headers={"Authorization": f"Bearer {token}"},
                 timeout=60,
             )
             .raise_for_status()
@@ -96,15 +102,15 @@ def up(sample: Path = SAMPLE) -> None:
 
     table = Table(title="Outrider is up", title_justify="left")
     table.add_column("service")
-    table.add_column("listens on")
-    table.add_column("docs / metrics")
+    table.add_column("listens on (API docs at /docs, metrics at /metrics)")
     for name, service in services.items():
-        table.add_row(name, service.url, f"{service.url}/docs · {service.url}/metrics")
-    table.add_row("kafka", kafka.bootstrap_servers, "")
-    table.add_row("postgres", pg.dsn, "")
+        table.add_row(name, service.url)
+    table.add_row("kafka", kafka.bootstrap_servers)
+    table.add_row("postgres", pg.dsn)
     out = Console()
     out.print(table)
     out.print(f"Shipped {accepted['lines']} lines of {sample.name} to engagement {engagement['id']}.")
+    out.print(f"Upload token for it (shown once): {token}")
     out.print(f"Status with stats: [bold]{status_url}[/bold]")
     out.print(f"Logs: {STATE / 'logs'}    Stop everything: [bold]make down[/bold]")
 

@@ -7,18 +7,27 @@ from typing import Annotated
 from uuid import UUID
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from outrider_common.events import LogChunk, LogType
 from outrider_common.topics import LOGS_RAW
 from outrider_ingest import metrics
+from outrider_ingest.auth import authorize
 from outrider_ingest.chunking import LineChunker, LineTooLong, Piece
 from outrider_ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["logs"])
+
+
+class BodyTooLarge(ValueError):
+    """The (decompressed) body exceeds the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
 
 
 class UploadAccepted(BaseModel):
@@ -35,7 +44,13 @@ class UploadAccepted(BaseModel):
     "/engagements/{engagement_id}/logs",
     status_code=202,
     summary="Upload log lines (NDJSON, optionally gzip-encoded) for an engagement",
-    responses={413: {"description": "A line exceeds the size limit"}, 503: {"description": "Kafka unavailable"}},
+    dependencies=[Depends(authorize)],
+    responses={
+        401: {"description": "Missing, unknown or revoked token"},
+        403: {"description": "The token belongs to another engagement"},
+        413: {"description": "A line or the whole body exceeds its size limit"},
+        503: {"description": "Kafka did not acknowledge in time; retry after Retry-After seconds"},
+    },
 )
 async def upload_logs(
     engagement_id: UUID,
@@ -45,13 +60,19 @@ async def upload_logs(
     offset: Annotated[int, Query(ge=0, description="Byte offset of the body's first byte in the file.")] = 0,
     log_type: Annotated[LogType | None, Query(description="Log type; detected from content when absent.")] = None,
 ) -> UploadAccepted:
-    """Answer only after Kafka acknowledged every record, so a 202 means the lines are durable."""
+    """Answer only after Kafka acknowledged every record, so a 202 means the lines are durable.
+
+    Records are cut at the last newline within each `chunk_bytes` window, so the same byte range always yields the
+    same chunk ids: after a failure, resend the same range (from `offset`, or from the offset a 503 names, to the
+    same end) and the analyzer drops what it already counted.
+    """
     settings: IngestSettings = request.app.state.settings
     broker: KafkaBroker = request.app.state.broker
     topic = settings.topic(LOGS_RAW)
     chunker = LineChunker(start_offset=offset, target=settings.chunk_bytes, max_line=settings.max_line_bytes)
     gunzip = zlib.decompressobj(wbits=47) if request.headers.get("content-encoding") == "gzip" else None
     accepted = UploadAccepted(bytes=0, lines=0, records=0, first_offset=offset, next_offset=offset)
+    received = 0
 
     async def produce(piece: Piece) -> None:
         chunk = LogChunk(
@@ -87,12 +108,22 @@ async def upload_logs(
         accepted.records += 1
         accepted.next_offset = chunker.next_offset
 
+    def expand(raw: bytes) -> bytes:
+        nonlocal received
+        # Bound what the body expands to, so a gzip bomb is refused like any oversized body.
+        data = gunzip.decompress(raw, settings.max_body_bytes - received + 1) if gunzip else raw
+        received += len(data)
+        if received > settings.max_body_bytes:
+            raise BodyTooLarge(settings.max_body_bytes)
+        return data
+
     try:
         async for raw in request.stream():
-            data = gunzip.decompress(raw) if gunzip else raw
-            for piece in chunker.feed(data):
+            for piece in chunker.feed(expand(raw)):
                 await produce(piece)
         if gunzip:
+            if not gunzip.eof:
+                raise zlib.error("truncated gzip stream")
             for piece in chunker.feed(gunzip.flush()):
                 await produce(piece)
         for piece in chunker.finish():
@@ -100,6 +131,13 @@ async def upload_logs(
     except LineTooLong as exc:
         metrics.REJECTED.labels("line_too_long").inc()
         raise HTTPException(413, f"{exc}; lines before offset {accepted.next_offset} were accepted") from exc
+    except BodyTooLarge as exc:
+        metrics.REJECTED.labels("body_too_large").inc()
+        raise HTTPException(
+            413,
+            f"body expands to more than {exc.limit} bytes; lines before offset {accepted.next_offset} were accepted,"
+            " send the rest in another request",
+        ) from exc
     except zlib.error as exc:
         metrics.REJECTED.labels("bad_gzip").inc()
         raise HTTPException(400, f"body is not valid gzip: {exc}") from exc

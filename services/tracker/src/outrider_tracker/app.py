@@ -21,6 +21,7 @@ from outrider_tracker import outbox
 from outrider_tracker.engagement import api as engagement_api
 from outrider_tracker.settings import TrackerSettings
 from outrider_tracker.stats import api as stats_api
+from outrider_tracker.token import api as token_api
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -63,5 +64,6 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     app.state.outbox_wake = asyncio.Event()
     app.include_router(engagement_api.router)
     app.include_router(stats_api.router)
+    app.include_router(token_api.router)
     app.include_router(ops_router({"kafka": lambda: check_broker(broker), "postgres": db.ping}))
     return app

@@ -1,0 +1,21 @@
+"""Token schemas."""
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+
+class TokenCreate(BaseModel):
+    """What the token is for."""
+
+    name: str = Field("shipper", min_length=1, max_length=200, examples=["gitlab-rails-1 shipper"])
+
+
+class TokenCreated(BaseModel):
+    """A new token: `token` is shown this once and never again."""
+
+    engagement_id: UUID
+    name: str
+    token: str
+    created_at: datetime
