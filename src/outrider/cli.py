@@ -3,12 +3,14 @@
 import typer
 
 from outrider import up as stack
+from outrider.stats.cli import app as stats_app
 
 app = typer.Typer(
     help="Outrider: continuous evidence for self-hosted developer-platform rollouts.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
+app.add_typer(stats_app, name="stats")
 
 
 @app.command()
