@@ -3,8 +3,9 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
-import logparse
 import pytest
+
+import logparse
 
 
 def epoch(iso: str) -> int:
@@ -36,7 +37,8 @@ def test_production_json_groups_per_key_and_minute(logs: Path) -> None:
     assert issues.redis_sum_ms == pytest.approx(5 + 10)
     assert issues.cpu_sum_ms == pytest.approx(50 + 100 + 100)
     late_blob = groups[("Projects::BlobController#show", ten + 60)]
-    assert (late_blob.count, late_blob.failed, late_blob.duration_sum_ms) == (1, 1, pytest.approx(3000.0))
+    assert (late_blob.count, late_blob.failed) == (1, 1)
+    assert late_blob.duration_sum_ms == pytest.approx(3000.0)
     assert logparse.sketch_quantiles(late_blob.sketch, [0.5]) == [pytest.approx(3000.0, rel=0.01)]
 
 

@@ -2,10 +2,11 @@
 
 import math
 
-import logparse
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import logparse
 
 durations = st.lists(
     st.floats(min_value=0.001, max_value=1e7, allow_nan=False, allow_infinity=False), min_size=1, max_size=300

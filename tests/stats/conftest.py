@@ -24,10 +24,11 @@ def logs() -> Path:
 
 @pytest.fixture
 def run() -> Run:
-    """Invoke `outrider stats ARGS…`; fails the test on an unexpected exit code."""
+    """Invoke `outrider stats [CMD] ARGS…`; fails the test on an unexpected exit code."""
 
-    def invoke(*args: str | Path, stdin: bytes | None = None, code: int = 0) -> Result:
-        result = CliRunner().invoke(app, [str(a) for a in args], input=stdin)
+    def invoke(*args: str | Path, cmd: str | None = None, stdin: bytes | None = None, code: int = 0) -> Result:
+        argv = ([cmd] if cmd else []) + [str(a) for a in args]
+        result = CliRunner().invoke(app, argv, input=stdin)
         assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
         return result
 

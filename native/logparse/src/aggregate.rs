@@ -13,8 +13,10 @@ use crate::sketch::Sketch;
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// Samples kept per rejection reason.
 const SAMPLES_PER_REASON: usize = 3;
-/// Sample lines are cut to this many bytes.
+/// Samples of bad lines are cut to this many bytes.
 const SAMPLE_BYTES: usize = 300;
+/// Samples of failures keep more, so that the error message at the end of the line survives.
+const ERROR_SAMPLE_BYTES: usize = 2000;
 /// Below this many bytes per core, splitting the input costs more than it saves.
 const MIN_SPLIT_BYTES: usize = 1 << 20;
 
@@ -144,11 +146,11 @@ fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// A line cut to `SAMPLE_BYTES`, lossily decoded.
-fn sample_of(line: &[u8]) -> String {
-    let cut = &line[..line.len().min(SAMPLE_BYTES)];
+/// A line cut to `limit` bytes, lossily decoded.
+fn sample_of(line: &[u8], limit: usize) -> String {
+    let cut = &line[..line.len().min(limit)];
     let mut s = String::from_utf8_lossy(cut).into_owned();
-    if line.len() > SAMPLE_BYTES {
+    if line.len() > limit {
         s.push('…');
     }
     s
@@ -240,7 +242,7 @@ impl Aggregate {
         if matches!(r, Rejection::Bad(_))
             && self.samples.iter().filter(|(r, _)| *r == reason).count() < SAMPLES_PER_REASON
         {
-            self.samples.push((reason, sample_of(line)));
+            self.samples.push((reason, sample_of(line, SAMPLE_BYTES)));
         }
     }
 
@@ -312,7 +314,7 @@ impl Aggregate {
                     first_time: None,
                     last_time: None,
                     key: self.key_buf.clone(),
-                    sample: sample_of(line),
+                    sample: sample_of(line, ERROR_SAMPLE_BYTES),
                 });
                 e.count += 1;
                 e.first_time = min_opt(e.first_time, rec.time);

@@ -1,5 +1,6 @@
 """`outrider stats`: fast-stats for GitLab logs, offline. `outrider stats FILE…` prints the default table."""
 
+import json
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
@@ -11,7 +12,7 @@ from typer.core import TyperGroup
 
 import logparse
 from outrider.stats import sources, views
-from outrider.stats.render import OutputFormat, Section, emit
+from outrider.stats.render import OutputFormat, Section, emit, to_json
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -141,9 +142,17 @@ def _meta(report: logparse.LogReport) -> dict[str, Any]:
     }
 
 
-def _emit(report: logparse.LogReport, sections: list[Section], fmt: OutputFormat, verbose: bool) -> None:
-    emit(sections, fmt, _meta(report), _console())
-    _explain(report, verbose)
+def _emit(outputs: list[tuple[logparse.LogReport, list[Section]]], fmt: OutputFormat, verbose: bool) -> None:
+    """Print each report's sections; several JSON documents are wrapped in one list so the output stays JSON."""
+    console = _console()
+    if fmt is OutputFormat.json and len(outputs) > 1:
+        docs = [json.loads(to_json(sections, _meta(report))) for report, sections in outputs]
+        console.file.write(json.dumps(docs, indent=2) + "\n")
+    else:
+        for report, sections in outputs:
+            emit(sections, fmt, _meta(report), console)
+    for report, _ in outputs:
+        _explain(report, verbose)
 
 
 @app.command("table")
@@ -168,9 +177,11 @@ def table(
     verbose: VerboseOpt = False,
 ) -> None:
     """Per-key COUNT, RPS, P99/P95/MEDIAN, MAX, MIN, STDDEV, SCORE (= COUNT * P99) and %FAIL, with totals."""
+    outputs = []
     for report in _load(files, log_type, interval):
         fields = views.stats_fields(report, print_fields)
-        _emit(report, views.stats_sections(report, fields, sort_by, limit), fmt, verbose)
+        outputs.append((report, views.stats_sections(report, fields, sort_by, limit)))
+    _emit(outputs, fmt, verbose)
 
 
 @app.command("top")
@@ -189,8 +200,8 @@ def top(
     verbose: VerboseOpt = False,
 ) -> None:
     """The busiest users, projects, clients and paths, by count and by total duration, DB, CPU, ...."""
-    for report in _load(files, log_type, top=True):
-        _emit(report, views.top_sections(report, sort_by, limit, display), fmt, verbose)
+    outputs = [(r, views.top_sections(r, sort_by, limit, display)) for r in _load(files, log_type, top=True)]
+    _emit(outputs, fmt, verbose)
 
 
 @app.command("errors")
@@ -203,9 +214,9 @@ def errors(
     verbose: VerboseOpt = False,
 ) -> None:
     """Failures grouped by HTTP status and exception class, gRPC code or Sidekiq error class, with a sample."""
-    for report in _load(files, log_type, errors=True):
-        sample_chars = 300 if verbose or fmt is not OutputFormat.table else 100
-        _emit(report, [views.errors_section(report, limit, sample_chars)], fmt, verbose)
+    sample_chars = 2000 if verbose or fmt is not OutputFormat.table else 100
+    outputs = [(r, [views.errors_section(r, limit, sample_chars)]) for r in _load(files, log_type, errors=True)]
+    _emit(outputs, fmt, verbose)
 
 
 @app.command("compare")
@@ -223,7 +234,7 @@ def compare(
 ) -> None:
     """Two logs side by side per key (A, B and B - A), then the keys that only one of them has."""
     (report_a,) = _load([before], log_type) or [logparse.LogReport()]
-    (report_b,) = _load([after], log_type or report_a.log_type) or [logparse.LogReport()]
+    (report_b,) = _load([after], log_type) or [logparse.LogReport()]
     if report_a.log_type != report_b.log_type:
         raise StatsError(f"cannot compare {report_a.log_type} with {report_b.log_type}")
-    _emit(report_b, views.compare_sections(report_a, report_b, sort_by, limit), fmt, verbose)
+    _emit([(report_b, views.compare_sections(report_a, report_b, sort_by, limit))], fmt, verbose)

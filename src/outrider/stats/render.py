@@ -37,6 +37,8 @@ def fixed(digits: int) -> Callable[[Value], str]:
 
 
 ONE_DECIMAL = fixed(1)
+# Like rich's SIMPLE_HEAD, but the rule also separates the totals section.
+RULED = box.Box("    \n    \n ── \n    \n ── \n    \n    \n    \n")
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def print_tables(sections: Sequence[Section], console: Console) -> None:
     for s in sections:
         if s.title:
             console.print(s.title, highlight=False, markup=False)
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+        table = Table(box=RULED, show_edge=False, pad_edge=False, header_style="bold")
         for c in s.columns:
             table.add_column(c.header, justify="right" if c.numeric else "left", no_wrap=True, overflow="fold")
         for r in s.rows:

@@ -133,7 +133,7 @@ def stats_sections(report: logparse.LogReport, fields: Sequence[str], sort_by: s
     for bucket, rows in sorted(by_bucket.items(), key=lambda kv: kv[0] or 0):
         title = None if bucket is None else f">>> {when(bucket)} <<<"
         sections.append(Section(title, columns, sort_rows(rows, sort_by)[:limit], totals[bucket]))
-    return sections
+    return sections or [Section(None, columns, [])]
 
 
 TOP_FIELDS = ("count", "duration", "db", "gitaly", "redis", "cpu", "queue", "failed")

@@ -1,0 +1,64 @@
+"""`--interval`: the same table per time window, with RPS over the window's length."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.stats.conftest import Run, sections
+
+# Per one-minute window: {key: count}, from the fixtures' timestamps.
+CASES = [
+    (
+        "production_json",
+        ">>> 2024-05-01 10:00:00 <<<",
+        {"Projects::IssuesController#show": 4, "Projects::BlobController#show": 1},
+        {"Projects::BlobController#show": 1},
+    ),
+    (
+        "api_json",
+        ">>> 2023-11-23 08:49:00 <<<",
+        {"POST /api/:version/runners/verify": 3, "GET /api/:version/projects/:id": 1},
+        {"GET /api/:version/projects/:id": 1},
+    ),
+    (
+        "gitaly",
+        ">>> 2019-09-17 22:17:00 <<<",
+        {"FindCommit": 3, "PostUploadPackWithSidechannel": 1},
+        {"PostUploadPackWithSidechannel": 1},
+    ),
+    (
+        "sidekiq",
+        ">>> 2020-06-08 14:37:00 <<<",
+        {"AdminEmailsWorker": 2, "PostReceive": 2},
+        {"PostReceive": 1},
+    ),
+]
+
+
+@pytest.mark.parametrize(("log", "first_title", "first", "second"), CASES)
+def test_one_minute_windows_on_every_format(
+    run: Run, logs: Path, log: str, first_title: str, first: dict[str, int], second: dict[str, int]
+) -> None:
+    one, two = sections(run(logs / f"{log}.log", "--interval", "1m", "--format", "json"))
+    assert one["title"] == first_title
+    assert {r["key"]: r["count"] for r in one["rows"]} == first
+    assert {r["key"]: r["count"] for r in two["rows"]} == second
+    assert one["totals"]["count"] == sum(first.values())
+    assert one["totals"]["rps"] == pytest.approx(sum(first.values()) / 60, abs=0.001)
+
+
+def test_window_percentiles(run: Run, logs: Path) -> None:
+    one, two = sections(run(logs / "production_json.log", "--interval", "1m", "--format", "json"))
+    blob_first = next(r for r in one["rows"] if r["key"] == "Projects::BlobController#show")
+    blob_second = two["rows"][0]
+    assert (blob_first["p99"], blob_second["p99"]) == (pytest.approx(1000.0), pytest.approx(3000.0))
+
+
+def test_hour_window_is_one_table(run: Run, logs: Path) -> None:
+    (only,) = sections(run(logs / "gitaly.log", "--interval", "1h", "--format", "json"))
+    assert only["title"] == ">>> 2019-09-17 22:00:00 <<<"
+
+
+@pytest.mark.parametrize("bad", ["0m", "ten minutes", "5w"])
+def test_bad_interval_is_an_error(run: Run, logs: Path, bad: str) -> None:
+    assert "invalid interval" in run(logs / "gitaly.log", "--interval", bad, code=2).stderr

@@ -1,0 +1,61 @@
+"""`outrider stats top`: resource use per user and project, as values and as shares of the totals."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.stats.conftest import Run, rows_by_key, sections
+
+# (file, dimension, {value: (count, total duration ms, failed)}, total duration ms), from the fixture lines.
+CASES = [
+    ("production_json", "user", {"alice": (3, 3300, 1), "bob": (2, 1200, 1), "(none)": (1, 1000, 0)}, 5500),
+    ("api_json", "user", {"alice": (1, 1500, 0), "root": (2, 560, 1), "(none)": (2, 60, 0)}, 2120),
+    ("gitaly", "project", {"root/big": (2, 4000, 1), "root/linux": (3, 15, 1)}, 4015),
+    ("sidekiq", "project", {"g/q": (2, 3000, 1), "(none)": (1, 1500, 0), "g/p": (2, 1000, 0)}, 5500),
+]
+
+
+@pytest.mark.parametrize(("log", "dimension", "expected", "total"), CASES)
+def test_top_by_duration_on_every_format(
+    run: Run, logs: Path, log: str, dimension: str, expected: dict[str, tuple[int, float, int]], total: float
+) -> None:
+    out = sections(run(logs / f"{log}.log", "--format", "json", "--display", "both", cmd="top"))
+    (section,) = [s for s in out if s["title"] == f"Top 10 {dimension}s by duration"]
+    rows = rows_by_key(section, "value")
+    assert [r["value"] for r in section["rows"]] == list(expected)  # largest total duration first
+    for value, (count, duration, failed) in expected.items():
+        row = rows[value]
+        assert (row["count"], row["failed"]) == (count, failed)
+        assert row["duration"] == pytest.approx(duration)
+        assert row["duration_pct"] == pytest.approx(100 * duration / total, abs=0.001)
+    assert section["totals"]["duration"] == pytest.approx(total)
+
+
+def test_sort_by_cpu_and_percentage_display(run: Run, logs: Path) -> None:
+    args = ("--sort-by", "cpu-s", "--display", "percentage", "--limit", "1", "--format", "json")
+    out = sections(run(logs / "production_json.log", *args, cmd="top"))
+    users = out[0]
+    # CPU: alice 50 + 100 + 400 ms of 950 ms in all; percentages only.
+    assert users["rows"] == [
+        {
+            "value": "alice",
+            "count_pct": pytest.approx(50.0),
+            "duration_pct": pytest.approx(60.0),
+            "db_pct": pytest.approx(100 * 260 / 760, abs=0.001),
+            "gitaly_pct": pytest.approx(100 * 2530 / 3180, abs=0.001),
+            "redis_pct": pytest.approx(100.0),
+            "cpu_pct": pytest.approx(100 * 550 / 950, abs=0.001),
+            "failed_pct": pytest.approx(50.0),
+        }
+    ]
+
+
+def test_terminal_output_humanizes_durations(run: Run, logs: Path) -> None:
+    out = run(logs / "gitaly.log", cmd="top").stdout
+    assert "Top 10 users by duration" in out
+    bob = next(line for line in out.splitlines() if line.startswith("bob"))
+    assert bob.split()[:3] == ["bob", "2", "4.0s"]
+
+
+def test_unknown_sort_field_is_an_error(run: Run, logs: Path) -> None:
+    assert "unknown field" in run(logs / "gitaly.log", "--sort-by", "memory", cmd="top", code=2).stderr
