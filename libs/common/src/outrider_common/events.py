@@ -56,3 +56,18 @@ class EngagementEvent(BaseModel):
     engagement_id: UUID
     occurred_at: datetime
     data: dict[str, object] = Field(default_factory=dict)
+
+
+class Finding(BaseModel):
+    """Something in an engagement's logs worth a human's attention, with the evidence."""
+
+    version: Literal[1] = 1
+    finding_id: UUID
+    engagement_id: UUID
+    rule: str = Field(description="slow_endpoint, error_spike, slow_gitaly or sidekiq_latency.")
+    log_type: LogType
+    key: str
+    window_start: datetime
+    window_end: datetime
+    summary: str
+    figures: dict[str, float] = Field(description="The numbers that tripped the rule and its threshold.")

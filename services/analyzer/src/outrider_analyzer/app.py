@@ -1,5 +1,7 @@
 """The analyzer service: the `logs.raw` subscriber and the ops endpoints."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,8 +17,9 @@ from outrider_analyzer.settings import AnalyzerSettings
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
 from outrider_common.kafka import ensure_topics
+from outrider_common.outbox import Relay
 from outrider_common.telemetry import setup_logging, setup_tracing
-from outrider_common.topics import LOGS_RAW
+from outrider_common.topics import ANALYSIS_FINDINGS, LOGS_RAW
 
 
 def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
@@ -44,22 +47,30 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         max_partition_fetch_bytes=8 << 20,
     )(on_log_chunks)
     db = Database(settings.database_url.get_secret_value())
+    relay = Relay("analyzer", broker, settings.topic)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
         await ensure_topics(
-            settings.kafka_bootstrap_servers, [settings.topic(LOGS_RAW), settings.dead_letter_topic(LOGS_RAW)]
+            settings.kafka_bootstrap_servers,
+            [settings.topic(LOGS_RAW), settings.dead_letter_topic(LOGS_RAW), settings.topic(ANALYSIS_FINDINGS)],
         )
         broker.context.set_global("pool", db.pool)
         broker.context.set_global("broker", broker)
         broker.context.set_global("dead_letter_topic", settings.dead_letter_topic(LOGS_RAW))
         broker.context.set_global("bucket_seconds", settings.bucket_seconds)
+        broker.context.set_global("thresholds", settings.findings)
+        broker.context.set_global("wake_relay", relay.wake)
         await broker.start()
+        relaying = asyncio.create_task(relay.run(db.pool))
         try:
             yield
         finally:
             await broker.stop()  # waits for the in-flight batch; an unfinished one is never committed
+            relaying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relaying
             await db.close()
 
     app = FastAPI(title="Outrider analyzer", version="0.1.0", lifespan=lifespan)

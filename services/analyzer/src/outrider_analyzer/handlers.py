@@ -1,18 +1,21 @@
-"""The `logs.raw` subscriber: parse each chunk in Rust, then count it once in PostgreSQL, then commit Kafka."""
+"""The `logs.raw` subscriber: parse each chunk in Rust, count it once in PostgreSQL, then commit Kafka offsets."""
 
 import asyncio
+import contextlib
 import logging
-from typing import Annotated
+from typing import Annotated, cast
 
 import asyncpg
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from faststream import Context
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
 
 import logparse
 from outrider_analyzer import metrics
-from outrider_analyzer.store import save_chunk
+from outrider_analyzer.findings import Thresholds
+from outrider_analyzer.store import flush
 from outrider_common.events import LogChunk
 
 log = logging.getLogger(__name__)
@@ -28,14 +31,64 @@ async def on_log_chunks(
     broker: Annotated[KafkaBroker, Context("broker")],
     dead_letter_topic: Annotated[str, Context("dead_letter_topic")],
     bucket_seconds: Annotated[int, Context("bucket_seconds")],
+    thresholds: Annotated[Thresholds, Context("thresholds")],
+    wake_relay: Annotated[asyncio.Event, Context("wake_relay")],
 ) -> None:
-    """Handle one batch of `logs.raw` records.
+    """Handle one batch of `logs.raw` records (it may span partitions).
 
-    The aggregates and the chunk ids go to PostgreSQL in one transaction; only then are Kafka offsets committed.
-    A crash before the commit re-delivers the batch, and the chunk ids make the replay count nothing twice.
+    Aggregates, chunk ids and findings go to PostgreSQL in one transaction; only then are the batch's offsets
+    committed. Any failure rewinds every partition of the batch, so it is read again; the chunk ids make a replay
+    count nothing twice.
     """
     records: tuple[ConsumerRecord, ...] = msg.raw_message
-    parsed: list[tuple[LogChunk, logparse.ChunkStats, int]] = []
+    consumer = cast(AIOKafkaConsumer, msg.consumer)
+    first: dict[TopicPartition, int] = {}
+    last: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        first[tp] = min(first.get(tp, record.offset), record.offset)
+        last[tp] = max(last.get(tp, record.offset), record.offset)
+    try:
+        parsed = await _parse(records, broker, dead_letter_topic, bucket_seconds)
+        with metrics.FLUSH_SECONDS.time():
+            async with pool.acquire() as conn, conn.transaction():
+                flushed = await flush(conn, parsed, bucket_seconds=bucket_seconds, limits=thresholds)
+    except Exception:
+        metrics.FLUSH_FAILURES.inc()
+        for tp, offset in first.items():
+            # A partition revoked meanwhile is read by its new owner from the committed offset.
+            with contextlib.suppress(IllegalStateError):
+                consumer.seek(tp, offset)
+        await asyncio.sleep(1.0)  # a broken database gets retries, not a hot loop
+        raise
+    try:
+        await consumer.commit({tp: offset + 1 for tp, offset in last.items()})
+    except CommitFailedError as exc:  # rebalanced mid-batch: the new owner re-reads it and the chunk ids dedupe
+        log.warning("offset commit failed after flush, batch will be re-read error=%r", exc)
+
+    metrics.FLUSH_ROWS.observe(flushed.rows)
+    metrics.CHUNKS.labels("duplicate").inc(flushed.duplicates)
+    for _, stats in flushed.counted:
+        metrics.CHUNKS.labels("counted").inc()
+        metrics.LINES.labels(stats.log_type or "unknown").inc(stats.lines)
+        for reason, n in stats.bad_lines.items():
+            metrics.BAD_LINES.labels(reason).inc(n)
+    metrics.BYTES.inc(sum(len(r.value or b"") for r in records))
+    for finding in flushed.findings:
+        metrics.FINDINGS.labels(finding.rule).inc()
+    if flushed.findings:
+        wake_relay.set()
+    for tp in last:
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            metrics.LAG.labels(str(tp.partition)).set(max(highwater - last[tp] - 1, 0))
+
+
+async def _parse(
+    records: tuple[ConsumerRecord, ...], broker: KafkaBroker, dead_letter_topic: str, bucket_seconds: int
+) -> list[tuple[LogChunk, logparse.ChunkStats]]:
+    """Validate headers (dead-lettering records without a valid contract) and parse the rest in Rust."""
+    parsed = []
     for record in records:
         headers = _headers(record)
         try:
@@ -57,18 +110,5 @@ async def on_log_chunks(
             continue
         # Rust releases the GIL, so the event loop keeps serving while a chunk is parsed.
         stats = await asyncio.to_thread(logparse.parse_chunk, record.value or b"", chunk.log_type, bucket_seconds)
-        parsed.append((chunk, stats, len(record.value or b"")))
-
-    with metrics.FLUSH_SECONDS.time():
-        async with pool.acquire() as conn, conn.transaction():
-            outcomes = [await save_chunk(conn, chunk, stats) for chunk, stats, _ in parsed]
-    for (_, stats, size), counted in zip(parsed, outcomes, strict=True):
-        if not counted:
-            metrics.CHUNKS.labels("duplicate").inc()
-            continue
-        metrics.CHUNKS.labels("counted").inc()
-        metrics.LINES.labels(stats.log_type or "unknown").inc(stats.lines)
-        metrics.BYTES.inc(size)
-        for reason, n in stats.bad_lines.items():
-            metrics.BAD_LINES.labels(reason).inc(n)
-    await msg.ack()
+        parsed.append((chunk, stats))
+    return parsed

@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from outrider_analyzer.findings import Thresholds
 from outrider_common.settings import ServiceSettings
 
 
@@ -12,3 +13,7 @@ class AnalyzerSettings(ServiceSettings):
     consumer_group: str = Field("analyzer", description="Kafka consumer group shared by analyzer replicas.")
     bucket_seconds: int = Field(60, gt=0, description="Width of the time buckets stats are kept in.")
     max_records: int = Field(64, gt=0, description="Most Kafka records (chunks) handled in one flush.")
+    findings: Thresholds = Field(
+        default_factory=Thresholds,
+        description="Finding thresholds as JSON, e.g. OUTRIDER_FINDINGS='{\"slow_endpoint_p99_ms\": 3000}'.",
+    )

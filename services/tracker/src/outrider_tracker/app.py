@@ -15,9 +15,9 @@ from prometheus_client import REGISTRY
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
 from outrider_common.kafka import ensure_topics
+from outrider_common.outbox import Relay
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ENGAGEMENT_EVENTS
-from outrider_tracker import outbox
 from outrider_tracker.engagement import api as engagement_api
 from outrider_tracker.settings import TrackerSettings
 from outrider_tracker.stats import api as stats_api
@@ -40,19 +40,20 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
             KafkaTelemetryMiddleware(tracer_provider=setup_tracing("tracker")),
         ),
     )
+    relay = Relay("tracker", broker, settings.topic)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
         await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic(ENGAGEMENT_EVENTS)])
         await broker.start()
-        relay = asyncio.create_task(outbox.relay(db.pool, broker, settings.topic, app.state.outbox_wake))
+        relaying = asyncio.create_task(relay.run(db.pool))
         try:
             yield
         finally:
-            relay.cancel()
+            relaying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await relay
+                await relaying
             await broker.stop()
             await db.close()
 
@@ -61,7 +62,7 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.broker = broker
-    app.state.outbox_wake = asyncio.Event()
+    app.state.outbox_wake = relay.wake
     app.include_router(engagement_api.router)
     app.include_router(stats_api.router)
     app.include_router(token_api.router)

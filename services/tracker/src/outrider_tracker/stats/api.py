@@ -13,7 +13,11 @@ from outrider_tracker.stats.models import EngagementStats
 router = APIRouter(prefix="/v1/engagements", tags=["stats"])
 
 
-@router.get("/{engagement_id}/stats", summary="Log statistics per key", responses={404: {}})
+@router.get(
+    "/{engagement_id}/stats",
+    summary="Log statistics per key, sorted by score (count * p99), like `outrider stats`",
+    responses={404: {"description": "No such engagement"}},
+)
 async def get_stats(
     engagement_id: UUID,
     request: Request,
@@ -25,9 +29,10 @@ async def get_stats(
     pool = request.app.state.db.pool
     if await engagements.get(pool, engagement_id=engagement_id) is None:
         raise HTTPException(404, f"engagement {engagement_id} not found")
-    keys = await service.get_key_stats(
-        pool, engagement_id=engagement_id, log_type=log_type, since=since, until=until, limit=limit
+    keys, span = await service.get_key_stats(
+        pool, engagement_id=engagement_id, log_type=log_type, since=since, until=until
     )
     return EngagementStats(
-        engagement_id=engagement_id, since=since, until=until, total_count=sum(k.count for k in keys), keys=keys
-    )
+        engagement_id=engagement_id, since=since, until=until, span_seconds=span,
+        total_count=sum(k.count for k in keys), keys=keys[:limit],
+    )  # fmt: skip

@@ -1,24 +1,43 @@
-"""Queries over the analyzer's `log_stats` table."""
+"""Queries over `log_stats`: merge the stored per-minute aggregates into per-key figures."""
 
+import math
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
+from outrider_common.logstats import FIELDS, Aggregate
 from outrider_tracker.stats.models import KeyStats
 
-KEY_STATS = """
-SELECT log_type, key, sum(count)::bigint AS count, sum(failed)::bigint AS failed,
-       sum(duration_sum_ms) AS duration_sum_ms
+ROWS = f"""
+SELECT log_type, key, {", ".join(FIELDS)}
 FROM log_stats
 WHERE engagement_id = $1
   AND ($2::text IS NULL OR log_type = $2)
   AND ($3::timestamptz IS NULL OR bucket_start >= $3)
   AND ($4::timestamptz IS NULL OR bucket_start < $4)
-GROUP BY log_type, key
-ORDER BY count DESC, key
-LIMIT $5
 """
+SPAN = """
+SELECT min(start_time) AS first, max(end_time) AS last
+FROM log_chunks
+WHERE engagement_id = $1 AND ($2::text IS NULL OR log_type = $2)
+  AND ($3::timestamptz IS NULL OR end_time >= $3) AND ($4::timestamptz IS NULL OR start_time < $4)
+"""
+
+
+def key_stats(log_type: str, key: str, agg: Aggregate, span_seconds: float) -> KeyStats:
+    """The `outrider stats` columns of one merged aggregate."""
+    n = agg.count
+    mean = agg.duration_sum_ms / n
+    p50, p95, p99 = agg.quantiles([0.5, 0.95, 0.99])
+    return KeyStats(
+        log_type=log_type, key=key, count=n, rps=n / span_seconds if span_seconds > 0 else 0.0,
+        p99_ms=p99, p95_ms=p95, median_ms=p50, max_ms=agg.duration_max_ms or 0.0, min_ms=agg.duration_min_ms or 0.0,
+        stddev_ms=math.sqrt(max(agg.duration_sumsq_ms2 / n - mean * mean, 0.0)), score=n * p99,
+        failed=agg.failed, perc_failed=100.0 * agg.failed / n, mean_ms=mean, db_avg_ms=agg.db_sum_ms / n,
+        gitaly_avg_ms=agg.gitaly_sum_ms / n, redis_avg_ms=agg.redis_sum_ms / n, cpu_avg_ms=agg.cpu_sum_ms / n,
+        queue_avg_ms=agg.queue_sum_ms / n,
+    )  # fmt: skip
 
 
 async def get_key_stats(
@@ -28,18 +47,17 @@ async def get_key_stats(
     log_type: str | None,
     since: datetime | None,
     until: datetime | None,
-    limit: int,
-) -> list[KeyStats]:
-    """Per-key totals for an engagement over [since, until)."""
-    rows = await conn.fetch(KEY_STATS, engagement_id, log_type, since, until, limit)
-    return [
-        KeyStats(
-            log_type=r["log_type"],
-            key=r["key"],
-            count=r["count"],
-            failed=r["failed"],
-            perc_failed=100.0 * r["failed"] / r["count"],
-            mean_ms=r["duration_sum_ms"] / r["count"],
-        )
-        for r in rows
-    ]
+) -> tuple[list[KeyStats], float]:
+    """Per-key figures for an engagement over [since, until), sorted by score, and the span they cover."""
+    merged: dict[tuple[str, str], Aggregate] = {}
+    for row in await conn.fetch(ROWS, engagement_id, log_type, since, until):
+        merged.setdefault((row["log_type"], row["key"]), Aggregate()).merge(Aggregate.from_record(row))
+    bounds = await conn.fetchrow(SPAN, engagement_id, log_type, since, until)
+    span = 0.0
+    if bounds and bounds["first"] and bounds["last"]:
+        first = max(bounds["first"], since) if since else bounds["first"]
+        last = min(bounds["last"], until) if until else bounds["last"]
+        span = max((last - first).total_seconds(), 0.0)
+    stats = [key_stats(lt, key, agg, span) for (lt, key), agg in merged.items() if agg.count]
+    stats.sort(key=lambda k: (-k.score, k.key))
+    return stats, span

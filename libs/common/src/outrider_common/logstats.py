@@ -1,0 +1,80 @@
+"""The `log_stats` contract: a mergeable per-(key, bucket) aggregate the analyzer writes and the tracker reads."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import logparse
+
+SUMS = ("duration_sum_ms", "duration_sumsq_ms2", "db_sum_ms", "gitaly_sum_ms", "redis_sum_ms", "cpu_sum_ms",
+        "queue_sum_ms")  # fmt: skip
+FIELDS = ("count", "failed", *SUMS, "duration_min_ms", "duration_max_ms", "sketch")
+
+
+@dataclass(frozen=True, order=True)
+class StatsKey:
+    """Primary key of a `log_stats` row."""
+
+    engagement_id: UUID
+    log_type: str
+    key: str
+    bucket_start: datetime
+
+
+@dataclass
+class Aggregate:
+    """Counts, sums, extremes and the quantile sketch of one key in one bucket."""
+
+    count: int = 0
+    failed: int = 0
+    duration_sum_ms: float = 0.0
+    duration_sumsq_ms2: float = 0.0
+    duration_min_ms: float | None = None
+    duration_max_ms: float | None = None
+    db_sum_ms: float = 0.0
+    gitaly_sum_ms: float = 0.0
+    redis_sum_ms: float = 0.0
+    cpu_sum_ms: float = 0.0
+    queue_sum_ms: float = 0.0
+    sketch: bytes | None = None
+
+    @classmethod
+    def from_group(cls, group: logparse.GroupStats) -> "Aggregate":
+        """From what the parser returned for one key and bucket."""
+        return cls(**{n: getattr(group, n) for n in FIELDS})
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Aggregate":
+        """From a `log_stats` row."""
+        return cls(**{n: record[n] for n in FIELDS})
+
+    def values(self) -> tuple[Any, ...]:
+        """Field values in `FIELDS` order (for SQL parameters)."""
+        return tuple(getattr(self, n) for n in FIELDS)
+
+    def merge(self, other: "Aggregate") -> None:
+        """Add `other` in place (counts and sums add, extremes widen, sketches merge)."""
+        self.count += other.count
+        self.failed += other.failed
+        for name in SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.duration_min_ms = _pick(min, self.duration_min_ms, other.duration_min_ms)
+        self.duration_max_ms = _pick(max, self.duration_max_ms, other.duration_max_ms)
+        if other.sketch is not None:
+            self.sketch = other.sketch if self.sketch is None else logparse.merge_sketches(self.sketch, other.sketch)
+
+    def quantiles(self, qs: list[float]) -> list[float]:
+        """Quantiles of the durations from the sketch (relative error ≤ logparse.RELATIVE_ACCURACY)."""
+        if self.sketch is None or self.count == 0:
+            return [0.0] * len(qs)
+        return logparse.sketch_quantiles(self.sketch, qs)
+
+
+def _pick(f: Any, a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return float(f(a, b))

@@ -1,0 +1,83 @@
+"""The transactional outbox: record an event with the change it reports, publish it afterwards (at least once)."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel
+
+from outrider_common.topics import ALL_TOPICS, Topic
+
+log = logging.getLogger(__name__)
+TOPICS = {t.name: t for t in ALL_TOPICS}
+
+
+async def add(conn: asyncpg.Connection, *, producer: str, topic: Topic, key: str, event: BaseModel) -> None:
+    """Queue `event` for `topic`; call inside the transaction that makes the change."""
+    await conn.execute(
+        "INSERT INTO outbox (producer, topic, key, payload) VALUES ($1, $2, $3, $4::jsonb)",
+        producer,
+        topic.name,
+        key,
+        event.model_dump_json(),
+    )
+
+
+class Relay:
+    """Publishes one producer's outbox rows in order; any number of replicas may run it (SKIP LOCKED)."""
+
+    def __init__(self, producer: str, broker: KafkaBroker, topic_name: Callable[[Topic], str]) -> None:
+        self.producer, self._broker, self._topic_name = producer, broker, topic_name
+        self.wake = asyncio.Event()
+        self._published = Counter(f"outrider_{producer}_outbox_published_total", "Outbox events published.", [])
+        self._failures = Counter(f"outrider_{producer}_outbox_relay_failures_total", "Relay passes that failed.", [])
+        self._pending = Gauge(f"outrider_{producer}_outbox_pending", "Outbox events not yet published.")
+
+    async def publish_pending(self, pool: asyncpg.Pool, *, batch: int = 100) -> int:
+        """Publish up to `batch` rows; returns how many.
+
+        The rows stay locked until Kafka acknowledged them; a crash in between publishes them again, so consumers
+        dedupe by event id.
+        """
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, topic, key, payload FROM outbox WHERE producer = $1 AND published_at IS NULL"
+                " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                self.producer,
+                batch,
+            )
+            for row in rows:
+                await self._broker.publish(
+                    row["payload"].encode(),
+                    self._topic_name(TOPICS[row["topic"]]),
+                    key=row["key"].encode(),
+                    headers={"content-type": "application/json"},
+                )
+            if rows:
+                await conn.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = any($1::bigint[])", [r["id"] for r in rows]
+                )
+        self._published.inc(len(rows))
+        return len(rows)
+
+    async def run(self, pool: asyncpg.Pool) -> None:
+        """Publish until cancelled; `wake.set()` triggers a pass at once, otherwise one runs every second."""
+        while True:
+            try:
+                while await self.publish_pending(pool):
+                    pass
+                self._pending.set(
+                    await pool.fetchval(
+                        "SELECT count(*) FROM outbox WHERE producer = $1 AND published_at IS NULL", self.producer
+                    )
+                )
+            except Exception as exc:  # Kafka or PostgreSQL away: rows stay pending and the next pass retries
+                self._failures.inc()
+                log.warning("outbox relay pass failed producer=%s error=%r", self.producer, exc)
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=1.0)
