@@ -1,0 +1,217 @@
+"""The analyzer against real Kafka and PostgreSQL: agreement with `outrider stats`, crashes, replicas, bad records."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from bench.baseline import _record
+from bench.generate import write
+from outrider.devstack import Service, free_port
+from tests.stack import open_engagement, running_services
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+FORMATS = ("production_json", "api_json", "gitaly", "sidekiq")
+SMALL_CHUNKS = {"OUTRIDER_CHUNK_BYTES": "8192"}  # many records, spread over partitions
+
+
+def reference(path: Path, log_type: str) -> dict[str, list[float]]:
+    """Durations per key, read by the independent pure-Python baseline (sorted)."""
+    per_key: dict[str, list[float]] = defaultdict(list)
+    for line in path.read_bytes().splitlines():
+        start = line.find(b"{")
+        if start < 0:
+            continue
+        try:
+            rec = orjson.loads(line[start:])
+        except orjson.JSONDecodeError:
+            continue
+        parsed = _record(rec, log_type) if isinstance(rec, dict) else None
+        if parsed:
+            per_key[parsed[0]].append(parsed[1])
+    return {k: sorted(v) for k, v in per_key.items()}
+
+
+def ship(ingest: str, engagement: str, auth: dict[str, str], path: Path, source: str, log_type: str) -> int:
+    answer = httpx.post(
+        f"{ingest}/v1/engagements/{engagement}/logs",
+        params={"source": source, "file_id": path.name, "log_type": log_type},
+        content=path.read_bytes(),
+        headers=auth,
+        timeout=120,
+    )
+    assert answer.status_code == 202, answer.text
+    return int(answer.json()["lines"])
+
+
+def stats(tracker: str, engagement: str, log_type: str | None = None) -> dict:
+    params = {"limit": 1000} | ({"log_type": log_type} if log_type else {})
+    return httpx.get(f"{tracker}/v1/engagements/{engagement}/stats", params=params).raise_for_status().json()
+
+
+def wait_for_count(tracker: str, engagement: str, total: int, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    body = stats(tracker, engagement)
+    while body["total_count"] < total:
+        assert time.monotonic() < deadline, f"stuck at {body['total_count']} of {total}"
+        time.sleep(0.3)
+        body = stats(tracker, engagement)
+    return body
+
+
+def test_stored_stats_agree_with_outrider_stats(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    files = {t: write(tmp_path / f"{t}.log", t, 150_000, seed=i) for i, t in enumerate(FORMATS)}
+    refs = {t: reference(p, t) for t, p in files.items()}
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "ingest", "analyzer"), settings=SMALL_CHUNKS,
+    ) as svc:  # fmt: skip
+        tracker, ingest = svc["tracker"].url, svc["ingest"].url
+        engagement, auth = open_engagement(tracker)
+        for log_type, path in files.items():
+            ship(ingest, engagement, auth, path, f"host-{log_type}", log_type)
+        wait_for_count(tracker, engagement, sum(len(v) for r in refs.values() for v in r.values()))
+        for log_type, path in files.items():
+            cli = subprocess.run(
+                [str(Path(sys.executable).parent / "outrider"), "stats", "table", "--format", "json", "--limit", "1000",
+                 "--type", log_type, str(path)],
+                capture_output=True, check=True,
+            )  # fmt: skip
+            expected = {row["key"]: row for row in json.loads(cli.stdout)["sections"][0]["rows"]}
+            stored = {row["key"]: row for row in stats(tracker, engagement, log_type)["keys"]}
+            assert stored.keys() == expected.keys() == refs[log_type].keys(), log_type
+            for key, want in expected.items():
+                got, values = stored[key], refs[log_type][key]
+                assert (got["count"], got["perc_failed"]) == (
+                    want["count"],
+                    pytest.approx(want["perc_failed"], abs=1e-3),
+                )
+                assert got["max_ms"] == pytest.approx(want["max"], abs=1e-3)
+                assert got["min_ms"] == pytest.approx(want["min"], abs=1e-3)
+                assert got["stddev_ms"] == pytest.approx(want["stddev"], rel=1e-6, abs=1e-3)
+                assert got["rps"] == pytest.approx(want["rps"], rel=2e-2, abs=2e-3)
+                for q, name in ((0.99, "p99_ms"), (0.95, "p95_ms"), (0.5, "median_ms")):
+                    # A sketch answers with (nearly) a sample at rank q*(n-1); the exact value interpolates
+                    # between the two samples around that rank. Both must agree within the sketch's 1 %.
+                    rank = q * (len(values) - 1)
+                    low, high = values[int(rank)], values[min(int(rank) + 1, len(values) - 1)]
+                    assert low * 0.99 - 1e-9 <= got[name] <= high * 1.01 + 1e-9, (log_type, key, name)
+
+
+def test_killing_analyzers_mid_stream_loses_and_doubles_nothing(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    paths = [write(tmp_path / f"prod-{i}.log", "production_json", 600_000, seed=10 + i) for i in range(3)]
+    expected: dict[str, int] = defaultdict(int)
+    for path in paths:
+        for key, values in reference(path, "production_json").items():
+            expected[key] += len(values)
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, settings=SMALL_CHUNKS,
+        names=("tracker", "ingest", "analyzer"),
+    ) as svc:  # fmt: skip
+        tracker, ingest = svc["tracker"].url, svc["ingest"].url
+        engagement, auth = open_engagement(tracker)
+        # A second replica in the same consumer group: partitions are shared and move on every kill.
+        second = Service("analyzer", free_port(), svc["analyzer"].env, tmp_path / "analyzer-2.log")
+        second.start()
+        second.wait_ready()
+        shippers = [
+            threading.Thread(target=ship, args=(ingest, engagement, auth, p, f"host-{i}", "production_json"))
+            for i, p in enumerate(paths)
+        ]
+        for t in shippers:
+            t.start()
+        try:
+            for victim in (svc["analyzer"], second, svc["analyzer"], second, svc["analyzer"]):
+                time.sleep(0.7)
+                assert victim.pid is not None
+                os.killpg(victim.pid, signal.SIGKILL)  # no goodbye: whatever was in flight is cut off
+                victim.stop()
+                victim.start()
+            for t in shippers:
+                t.join(timeout=120)
+            body = wait_for_count(tracker, engagement, sum(expected.values()))
+            time.sleep(2)  # let any replayed batch land: a double count would show up now
+            body = stats(tracker, engagement)
+        finally:
+            second.stop()
+    assert {k["key"]: k["count"] for k in body["keys"]} == expected
+    assert body["total_count"] == sum(expected.values())
+
+
+async def _send_headerless_record(bootstrap: str, topic: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"{}\n", headers=[("source", b"x")])
+    finally:
+        await producer.stop()
+
+
+async def _read_topics(bootstrap: str, prefix: str, names: tuple[str, ...]) -> dict[str, list[ConsumerRecord]]:
+    """Everything on `names` once each has something, plus what arrives in the next 2 s (duplicates would)."""
+    consumer = AIOKafkaConsumer(
+        *(prefix + n for n in names), bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    seen: dict[str, list[ConsumerRecord]] = defaultdict(list)
+    try:
+        deadline = time.monotonic() + 30
+        while not all(seen[n] for n in names) and time.monotonic() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                seen[tp.topic.removeprefix(prefix)] += records
+        for tp, records in (await consumer.getmany(timeout_ms=2000)).items():
+            seen[tp.topic.removeprefix(prefix)] += records
+    finally:
+        await consumer.stop()
+    return seen
+
+
+def test_bad_records_go_to_the_dead_letter_topic_and_findings_are_raised_once(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    slow = b"".join(
+        b'{"controller":"SlowController","action":"show","status":200,"duration_s":%d,"time":"2024-05-01T10:00:%02dZ"}\n'
+        % (9 + i % 3, i)
+        for i in range(30)
+    )  # 30 requests of 9-11 s in one minute: p99 ~ 11 s over a 5 s limit
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "ingest", "analyzer"),
+        settings={"OUTRIDER_FINDINGS": '{"slow_endpoint_p99_ms": 5000, "min_count": 20}'},
+    ) as svc:  # fmt: skip
+        tracker, ingest = svc["tracker"].url, svc["ingest"].url
+        engagement, auth = open_engagement(tracker)
+        asyncio.run(_send_headerless_record(kafka_bootstrap, f"{topic_prefix}logs.raw"))
+        for file_id in ("a.log", "b.log"):  # the same window twice: one finding, not two
+            answer = httpx.post(
+                f"{ingest}/v1/engagements/{engagement}/logs", params={"source": "h", "file_id": file_id},
+                content=slow, headers=auth,
+            )  # fmt: skip
+            assert answer.status_code == 202
+        wait_for_count(tracker, engagement, 60)
+        seen = asyncio.run(_read_topics(kafka_bootstrap, topic_prefix, ("logs.raw.dead", "analysis.findings")))
+    (dead,) = seen["logs.raw.dead"]
+    reason = dict(dead.headers)["dead-letter-reason"].decode()
+    assert "engagement_id" in reason
+    assert "Field required" in reason
+    (finding,) = seen["analysis.findings"]
+    body = json.loads(finding.value)
+    assert (body["rule"], body["key"], body["engagement_id"]) == ("slow_endpoint", "SlowController#show", engagement)
+    assert body["figures"]["p99_ms"] == pytest.approx(11_000, rel=0.01)
+    # The window held 30 or 60 requests when the rule fired (the two uploads may share a batch), and it fired once.
+    assert body["figures"]["count"] in (30, 60)
