@@ -2,6 +2,7 @@
 pub mod aggregate;
 pub mod format;
 mod py;
+mod scan;
 pub mod sketch;
 pub mod time;
 

@@ -1,6 +1,7 @@
 //! Thin `#[pyfunction]`s and `#[pyclass]`es: borrow the bytes, release the GIL, convert the result.
 use std::collections::BTreeMap;
 
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -324,9 +325,25 @@ impl LogReport {
     }
 
     /// Parse newline-separated lines (GIL released, all cores); a block must end at a line boundary.
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) {
+    fn feed(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let agg = &mut self.0;
-        py.detach(|| agg.feed(data));
+        if let Ok(bytes) = data.cast::<PyBytes>() {
+            let slice = bytes.as_bytes();
+            py.detach(|| agg.feed(slice));
+            return Ok(());
+        }
+        // Any other buffer (bytearray, memoryview, mmap) is read in place: readers reuse their buffers.
+        let buffer = PyBuffer::<u8>::get(data)?;
+        if !buffer.is_c_contiguous() {
+            return Err(PyValueError::new_err("feed needs a contiguous buffer"));
+        }
+        // SAFETY: the buffer stays exported (and so alive and unmoved) until `buffer` drops after parsing;
+        // the caller must not mutate it during the call, as for any buffer handed to native code.
+        let slice = unsafe {
+            std::slice::from_raw_parts(buffer.buf_ptr().cast::<u8>(), buffer.len_bytes())
+        };
+        py.detach(|| agg.feed(slice));
+        Ok(())
     }
 
     #[getter]

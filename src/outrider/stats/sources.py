@@ -1,6 +1,7 @@
 """Reading log inputs: files (plain or gzip, including svlogd's rotated `@4000….s`) and stdin, in blocks."""
 
 import gzip
+import itertools
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -59,21 +60,32 @@ class Source:
                 raw.close()
 
 
-def blocks(stream: BinaryIO, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
-    """Blocks of whole lines: each ends at a newline, except possibly the last."""
+def blocks(stream: BinaryIO, block_bytes: int = BLOCK_BYTES) -> Iterator[memoryview]:
+    """Blocks of whole lines read into reused buffers, so no block is copied on the way to the parser.
+
+    A block stays valid while the next two are read (three buffers rotate, and at most one block is read
+    ahead). A line longer than a block is split in two.
+    """
+    pool = [bytearray(block_bytes) for _ in range(3)]
     carry = b""
-    while chunk := stream.read(block_bytes):
-        cut = chunk.rfind(b"\n")
-        if cut < 0:
-            carry += chunk
-            continue
-        yield carry + chunk[: cut + 1]
-        carry = chunk[cut + 1 :]
-    if carry:
-        yield carry
+    for k in itertools.count():
+        buf = pool[k % len(pool)]
+        view = memoryview(buf)
+        view[: len(carry)] = carry
+        filled = len(carry)
+        while filled < block_bytes and (n := stream.readinto(view[filled:])):
+            filled += n
+        if filled == 0:
+            return
+        eof = filled < block_bytes
+        cut = filled if eof else buf.rfind(b"\n", 0, filled) + 1 or filled
+        carry = bytes(view[cut:filled])
+        yield view[:cut]
+        if eof:
+            return
 
 
-def _prefetched(it: Iterator[bytes]) -> Iterator[bytes]:
+def _prefetched(it: Iterator[memoryview]) -> Iterator[memoryview]:
     """Read (and gunzip) the next block in a thread while the caller parses this one with the GIL released."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         nxt = pool.submit(next, it, None)

@@ -195,8 +195,11 @@ class LogReport:
         top: bool = False,
         errors: bool = False,
     ) -> LogReport: ...
-    def feed(self, data: bytes) -> None:
-        """Parse newline-separated lines (GIL released, all cores); a block must end at a line boundary."""
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Parse newline-separated lines (GIL released, all cores); a block must end at a line boundary.
+
+        Buffers other than bytes are read in place and must not change during the call.
+        """
     @property
     def log_type(self) -> str | None: ...
     @property
