@@ -1,6 +1,7 @@
 """Reading log inputs: files (plain or gzip, including svlogd's rotated `@4000….s`) and stdin, in blocks."""
 
 import gzip
+import io
 import itertools
 import os
 import sys
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import cast
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
@@ -44,23 +45,24 @@ class Source:
         return 0 if self.path == STDIN else os.path.getsize(self.path)
 
     @contextmanager
-    def open(self) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+    def open(self) -> Iterator[tuple[io.BufferedIOBase, io.BufferedIOBase]]:
         """The decompressed stream and the raw one (whose position tells progress)."""
         try:
-            raw: BinaryIO = sys.stdin.buffer if self.path == STDIN else Path(self.path).open("rb")  # noqa: SIM115
+            stdin = cast(io.BufferedIOBase, sys.stdin.buffer)
+            raw = stdin if self.path == STDIN else Path(self.path).open("rb")  # noqa: SIM115
         except OSError as e:
             raise InputError(f"{self.name}: {e.strerror}") from e
         try:
             # Rotated svlogd files are gzip without a .gz suffix, so trust the magic bytes, not the name.
             head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-            stream: BinaryIO = gzip.GzipFile(fileobj=raw) if head == GZIP_MAGIC else raw  # type: ignore[assignment]
+            stream = gzip.GzipFile(fileobj=raw) if head == GZIP_MAGIC else raw
             yield stream, raw
         finally:
             if raw is not sys.stdin.buffer:
                 raw.close()
 
 
-def blocks(stream: BinaryIO, block_bytes: int = BLOCK_BYTES) -> Iterator[memoryview]:
+def blocks(stream: io.BufferedIOBase, block_bytes: int = BLOCK_BYTES) -> Iterator[memoryview]:
     """Blocks of whole lines read into reused buffers, so no block is copied on the way to the parser.
 
     A block stays valid while the next two are read (three buffers rotate, and at most one block is read
