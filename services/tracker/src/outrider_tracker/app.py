@@ -19,7 +19,9 @@ from outrider_common.outbox import Relay
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ENGAGEMENT_EVENTS
 from outrider_tracker.engagement import api as engagement_api
+from outrider_tracker.playbook import api as playbook_api
 from outrider_tracker.settings import TrackerSettings
+from outrider_tracker.stage import api as stage_api
 from outrider_tracker.stats import api as stats_api
 from outrider_tracker.token import api as token_api
 
@@ -64,6 +66,8 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     app.state.broker = broker
     app.state.outbox_wake = relay.wake
     app.include_router(engagement_api.router)
+    app.include_router(stage_api.router)
+    app.include_router(playbook_api.router)
     app.include_router(stats_api.router)
     app.include_router(token_api.router)
     app.include_router(ops_router({"kafka": lambda: check_broker(broker), "postgres": db.ping}))

@@ -4,7 +4,9 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from outrider_tracker.playbook import service as playbooks
 
 EngagementStatus = Literal["active", "paused", "closed"]
 
@@ -14,6 +16,14 @@ class EngagementCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, examples=["ACME GitLab 10k reference architecture"])
     customer: str = Field(min_length=1, max_length=200, examples=["ACME Corp"])
+    playbook_id: str = Field("gitlab-reference-architecture", description="Playbook the engagement follows.")
+
+    @field_validator("playbook_id")
+    @classmethod
+    def _known_playbook(cls, value: str) -> str:
+        if playbooks.get(playbook_id=value) is None:
+            raise ValueError(f"unknown playbook; one of {sorted(playbooks.get_all())}")
+        return value
 
 
 class EngagementRead(BaseModel):
@@ -22,6 +32,9 @@ class EngagementRead(BaseModel):
     id: UUID
     name: str
     customer: str
+    playbook_id: str
+    stage: str
+    stage_entered_at: datetime
     status: EngagementStatus
     created_at: datetime
     updated_at: datetime
