@@ -20,10 +20,14 @@ from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ENGAGEMENT_EVENTS
 from outrider_tracker.engagement import api as engagement_api
 from outrider_tracker.playbook import api as playbook_api
+from outrider_tracker.portfolio import api as portfolio_api
+from outrider_tracker.portfolio.service import export_gauges
+from outrider_tracker.risk import api as risk_api
 from outrider_tracker.settings import TrackerSettings
 from outrider_tracker.stage import api as stage_api
 from outrider_tracker.stats import api as stats_api
 from outrider_tracker.token import api as token_api
+from outrider_tracker.touchpoint import api as touchpoint_api
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -49,13 +53,17 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
         await db.open()
         await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic(ENGAGEMENT_EVENTS)])
         await broker.start()
-        relaying = asyncio.create_task(relay.run(db.pool))
+        background = [
+            asyncio.create_task(relay.run(db.pool)),
+            asyncio.create_task(export_gauges(db.pool, settings.gauge_refresh_s)),
+        ]
         try:
             yield
         finally:
-            relaying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relaying
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await broker.stop()
             await db.close()
 
@@ -67,7 +75,10 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     app.state.outbox_wake = relay.wake
     app.include_router(engagement_api.router)
     app.include_router(stage_api.router)
+    app.include_router(touchpoint_api.router)
+    app.include_router(risk_api.router)
     app.include_router(playbook_api.router)
+    app.include_router(portfolio_api.router)
     app.include_router(stats_api.router)
     app.include_router(token_api.router)
     app.include_router(ops_router({"kafka": lambda: check_broker(broker), "postgres": db.ping}))

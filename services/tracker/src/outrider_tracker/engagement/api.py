@@ -3,13 +3,13 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from outrider_tracker.actor import get_actor
 from outrider_tracker.audit import service as audit
 from outrider_tracker.audit.models import AuditEntry
 from outrider_tracker.engagement import service
-from outrider_tracker.engagement.models import EngagementCreate, EngagementRead
+from outrider_tracker.engagement.models import EngagementCreate, EngagementRead, EngagementStatus
 
 router = APIRouter(prefix="/v1/engagements", tags=["engagements"])
 
@@ -23,9 +23,19 @@ async def create_engagement(
     return engagement
 
 
-@router.get("", summary="List engagements")
-async def list_engagements(request: Request) -> list[EngagementRead]:
-    return await service.get_all(request.app.state.db.pool)
+@router.get("", summary="List engagements, filtered")
+async def list_engagements(
+    request: Request,
+    playbook_id: str | None = None,
+    stage: str | None = None,
+    status: EngagementStatus | None = None,
+    overdue: Annotated[
+        bool | None, Query(description="Only those with (true) or without (false) an overdue touchpoint")
+    ] = None,
+) -> list[EngagementRead]:
+    return await service.get_all(
+        request.app.state.db.pool, playbook_id=playbook_id, stage=stage, status=status, overdue=overdue
+    )
 
 
 @router.get("/{engagement_id}", summary="One engagement", responses={404: {"description": "No such engagement"}})

@@ -18,9 +18,24 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -
     return EngagementRead.model_validate(dict(row)) if row else None
 
 
-async def get_all(conn: asyncpg.Connection | asyncpg.Pool) -> list[EngagementRead]:
-    """Every engagement, newest first."""
-    rows = await conn.fetch(f"SELECT {COLUMNS} FROM engagements ORDER BY created_at DESC")
+async def get_all(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    playbook_id: str | None = None,
+    stage: str | None = None,
+    status: str | None = None,
+    overdue: bool | None = None,
+) -> list[EngagementRead]:
+    """Engagements matching every filter given, newest first."""
+    rows = await conn.fetch(
+        f"""SELECT {COLUMNS} FROM engagements e
+        WHERE ($1::text IS NULL OR playbook_id = $1) AND ($2::text IS NULL OR stage = $2)
+          AND ($3::text IS NULL OR status = $3)
+          AND ($4::boolean IS NULL OR $4 = EXISTS (SELECT 1 FROM touchpoints t WHERE t.engagement_id = e.id
+                                                  AND t.status = 'scheduled' AND t.scheduled_at < now()))
+        ORDER BY created_at DESC""",
+        playbook_id, stage, status, overdue,
+    )  # fmt: skip
     return [EngagementRead.model_validate(dict(r)) for r in rows]
 
 

@@ -1,0 +1,53 @@
+"""Portfolio queries, also exported as gauges for Grafana."""
+
+import asyncio
+import logging
+
+import asyncpg
+from prometheus_client import Gauge
+
+from outrider_tracker.playbook import service as playbooks
+from outrider_tracker.portfolio.models import Portfolio, StageCount, StalledEngagement
+
+log = logging.getLogger(__name__)
+ENGAGEMENTS = Gauge("outrider_tracker_engagements", "Active engagements by playbook and stage.", ["playbook", "stage"])
+OVERDUE = Gauge("outrider_tracker_overdue_touchpoints", "Scheduled touchpoints whose time has passed.")
+STALLED = Gauge("outrider_tracker_stalled_engagements", "Engagements in their stage longer than expected.")
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool) -> Portfolio:
+    """Counts per stage, overdue touchpoints, stalled engagements (active engagements only)."""
+    counts = await conn.fetch(
+        "SELECT playbook_id, stage, count(*) AS count FROM engagements WHERE status = 'active'"
+        " GROUP BY playbook_id, stage ORDER BY playbook_id, stage"
+    )
+    overdue = await conn.fetchval(
+        "SELECT count(*) FROM touchpoints t JOIN engagements e ON e.id = t.engagement_id"
+        " WHERE t.status = 'scheduled' AND t.scheduled_at < now() AND e.status = 'active'"
+    )
+    rows = await conn.fetch(
+        "SELECT id, name, playbook_id, stage, extract(epoch FROM now() - stage_entered_at) / 86400 AS days"
+        " FROM engagements WHERE status = 'active'"
+    )
+    stalled = []
+    for r in rows:
+        expected = playbooks.get_all()[r["playbook_id"]].stage(r["stage"]).expected_days
+        if r["days"] > expected:
+            stalled.append(StalledEngagement(id=r["id"], name=r["name"], stage=r["stage"],
+                                             days_in_stage=float(r["days"]), expected_days=expected))  # fmt: skip
+    return Portfolio(by_stage=[StageCount(**dict(c)) for c in counts], overdue_touchpoints=overdue, stalled=stalled)
+
+
+async def export_gauges(pool: asyncpg.Pool, every: float = 15.0) -> None:
+    """Refresh the portfolio gauges until cancelled."""
+    while True:
+        try:
+            portfolio = await get(pool)
+            ENGAGEMENTS.clear()
+            for c in portfolio.by_stage:
+                ENGAGEMENTS.labels(c.playbook_id, c.stage).set(c.count)
+            OVERDUE.set(portfolio.overdue_touchpoints)
+            STALLED.set(len(portfolio.stalled))
+        except (OSError, asyncpg.PostgresError) as exc:  # the next pass retries
+            log.warning("portfolio gauges not refreshed error=%r", exc)
+        await asyncio.sleep(every)

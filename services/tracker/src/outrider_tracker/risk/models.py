@@ -1,0 +1,45 @@
+"""Risk log schemas."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+Level = Literal["low", "medium", "high"]
+
+
+class RiskCreate(BaseModel):
+    """A risk to the engagement."""
+
+    title: str = Field(min_length=1, max_length=500)
+    likelihood: Level
+    impact: Level
+    mitigation: str | None = Field(None, max_length=5000)
+    owner: str | None = Field(None, max_length=200)
+
+
+class FindingPromotion(BaseModel):
+    """Which finding to promote to the risk log (the newest window of that rule and key)."""
+
+    rule: str = Field(examples=["slow_endpoint"])
+    key: str = Field(examples=["Projects::MergeRequestsController#show"])
+    likelihood: Level = "high"
+    impact: Level = "medium"
+    owner: str | None = None
+
+
+class RiskRead(BaseModel):
+    """A risk as the API returns it."""
+
+    id: UUID
+    engagement_id: UUID
+    title: str
+    likelihood: Level
+    impact: Level
+    mitigation: str | None
+    owner: str | None
+    status: Literal["open", "mitigated", "closed"]
+    source_kind: str | None
+    source_key: str | None
+    created_at: datetime

@@ -1,0 +1,45 @@
+"""Touchpoint endpoints."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Request
+
+from outrider_tracker.stage.api import NOT_FOUND, Actor, Engagement
+from outrider_tracker.touchpoint import service
+from outrider_tracker.touchpoint.models import TouchpointCreate, TouchpointHeld, TouchpointRead
+
+router = APIRouter(prefix="/v1/engagements", tags=["touchpoints"])
+
+
+@router.get("/{engagement_id}/touchpoints", summary="Touchpoints by date", responses=NOT_FOUND)
+async def list_touchpoints(engagement: Engagement, request: Request) -> list[TouchpointRead]:
+    return await service.get_all(request.app.state.db.pool, engagement_id=engagement.id)
+
+
+@router.post("/{engagement_id}/touchpoints", status_code=201, summary="Schedule a touchpoint", responses=NOT_FOUND)
+async def create_touchpoint(
+    touchpoint_in: TouchpointCreate, engagement: Engagement, actor: Actor, request: Request
+) -> TouchpointRead:
+    touchpoint = await service.create(request.app.state.db.pool, engagement_id=engagement.id,
+                                      touchpoint_in=touchpoint_in, actor=actor)  # fmt: skip
+    request.app.state.outbox_wake.set()
+    return touchpoint
+
+
+@router.post(
+    "/{engagement_id}/touchpoints/{touchpoint_id}/held",
+    summary="Record that a touchpoint took place (and schedule the next)",
+    responses={**NOT_FOUND, 409: {"description": "Already held or cancelled"}},
+)
+async def hold_touchpoint(
+    touchpoint_id: UUID, held: TouchpointHeld, engagement: Engagement, actor: Actor, request: Request
+) -> TouchpointRead:
+    try:
+        touchpoint = await service.hold(request.app.state.db.pool, engagement_id=engagement.id,
+                                        touchpoint_id=touchpoint_id, held=held, actor=actor)  # fmt: skip
+    except service.NotScheduled as exc:
+        raise HTTPException(409, str(exc)) from exc
+    if touchpoint is None:
+        raise HTTPException(404, f"touchpoint {touchpoint_id} not found")
+    request.app.state.outbox_wake.set()
+    return touchpoint

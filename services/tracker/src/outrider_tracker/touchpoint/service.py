@@ -1,0 +1,74 @@
+"""Touchpoint verbs; each change is audited and published as an engagement event."""
+
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from outrider_tracker import outbox
+from outrider_tracker.audit import service as audit
+from outrider_tracker.touchpoint.models import TouchpointCreate, TouchpointHeld, TouchpointRead
+
+COLUMNS = "id, engagement_id, title, scheduled_at, attendees, status, held_at, notes"
+
+
+class NotScheduled(ValueError):
+    """The touchpoint was already held or cancelled."""
+
+
+async def get_all(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[TouchpointRead]:
+    """The engagement's touchpoints by date."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM touchpoints WHERE engagement_id = $1 ORDER BY scheduled_at", engagement_id
+    )
+    return [TouchpointRead.model_validate(dict(r)) for r in rows]
+
+
+async def _create(conn: asyncpg.Connection, engagement_id: UUID, data: TouchpointCreate, actor: str) -> TouchpointRead:
+    row = await conn.fetchrow(
+        f"INSERT INTO touchpoints (id, engagement_id, title, scheduled_at, attendees) VALUES ($1, $2, $3, $4, $5)"
+        f" RETURNING {COLUMNS}",
+        uuid4(), engagement_id, data.title, data.scheduled_at, data.attendees,
+    )  # fmt: skip
+    touchpoint = TouchpointRead.model_validate(dict(row))
+    details: dict[str, object] = {"touchpoint_id": str(touchpoint.id), "title": touchpoint.title,
+                                  "scheduled_at": touchpoint.scheduled_at.isoformat()}  # fmt: skip
+    await audit.record(conn, engagement_id=engagement_id, actor=actor, action="touchpoint.scheduled", details=details)
+    await outbox.record(conn, engagement_id=engagement_id, type="touchpoint.scheduled", data=details)
+    return touchpoint
+
+
+async def create(
+    pool: asyncpg.Pool, *, engagement_id: UUID, touchpoint_in: TouchpointCreate, actor: str
+) -> TouchpointRead:
+    """Schedule a touchpoint."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await _create(conn, engagement_id, touchpoint_in, actor)
+
+
+async def hold(
+    pool: asyncpg.Pool, *, engagement_id: UUID, touchpoint_id: UUID, held: TouchpointHeld, actor: str
+) -> TouchpointRead | None:
+    """Mark a scheduled touchpoint held (None when unknown); schedules the next one when asked."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM touchpoints WHERE id = $1 AND engagement_id = $2 FOR UPDATE",
+            touchpoint_id, engagement_id,
+        )  # fmt: skip
+        if row is None:
+            return None
+        if row["status"] != "scheduled":
+            raise NotScheduled(f"touchpoint is already {row['status']}")
+        updated = await conn.fetchrow(
+            f"UPDATE touchpoints SET status = 'held', held_at = $2, notes = $3 WHERE id = $1 RETURNING {COLUMNS}",
+            touchpoint_id, held.held_at or datetime.now(UTC), held.notes,
+        )  # fmt: skip
+        touchpoint = TouchpointRead.model_validate(dict(updated))
+        details: dict[str, object] = {"touchpoint_id": str(touchpoint_id), "title": touchpoint.title}
+        await audit.record(conn, engagement_id=engagement_id, actor=actor, action="touchpoint.held", details=details)
+        await outbox.record(conn, engagement_id=engagement_id, type="touchpoint.held", data=details)
+        if held.next_scheduled_at:
+            follow_up = TouchpointCreate(title=touchpoint.title, scheduled_at=held.next_scheduled_at,
+                                         attendees=touchpoint.attendees)  # fmt: skip
+            await _create(conn, engagement_id, follow_up, actor)
+        return touchpoint

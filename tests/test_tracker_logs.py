@@ -1,0 +1,95 @@
+"""Touchpoints, the risk log (with findings promoted once), the portfolio and its gauges, through the real stack."""
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.stack import open_engagement, running_services
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+SLOW = b"".join(
+    b'{"controller":"SlowController","action":"show","status":200,"duration_s":9,"time":"2024-05-01T10:00:%02dZ"}\n' % i
+    for i in range(25)
+)
+
+
+def until(check, what: str, timeout: float = 30):  # type: ignore[no-untyped-def]
+    """Poll `check()` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return result
+
+
+def test_touchpoints_risks_and_portfolio(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        settings={
+            "OUTRIDER_FINDINGS": '{"slow_endpoint_p99_ms": 5000, "min_count": 20}',
+            "OUTRIDER_GAUGE_REFRESH_S": "0.5",
+        },
+    ) as svc:  # fmt: skip
+        tracker, ingest, notifier = svc["tracker"].url, svc["ingest"].url, svc["notifier"].url
+        eid, auth = open_engagement(tracker, "ACME")
+        other, _ = open_engagement(tracker, "Globex")
+        base = f"{tracker}/v1/engagements/{eid}"
+
+        past = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+        call = httpx.post(f"{base}/touchpoints", json={"title": "Discovery call", "scheduled_at": past,
+                                                       "attendees": ["sa@example.com"]})  # fmt: skip
+        assert call.status_code == 201
+        naive = httpx.post(f"{base}/touchpoints", json={"title": "x", "scheduled_at": "2030-01-01T10:00:00"})
+        assert naive.status_code == 422  # a time without a zone is ambiguous across customers' time zones
+        assert httpx.get(f"{tracker}/v1/engagements", params={"overdue": True}).json()[0]["id"] == eid
+        portfolio = httpx.get(f"{tracker}/v1/portfolio").json()
+        assert portfolio["overdue_touchpoints"] == 1
+        assert portfolio["by_stage"] == [
+            {"playbook_id": "gitlab-reference-architecture", "stage": "discovery", "count": 2}
+        ]
+
+        next_week = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+        held = httpx.post(f"{base}/touchpoints/{call.json()['id']}/held",
+                          json={"notes": "logs requested", "next_scheduled_at": next_week})  # fmt: skip
+        assert held.json()["status"] == "held"
+        assert httpx.post(f"{base}/touchpoints/{call.json()['id']}/held", json={}).status_code == 409
+        assert [t["status"] for t in httpx.get(f"{base}/touchpoints").json()] == ["held", "scheduled"]
+        assert httpx.get(f"{tracker}/v1/engagements", params={"overdue": True}).json() == []
+        assert httpx.get(f"{tracker}/v1/engagements/{other}/touchpoints").json() == []
+
+        # The analyzer raises a finding; promoting it twice opens one risk.
+        upload = httpx.post(f"{ingest}/v1/engagements/{eid}/logs", params={"source": "h", "file_id": "p"},
+                            content=SLOW, headers=auth)  # fmt: skip
+        assert upload.status_code == 202
+        until(lambda: httpx.get(f"{base}/status").json()["findings"], "the slow_endpoint finding")
+        promote = {"rule": "slow_endpoint", "key": "SlowController#show"}
+        first = httpx.post(f"{base}/risks/from-finding", json=promote)
+        again = httpx.post(f"{base}/risks/from-finding", json=promote)
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert first.json()["id"] == again.json()["id"]
+        assert first.json()["title"].startswith("slow endpoint: SlowController#show")
+        manual = httpx.post(f"{base}/risks", json={"title": "No staging environment", "likelihood": "medium",
+                                                   "impact": "high", "owner": "TAM"})  # fmt: skip
+        assert manual.status_code == 201
+        assert len(httpx.get(f"{base}/risks").json()) == 2
+        unknown = httpx.post(f"{base}/risks/from-finding", json={"rule": "slow_endpoint", "key": "Nope#x"})
+        assert unknown.status_code == 404
+
+        # Every change went out through the outbox; the notifier consumed them.
+        until(
+            lambda: 'outrider_notifier_events_total{type="risk.opened"} 2.0' in httpx.get(f"{notifier}/metrics").text,
+            "risk.opened events at the notifier",
+        )
+        metrics = httpx.get(f"{notifier}/metrics").text
+        assert 'outrider_notifier_events_total{type="touchpoint.scheduled"} 2.0' in metrics
+        assert 'outrider_notifier_events_total{type="touchpoint.held"} 1.0' in metrics
+        actions = [e["action"] for e in httpx.get(f"{base}/audit").json()]
+        assert actions == ["engagement.created", "touchpoint.scheduled", "touchpoint.held", "touchpoint.scheduled",
+                           "risk.opened", "risk.opened"]  # fmt: skip
+        gauge = 'outrider_tracker_engagements{playbook="gitlab-reference-architecture",stage="discovery"} 2.0'
+        until(lambda: gauge in httpx.get(f"{tracker}/metrics").text, "the engagements-by-stage gauge")
