@@ -127,7 +127,7 @@ def feed(report: logparse.LogReport, sources: Iterable[Source], progress: bool =
             bar.update(task, description=Path(source.name).name)
             try:
                 with source.open() as (stream, raw):
-                    for block in _prefetched(blocks(stream)):
+                    for block in _prefetched(blocks(stream, BLOCK_BYTES)):
                         report.feed(block)
                         if raw is not sys.stdin.buffer:
                             bar.update(task, completed=done + raw.tell())
