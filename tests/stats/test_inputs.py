@@ -63,3 +63,12 @@ def test_empty_input(run: Run, tmp_path: Path) -> None:
     (section,) = json.loads(result.stdout)["sections"]
     assert (section["rows"], section["totals"]) == ([], None)
     assert "no GitLab log lines recognised" in result.stderr
+
+
+def test_piped_stdin_without_a_file_argument(run: Run, logs: Path) -> None:
+    data = (logs / "gitaly.log").read_bytes()
+    assert counts(sections(run("--format", "json", stdin=data))) == {
+        "FindCommit": 3,
+        "PostUploadPackWithSidechannel": 2,
+    }
+    assert "PostUploadPackWithSidechannel" in run(stdin=data).stdout

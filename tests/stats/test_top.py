@@ -59,3 +59,15 @@ def test_terminal_output_humanizes_durations(run: Run, logs: Path) -> None:
 
 def test_unknown_sort_field_is_an_error(run: Run, logs: Path) -> None:
     assert "unknown field" in run(logs / "gitaly.log", "--sort-by", "memory", cmd="top", code=2).stderr
+
+
+def test_top_per_interval_takes_shares_of_each_window(run: Run, logs: Path) -> None:
+    args = ("--interval", "1m", "--display", "both", "--format", "json")
+    out = sections(run(logs / "sidekiq.log", *args, cmd="top"))
+    users = {s["title"]: rows_by_key(s, "value") for s in out if "users" in s["title"]}
+    first = users[">>> 2020-06-08 14:37:00 <<< Top 10 users by duration"]
+    second = users[">>> 2020-06-08 14:38:00 <<< Top 10 users by duration"]
+    # 14:37: root 500 + 1500 + 500 ms, alice's failed 2000 ms job; 14:38: alice's 1000 ms job alone.
+    assert (first["root"]["count"], first["root"]["duration"]) == (3, pytest.approx(2500.0))
+    assert first["alice"]["duration_pct"] == pytest.approx(100 * 2000 / 4500, abs=0.001)
+    assert (second["alice"]["count"], second["alice"]["duration_pct"]) == (1, pytest.approx(100.0))

@@ -127,7 +127,8 @@ pub struct Aggregate {
     /// Bit `i` set when some record carried component `COMPONENTS[i]`.
     pub components_seen: u8,
     pub groups: HashMap<i64, HashMap<Box<str>, KeyAcc>>,
-    pub top: [HashMap<Box<str>, TopAcc>; 4],
+    /// Per bucket, per dimension in `DIMENSIONS` order.
+    pub top: HashMap<i64, [HashMap<Box<str>, TopAcc>; 4]>,
     pub errors: HashMap<String, ErrorAcc>,
     key_buf: String,
 }
@@ -188,7 +189,7 @@ impl Aggregate {
             end_time: None,
             components_seen: 0,
             groups: HashMap::new(),
-            top: Default::default(),
+            top: HashMap::new(),
             errors: HashMap::new(),
             key_buf: String::new(),
         }
@@ -297,7 +298,7 @@ impl Aggregate {
             .or_insert_with(|| KeyAcc::new(exact))
             .add(rec);
         if self.opts.top {
-            for (map, dim) in self.top.iter_mut().zip(rec.dims) {
+            for (map, dim) in self.top.entry(bucket).or_default().iter_mut().zip(rec.dims) {
                 let t = map.entry_ref(dim.unwrap_or("(none)")).or_default();
                 t.count += 1;
                 t.failed += u64::from(rec.failed);
@@ -352,14 +353,16 @@ impl Aggregate {
                 }
             }
         }
-        for (mine, theirs) in self.top.iter_mut().zip(other.top) {
-            for (k, t) in theirs {
-                let m = mine.entry(k).or_default();
-                m.count += t.count;
-                m.failed += t.failed;
-                m.duration_ms += t.duration_ms;
-                for (a, b) in m.components.iter_mut().zip(t.components) {
-                    *a += b;
+        for (bucket, dims) in other.top {
+            for (mine, theirs) in self.top.entry(bucket).or_default().iter_mut().zip(dims) {
+                for (k, t) in theirs {
+                    let m = mine.entry(k).or_default();
+                    m.count += t.count;
+                    m.failed += t.failed;
+                    m.duration_ms += t.duration_ms;
+                    for (a, b) in m.components.iter_mut().zip(t.components) {
+                        *a += b;
+                    }
                 }
             }
         }

@@ -273,6 +273,7 @@ impl From<Summary> for KeyStats {
 #[pyclass(frozen, get_all, module = "logparse")]
 pub struct TopRow {
     value: String,
+    bucket_start: Option<i64>,
     count: u64,
     failed: u64,
     duration_sum_ms: f64,
@@ -409,12 +410,17 @@ impl LogReport {
     fn top(&self, dimension: &str) -> PyResult<Vec<TopRow>> {
         let i = Aggregate::dimension_index(dimension)
             .ok_or_else(|| PyValueError::new_err(format!("unknown dimension {dimension:?}")))?;
-        Ok(self.0.top[i]
+        let bucketed = self.0.opts.bucket_seconds > 0;
+        Ok(self
+            .0
+            .top
             .iter()
-            .map(|(v, t)| {
+            .flat_map(|(bucket, dims)| dims[i].iter().map(move |(v, t)| (*bucket, v, t)))
+            .map(|(bucket, v, t)| {
                 let [db, gitaly, redis, cpu, queue] = t.components;
                 TopRow {
                     value: v.to_string(),
+                    bucket_start: bucketed.then_some(bucket),
                     count: t.count,
                     failed: t.failed,
                     duration_sum_ms: t.duration_ms,

@@ -1,6 +1,7 @@
 """`outrider stats`: fast-stats for GitLab logs, offline. `outrider stats FILE…` prints the default table."""
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
@@ -23,7 +24,8 @@ class DefaultTableGroup(TyperGroup):
 
     # typer vendors its own click, whose Context it does not export; the context is only passed through.
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+        piped = not args and not sys.stdin.isatty()  # `… | outrider stats`, as with fast-stats
+        if piped or (args and args[0] not in self.commands and args[0] not in ("--help", "-h")):
             args = ["table", *args]
         return super().parse_args(ctx, args)
 
@@ -43,7 +45,8 @@ app = typer.Typer(
 )
 
 Files = Annotated[
-    list[str], typer.Argument(help="Log files (plain or gzip, e.g. @4000….s); '-' for stdin.", show_default=False)
+    list[str] | None,
+    typer.Argument(help="Log files (plain or gzip, e.g. @4000….s); '-' or none for stdin.", show_default=False),
 ]
 TypeOpt = Annotated[
     str | None,
@@ -56,6 +59,7 @@ TypeOpt = Annotated[
 ]
 LimitOpt = Annotated[int, typer.Option("--limit", "-l", min=1, help="Rows to print per table.")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+IntervalOpt = Annotated[str | None, typer.Option(help="One table per time window, e.g. 10m or 1h.", show_default=False)]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Explain skipped and bad lines, with samples.")]
 
 
@@ -88,11 +92,11 @@ def _check_type(log_type: str | None) -> None:
         raise StatsError(f"unknown log type {log_type!r}; choose from {', '.join(logparse.LOG_TYPES)}")
 
 
-def _group_by_type(files: Sequence[str], log_type: str | None) -> dict[str | None, list[sources.Source]]:
+def _group_by_type(files: Sequence[str] | None, log_type: str | None) -> dict[str | None, list[sources.Source]]:
     """Inputs by log type, so that files of different kinds get separate tables."""
     _check_type(log_type)
     groups: dict[str | None, list[sources.Source]] = {}
-    for f in files:
+    for f in files or [sources.STDIN]:
         src = sources.Source(f)
         if f != sources.STDIN and not Path(f).is_file():
             raise StatsError(f"{f}: no such file")
@@ -101,7 +105,7 @@ def _group_by_type(files: Sequence[str], log_type: str | None) -> dict[str | Non
 
 
 def _load(
-    files: Sequence[str], log_type: str | None, interval: str | None = None, **kinds: bool
+    files: Sequence[str] | None, log_type: str | None, interval: str | None = None, **kinds: bool
 ) -> list[logparse.LogReport]:
     """One report per log type found among `files`."""
     seconds = views.parse_interval(interval) if interval else 0
@@ -158,7 +162,7 @@ def _emit(outputs: list[tuple[logparse.LogReport, list[Section]]], fmt: OutputFo
 @app.command("table")
 @_fail_cleanly
 def table(
-    files: Files,
+    files: Files = None,
     log_type: TypeOpt = None,
     sort_by: Annotated[str, typer.Option(help="Column to sort by, e.g. score, count, p99, fail, db.")] = "score",
     limit: LimitOpt = 10,
@@ -171,9 +175,7 @@ def table(
         ),
     ] = None,
     fmt: FormatOpt = OutputFormat.table,
-    interval: Annotated[
-        str | None, typer.Option(help="Print the table per time window, e.g. 10m or 1h.", show_default=False)
-    ] = None,
+    interval: IntervalOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Per-key COUNT, RPS, P99/P95/MEDIAN, MAX, MIN, STDDEV, SCORE (= COUNT * P99) and %FAIL, with totals."""
@@ -187,7 +189,7 @@ def table(
 @app.command("top")
 @_fail_cleanly
 def top(
-    files: Files,
+    files: Files = None,
     log_type: TypeOpt = None,
     sort_by: Annotated[
         str, typer.Option(help=f"Rank by: {', '.join(views.TOP_FIELDS)} (cpu-s also works).")
@@ -197,17 +199,19 @@ def top(
         str, typer.Option(help="Show values, percentage of totals, or both: value|percentage|both.")
     ] = "value",
     fmt: FormatOpt = OutputFormat.table,
+    interval: IntervalOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """The busiest users, projects, clients and paths, by count and by total duration, DB, CPU, ...."""
-    outputs = [(r, views.top_sections(r, sort_by, limit, display)) for r in _load(files, log_type, top=True)]
+    reports = _load(files, log_type, interval, top=True)
+    outputs = [(r, views.top_sections(r, sort_by, limit, display)) for r in reports]
     _emit(outputs, fmt, verbose)
 
 
 @app.command("errors")
 @_fail_cleanly
 def errors(
-    files: Files,
+    files: Files = None,
     log_type: TypeOpt = None,
     limit: LimitOpt = 10,
     fmt: FormatOpt = OutputFormat.table,

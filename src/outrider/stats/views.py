@@ -190,14 +190,15 @@ def _top_values(count: int, failed: int, t: logparse.TopRow | logparse.KeyStats)
 
 
 def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: str) -> list[Section]:
-    """Busiest users, projects, clients and paths by count and resource use, as values and/or shares."""
+    """Busiest users, projects, clients and paths by count and resource use, as values and/or shares.
+
+    With an interval, one set of tables per window, shares taken of that window's totals.
+    """
     if display not in DISPLAYS:
         raise ViewError(f"unknown display {display!r}; choose from {', '.join(DISPLAYS)}")
     sort_by = resolve_top_field(sort_by)
-    shown = ["count", "duration", *[c for c in report.components], "failed"]
+    shown = ["count", "duration", *report.components, "failed"]
     fields = [f for f in TOP_FIELDS if f in shown]
-    total = report.totals()[0] if report.lines and report.totals() else None
-    totals = _top_values(total.count, total.failed, total) if total else dict.fromkeys(fields, 0.0)
     columns: list[Column] = []
     for f in fields:
         fmt = fixed(0) if f in ("count", "failed") else human_ms
@@ -206,23 +207,26 @@ def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: 
         if display in ("percentage", "both"):
             columns.append(Column(f"{f}_pct", f"{TOP_HEADERS[f]} %", percent))
 
-    def row(name: str, values: dict[str, float]) -> dict[str, Value]:
+    def row(name: str, values: dict[str, float], totals: dict[str, float]) -> dict[str, Value]:
         r: dict[str, Value] = {"value": name}
         for f in fields:
             r[f] = values[f]
             r[f"{f}_pct"] = 100 * values[f] / totals[f] if totals[f] else None
         return r
 
+    window_totals = {t.bucket_start: _top_values(t.count, t.failed, t) for t in report.totals()}
     sections = []
-    for dim in logparse.DIMENSIONS:
-        entries = report.top(dim)
-        if not any(e.value != "(none)" for e in entries):
-            continue
-        rows = [row(e.value, _top_values(e.count, e.failed, e)) for e in entries]
-        rows = sorted(rows, key=lambda r: (-_num(r[sort_by]), str(r["value"])))[:limit]
-        title = f"Top {limit} {dim}s by {sort_by}"
-        cols = [Column("value", DIMENSION_HEADERS[dim], str, numeric=False), *columns]
-        sections.append(Section(title, cols, rows, row("TOTAL", totals)))
+    for bucket, totals in sorted(window_totals.items(), key=lambda kv: kv[0] or 0):
+        window = "" if bucket is None else f">>> {when(bucket)} <<< "
+        for dim in logparse.DIMENSIONS:
+            entries = [e for e in report.top(dim) if e.bucket_start == bucket]
+            if not any(e.value != "(none)" for e in entries):
+                continue
+            rows = [row(e.value, _top_values(e.count, e.failed, e), totals) for e in entries]
+            rows = sorted(rows, key=lambda r: (-_num(r[sort_by]), str(r["value"])))[:limit]
+            title = f"{window}Top {limit} {dim}s by {sort_by}"
+            cols = [Column("value", DIMENSION_HEADERS[dim], str, numeric=False), *columns]
+            sections.append(Section(title, cols, rows, row("TOTAL", totals, totals)))
     return sections
 
 

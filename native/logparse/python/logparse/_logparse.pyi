@@ -148,6 +148,9 @@ class TopRow:
     @property
     def value(self) -> str: ...
     @property
+    def bucket_start(self) -> int | None:
+        """Start of the interval, seconds since the epoch; None without an interval."""
+    @property
     def count(self) -> int: ...
     @property
     def failed(self) -> int: ...
