@@ -1,7 +1,10 @@
-"""The notifier service: the `engagement.events` subscriber and the ops endpoints."""
+"""The notifier service: subscribers that store reminders, the dispatcher that posts them, ops endpoints."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from faststream import AckPolicy
@@ -14,16 +17,20 @@ from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
 from outrider_common.kafka import ensure_topics
 from outrider_common.telemetry import setup_logging, setup_tracing
-from outrider_common.topics import ENGAGEMENT_EVENTS
-from outrider_notifier.handlers import on_engagement_event
+from outrider_common.topics import ANALYSIS_FINDINGS, ENGAGEMENT_EVENTS
+from outrider_notifier.dispatch import Dispatcher
+from outrider_notifier.handlers import on_engagement_event, on_finding
 from outrider_notifier.settings import NotifierSettings
+from outrider_notifier.slack import SlackWebApi
+
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
-    """Build the notifier ASGI app (the Kafka consumer runs in its lifespan)."""
+    """Build the notifier ASGI app (consumers and the dispatcher run in its lifespan)."""
     settings = settings or NotifierSettings()
     setup_logging(settings.log_level)
-    db = Database(settings.database_url.get_secret_value())
+    db = Database(settings.database_url.get_secret_value(), MIGRATIONS)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id="outrider-notifier",
@@ -32,23 +39,36 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             KafkaTelemetryMiddleware(tracer_provider=setup_tracing("notifier")),
         ),
     )
-    # NACK_ON_ERROR: a failed event is re-read, never skipped (the default commits before handling).
-    broker.subscriber(
-        settings.topic(ENGAGEMENT_EVENTS),
-        group_id=settings.consumer_group,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )(on_engagement_event)
+    # NACK_ON_ERROR: an event whose reminders could not be stored is read again, never skipped.
+    for topic, handler in ((ENGAGEMENT_EVENTS, on_engagement_event), (ANALYSIS_FINDINGS, on_finding)):
+        broker.subscriber(
+            settings.topic(topic),
+            group_id=settings.consumer_group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )(handler)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
-        await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic(ENGAGEMENT_EVENTS)])
+        await ensure_topics(
+            settings.kafka_bootstrap_servers, [settings.topic(ENGAGEMENT_EVENTS), settings.topic(ANALYSIS_FINDINGS)]
+        )
+        dispatcher = Dispatcher(
+            db.pool, SlackWebApi(settings.slack_token.get_secret_value(), settings.slack_api_url), settings
+        )
+        broker.context.set_global("pool", db.pool)
+        broker.context.set_global("settings", settings)
+        broker.context.set_global("wake_dispatcher", dispatcher.wake)
         await broker.start()
+        dispatching = asyncio.create_task(dispatcher.run())
         try:
             yield
         finally:
             await broker.stop()
+            dispatching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatching
             await db.close()
 
     app = FastAPI(title="Outrider notifier", version="0.1.0", lifespan=lifespan)

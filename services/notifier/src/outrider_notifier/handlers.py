@@ -1,14 +1,62 @@
-"""Subscribers of the notifier."""
+"""Subscribers of the notifier: events become stored reminders (idempotently), never messages directly."""
 
+import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from outrider_common.events import EngagementEvent
-from outrider_notifier import metrics
+import asyncpg
+from faststream import Context
+
+from outrider_common.events import EngagementEvent, Finding
+from outrider_notifier import metrics, store
+from outrider_notifier.reminders import plan_for_event, plan_for_finding, subjects_cancelled_by
+from outrider_notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
 
 
-async def on_engagement_event(event: EngagementEvent) -> None:
-    """Record an engagement event (reminder scheduling builds on this)."""
+async def on_engagement_event(
+    event: EngagementEvent,
+    pool: Annotated[asyncpg.Pool, Context("pool")],
+    settings: Annotated[NotifierSettings, Context("settings")],
+    wake: Annotated[asyncio.Event, Context("wake_dispatcher")],
+) -> None:
+    """Schedule or cancel reminders for an engagement event (a redelivered event changes nothing)."""
     metrics.EVENTS.labels(event.type).inc()
-    log.info("event type=%s engagement_id=%s", event.type, event.engagement_id)
+    async with pool.acquire() as conn, conn.transaction():
+        if event.type == "engagement.created":
+            await store.remember_engagement(
+                conn,
+                engagement_id=event.engagement_id,
+                name=str(event.data.get("name", "")),
+                customer=str(event.data.get("customer", "")),
+                channel=_text(event.data.get("slack_channel")),
+            )
+        for subject in subjects_cancelled_by(event):
+            metrics.REMINDERS.labels("cancelled").inc(
+                await store.cancel(conn, engagement_id=event.engagement_id, subject=subject)
+            )
+        lead, grace = timedelta(seconds=settings.touchpoint_lead_s), timedelta(seconds=settings.overdue_grace_s)
+        for planned in plan_for_event(event, lead=lead, grace=grace):
+            if await store.schedule(conn, engagement_id=event.engagement_id, planned=planned):
+                metrics.REMINDERS.labels("scheduled").inc()
+    wake.set()
+
+
+async def on_finding(
+    finding: Finding,
+    pool: Annotated[asyncpg.Pool, Context("pool")],
+    wake: Annotated[asyncio.Event, Context("wake_dispatcher")],
+) -> None:
+    """A new finding is told at once."""
+    metrics.EVENTS.labels("finding").inc()
+    if await store.schedule(
+        pool, engagement_id=finding.engagement_id, planned=plan_for_finding(finding, now=datetime.now(UTC))
+    ):
+        metrics.REMINDERS.labels("scheduled").inc()
+    wake.set()
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

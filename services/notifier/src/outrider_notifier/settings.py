@@ -1,6 +1,6 @@
 """Settings of the notifier service."""
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from outrider_common.settings import ServiceSettings
 
@@ -10,3 +10,17 @@ class NotifierSettings(ServiceSettings):
 
     http_port: int = Field(8004, description="Port of the notifier's ops endpoints.")
     consumer_group: str = Field("notifier", description="Kafka consumer group shared by notifier replicas.")
+    slack_token: SecretStr = Field(SecretStr(""), description="Slack bot token (chat:write).")
+    slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL (tests use a local one).")
+    default_channel: str = Field("#outrider", description="Channel for engagements without one of their own.")
+    tracker_url: str = Field("http://127.0.0.1:8003", description="Base of the links to engagement status pages.")
+    touchpoint_lead_s: float = Field(86_400, ge=0, description="How long before a touchpoint its reminder goes out.")
+    overdue_grace_s: float = Field(3_600, ge=0, description="How long after a touchpoint it counts as overdue.")
+    dispatch_interval_s: float = Field(1.0, gt=0, description="How often due reminders are looked for.")
+    max_attempts: int = Field(8, ge=1, description="Delivery attempts before a reminder is marked failed.")
+    stale_sending_s: float = Field(
+        120, gt=0, description="A reminder left 'sending' this long (its notifier died) is sent again."
+    )
+    quiet_hours_utc: tuple[int, int] | None = Field(
+        None, description="[start, end) hours (UTC) in which nothing is posted, e.g. [22, 7]; due reminders wait."
+    )

@@ -17,6 +17,9 @@ class EngagementCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, examples=["ACME GitLab 10k reference architecture"])
     customer: str = Field(min_length=1, max_length=200, examples=["ACME Corp"])
     playbook_id: str = Field("gitlab-reference-architecture", description="Playbook the engagement follows.")
+    slack_channel: str | None = Field(
+        None, min_length=1, max_length=80, description="Where reminders go (the notifier's default when unset)."
+    )
 
     @field_validator("playbook_id")
     @classmethod
@@ -35,6 +38,7 @@ class EngagementRead(BaseModel):
     playbook_id: str
     stage: str
     stage_entered_at: datetime
+    slack_channel: str | None
     status: EngagementStatus
     created_at: datetime
     updated_at: datetime

@@ -9,7 +9,7 @@ from outrider_tracker.audit import service as audit
 from outrider_tracker.engagement.models import EngagementCreate, EngagementRead
 from outrider_tracker.playbook import service as playbooks
 
-COLUMNS = "id, name, customer, playbook_id, stage, stage_entered_at, status, created_at, updated_at"
+COLUMNS = "id, name, customer, playbook_id, stage, stage_entered_at, slack_channel, status, created_at, updated_at"
 
 
 async def get(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> EngagementRead | None:
@@ -44,13 +44,14 @@ async def create(pool: asyncpg.Pool, *, engagement_in: EngagementCreate, actor: 
     playbook = playbooks.get_all()[engagement_in.playbook_id]
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            f"INSERT INTO engagements (id, name, customer, playbook_id, stage) VALUES ($1, $2, $3, $4, $5)"
-            f" RETURNING {COLUMNS}",
+            "INSERT INTO engagements (id, name, customer, playbook_id, stage, slack_channel)"
+            f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}",
             uuid4(),
             engagement_in.name,
             engagement_in.customer,
             playbook.id,
             playbook.stages[0].id,
+            engagement_in.slack_channel,
         )
         assert row is not None  # INSERT … RETURNING always returns the row
         engagement = EngagementRead.model_validate(dict(row))
@@ -58,7 +59,12 @@ async def create(pool: asyncpg.Pool, *, engagement_in: EngagementCreate, actor: 
             conn,
             engagement_id=engagement.id,
             type="engagement.created",
-            data={"name": engagement.name, "customer": engagement.customer, "playbook_id": playbook.id},
+            data={
+                "name": engagement.name,
+                "customer": engagement.customer,
+                "playbook_id": playbook.id,
+                "slack_channel": engagement.slack_channel,
+            },
         )
         await audit.record(
             conn,

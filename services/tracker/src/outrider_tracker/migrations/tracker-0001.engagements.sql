@@ -6,6 +6,7 @@ CREATE TABLE engagements (
     playbook_id      text        NOT NULL,
     stage            text        NOT NULL,
     stage_entered_at timestamptz NOT NULL DEFAULT now(),
+    slack_channel    text,
     status           text        NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'closed')),
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now()

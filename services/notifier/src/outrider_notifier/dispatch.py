@@ -1,0 +1,101 @@
+"""The delivery loop: claim due reminders (safe across replicas), post them to Slack, record the outcome."""
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from outrider_notifier import messaging, metrics, store
+from outrider_notifier.reminders import in_quiet_hours
+from outrider_notifier.settings import NotifierSettings
+from outrider_notifier.slack import GiveUp, RetryLater, Sender
+
+log = logging.getLogger(__name__)
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """Seconds until the next attempt: Slack's Retry-After when given, else exponential with jitter (max 5 min)."""
+    if retry_after is not None:
+        return retry_after
+    return min(2.0**attempt, 300.0) * random.uniform(0.5, 1.0)
+
+
+class Dispatcher:
+    """Posts due reminders; any number of notifier replicas may run one."""
+
+    def __init__(self, pool: asyncpg.Pool, sender: Sender, settings: NotifierSettings) -> None:
+        self._pool, self._sender, self._settings = pool, sender, settings
+        self.wake = asyncio.Event()
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many reminders were attempted."""
+        now = datetime.now(UTC)
+        if in_quiet_hours(now, self._settings.quiet_hours_utc):
+            return 0
+        due = await store.claim_due(self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5)
+        for reminder in due:
+            await self._deliver(reminder)
+        return len(due)
+
+    async def _deliver(self, reminder: dict[str, Any]) -> None:
+        info = await store.engagement_info(self._pool, reminder["engagement_id"])
+        name, customer, channel = (
+            (info["name"], info["customer"], info["slack_channel"])
+            if info
+            else (str(reminder["engagement_id"]), "(unknown customer)", None)
+        )
+        text, blocks = messaging.build(
+            reminder["kind"],
+            reminder["payload"],
+            name=name,
+            customer=customer,
+            status_url=f"{self._settings.tracker_url}/v1/engagements/{reminder['engagement_id']}/status",
+        )
+        attempt = reminder["attempts"]
+        try:
+            posted = await self._sender.post(
+                channel=channel or self._settings.default_channel, text=text, blocks=blocks
+            )
+        except (RetryLater, GiveUp) as exc:
+            metrics.SLACK_ERRORS.labels(exc.kind).inc()
+            give_up = isinstance(exc, GiveUp) or attempt >= self._settings.max_attempts
+            delay = backoff(attempt, exc.after_s if isinstance(exc, RetryLater) else None)
+            await store.mark_retry(
+                self._pool,
+                reminder_id=reminder["id"],
+                attempt=attempt,
+                error=exc.kind,
+                at=datetime.now(UTC) + timedelta(seconds=delay),
+                give_up=give_up,
+            )
+            if give_up:
+                metrics.REMINDERS.labels("failed").inc()
+                log.error(
+                    "reminder failed id=%s kind=%s error=%s attempts=%s",
+                    reminder["id"],
+                    reminder["kind"],
+                    exc.kind,
+                    attempt,
+                )
+            return
+        await store.mark_sent(
+            self._pool, reminder_id=reminder["id"], attempt=attempt, channel=posted.channel, ts=posted.ts
+        )
+        metrics.REMINDERS.labels("sent").inc()
+        metrics.LATENCY.observe(max((datetime.now(UTC) - reminder["due_at"]).total_seconds(), 0.0))
+
+    async def run(self) -> None:
+        """Deliver until cancelled: at once when woken, else every `dispatch_interval_s`."""
+        while True:
+            try:
+                while await self.run_once():
+                    pass
+            except (OSError, asyncpg.PostgresError) as exc:  # the database is away: the next pass retries
+                log.warning("dispatch pass failed error=%r", exc)
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self._settings.dispatch_interval_s)

@@ -1,0 +1,33 @@
+"""Slack Block Kit messages for reminders (pure: what to say, apart from sending it)."""
+
+from typing import Any
+
+
+def _when(payload: dict[str, Any]) -> str:
+    return str(payload.get("scheduled_at", "")).replace("T", " ")[:16] + " UTC"
+
+
+def build(
+    kind: str, payload: dict[str, Any], *, name: str, customer: str, status_url: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """Fallback text and blocks: what, which customer, why now, and a link to the engagement's status."""
+    title = str(payload.get("title") or "")
+    what, why = {
+        "touchpoint_due": (f"Touchpoint coming up: *{title}*", f"Scheduled for {_when(payload)}."),
+        "touchpoint_overdue": (f"Touchpoint overdue: *{title}*",
+                               f"It was due {_when(payload)} and has not been marked held."),
+        "stage_changed": (f"Stage changed: {payload.get('from')} → *{payload.get('to')}*",
+                          "Forced past: " + ", ".join(payload.get("missing") or []) if payload.get("forced")
+                          else "All exit criteria were met."),
+        "finding": (f"New finding: *{payload.get('summary', '')}*",
+                    f"{payload.get('log_type')} logs, window starting {str(payload.get('window_start', ''))[:16]}."),
+    }.get(kind, (kind, ""))  # fmt: skip
+    text = f"{customer} ({name}): {what.replace('*', '')}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{customer}* · {name}\n{what}"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": why}]},
+        {"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Engagement status"}, "url": status_url}
+        ]},
+    ]  # fmt: skip
+    return text, blocks

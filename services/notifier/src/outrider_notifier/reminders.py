@@ -1,0 +1,59 @@
+"""Which reminders an event creates or cancels (pure rules, no I/O)."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from outrider_common.events import EngagementEvent, Finding
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A reminder to store: due at `due_at`, unique by `idempotency_key`."""
+
+    idempotency_key: str
+    kind: str
+    subject: str
+    due_at: datetime
+    payload: dict[str, Any]
+
+
+def plan_for_event(event: EngagementEvent, *, lead: timedelta, grace: timedelta) -> list[Planned]:
+    """Reminders an engagement event schedules."""
+    data = event.data
+    if event.type == "touchpoint.scheduled":
+        at = datetime.fromisoformat(str(data["scheduled_at"]))
+        subject = str(data["touchpoint_id"])
+        payload = {"title": data.get("title"), "scheduled_at": at.isoformat()}
+        return [
+            Planned(f"touchpoint_due:{subject}:{at.isoformat()}", "touchpoint_due", subject, at - lead, payload),
+            Planned(f"touchpoint_overdue:{subject}:{at.isoformat()}", "touchpoint_overdue", subject, at + grace,
+                    payload),
+        ]  # fmt: skip
+    if event.type == "stage.advanced":
+        return [Planned(f"stage_changed:{event.event_id}", "stage_changed", str(data["to"]), event.occurred_at,
+                        dict(data))]  # fmt: skip
+    return []
+
+
+def subjects_cancelled_by(event: EngagementEvent) -> list[str]:
+    """Subjects whose pending reminders an event makes untrue (a held touchpoint needs no reminder)."""
+    if event.type in ("touchpoint.held", "touchpoint.cancelled"):
+        return [str(event.data["touchpoint_id"])]
+    return []
+
+
+def plan_for_finding(finding: Finding, *, now: datetime) -> Planned:
+    """A finding is worth telling at once."""
+    return Planned(
+        f"finding:{finding.finding_id}", "finding", str(finding.finding_id), now, finding.model_dump(mode="json")
+    )
+
+
+def in_quiet_hours(now: datetime, quiet: tuple[int, int] | None) -> bool:
+    """True when `now` (UTC) falls in the [start, end) window, which may wrap midnight."""
+    if quiet is None:
+        return False
+    start, end = quiet
+    hour = now.hour
+    return start <= hour < end if start <= end else hour >= start or hour < end

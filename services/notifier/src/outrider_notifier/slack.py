@@ -1,0 +1,77 @@
+"""Sending through Slack's Web API with `slack_sdk`, with each failure classified as retry-later or give-up."""
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+# Errors Slack answers that another attempt cannot fix.
+PERMANENT = {"channel_not_found", "not_in_channel", "invalid_auth", "account_inactive", "is_archived",
+             "msg_too_long", "no_text", "invalid_blocks"}  # fmt: skip
+
+
+class RetryLater(Exception):
+    """Slack could not take the message now; try again after `after_s` seconds."""
+
+    def __init__(self, kind: str, after_s: float | None) -> None:
+        super().__init__(kind)
+        self.kind, self.after_s = kind, after_s
+
+
+class GiveUp(Exception):
+    """Slack refused the message for a reason a retry cannot fix."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Where the message landed."""
+
+    channel: str
+    ts: str
+
+
+class Sender(Protocol):
+    """Posts one message; raises RetryLater or GiveUp."""
+
+    async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]]) -> Posted: ...
+
+
+class SlackWebApi:
+    """`chat.postMessage` through slack_sdk; its own handlers retry 429 (honouring Retry-After), 5xx and
+    connection errors a couple of times before we schedule a later attempt."""
+
+    def __init__(self, token: str, base_url: str) -> None:
+        self._client = AsyncWebClient(
+            token=token, base_url=base_url, timeout=10,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+                            AsyncServerErrorRetryHandler(max_retry_count=2),
+                            AsyncConnectionErrorRetryHandler(max_retry_count=2)],
+        )  # fmt: skip
+
+    async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]]) -> Posted:
+        try:
+            response = await self._client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error") or f"http_{status}")
+            if status == 429:
+                raise RetryLater("rate_limited", float(exc.response.headers.get("Retry-After", 1))) from exc
+            if status >= 500:
+                raise RetryLater(f"server_error_{status}", None) from exc
+            if error in PERMANENT:
+                raise GiveUp(error) from exc
+            raise RetryLater(error, None) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise RetryLater("connection_error", None) from exc
+        return Posted(channel=str(response["channel"]), ts=str(response["ts"]))

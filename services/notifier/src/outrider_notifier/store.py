@@ -1,0 +1,124 @@
+"""SQL of the notifier's tables: reminders, their deliveries, and what it knows of engagements."""
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from outrider_notifier.reminders import Planned
+
+
+async def remember_engagement(
+    conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, name: str, customer: str, channel: str | None
+) -> None:
+    """Keep the name, customer and channel messages about this engagement need."""
+    await conn.execute(
+        "INSERT INTO notifier_engagements (engagement_id, name, customer, slack_channel) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (engagement_id) DO UPDATE SET name = $2, customer = $3, slack_channel = $4",
+        engagement_id,
+        name,
+        customer,
+        channel,
+    )
+
+
+async def schedule(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, planned: Planned) -> bool:
+    """Store a reminder unless one with its idempotency key exists; True when new."""
+    inserted = await conn.fetchval(
+        """INSERT INTO reminders (id, idempotency_key, engagement_id, kind, subject, due_at, next_attempt_at, payload)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING true""",
+        uuid4(),
+        planned.idempotency_key,
+        engagement_id,
+        planned.kind,
+        planned.subject,
+        planned.due_at,
+        json.dumps(planned.payload),
+    )
+    return bool(inserted)
+
+
+async def cancel(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, subject: str) -> int:
+    """Cancel pending reminders about `subject`; returns how many."""
+    result = await conn.execute(
+        "UPDATE reminders SET status = 'cancelled' WHERE engagement_id = $1 AND subject = $2 AND status = 'pending'",
+        engagement_id,
+        subject,
+    )
+    return int(result.split()[-1])
+
+
+CLAIM = """
+UPDATE reminders r SET status = 'sending', attempts = r.attempts + 1, claimed_at = now()
+FROM (
+    SELECT id, status AS was FROM reminders
+    WHERE (status = 'pending' AND next_attempt_at <= $1)
+       OR (status = 'sending' AND claimed_at < $1 - make_interval(secs => $2))
+    ORDER BY next_attempt_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE r.id = due.id
+RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, due.was
+"""
+
+
+async def claim_due(
+    pool: asyncpg.Pool, *, now: datetime, stale_after_s: float, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Mark due reminders 'sending' and log the attempt, committed before anything is posted.
+
+    A reminder still 'sending' after `stale_after_s` belonged to a notifier that died mid-delivery: it is claimed
+    again and may be posted a second time — the one duplicate a crash can cause, and the log records it.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(CLAIM, now, stale_after_s, limit)
+        await conn.executemany(
+            "INSERT INTO deliveries (reminder_id, attempt, outcome) VALUES ($1, $2, $3)",
+            [(r["id"], r["attempts"], "resending_after_crash" if r["was"] == "sending" else "sending") for r in rows],
+        )
+    return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+
+async def engagement_info(conn: asyncpg.Connection | asyncpg.Pool, engagement_id: UUID) -> asyncpg.Record | None:
+    """Name, customer and channel of an engagement, if its creation event was seen."""
+    return await conn.fetchrow(
+        "SELECT name, customer, slack_channel FROM notifier_engagements WHERE engagement_id = $1", engagement_id
+    )
+
+
+async def mark_sent(pool: asyncpg.Pool, *, reminder_id: UUID, attempt: int, channel: str, ts: str) -> None:
+    """Record a delivery Slack accepted."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE reminders SET status = 'sent', sent_at = now() WHERE id = $1", reminder_id)
+        await conn.execute(
+            "INSERT INTO deliveries (reminder_id, attempt, outcome, channel, slack_ts) VALUES ($1, $2, 'sent', $3, $4)",
+            reminder_id,
+            attempt,
+            channel,
+            ts,
+        )
+
+
+async def mark_retry(
+    pool: asyncpg.Pool, *, reminder_id: UUID, attempt: int, error: str, at: datetime, give_up: bool
+) -> None:
+    """Put a reminder back for a later attempt, or mark it failed."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE reminders SET status = $2, next_attempt_at = $3 WHERE id = $1",
+            reminder_id,
+            "failed" if give_up else "pending",
+            at,
+        )
+        await conn.execute(
+            "INSERT INTO deliveries (reminder_id, attempt, outcome, error) VALUES ($1, $2, $3, $4)",
+            reminder_id,
+            attempt,
+            "failed" if give_up else "retry",
+            error,
+        )

@@ -1,0 +1,127 @@
+"""A local HTTP server speaking the part of Slack's Web API Outrider uses (`chat.postMessage`).
+
+For tests and `outrider up`, where Slack cannot be reached: the real `slack_sdk` client talks to it. It records every
+message, and can answer 429 with Retry-After, 500, or slowly, on demand.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Scripted:
+    """One planned non-success answer."""
+
+    status: int
+    retry_after: int | None = None
+
+
+@dataclass
+class LocalSlack:
+    """Start with `start()`; point `slack_sdk` at `api_url`; read `messages`."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    delay_s: float = 0.0
+    requests: int = 0
+    _script: deque[Scripted] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def api_url(self) -> str:
+        """Base URL for `AsyncWebClient(base_url=...)`."""
+        return f"http://{self.host}:{self.port}/api/"
+
+    def fail_next(self, count: int, status: int, retry_after: int | None = None) -> None:
+        """Answer the next `count` posts with `status` (429 carries Retry-After)."""
+        with self._lock:
+            self._script.extend(Scripted(status, retry_after) for _ in range(count))
+
+    def start(self) -> LocalSlack:
+        """Serve in a background thread."""
+        slack = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:
+                if self.path == "/messages":
+                    with slack._lock:
+                        self._reply(200, slack.messages)
+                else:
+                    self._reply(404, {"ok": False, "error": "unknown_method"})
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if not self.path.startswith("/api/chat.postMessage"):
+                    return self._reply(404, {"ok": False, "error": "unknown_method"})
+                if not self.headers.get("Authorization", "").startswith("Bearer "):
+                    return self._reply(200, {"ok": False, "error": "not_authed"})
+                with slack._lock:
+                    slack.requests += 1
+                if slack.delay_s:
+                    time.sleep(slack.delay_s)
+                with slack._lock:
+                    planned = slack._script.popleft() if slack._script else None
+                if planned and planned.status == 429:
+                    return self._reply(429, {"ok": False, "error": "ratelimited"},
+                                       {"Retry-After": str(planned.retry_after or 1)})  # fmt: skip
+                if planned:
+                    return self._reply(planned.status, {"ok": False, "error": "internal_error"})
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    args = json.loads(body or b"{}")
+                else:
+                    args = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                if not args.get("channel"):
+                    return self._reply(200, {"ok": False, "error": "channel_not_found"})
+                with slack._lock:
+                    ts = f"{int(time.time())}.{next(slack._ts):06d}"
+                    slack.messages.append({**args, "ts": ts})
+                self._reply(200, {"ok": True, "channel": args["channel"], "ts": ts, "message": args})
+
+            def _reply(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def main() -> None:
+    """`python -m outrider.slack_local PORT`: serve until interrupted (used by `outrider up`)."""
+    import sys
+
+    slack = LocalSlack(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0).start()
+    print(f"local Slack Web API at {slack.api_url} (messages at http://{slack.host}:{slack.port}/messages)", flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
