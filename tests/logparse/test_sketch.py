@@ -1,4 +1,4 @@
-"""The mergeable quantile sketch: within 1% of the exact order statistic, and merging is exact."""
+"""The mergeable quantile sketch: within 1% of the exact percentile, and merging is exact."""
 
 import math
 
@@ -20,12 +20,20 @@ def sketch_of(values: list[float]) -> logparse.Sketch:
     return s
 
 
+def exact_percentile(values: list[float], q: float) -> float:
+    """The independent reference: linear interpolation at rank q*(n-1), written out."""
+    v = sorted(values)
+    rank = q * (len(v) - 1)
+    lo, hi = math.floor(rank), math.ceil(rank)
+    return v[lo] + (v[hi] - v[lo]) * (rank - lo)
+
+
 @settings(max_examples=300, deadline=None)
 @given(values=durations, q=quantiles)
-def test_quantile_within_relative_error_of_exact_rank(values: list[float], q: float) -> None:
-    exact = sorted(values)[math.floor(q * (len(values) - 1))]
+def test_quantile_within_relative_error_of_exact(values: list[float], q: float) -> None:
+    exact = exact_percentile(values, q)
     got = sketch_of(values).quantile(q)
-    assert abs(got - exact) <= logparse.RELATIVE_ACCURACY * exact + 1e-12
+    assert abs(got - exact) <= logparse.RELATIVE_ACCURACY * exact + 1e-9
 
 
 @settings(max_examples=300, deadline=None)

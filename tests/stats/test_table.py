@@ -96,3 +96,14 @@ def test_terminal_table_has_fast_stats_headers_and_totals(run: Run, logs: object
 def test_bad_options_exit_2_with_a_message(run: Run, logs: object, bad: list[str]) -> None:
     result = run(f"{logs}/gitaly.log", *bad, code=2)
     assert "error:" in result.stderr
+
+
+@pytest.mark.parametrize("log", ["production_json", "api_json", "gitaly", "sidekiq"])
+def test_approximate_percentiles_are_within_one_percent(run: Run, logs: object, log: str) -> None:
+    (exact,) = sections(run(f"{logs}/{log}.log", "--format", "json"))
+    (approx,) = sections(run(f"{logs}/{log}.log", "--format", "json", "--approximate"))
+    for key, row in rows_by_key(exact).items():
+        other = rows_by_key(approx)[key]
+        assert other["count"] == row["count"]
+        for field in ("p99", "p95", "median"):
+            assert other[field] == pytest.approx(row[field], rel=0.01)

@@ -126,23 +126,31 @@ impl Sketch {
         }
     }
 
-    /// The value at rank `q·(count−1)` within relative error α, or `None` when empty.
+    /// The `q` quantile with the exact statistics' definition (linear interpolation between the values at
+    /// ranks ⌊q·(n−1)⌋ and ⌈q·(n−1)⌉), each value within relative error α, so the result is too; `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.count == 0 || !(0.0..=1.0).contains(&q) {
             return None;
         }
         let rank = q * (self.count - 1) as f64;
+        let (lo, hi) = (rank.floor(), rank.ceil());
+        let (a, b) = (self.value_at_rank(lo as u64), self.value_at_rank(hi as u64));
+        Some(a + (b - a) * (rank - lo))
+    }
+
+    /// The (approximate) value of the `rank`-th smallest item, 0-based.
+    fn value_at_rank(&self, rank: u64) -> f64 {
         let mut seen = self.zero_count;
-        if seen as f64 > rank {
-            return Some(self.min);
+        if seen > rank {
+            return self.min;
         }
         for (j, &n) in self.bins.iter().enumerate() {
             seen += n;
-            if seen as f64 > rank {
-                return Some(self.value(self.offset + j as i32).clamp(self.min, self.max));
+            if seen > rank {
+                return self.value(self.offset + j as i32).clamp(self.min, self.max);
             }
         }
-        Some(self.max)
+        self.max
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -291,7 +299,7 @@ mod tests {
         let values: Vec<f64> = (1..=1000).map(f64::from).collect();
         values.iter().for_each(|&v| s.add(v));
         for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
-            let exact = values[(q * 999.0_f64).floor() as usize];
+            let exact = crate::aggregate::percentile_sorted(&values, q);
             let got = s.quantile(q).unwrap();
             assert!(
                 (got - exact).abs() <= exact * RELATIVE_ACCURACY + 1e-9,

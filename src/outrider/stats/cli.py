@@ -61,6 +61,14 @@ LimitOpt = Annotated[int, typer.Option("--limit", "-l", min=1, help="Rows to pri
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 IntervalOpt = Annotated[str | None, typer.Option(help="One table per time window, e.g. 10m or 1h.", show_default=False)]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Explain skipped and bad lines, with samples.")]
+ApproxOpt = Annotated[
+    bool,
+    typer.Option(
+        "--approximate",
+        help="Percentiles from a mergeable sketch (within 1%) instead of every duration: memory bounded by the "
+        "number of keys, for inputs too large to hold one number per request.",
+    ),
+]
 
 
 class StatsError(Exception):
@@ -105,13 +113,17 @@ def _group_by_type(files: Sequence[str] | None, log_type: str | None) -> dict[st
 
 
 def _load(
-    files: Sequence[str] | None, log_type: str | None, interval: str | None = None, **kinds: bool
+    files: Sequence[str] | None,
+    log_type: str | None,
+    interval: str | None = None,
+    approximate: bool = False,
+    **kinds: bool,
 ) -> list[logparse.LogReport]:
     """One report per log type found among `files`."""
     seconds = views.parse_interval(interval) if interval else 0
     reports = []
     for detected, group in _group_by_type(files, log_type).items():
-        report = logparse.LogReport(log_type=detected, interval_seconds=seconds, **kinds)
+        report = logparse.LogReport(log_type=detected, interval_seconds=seconds, exact=not approximate, **kinds)
         sources.feed(report, group)
         reports.append(report)
     return reports
@@ -176,11 +188,12 @@ def table(
     ] = None,
     fmt: FormatOpt = OutputFormat.table,
     interval: IntervalOpt = None,
+    approximate: ApproxOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Per-key COUNT, RPS, P99/P95/MEDIAN, MAX, MIN, STDDEV, SCORE (= COUNT * P99) and %FAIL, with totals."""
     outputs = []
-    for report in _load(files, log_type, interval):
+    for report in _load(files, log_type, interval, approximate):
         fields = views.stats_fields(report, print_fields)
         outputs.append((report, views.stats_sections(report, fields, sort_by, limit)))
     _emit(outputs, fmt, verbose)
@@ -234,11 +247,12 @@ def compare(
     ] = "score",
     limit: LimitOpt = 10,
     fmt: FormatOpt = OutputFormat.table,
+    approximate: ApproxOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Two logs side by side per key (A, B and B - A), then the keys that only one of them has."""
-    (report_a,) = _load([before], log_type) or [logparse.LogReport()]
-    (report_b,) = _load([after], log_type) or [logparse.LogReport()]
+    (report_a,) = _load([before], log_type, approximate=approximate)
+    (report_b,) = _load([after], log_type, approximate=approximate)
     if report_a.log_type != report_b.log_type:
         raise StatsError(f"cannot compare {report_a.log_type} with {report_b.log_type}")
     _emit([(report_b, views.compare_sections(report_a, report_b, sort_by, limit))], fmt, verbose)
