@@ -231,44 +231,100 @@ pub struct Line<'a> {
 impl<'a> Line<'a> {
     /// The field a JSON key fills, for the fast scanner; must name exactly the fields serde fills.
     pub(crate) fn slot(&mut self, key: &str) -> Option<&mut Val<'a>> {
-        Some(match key.as_bytes() {
-            b"time" => &mut self.time,
-            b"subcomponent" => &mut self.subcomponent,
-            b"controller" => &mut self.controller,
-            b"action" => &mut self.action,
-            b"route" => &mut self.route,
-            b"method" => &mut self.method,
-            b"path" => &mut self.path,
-            b"status" => &mut self.status,
-            b"exception.class" => &mut self.exception_class,
-            b"duration_s" => &mut self.duration_s,
-            b"duration" => &mut self.duration,
-            b"db_duration_s" => &mut self.db_duration_s,
-            b"db" => &mut self.db,
-            b"db_duration" => &mut self.db_duration,
-            b"gitaly_duration_s" => &mut self.gitaly_duration_s,
-            b"gitaly_duration" => &mut self.gitaly_duration,
-            b"redis_duration_s" => &mut self.redis_duration_s,
-            b"redis_duration_ms" => &mut self.redis_duration_ms,
-            b"cpu_s" => &mut self.cpu_s,
-            b"queue_duration_s" => &mut self.queue_duration_s,
-            b"queue_duration" => &mut self.queue_duration,
-            b"class" => &mut self.class,
-            b"job_status" => &mut self.job_status,
-            b"jid" => &mut self.jid,
-            b"scheduling_latency_s" => &mut self.scheduling_latency_s,
-            b"error_class" => &mut self.error_class,
-            b"grpc.method" => &mut self.grpc_method,
-            b"grpc.code" => &mut self.grpc_code,
-            b"grpc.time_ms" => &mut self.grpc_time_ms,
-            b"command.cpu_time_ms" => &mut self.command_cpu_time_ms,
-            b"grpc.request.glProjectPath" => &mut self.gl_project_path,
-            b"username" => &mut self.username,
-            b"meta.user" => &mut self.meta_user,
-            b"meta.project" => &mut self.meta_project,
-            b"remote_ip" => &mut self.remote_ip,
-            b"meta.remote_ip" => &mut self.meta_remote_ip,
-            b"meta.client_id" => &mut self.meta_client_id,
+        let key = key.as_bytes();
+        // Dispatch on length first: a flat match compares the key against every name in turn.
+        Some(match key.len() {
+            2 => match key {
+                b"db" => &mut self.db,
+                _ => return None,
+            },
+            3 => match key {
+                b"jid" => &mut self.jid,
+                _ => return None,
+            },
+            4 => match key {
+                b"time" => &mut self.time,
+                b"path" => &mut self.path,
+                _ => return None,
+            },
+            5 => match key {
+                b"route" => &mut self.route,
+                b"cpu_s" => &mut self.cpu_s,
+                b"class" => &mut self.class,
+                _ => return None,
+            },
+            6 => match key {
+                b"action" => &mut self.action,
+                b"method" => &mut self.method,
+                b"status" => &mut self.status,
+                _ => return None,
+            },
+            8 => match key {
+                b"duration" => &mut self.duration,
+                b"username" => &mut self.username,
+                _ => return None,
+            },
+            9 => match key {
+                b"grpc.code" => &mut self.grpc_code,
+                b"meta.user" => &mut self.meta_user,
+                b"remote_ip" => &mut self.remote_ip,
+                _ => return None,
+            },
+            10 => match key {
+                b"controller" => &mut self.controller,
+                b"duration_s" => &mut self.duration_s,
+                b"job_status" => &mut self.job_status,
+                _ => return None,
+            },
+            11 => match key {
+                b"db_duration" => &mut self.db_duration,
+                b"error_class" => &mut self.error_class,
+                b"grpc.method" => &mut self.grpc_method,
+                _ => return None,
+            },
+            12 => match key {
+                b"subcomponent" => &mut self.subcomponent,
+                b"grpc.time_ms" => &mut self.grpc_time_ms,
+                b"meta.project" => &mut self.meta_project,
+                _ => return None,
+            },
+            13 => match key {
+                b"db_duration_s" => &mut self.db_duration_s,
+                _ => return None,
+            },
+            14 => match key {
+                b"queue_duration" => &mut self.queue_duration,
+                b"meta.remote_ip" => &mut self.meta_remote_ip,
+                b"meta.client_id" => &mut self.meta_client_id,
+                _ => return None,
+            },
+            15 => match key {
+                b"exception.class" => &mut self.exception_class,
+                b"gitaly_duration" => &mut self.gitaly_duration,
+                _ => return None,
+            },
+            16 => match key {
+                b"redis_duration_s" => &mut self.redis_duration_s,
+                b"queue_duration_s" => &mut self.queue_duration_s,
+                _ => return None,
+            },
+            17 => match key {
+                b"gitaly_duration_s" => &mut self.gitaly_duration_s,
+                b"redis_duration_ms" => &mut self.redis_duration_ms,
+                _ => return None,
+            },
+            19 => match key {
+                b"command.cpu_time_ms" => &mut self.command_cpu_time_ms,
+                _ => return None,
+            },
+            20 => match key {
+                b"scheduling_latency_s" => &mut self.scheduling_latency_s,
+                _ => return None,
+            },
+            26 => match key {
+                b"grpc.request.glProjectPath" => &mut self.gl_project_path,
+                _ => return None,
+            },
             _ => return None,
         })
     }
