@@ -19,6 +19,8 @@ def build(
         "stage_changed": (f"Stage changed: {payload.get('from')} → *{payload.get('to')}*",
                           "Forced past: " + ", ".join(payload.get("missing") or []) if payload.get("forced")
                           else "All exit criteria were met."),
+        "stage_stalled": (f"Stage stalled: *{payload.get('stage')}*",
+                          f"No stage change in {payload.get('expected_days')} days, what the playbook expects."),
         "finding": (f"New finding: *{payload.get('summary', '')}*",
                     f"{payload.get('log_type')} logs, window starting {str(payload.get('window_start', ''))[:16]}."),
     }.get(kind, (kind, ""))  # fmt: skip

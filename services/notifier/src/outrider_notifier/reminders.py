@@ -6,6 +6,8 @@ from typing import Any
 
 from outrider_common.events import EngagementEvent, Finding
 
+STAGE = "stage"  # subject of the stalled-stage reminder: one pending per engagement
+
 
 @dataclass(frozen=True)
 class Planned:
@@ -30,16 +32,26 @@ def plan_for_event(event: EngagementEvent, *, lead: timedelta, grace: timedelta)
             Planned(f"touchpoint_overdue:{subject}:{at.isoformat()}", "touchpoint_overdue", subject, at + grace,
                     payload),
         ]  # fmt: skip
+    stalled = []
+    if event.type in ("engagement.created", "stage.advanced") and data.get("expected_days"):
+        stage = str(data.get("to") or data.get("stage"))
+        due = event.occurred_at + timedelta(days=float(str(data["expected_days"])))
+        stalled = [Planned(f"stage_stalled:{event.engagement_id}:{stage}:{event.event_id}", "stage_stalled", STAGE,
+                           due, {"stage": stage, "expected_days": data["expected_days"]})]  # fmt: skip
     if event.type == "stage.advanced":
-        return [Planned(f"stage_changed:{event.event_id}", "stage_changed", str(data["to"]), event.occurred_at,
-                        dict(data))]  # fmt: skip
-    return []
+        changed = Planned(f"stage_changed:{event.event_id}", "stage_changed", f"changed:{data['to']}",
+                          event.occurred_at, dict(data))  # fmt: skip
+        return [changed, *stalled]
+    return stalled
 
 
 def subjects_cancelled_by(event: EngagementEvent) -> list[str]:
-    """Subjects whose pending reminders an event makes untrue (a held touchpoint needs no reminder)."""
+    """Subjects whose pending reminders an event makes untrue (a held touchpoint needs no reminder; a stage that
+    moved on is no longer stalled)."""
     if event.type in ("touchpoint.held", "touchpoint.cancelled"):
         return [str(event.data["touchpoint_id"])]
+    if event.type == "stage.advanced":
+        return [STAGE]
     return []
 
 

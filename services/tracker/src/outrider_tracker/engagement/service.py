@@ -64,6 +64,8 @@ async def create(pool: asyncpg.Pool, *, engagement_in: EngagementCreate, actor: 
                 "customer": engagement.customer,
                 "playbook_id": playbook.id,
                 "slack_channel": engagement.slack_channel,
+                "stage": engagement.stage,
+                "expected_days": playbook.stages[0].expected_days,
             },
         )
         await audit.record(

@@ -146,7 +146,8 @@ async def advance(
             engagement.id,
             target.id,
         )
-        details = {"from": stage.id, "to": target.id, "forced": bool(missing), "missing": missing}
+        details = {"from": stage.id, "to": target.id, "forced": bool(missing), "missing": missing,
+                   "expected_days": target.expected_days}  # fmt: skip
         await audit.record(
             conn, engagement_id=engagement.id, actor=actor, action="stage.advanced", reason=reason, details=details
         )

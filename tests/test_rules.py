@@ -1,0 +1,96 @@
+"""The pure rules: reminder planning, quiet hours, Slack messages, findings thresholds, playbook validation."""
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from pydantic import ValidationError
+
+import logparse
+from outrider_analyzer.findings import Thresholds, evaluate
+from outrider_common.events import EngagementEvent
+from outrider_common.logstats import Aggregate, StatsKey
+from outrider_notifier.messaging import build
+from outrider_notifier.reminders import STAGE, in_quiet_hours, plan_for_event, subjects_cancelled_by
+from outrider_tracker.playbook.models import Playbook
+from outrider_tracker.playbook.service import get_all, missing_exit_criteria
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def event(type: str, **data: object) -> EngagementEvent:
+    return EngagementEvent(event_id=uuid4(), type=type, engagement_id=uuid4(), occurred_at=NOW, data=data)
+
+
+def test_a_scheduled_touchpoint_plans_a_lead_and_an_overdue_reminder() -> None:
+    at = NOW + timedelta(days=3)
+    tp = event("touchpoint.scheduled", touchpoint_id="t1", title="Call", scheduled_at=at.isoformat())
+    due, overdue = plan_for_event(tp, lead=timedelta(hours=24), grace=timedelta(hours=1))
+    assert (due.kind, due.due_at) == ("touchpoint_due", at - timedelta(hours=24))
+    assert (overdue.kind, overdue.due_at) == ("touchpoint_overdue", at + timedelta(hours=1))
+    assert due.idempotency_key != overdue.idempotency_key
+    # The same event delivered twice plans the same keys, so the second store is a no-op.
+    assert [p.idempotency_key for p in plan_for_event(tp, lead=timedelta(hours=24), grace=timedelta(hours=1))] == [
+        due.idempotency_key, overdue.idempotency_key
+    ]  # fmt: skip
+    assert subjects_cancelled_by(event("touchpoint.held", touchpoint_id="t1")) == ["t1"]
+
+
+def test_a_stage_change_is_told_at_once_and_replaces_the_stalled_reminder() -> None:
+    moved = event("stage.advanced", to="test_cycle", expected_days=21, forced=False, missing=[])
+    changed, stalled = plan_for_event(moved, lead=timedelta(0), grace=timedelta(0))
+    assert (changed.kind, changed.due_at) == ("stage_changed", NOW)
+    assert (stalled.kind, stalled.subject, stalled.due_at) == ("stage_stalled", STAGE, NOW + timedelta(days=21))
+    assert subjects_cancelled_by(moved) == [STAGE]
+
+
+@pytest.mark.parametrize(
+    ("hour", "quiet", "expected"),
+    [(23, (22, 7), True), (3, (22, 7), True), (7, (22, 7), False), (12, (22, 7), False), (13, (12, 14), True),
+     (14, (12, 14), False), (12, None, False)],
+)  # fmt: skip
+def test_quiet_hours_may_wrap_midnight(hour: int, quiet: tuple[int, int] | None, expected: bool) -> None:
+    assert in_quiet_hours(NOW.replace(hour=hour), quiet) is expected
+
+
+def test_a_message_says_what_who_why_and_links_the_status() -> None:
+    text, blocks = build("touchpoint_overdue", {"title": "Log review", "scheduled_at": "2026-11-22T10:00:00+00:00"},
+                         name="10k RA", customer="ACME", status_url="http://t/v1/engagements/e/status")  # fmt: skip
+    assert text == "ACME (10k RA): Touchpoint overdue: Log review"
+    assert "2026-11-22 10:00 UTC" in blocks[1]["elements"][0]["text"]
+    assert blocks[2]["elements"][0]["url"] == "http://t/v1/engagements/e/status"
+
+
+def window(durations_s: list[float], statuses: list[int]) -> Aggregate:
+    lines = b"".join(
+        b'{"controller":"C","action":"a","status":%d,"duration_s":%f,"time":"2024-05-01T10:00:00Z"}\n' % (s, d)
+        for d, s in zip(durations_s, statuses, strict=True)
+    )
+    (group,) = logparse.parse_chunk(lines, "production_json").groups
+    return Aggregate.from_group(group)
+
+
+def test_findings_fire_on_slow_p99_and_error_rate_but_not_on_thin_windows() -> None:
+    where = StatsKey(uuid4(), "production_json", "C#a", NOW)
+    limits = Thresholds(min_count=20, slow_endpoint_p99_ms=5000, error_rate=0.05)
+    healthy = window([0.1] * 30, [200] * 30)
+    assert evaluate(where, healthy, limits) == []
+    slow_and_failing = window([0.1] * 20 + [9.0] * 10, [200] * 27 + [500] * 3)  # p99 = 9 s; 10 % failed
+    assert [t.rule for t in evaluate(where, slow_and_failing, limits)] == ["slow_endpoint", "error_spike"]
+    assert evaluate(where, window([9.0] * 19, [500] * 19), limits) == []  # 19 < min_count
+
+
+def test_shipped_playbooks_load_and_bad_ones_are_refused() -> None:
+    books = get_all()
+    assert [s.id for s in books["gitlab-reference-architecture"].stages] == [
+        "discovery", "test_cycle", "recommendation", "rollout_monitoring"
+    ]  # fmt: skip
+    discovery = books["gitlab-reference-architecture"].stages[0]
+    assert missing_exit_criteria(discovery, {"request_logs", "logs_received"}) == [
+        "Logs analysed", "Follow-up touchpoint on the findings held"
+    ]  # fmt: skip
+    bad = {"id": "x", "name": "x", "description": "x", "stages": [
+        {"id": "s", "name": "s", "expected_days": 1, "touchpoint_cadence_days": 1,
+         "checklist": [{"id": "a", "title": "A"}], "exit_criteria": ["b"]}]}  # fmt: skip
+    with pytest.raises(ValidationError, match="unknown items"):
+        Playbook.model_validate(bad)
