@@ -1,8 +1,11 @@
 """`outrider up` / `outrider down`: the whole stack on loopback, for trying Outrider on one machine."""
 
 import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -13,7 +16,10 @@ from outrider.devstack import ROOT, SERVICES, Kafka, Postgres, Service, StackErr
 
 STATE = ROOT / ".outrider"
 SAMPLE = ROOT / "samples" / "production_json.log"
-DEFAULT_PORTS = {"tracker": 8003, "ingest": 8001, "analyzer": 8002, "notifier": 8004, "kafka": 19092, "postgres": 15432}
+DEFAULT_PORTS = {
+    "tracker": 8003, "ingest": 8001, "analyzer": 8002, "notifier": 8004, "kafka": 19092, "postgres": 15432,
+    "slack": 8009,
+}  # fmt: skip
 console = Console(stderr=True)
 
 
@@ -56,9 +62,22 @@ def up(sample: Path = SAMPLE) -> None:
     with console.status("Starting Kafka (KRaft)…"):
         kafka = Kafka(STATE / "kafka", port=_port("kafka"))
         kafka.start()
-    env = {"OUTRIDER_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "OUTRIDER_DATABASE_URL": pg.dsn}
+    # Slack cannot be reached from here: the notifier posts to the local stand-in for its Web API.
+    slack_port = _port("slack")
+    slack_url = f"http://127.0.0.1:{slack_port}"
+    slack = subprocess.Popen(
+        [sys.executable, "-m", "outrider.slack_local", str(slack_port)],
+        stdout=(STATE / "slack.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    env = {
+        "OUTRIDER_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "OUTRIDER_DATABASE_URL": pg.dsn,
+        "OUTRIDER_SLACK_TOKEN": "xoxb-local-demo",
+        "OUTRIDER_SLACK_API_URL": f"{slack_url}/api/",
+    }
     services = {n: Service(n, _port(n), env, STATE / "logs" / f"{n}.log") for n in SERVICES}
-    stack = Stack(kafka.port, pg.port, kafka.pid, {})
+    env["OUTRIDER_TRACKER_URL"] = services["tracker"].url  # links in Slack messages
+    stack = Stack(kafka.port, pg.port, kafka.pid, {"slack": {"pid": slack.pid, "port": slack_port}})
     for name, service in services.items():
         service.start()
         assert service.pid is not None
@@ -71,7 +90,8 @@ def up(sample: Path = SAMPLE) -> None:
     tracker, ingest = services["tracker"].url, services["ingest"].url
     engagement = (
         httpx.post(
-            f"{tracker}/v1/engagements", json={"name": "Demo: GitLab 10k reference architecture", "customer": "Demo Co"}
+            f"{tracker}/v1/engagements",
+            json={"name": "Demo: GitLab 10k reference architecture", "customer": "Demo Co", "slack_channel": "#demo"},
         )
         .raise_for_status()
         .json()
@@ -100,6 +120,17 @@ def up(sample: Path = SAMPLE) -> None:
                 raise StackError(f"no stats 60 s after shipping; see {STATE / 'logs'}")
             time.sleep(0.3)
 
+    # A touchpoint tomorrow: its reminder (24 h ahead by default) is due now, so the local Slack gets a message.
+    tomorrow = (datetime.now(UTC) + timedelta(hours=23)).isoformat()
+    httpx.post(
+        f"{tracker}/v1/engagements/{engagement['id']}/touchpoints",
+        json={"title": "Discovery follow-up: log findings", "scheduled_at": tomorrow},
+    ).raise_for_status()
+    with console.status("Waiting for the touchpoint reminder in the local Slack…"):
+        deadline = time.monotonic() + 30
+        while not (posted := httpx.get(f"{slack_url}/messages").json()) and time.monotonic() < deadline:
+            time.sleep(0.3)
+
     table = Table(title="Outrider is up", title_justify="left")
     table.add_column("service")
     table.add_column("listens on (API docs at /docs, metrics at /metrics)")
@@ -107,11 +138,14 @@ def up(sample: Path = SAMPLE) -> None:
         table.add_row(name, service.url)
     table.add_row("kafka", kafka.bootstrap_servers)
     table.add_row("postgres", pg.dsn)
+    table.add_row("local Slack", f"{slack_url}/messages")
     out = Console()
     out.print(table)
     out.print(f"Shipped {accepted['lines']} lines of {sample.name} to engagement {engagement['id']}.")
     out.print(f"Upload token for it (shown once): {token}")
     out.print(f"Status with stats: [bold]{status_url}[/bold]")
+    out.print(f"Status view: {tracker}/v1/engagements/{engagement['id']}/status")
+    out.print(f"Slack messages posted: {len(posted)} ({slack_url}/messages)")
     out.print(f"Logs: {STATE / 'logs'}    Stop everything: [bold]make down[/bold]")
 
 
