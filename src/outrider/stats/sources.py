@@ -62,13 +62,18 @@ class Source:
                 raw.close()
 
 
-def blocks(stream: io.BufferedIOBase, block_bytes: int = BLOCK_BYTES) -> Iterator[memoryview]:
+def buffers(block_bytes: int = BLOCK_BYTES) -> list[bytearray]:
+    """The buffers `blocks` rotates through; share them across inputs so that memory stays flat."""
+    return [bytearray(block_bytes) for _ in range(3)]
+
+
+def blocks(stream: io.BufferedIOBase, pool: list[bytearray]) -> Iterator[memoryview]:
     """Blocks of whole lines read into reused buffers, so no block is copied on the way to the parser.
 
     A block stays valid while the next two are read (three buffers rotate, and at most one block is read
     ahead). A line longer than a block is split in two.
     """
-    pool = [bytearray(block_bytes) for _ in range(3)]
+    block_bytes = len(pool[0])
     carry = b""
     for k in itertools.count():
         buf = pool[k % len(pool)]
@@ -122,12 +127,13 @@ def feed(report: logparse.LogReport, sources: Iterable[Source], progress: bool =
     show = progress and total >= PROGRESS_MIN_BYTES
     with Progress(*columns, console=Console(stderr=True), transient=True, disable=not show) as bar:
         task = bar.add_task("parsing", total=total)
+        pool = buffers(BLOCK_BYTES)
         done = 0
         for source in sources:
             bar.update(task, description=Path(source.name).name)
             try:
                 with source.open() as (stream, raw):
-                    for block in _prefetched(blocks(stream, BLOCK_BYTES)):
+                    for block in _prefetched(blocks(stream, pool)):
                         report.feed(block)
                         if raw is not sys.stdin.buffer:
                             bar.update(task, completed=done + raw.tell())
