@@ -1,0 +1,144 @@
+"""End-to-end analyzer throughput and ingest-to-API latency, beside logparse's own figure on the same data.
+
+    uv run python bench/analyzer_e2e.py [--size-mb 200]
+
+Starts a real Kafka broker and PostgreSQL (outrider.devstack), writes the generated production_json log into
+`logs.raw` as ~1 MiB chunks, then starts ONE analyzer process and times it from its first record to the last
+chunk committed in PostgreSQL. In the same run, logparse parses the same chunks in one process (one core) for the
+reference figure. Then it measures how long a line shipped through ingest takes to show in the tracker's stats API.
+"""
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+from generate import write  # bench/ is on sys.path when this script runs
+
+import logparse
+from outrider.devstack import Kafka, Postgres, Service, free_port
+from outrider_common.events import LogChunk
+
+CHUNK = 1 << 20
+
+
+def chunks(data: bytes) -> list[tuple[int, bytes]]:
+    """(offset, bytes) pieces of whole lines, about CHUNK bytes each."""
+    out, start = [], 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + CHUNK) + 1 if start + CHUNK < len(data) else len(data)
+        out.append((start, data[start:end]))
+        start = end
+    return out
+
+
+async def produce(bootstrap: str, topic: str, engagement: uuid.UUID, pieces: list[tuple[int, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20, compression_type="zstd",
+                                linger_ms=5, acks="all")  # fmt: skip
+    await producer.start()
+    try:
+        for offset, data in pieces:
+            chunk = LogChunk(engagement_id=engagement, source="bench", file_id="production_json.log", offset=offset,
+                             lines=data.count(b"\n"), log_type="production_json")  # fmt: skip
+            headers = [(k, v.encode()) for k, v in chunk.to_headers().items()]
+            await producer.send(topic, data, key=chunk.key, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def counted(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM log_chunks"))
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=200, help="size of the generated production_json log")
+    parser.add_argument("--latency-samples", type=int, default=40)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(dir=Path(__file__).parent / "data") as tmp:
+        home = Path(tmp)
+        log = write(home / "production_json.log", "production_json", args.size_mb << 20, seed=1)
+        data = log.read_bytes()
+        pieces = chunks(data)
+
+        start = time.perf_counter()
+        for _, piece in pieces:
+            logparse.parse_chunk(piece, "production_json")
+        reference = len(data) / (time.perf_counter() - start) / 1e6
+
+        pg, kafka = Postgres(home / "pg", durable=True), Kafka(home / "kafka")
+        pg.start()
+        kafka.start()
+        services: list[Service] = []
+        try:
+            prefix = "bench."
+            env = {
+                "OUTRIDER_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                "OUTRIDER_DATABASE_URL": pg.dsn,
+                "OUTRIDER_TOPIC_PREFIX": prefix,
+                "OTEL_SDK_DISABLED": "true",
+                "OUTRIDER_LOG_LEVEL": "WARNING",
+            }
+            tracker = Service("tracker", free_port(), env, home / "tracker.log")
+            tracker.start()
+            tracker.wait_ready()
+            services.append(tracker)
+            engagement = httpx.post(f"{tracker.url}/v1/engagements", json={"name": "bench", "customer": "b"}).json()
+            asyncio.run(produce(kafka.bootstrap_servers, f"{prefix}logs.raw", uuid.UUID(engagement["id"]), pieces))
+
+            analyzer = Service("analyzer", free_port(), env, home / "analyzer.log")
+            begin = time.perf_counter()
+            analyzer.start()
+            services.append(analyzer)
+            while asyncio.run(counted(pg.dsn)) < len(pieces):
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - begin  # includes the analyzer's start-up: a conservative figure
+            lines = data.count(b"\n")
+            e2e = len(data) / elapsed / 1e6
+
+            ingest = Service("ingest", free_port(), env, home / "ingest.log")
+            ingest.start()
+            ingest.wait_ready()
+            services.append(ingest)
+            token = httpx.post(f"{tracker.url}/v1/engagements/{engagement['id']}/tokens").json()["token"]
+            latencies = []
+            stats_url = f"{tracker.url}/v1/engagements/{engagement['id']}/stats"
+            total = httpx.get(stats_url).json()["total_count"]
+            line = data[: data.index(b"\n") + 1]
+            for i in range(args.latency_samples):
+                sent = time.perf_counter()
+                httpx.post(f"{ingest.url}/v1/engagements/{engagement['id']}/logs",
+                           params={"source": "latency", "file_id": "l", "offset": i * len(line)}, content=line,
+                           headers={"Authorization": f"Bearer {token}"}).raise_for_status()  # fmt: skip
+                while httpx.get(stats_url).json()["total_count"] <= total:
+                    time.sleep(0.01)
+                latencies.append(time.perf_counter() - sent)
+                total += 1
+        finally:
+            for service in services:
+                service.stop()
+            kafka.stop()
+            pg.stop()
+
+    q = statistics.quantiles(latencies, n=100)
+    print(f"| data | {len(data) / 1e6:.0f} MB, {lines:,} lines, {len(pieces)} chunks of ~1 MiB |")
+    print(f"| logparse alone, one process, one core | {reference:.0f} MB/s |")
+    print(f"| Kafka → analyzer (1 replica) → PostgreSQL committed | {e2e:.0f} MB/s, {lines / elapsed:,.0f} lines/s |")
+    print(f"| end to end / logparse alone | {100 * e2e / reference:.0f} % (target ≥ 60 %) |")
+    print(f"| ingest → visible in the stats API, p50 / p99 | {q[49] * 1000:.0f} ms / {q[98] * 1000:.0f} ms |")
+
+
+if __name__ == "__main__":
+    main()
