@@ -28,7 +28,7 @@ CASES = [
 
 @pytest.mark.parametrize(("log", "expected"), CASES)
 def test_errors_on_every_format(run: Run, logs: Path, log: str, expected: dict[str, tuple[str, str]]) -> None:
-    (section,) = sections(run(logs / f"{log}.log", "--format", "json", cmd="errors"))
+    section, _ = sections(run(logs / f"{log}.log", "--format", "json", cmd="errors"))
     rows = rows_by_key(section, "error")
     assert set(rows) == set(expected)
     for error, (key, first) in expected.items():
@@ -37,8 +37,30 @@ def test_errors_on_every_format(run: Run, logs: Path, log: str, expected: dict[s
 
 
 def test_sample_shows_the_failing_line(run: Run, logs: Path) -> None:
-    (section,) = sections(run(logs / "gitaly.log", "--format", "json", cmd="errors"))
+    section, _ = sections(run(logs / "gitaly.log", "--format", "json", cmd="errors"))
     assert "pack-objects died" in rows_by_key(section, "error")["Internal"]["sample"]
+
+
+def test_events_list_time_correlation_key_user_and_project(run: Run, logs: Path) -> None:
+    _, events = sections(run(logs / "production_json.log", "--format", "json", cmd="errors"))
+    assert events["rows"] == [
+        {
+            "error": "500 ActiveRecord::QueryCanceled",
+            "time": "2024-05-01 10:00:20",
+            "correlation_id": "c3",
+            "key": "Projects::IssuesController#show",
+            "user": "bob",
+            "project": "g/p2",
+        },
+        {
+            "error": "503",
+            "time": "2024-05-01 10:01:00",
+            "correlation_id": "c6",
+            "key": "Projects::BlobController#show",
+            "user": "alice",
+            "project": "g/p1",
+        },
+    ]
 
 
 def test_table_lists_counts_and_a_summary(run: Run, logs: Path) -> None:

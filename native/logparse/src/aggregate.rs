@@ -103,7 +103,20 @@ pub struct TopAcc {
     pub components: [f64; 5],
 }
 
-/// One kind of failure with the first line that showed it.
+/// Events kept per kind of failure, like fast-stats' `errors` rows.
+const EVENTS_PER_ERROR: usize = 5;
+
+/// One failed request: when, which, and who.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorEvent {
+    pub time: Option<f64>,
+    pub correlation_id: Option<String>,
+    pub key: String,
+    pub user: Option<String>,
+    pub project: Option<String>,
+}
+
+/// One kind of failure with the first line that showed it and its first few events.
 #[derive(Debug, Clone)]
 pub struct ErrorAcc {
     pub count: u64,
@@ -111,6 +124,7 @@ pub struct ErrorAcc {
     pub last_time: Option<f64>,
     pub key: String,
     pub sample: String,
+    pub events: Vec<ErrorEvent>,
 }
 
 /// Everything learnt from the lines fed so far.
@@ -316,8 +330,18 @@ impl Aggregate {
                     last_time: None,
                     key: self.key_buf.clone(),
                     sample: sample_of(line, ERROR_SAMPLE_BYTES),
+                    events: Vec::new(),
                 });
                 e.count += 1;
+                if e.events.len() < EVENTS_PER_ERROR {
+                    e.events.push(ErrorEvent {
+                        time: rec.time,
+                        correlation_id: rec.correlation_id.map(str::to_owned),
+                        key: self.key_buf.clone(),
+                        user: rec.dims[0].map(str::to_owned),
+                        project: rec.dims[1].map(str::to_owned),
+                    });
+                }
                 e.first_time = min_opt(e.first_time, rec.time);
                 e.last_time = max_opt(e.last_time, rec.time);
             }
@@ -372,6 +396,8 @@ impl Aggregate {
                     m.count += e.count;
                     m.first_time = min_opt(m.first_time, e.first_time);
                     m.last_time = max_opt(m.last_time, e.last_time);
+                    let room = EVENTS_PER_ERROR - m.events.len();
+                    m.events.extend(e.events.into_iter().take(room));
                 }
                 None => {
                     self.errors.insert(k, e);

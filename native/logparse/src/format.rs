@@ -226,6 +226,8 @@ pub struct Line<'a> {
     meta_remote_ip: Val<'a>,
     #[serde(borrow, rename = "meta.client_id")]
     meta_client_id: Val<'a>,
+    #[serde(borrow)]
+    correlation_id: Val<'a>,
 }
 
 impl<'a> Line<'a> {
@@ -293,6 +295,7 @@ impl<'a> Line<'a> {
                 _ => return None,
             },
             14 => match key {
+                b"correlation_id" => &mut self.correlation_id,
                 b"queue_duration" => &mut self.queue_duration,
                 b"meta.remote_ip" => &mut self.meta_remote_ip,
                 b"meta.client_id" => &mut self.meta_client_id,
@@ -370,6 +373,7 @@ pub struct Record<'b> {
     pub dims: [Option<&'b str>; 4],
     /// Set for failed records and for those that carry an exception.
     pub failure: Option<Failure<'b>>,
+    pub correlation_id: Option<&'b str>,
 }
 
 /// Why a line yields no record.
@@ -478,6 +482,7 @@ pub fn extract<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rej
                 ],
                 dims: [user, l.meta_project.text(), client, l.path.text()],
                 failure,
+                correlation_id: l.correlation_id.text(),
             })
         }
         LogType::Gitaly => {
@@ -501,6 +506,7 @@ pub fn extract<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rej
                 components: [None, None, None, ms(&l.command_cpu_time_ms), None],
                 dims: [user, l.gl_project_path.text(), client, None],
                 failure: failed.then_some(Failure::Grpc(code)),
+                correlation_id: l.correlation_id.text(),
             })
         }
         LogType::Sidekiq => {
@@ -534,6 +540,7 @@ pub fn extract<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rej
                 ],
                 dims: [user, l.meta_project.text(), client, None],
                 failure: failed.then(|| Failure::Job(l.error_class.text())),
+                correlation_id: l.correlation_id.text(),
             })
         }
     }

@@ -284,6 +284,16 @@ pub struct TopRow {
     queue_sum_ms: f64,
 }
 
+/// One failed request of an error group.
+#[pyclass(frozen, get_all, module = "logparse")]
+pub struct ErrorEvent {
+    time: Option<f64>,
+    correlation_id: Option<String>,
+    key: String,
+    user: Option<String>,
+    project: Option<String>,
+}
+
 /// One kind of failure: HTTP status and exception class, gRPC code, or Sidekiq error class.
 #[pyclass(frozen, get_all, module = "logparse")]
 pub struct ErrorGroup {
@@ -293,6 +303,7 @@ pub struct ErrorGroup {
     last_time: Option<f64>,
     key: String,
     sample: String,
+    events: Vec<Py<ErrorEvent>>,
 }
 
 /// Whole-input statistics, fed block by block: exact percentiles by default, sketches with `exact=False`.
@@ -434,17 +445,36 @@ impl LogReport {
             .collect())
     }
 
-    fn errors(&self) -> Vec<ErrorGroup> {
+    fn errors(&self, py: Python<'_>) -> PyResult<Vec<ErrorGroup>> {
         self.0
             .errors
             .iter()
-            .map(|(label, e)| ErrorGroup {
-                error: label.clone(),
-                count: e.count,
-                first_time: e.first_time,
-                last_time: e.last_time,
-                key: e.key.clone(),
-                sample: e.sample.clone(),
+            .map(|(label, e)| {
+                let events = e
+                    .events
+                    .iter()
+                    .map(|ev| {
+                        Py::new(
+                            py,
+                            ErrorEvent {
+                                time: ev.time,
+                                correlation_id: ev.correlation_id.clone(),
+                                key: ev.key.clone(),
+                                user: ev.user.clone(),
+                                project: ev.project.clone(),
+                            },
+                        )
+                    })
+                    .collect::<PyResult<_>>()?;
+                Ok(ErrorGroup {
+                    error: label.clone(),
+                    count: e.count,
+                    first_time: e.first_time,
+                    last_time: e.last_time,
+                    key: e.key.clone(),
+                    sample: e.sample.clone(),
+                    events,
+                })
             })
             .collect()
     }
@@ -455,6 +485,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ChunkStats>()?;
     m.add_class::<KeyStats>()?;
     m.add_class::<TopRow>()?;
+    m.add_class::<ErrorEvent>()?;
     m.add_class::<ErrorGroup>()?;
     m.add_class::<LogReport>()?;
     m.add_class::<PySketch>()?;

@@ -230,9 +230,10 @@ def errors(
     fmt: FormatOpt = OutputFormat.table,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Failures grouped by HTTP status and exception class, gRPC code or Sidekiq error class, with a sample."""
+    """Failures grouped by HTTP status and exception class, gRPC code or Sidekiq error class, with a sample line
+    and the first requests of each (time, correlation id, key, user, project)."""
     sample_chars = 2000 if verbose or fmt is not OutputFormat.table else 100
-    outputs = [(r, [views.errors_section(r, limit, sample_chars)]) for r in _load(files, log_type, errors=True)]
+    outputs = [(r, views.errors_sections(r, limit, sample_chars)) for r in _load(files, log_type, errors=True)]
     _emit(outputs, fmt, verbose)
 
 

@@ -36,6 +36,11 @@ def fixed(digits: int) -> Callable[[Value], str]:
     return fmt
 
 
+def text(v: Value) -> str:
+    """Names and times as they are; a missing one as `-`."""
+    return "-" if v is None else str(v)
+
+
 ONE_DECIMAL = fixed(1)
 # Like rich's SIMPLE_HEAD, but the rule also separates the totals section.
 RULED = box.Box("    \n    \n ── \n    \n ── \n    \n    \n    \n")

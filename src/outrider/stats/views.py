@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import logparse
-from outrider.stats.render import Column, Section, Value, fixed
+from outrider.stats.render import Column, Section, Value, fixed, text
 
 KEY_HEADERS = {
     "production_json": "CONTROLLER",
@@ -118,7 +118,7 @@ def stats_fields(report: logparse.LogReport, print_fields: str | None) -> list[s
 
 
 def key_column(log_type: str | None) -> Column:
-    return Column("key", KEY_HEADERS.get(log_type or "", "KEY"), str, numeric=False)
+    return Column("key", KEY_HEADERS.get(log_type or "", "KEY"), text, numeric=False)
 
 
 def stats_sections(report: logparse.LogReport, fields: Sequence[str], sort_by: str, limit: int) -> list[Section]:
@@ -225,24 +225,35 @@ def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: 
             rows = [row(e.value, _top_values(e.count, e.failed, e), totals) for e in entries]
             rows = sorted(rows, key=lambda r: (-_num(r[sort_by]), str(r["value"])))[:limit]
             title = f"{window}Top {limit} {dim}s by {sort_by}"
-            cols = [Column("value", DIMENSION_HEADERS[dim], str, numeric=False), *columns]
+            cols = [Column("value", DIMENSION_HEADERS[dim], text, numeric=False), *columns]
             sections.append(Section(title, cols, rows, row("TOTAL", totals, totals)))
     return sections
 
 
 ERROR_COLUMNS = (
-    Column("error", "ERROR", str, numeric=False),
+    Column("error", "ERROR", text, numeric=False),
     Column("count", "COUNT", fixed(0)),
-    Column("key", "FIRST SEEN IN", str, numeric=False),
-    Column("first", "FIRST", str, numeric=False),
-    Column("last", "LAST", str, numeric=False),
-    Column("sample", "SAMPLE", str, numeric=False),
+    Column("key", "FIRST SEEN IN", text, numeric=False),
+    Column("first", "FIRST", text, numeric=False),
+    Column("last", "LAST", text, numeric=False),
+    Column("sample", "SAMPLE", text, numeric=False),
 )
 
 
-def errors_section(report: logparse.LogReport, limit: int, sample_chars: int) -> Section:
-    """Failures by status and exception, gRPC code or Sidekiq error class, with a sample line each."""
-    groups = sorted(report.errors(), key=lambda e: (-e.count, e.error))
+EVENT_COLUMNS = (
+    Column("error", "ERROR", text, numeric=False),
+    Column("time", "TIME", text, numeric=False),
+    Column("correlation_id", "CORRELATION_ID", text, numeric=False),
+    Column("key", "KEY", text, numeric=False),
+    Column("user", "USER", text, numeric=False),
+    Column("project", "PROJECT", text, numeric=False),
+)
+
+
+def errors_sections(report: logparse.LogReport, limit: int, sample_chars: int) -> list[Section]:
+    """Failures by status and exception, gRPC code or Sidekiq error class, with a sample line each; then the
+    first requests of each, as fast-stats lists them (time, correlation id, key, user, project)."""
+    groups = sorted(report.errors(), key=lambda e: (-e.count, e.error))[:limit]
     rows: list[dict[str, Value]] = [
         {
             "error": e.error,
@@ -252,10 +263,23 @@ def errors_section(report: logparse.LogReport, limit: int, sample_chars: int) ->
             "last": when(e.last_time),
             "sample": e.sample[:sample_chars] + ("…" if len(e.sample) > sample_chars else ""),
         }
-        for e in groups[:limit]
+        for e in groups
     ]
-    failed = sum(e.count for e in groups)
-    return Section(None, ERROR_COLUMNS, rows, notes=[f"{failed} failed or raising requests in {len(groups)} groups"])
+    events: list[dict[str, Value]] = [
+        {
+            "error": e.error,
+            "time": when(ev.time),
+            "correlation_id": ev.correlation_id,
+            "key": ev.key,
+            "user": ev.user,
+            "project": ev.project,
+        }
+        for e in groups
+        for ev in e.events
+    ]
+    failed = sum(e.count for e in report.errors())
+    summary = f"{failed} failed or raising requests in {len(report.errors())} groups"
+    return [Section(None, ERROR_COLUMNS, rows, notes=[summary]), Section("Events", EVENT_COLUMNS, events)]
 
 
 COMPARE_METRICS = ("count", "rps", "p99", "p95", "median", "score", "perc_failed")

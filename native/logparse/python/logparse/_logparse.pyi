@@ -5,6 +5,7 @@ __all__ = [
     "DIMENSIONS",
     "RELATIVE_ACCURACY",
     "ChunkStats",
+    "ErrorEvent",
     "ErrorGroup",
     "GroupStats",
     "KeyStats",
@@ -168,6 +169,21 @@ class TopRow:
     def queue_sum_ms(self) -> float: ...
 
 @final
+class ErrorEvent:
+    """One failed request of an error group."""
+
+    @property
+    def time(self) -> float | None: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def project(self) -> str | None: ...
+
+@final
 class ErrorGroup:
     """One kind of failure: HTTP status and exception class, gRPC code, or Sidekiq error class."""
 
@@ -185,6 +201,9 @@ class ErrorGroup:
     @property
     def sample(self) -> str:
         """The first line that showed it, truncated."""
+    @property
+    def events(self) -> list[ErrorEvent]:
+        """Its first five requests."""
 
 @final
 class LogReport:
