@@ -39,6 +39,16 @@ app = typer.Typer(
         "the [bold]top[/bold], [bold]errors[/bold] and [bold]compare[/bold] views break it down further. "
         "Files may be plain or gzip (also svlogd's rotated @4000….s files); '-' reads stdin."
     ),
+    epilog=(
+        "Examples:\n\n"
+        "outrider stats production_json.log\n\n"
+        "outrider stats --sort-by p99 --limit 20 --interval 1h /var/log/gitlab/gitaly/current\n\n"
+        "outrider stats /var/log/gitlab/sidekiq/@4000*.s --format csv > sidekiq.csv\n\n"
+        "kubectl logs deploy/gitlab-webservice-default | outrider stats --type api_json\n\n"
+        "outrider stats top --sort-by cpu --display both api_json.log\n\n"
+        "outrider stats errors sidekiq/current\n\n"
+        "outrider stats compare before/production_json.log after/production_json.log"
+    ),
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
