@@ -295,7 +295,7 @@ mod tests {
         include_bytes!("../../../tests/fixtures/logs/gitaly.log"),
         include_bytes!("../../../tests/fixtures/logs/sidekiq.log"),
     ];
-    const ODD: [&[u8]; 16] = [
+    const ODD: [&[u8]; 22] = [
         b"null",
         b"1e309",
         b"-0.5e-3",
@@ -312,6 +312,12 @@ mod tests {
         b"18446744073709551616",
         b"-",
         b"\"\xc3\xa9\"",
+        b"{\"\\u0041\":1}",
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        b"1E+2",
+        b"-0",
+        b"\"\\uZZZZ\"",
+        b" 1 ",
     ];
 
     /// Whatever the fast path accepts, serde_json must accept with the same result.
@@ -355,7 +361,7 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        for _ in 0..20_000 {
+        for _ in 0..100_000 {
             let mut l = lines[rand(lines.len())].to_vec();
             for _ in 0..=rand(3) {
                 let pos = rand(l.len());
