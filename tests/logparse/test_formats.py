@@ -41,7 +41,13 @@ def test_praefect_lines_read_as_gitaly() -> None:
 
 @pytest.mark.parametrize(
     "prefix",
-    [b"", b"2019-06-17_17:20:03.46097 ", b"gitlab-webservice-default-7d9c ", b"2023-11-23T08:49:02.604Z "],
+    [
+        b"",
+        b"2019-06-17_17:20:03.46097 ",
+        b"gitlab-webservice-default-7d9c ",
+        b"2023-11-23T08:49:02.604Z ",
+        b"[pod/gitlab-webservice-default-7d9c/webservice] ",
+    ],
 )
 def test_prefixes_before_the_json(prefix: bytes) -> None:
     line = prefix + b'{"controller":"A","action":"b","duration_s":1,"time":"2020-01-01T00:00:30Z"}'

@@ -546,20 +546,22 @@ pub fn extract<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rej
     }
 }
 
-/// Where the JSON object starts: bare, after an svlogd `-tt` timestamp, or after a KubeSOS first token.
-/// Returns the JSON slice and the prefix's time if it had one.
+/// Where the JSON object starts: bare, or after a short prefix such as an svlogd `-tt` timestamp or the
+/// pod and container names KubeSOS and `kubectl logs --prefix` put first. Returns the JSON slice and the
+/// time of the prefix's first token if it is one.
 pub fn split_prefix(line: &[u8]) -> Option<(&[u8], Option<f64>)> {
     if line.first() == Some(&b'{') {
         return Some((line, None));
     }
-    // A prefix is one short token (svlogd time, pod name, ISO time); anything longer is not a wrapped line.
-    let head = &line[..line.len().min(128)];
-    let brace = memchr::memchr(b'{', head)?;
+    // Only a `{"` within the first 128 bytes starts a wrapped object; a brace deeper in is text, not JSON.
+    let head = &line[..line.len().min(130)];
+    let brace = memchr::memmem::find(head, b"{\"")?;
     let prefix = line[..brace].trim_ascii();
-    if prefix.is_empty() || prefix.contains(&b' ') {
+    if prefix.is_empty() || brace > 128 {
         return None;
     }
-    Some((&line[brace..], parse_iso(prefix)))
+    let first_token = prefix.split(|&b| b == b' ').next().unwrap_or(prefix);
+    Some((&line[brace..], parse_iso(first_token)))
 }
 
 /// Parse one JSON object into a [`Line`], naming the reason on failure.
@@ -659,5 +661,10 @@ mod tests {
         assert_eq!(json, b"{\"a\":1}");
         assert!(t.is_some());
         assert!(split_prefix(b"not json at all").is_none());
+        let (json, t) =
+            split_prefix(b"2024-01-01T00:00:00Z gitlab-webservice-7d9c webservice {\"a\":1}")
+                .unwrap();
+        assert_eq!((json, t), (&b"{\"a\":1}"[..], Some(1_704_067_200.0)));
+        assert!(split_prefix(b"msg=\"text with {braces}\"").is_none());
     }
 }
