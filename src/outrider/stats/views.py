@@ -309,8 +309,8 @@ def compare_sections(a: logparse.LogReport, b: logparse.LogReport, sort_by: str,
             va = ra.get(m) if ra else None
             vb = rb.get(m) if rb else None
             r[f"{m}_a"], r[f"{m}_b"] = va, vb
-            both = isinstance(va, int | float) and isinstance(vb, int | float)
-            r[f"{m}_delta"] = float(vb) - float(va) if both else None  # type: ignore[arg-type]
+            numbers = isinstance(va, int | float) and isinstance(vb, int | float)
+            r[f"{m}_delta"] = _num(vb) - _num(va) if numbers else None
         return r
 
     common = [pair(k, rows_a[k], rows_b[k]) for k in rows_a.keys() & rows_b.keys()]
