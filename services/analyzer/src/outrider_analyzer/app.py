@@ -8,11 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
-from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
 from outrider_analyzer.handlers import on_log_chunks
+from outrider_analyzer.observability import kafka_middlewares
 from outrider_analyzer.settings import AnalyzerSettings
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
@@ -30,10 +29,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         settings.kafka_bootstrap_servers,
         client_id="outrider-analyzer",
         enable_idempotence=True,
-        middlewares=(
-            KafkaPrometheusMiddleware(registry=REGISTRY, app_name="analyzer"),
-            KafkaTelemetryMiddleware(tracer_provider=setup_tracing("analyzer")),
-        ),
+        middlewares=kafka_middlewares(REGISTRY, setup_tracing("analyzer")),
     )
     # MANUAL: offsets are committed only after PostgreSQL has the batch (the default commits before handling).
     broker.subscriber(
@@ -44,7 +40,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         batch_timeout_ms=500,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
-        max_partition_fetch_bytes=8 << 20,
+        max_partition_fetch_bytes=32 << 20,  # a batch of many 1 MiB chunks per transaction
     )(on_log_chunks)
     db = Database(settings.database_url.get_secret_value())
     relay = Relay("analyzer", broker, settings.topic)
