@@ -14,6 +14,7 @@ from outrider_notifier.messaging import build
 from outrider_notifier.reminders import STAGE, in_quiet_hours, plan_for_event, subjects_cancelled_by
 from outrider_tracker.playbook.models import Playbook
 from outrider_tracker.playbook.service import get_all, missing_exit_criteria
+from outrider_tracker.stage.health import HealthInputs, health
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -94,3 +95,14 @@ def test_shipped_playbooks_load_and_bad_ones_are_refused() -> None:
          "checklist": [{"id": "a", "title": "A"}], "exit_criteria": ["b"]}]}  # fmt: skip
     with pytest.raises(ValidationError, match="unknown items"):
         Playbook.model_validate(bad)
+
+
+def test_health_starts_at_100_and_names_every_deduction() -> None:
+    assert health(HealthInputs(0, 0, 0, days_in_stage=3, expected_days=14)) == (100, [])
+    score, reasons = health(HealthInputs(3, 1, 1, days_in_stage=30, expected_days=14))
+    assert score == 100 - 30 - 10 - 5 - 20  # overdue capped at 30; stalled over twice the expected time
+    assert reasons == [
+        "3 overdue touchpoints (-30)", "1 open high-impact risk (-10)", "1 finding in the last 7 days (-5)",
+        "30 days in a stage expected to take 14 (-20)",
+    ]  # fmt: skip
+    assert health(HealthInputs(9, 9, 9, days_in_stage=99, expected_days=1))[0] == 0  # caps 30 + 30 + 20 + 20

@@ -91,5 +91,8 @@ def test_touchpoints_risks_and_portfolio(
         actions = [e["action"] for e in httpx.get(f"{base}/audit").json()]
         assert actions == ["engagement.created", "touchpoint.scheduled", "touchpoint.held", "touchpoint.scheduled",
                            "risk.opened", "risk.opened"]  # fmt: skip
+        status = httpx.get(f"{base}/status").json()
+        # One open high-impact risk (-10) and one finding this week (-5); the touchpoint was held, nothing overdue.
+        assert (status["health"], len(status["health_reasons"])) == (85, 2)
         gauge = 'outrider_tracker_engagements{playbook="gitlab-reference-architecture",stage="discovery"} 2.0'
         until(lambda: gauge in httpx.get(f"{tracker}/metrics").text, "the engagements-by-stage gauge")

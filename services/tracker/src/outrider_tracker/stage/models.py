@@ -77,6 +77,8 @@ class EngagementStatus(BaseModel):
     requests_counted: int
     top_keys: list[KeyStats] = Field(description="The five keys with the highest score over all logs.")
     findings: list[FindingSummary]
+    health: int = Field(ge=0, le=100, description="100 minus overdue touchpoints, high risks, findings, stalling.")
+    health_reasons: list[str]
 
 
 class StageChange(BaseModel):

@@ -11,6 +11,7 @@ from outrider_tracker.audit import service as audit
 from outrider_tracker.engagement.models import EngagementRead
 from outrider_tracker.playbook import service as playbooks
 from outrider_tracker.playbook.models import ChecklistItem, Stage
+from outrider_tracker.stage.health import HealthInputs, health
 from outrider_tracker.stage.models import (
     ChecklistItemState,
     EngagementStatus,
@@ -170,6 +171,17 @@ async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead) -> Engag
     )
     days = (datetime.now(UTC) - engagement.stage_entered_at).total_seconds() / 86_400
     following = playbook.next_stage(stage.id)
+    counts = await pool.fetchrow(
+        """SELECT
+            (SELECT count(*) FROM touchpoints WHERE engagement_id = $1 AND status = 'scheduled'
+                                               AND scheduled_at < now()) AS overdue,
+            (SELECT count(*) FROM risks WHERE engagement_id = $1 AND status = 'open' AND impact = 'high') AS risks,
+            (SELECT count(*) FROM findings WHERE engagement_id = $1 AND created_at > now() - interval '7 days')
+                AS findings""",
+        engagement.id,
+    )
+    score, reasons = health(HealthInputs(counts["overdue"], counts["risks"], counts["findings"], days,
+                                         stage.expected_days))  # fmt: skip
     return EngagementStatus(
         engagement=engagement,
         playbook=playbook.name,
@@ -188,4 +200,6 @@ async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead) -> Engag
         requests_counted=sum(k.count for k in keys),
         top_keys=keys[:5],
         findings=[FindingSummary(**{**dict(f), "figures": json.loads(f["figures"])}) for f in findings],
+        health=score,
+        health_reasons=reasons,
     )

@@ -1,0 +1,35 @@
+"""The engagement health score: 100 minus what a reviewer would worry about (pure)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HealthInputs:
+    """What the score looks at."""
+
+    overdue_touchpoints: int
+    open_high_risks: int
+    severe_findings_7d: int
+    days_in_stage: float
+    expected_days: int
+
+
+def health(inputs: HealthInputs) -> tuple[int, list[str]]:
+    """A 0-100 score and the reasons it is not 100 (each reason costs points, capped per kind)."""
+    score, reasons = 100, []
+    penalties = (
+        (inputs.overdue_touchpoints, 15, 30, "overdue touchpoint"),
+        (inputs.open_high_risks, 10, 30, "open high-impact risk"),
+        (inputs.severe_findings_7d, 5, 20, "finding in the last 7 days"),
+    )
+    for count, each, cap, what in penalties:
+        if count:
+            cost = min(count * each, cap)
+            score -= cost
+            reasons.append(f"{count} {what}{'s' if count > 1 else ''} (-{cost})")
+    if inputs.days_in_stage > inputs.expected_days:
+        over = inputs.days_in_stage / inputs.expected_days
+        cost = 20 if over >= 2 else 10
+        score -= cost
+        reasons.append(f"{inputs.days_in_stage:.0f} days in a stage expected to take {inputs.expected_days} (-{cost})")
+    return max(score, 0), reasons
