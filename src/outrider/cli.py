@@ -3,6 +3,7 @@
 import typer
 
 from outrider import up as stack
+from outrider.engagements import app as engagements_app
 from outrider.stats.cli import app as stats_app
 
 app = typer.Typer(
@@ -11,6 +12,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(stats_app, name="stats")
+app.add_typer(engagements_app, name="engagements")
 
 
 @app.command()

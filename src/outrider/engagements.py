@@ -1,0 +1,94 @@
+"""`outrider engagements …`: the common tracker queries as tables."""
+
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Query and move engagements through the tracker API.", no_args_is_help=True)
+console = Console()
+TrackerOption = Annotated[
+    str, typer.Option("--tracker", envvar="OUTRIDER_TRACKER_URL", help="Base URL of the tracker API.")
+]
+
+
+def _call(method: str, url: str, **kwargs: Any) -> Any:
+    try:
+        response = httpx.request(method, url, timeout=30, **kwargs)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]tracker not reachable at {url}: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    if response.status_code >= 400:
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        console.print(f"[red]{response.status_code}: {body.get('detail', response.text)}[/red]")
+        for missing in body.get("missing", []):
+            console.print(f"  missing: {missing}")
+        raise typer.Exit(1)
+    return response.json()
+
+
+@app.command("list")
+def list_engagements(
+    tracker: TrackerOption = "http://127.0.0.1:8003",
+    stage: Annotated[str | None, typer.Option(help="Only engagements in this stage.")] = None,
+    playbook: Annotated[str | None, typer.Option(help="Only engagements on this playbook.")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only those with an overdue touchpoint.")] = False,
+) -> None:
+    """Engagements, newest first."""
+    params = {k: v for k, v in {"stage": stage, "playbook_id": playbook, "overdue": overdue or None}.items() if v}
+    table = Table("id", "customer", "name", "playbook", "stage", "status")
+    for e in _call("GET", f"{tracker}/v1/engagements", params=params):
+        table.add_row(e["id"], e["customer"], e["name"], e["playbook_id"], e["stage"], e["status"])
+    console.print(table)
+
+
+@app.command()
+def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003") -> None:
+    """Where is this customer: stage, checklist, what blocks the next stage, health, top endpoints."""
+    s = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/status")
+    e, stage = s["engagement"], s["stage"]
+    console.print(f"[bold]{e['customer']}[/bold] · {e['name']} · {s['playbook']}")
+    console.print(f"Stage: [bold]{stage['name']}[/bold], {stage['days_in_stage']:.1f} of {stage['expected_days']} days"
+                  + (" [red](stalled)[/red]" if stage["stalled"] else ""))  # fmt: skip
+    console.print(f"Health: {s['health']}/100 " + "; ".join(s["health_reasons"]))
+    checklist = Table("done", "item", "how")
+    for item in s["checklist"]:
+        how = item["satisfied_by"] or (f"{item['done_by']}" if item["done"] else "")
+        checklist.add_row("✓" if item["done"] else "·", item["title"], how)
+    console.print(checklist)
+    if s["blocking"]:
+        console.print("Blocking the next stage: " + "; ".join(s["blocking"]))
+    top = Table("key", "count", "p99 ms", "%fail", "score", title=f"{s['requests_counted']:,} requests counted")
+    for k in s["top_keys"]:
+        top.add_row(k["key"], f"{k['count']:,}", f"{k['p99_ms']:.1f}", f"{k['perc_failed']:.2f}", f"{k['score']:.0f}")
+    console.print(top)
+
+
+@app.command()
+def portfolio(tracker: TrackerOption = "http://127.0.0.1:8003") -> None:
+    """Engagements per stage, overdue touchpoints, stalled engagements."""
+    p = _call("GET", f"{tracker}/v1/portfolio")
+    table = Table("playbook", "stage", "engagements")
+    for c in p["by_stage"]:
+        table.add_row(c["playbook_id"], c["stage"], str(c["count"]))
+    console.print(table)
+    console.print(f"Overdue touchpoints: {p['overdue_touchpoints']}   Stalled: {len(p['stalled'])}")
+
+
+@app.command()
+def advance(
+    engagement_id: str,
+    tracker: TrackerOption = "http://127.0.0.1:8003",
+    force: Annotated[bool, typer.Option(help="Skip unmet exit criteria (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why, for the audit trail.")] = None,
+    actor: Annotated[str, typer.Option(envvar="OUTRIDER_ACTOR", help="Who is making the change.")] = "cli",
+) -> None:
+    """Move an engagement to its next stage (refused with what is missing)."""
+    body = {"force": force, "reason": reason}
+    change = _call("POST", f"{tracker}/v1/engagements/{engagement_id}/advance", json=body,
+                   headers={"X-Outrider-Actor": actor})  # fmt: skip
+    console.print(
+        f"{change['from_stage']} → [bold]{change['to_stage']}[/bold]" + (" (forced)" if change["forced"] else "")
+    )

@@ -1,0 +1,56 @@
+"""`outrider engagements …` against a real tracker."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.stack import running_services
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+OUTRIDER = str(Path(sys.executable).parent / "outrider")
+
+
+def run(*args: str, tracker: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [OUTRIDER, "engagements", *args, "--tracker", tracker], capture_output=True, text=True, env={"COLUMNS": "200"}
+    )
+
+
+def test_list_status_advance_and_portfolio(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
+    ) as svc:
+        tracker = svc["tracker"].url
+        body = {"name": "Pilot", "customer": "Initech", "playbook_id": "ai-assistant-rollout"}
+        eid = httpx.post(f"{tracker}/v1/engagements", json=body).json()["id"]
+
+        listed = run("list", "--playbook", "ai-assistant-rollout", tracker=tracker)
+        assert listed.returncode == 0, listed.stderr
+        assert "Initech" in listed.stdout
+        assert "pilot" in listed.stdout
+
+        refused = run("advance", eid, tracker=tracker)
+        assert refused.returncode == 1
+        assert "409" in refused.stdout
+        assert "missing: Onboarding: network access and proxies confirmed" in refused.stdout
+
+        forced = run("advance", eid, "--force", "--reason", "sponsor decision", tracker=tracker)
+        assert forced.returncode == 0, forced.stdout
+        assert "pilot → limited (forced)" in forced.stdout
+
+        status = run("status", eid, tracker=tracker)
+        assert "Limited rollout (100 users)" in status.stdout
+        assert "Health: 100/100" in status.stdout
+        assert "Blocking the next stage: 100 users active; Usage and acceptance reviewed" in status.stdout
+
+        portfolio = run("portfolio", tracker=tracker)
+        assert "ai-assistant-rollout" in portfolio.stdout
+        assert "Overdue touchpoints: 0" in portfolio.stdout
+    down = run("list", tracker=tracker)
+    assert down.returncode == 2
+    assert "tracker not reachable" in down.stdout
