@@ -1,0 +1,93 @@
+"""Deployment profile, hand-off and tech-review endpoints."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from outrider_tracker.handoff import service
+from outrider_tracker.handoff.models import (
+    HandoffCreate,
+    HandoffRead,
+    TechReviewCreate,
+    TechReviewDecision,
+    TechReviewRead,
+)
+from outrider_tracker.profile import service as profiles
+from outrider_tracker.profile.models import DeploymentProfile, DeploymentProfileRead
+from outrider_tracker.stage.api import NOT_FOUND, Actor, Engagement
+from outrider_tracker.stage.models import StageBlocked
+
+router = APIRouter(prefix="/v1/engagements", tags=["handoffs"])
+
+
+@router.get("/{engagement_id}/profile", summary="The technical design profile", responses=NOT_FOUND)
+async def get_profile(engagement: Engagement, request: Request) -> DeploymentProfileRead:
+    return await profiles.get(request.app.state.db.pool, engagement_id=engagement.id) or DeploymentProfileRead()
+
+
+@router.put("/{engagement_id}/profile", summary="Replace the technical design profile", responses=NOT_FOUND)
+async def put_profile(
+    profile: DeploymentProfile, engagement: Engagement, actor: Actor, request: Request
+) -> DeploymentProfileRead:
+    return await profiles.put(request.app.state.db.pool, engagement_id=engagement.id, profile=profile, actor=actor)
+
+
+@router.get("/{engagement_id}/handoffs", summary="Hand-offs between teams", responses=NOT_FOUND)
+async def list_handoffs(engagement: Engagement, request: Request) -> list[HandoffRead]:
+    return await service.get_handoffs(request.app.state.db.pool, engagement_id=engagement.id)
+
+
+@router.post(
+    "/{engagement_id}/handoffs",
+    status_code=201,
+    summary="Hand the engagement to another team (409 with the fields the receiving team still needs)",
+    responses={**NOT_FOUND, 409: {"model": StageBlocked}},
+)
+async def request_handoff(
+    handoff: HandoffCreate, engagement: Engagement, actor: Actor, request: Request
+) -> HandoffRead:
+    try:
+        created = await service.request_handoff(request.app.state.db.pool, engagement_id=engagement.id,
+                                                handoff=handoff, actor=actor)  # fmt: skip
+    except service.MissingFields as exc:
+        return JSONResponse(StageBlocked(detail=exc.detail, missing=exc.missing).model_dump(), 409)  # type: ignore[return-value]
+    request.app.state.outbox_wake.set()
+    return created
+
+
+@router.post("/{engagement_id}/handoffs/{handoff_id}/accept", summary="Accept a hand-off", responses=NOT_FOUND)
+async def accept_handoff(handoff_id: UUID, engagement: Engagement, actor: Actor, request: Request) -> HandoffRead:
+    accepted = await service.accept_handoff(request.app.state.db.pool, engagement_id=engagement.id,
+                                            handoff_id=handoff_id, actor=actor)  # fmt: skip
+    if accepted is None:
+        raise HTTPException(404, f"hand-off {handoff_id} not found")
+    request.app.state.outbox_wake.set()
+    return accepted
+
+
+@router.get("/{engagement_id}/tech-reviews", summary="Tech-review requests", responses=NOT_FOUND)
+async def list_reviews(engagement: Engagement, request: Request) -> list[TechReviewRead]:
+    return await service.get_reviews(request.app.state.db.pool, engagement_id=engagement.id)
+
+
+@router.post("/{engagement_id}/tech-reviews", status_code=201, summary="Request a tech review", responses=NOT_FOUND)
+async def request_review(
+    review: TechReviewCreate, engagement: Engagement, actor: Actor, request: Request
+) -> TechReviewRead:
+    created = await service.request_review(request.app.state.db.pool, engagement_id=engagement.id, review=review,
+                                           actor=actor)  # fmt: skip
+    request.app.state.outbox_wake.set()
+    return created
+
+
+@router.post("/{engagement_id}/tech-reviews/{review_id}/decision", summary="Record the decision", responses=NOT_FOUND)
+async def decide_review(
+    review_id: UUID, decision: TechReviewDecision, engagement: Engagement, actor: Actor, request: Request
+) -> TechReviewRead:
+    decided = await service.decide_review(request.app.state.db.pool, engagement_id=engagement.id,
+                                          review_id=review_id, decision=decision, actor=actor)  # fmt: skip
+    if decided is None:
+        raise HTTPException(404, f"tech review {review_id} not found")
+    request.app.state.outbox_wake.set()
+    return decided

@@ -1,0 +1,57 @@
+"""Hand-off and tech-review schemas."""
+
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+Team = Literal["pre_sales", "implementation", "technical_advisor", "customer_success"]
+
+
+class HandoffCreate(BaseModel):
+    """Pass the engagement from one team to another."""
+
+    from_team: Team
+    to_team: Team
+    notes: str | None = Field(None, max_length=20_000)
+
+
+class HandoffRead(BaseModel):
+    """A hand-off as the API returns it."""
+
+    id: UUID
+    engagement_id: UUID
+    from_team: Team
+    to_team: Team
+    notes: str | None
+    status: Literal["pending", "accepted"]
+    created_at: datetime
+    accepted_at: datetime | None
+
+
+class TechReviewCreate(BaseModel):
+    """A gap that needs a product or engineering decision."""
+
+    gap: str = Field(min_length=1, max_length=5000)
+    decision_needed_by: date
+    requirement: Literal["new", "existing"]
+    customer_expectation: str = Field(min_length=1, max_length=5000)
+    consequence_if_unmet: str = Field(min_length=1, max_length=5000)
+
+
+class TechReviewDecision(BaseModel):
+    """The decision on a tech-review request."""
+
+    decision: str = Field(min_length=1, max_length=5000)
+
+
+class TechReviewRead(TechReviewCreate):
+    """A tech-review request as the API returns it."""
+
+    id: UUID
+    engagement_id: UUID
+    status: Literal["open", "decided"]
+    decision: str | None
+    created_at: datetime
+    decided_at: datetime | None

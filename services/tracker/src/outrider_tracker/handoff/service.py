@@ -1,0 +1,123 @@
+"""Hand-offs (refused while the receiving team's required fields are missing) and tech-review requests."""
+
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from outrider_tracker import outbox
+from outrider_tracker.audit import service as audit
+from outrider_tracker.handoff.models import (
+    HandoffCreate,
+    HandoffRead,
+    TechReviewCreate,
+    TechReviewDecision,
+    TechReviewRead,
+)
+from outrider_tracker.profile import service as profiles
+from outrider_tracker.profile.models import REQUIRED_FOR_ADVISOR, missing_fields
+
+HANDOFF = "id, engagement_id, from_team, to_team, notes, status, created_at, accepted_at"
+REVIEW = ("id, engagement_id, gap, decision_needed_by, requirement, customer_expectation, consequence_if_unmet,"
+          " status, decision, created_at, decided_at")  # fmt: skip
+
+
+class MissingFields(ValueError):
+    """The receiving team needs fields the engagement does not have yet."""
+
+    def __init__(self, detail: str, missing: list[str]) -> None:
+        super().__init__(detail)
+        self.detail, self.missing = detail, missing
+
+
+async def _record(
+    conn: asyncpg.Connection, engagement_id: UUID, actor: str, action: str, details: dict[str, object]
+) -> None:
+    await audit.record(conn, engagement_id=engagement_id, actor=actor, action=action, details=details)
+    await outbox.record(conn, engagement_id=engagement_id, type=action, data=details)
+
+
+async def request_handoff(
+    pool: asyncpg.Pool, *, engagement_id: UUID, handoff: HandoffCreate, actor: str
+) -> HandoffRead:
+    """Open a hand-off; a technical advisor takes over only with a complete deployment profile."""
+    if handoff.to_team == "technical_advisor":
+        missing = missing_fields(await profiles.get(pool, engagement_id=engagement_id), REQUIRED_FOR_ADVISOR)
+        if missing:
+            raise MissingFields("the technical advisor needs a complete deployment profile", missing)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"INSERT INTO handoffs (id, engagement_id, from_team, to_team, notes) VALUES ($1, $2, $3, $4, $5)"
+            f" RETURNING {HANDOFF}",
+            uuid4(), engagement_id, handoff.from_team, handoff.to_team, handoff.notes,
+        )  # fmt: skip
+        created = HandoffRead.model_validate(dict(row))
+        await _record(conn, engagement_id, actor, "handoff.requested",
+                      {"handoff_id": str(created.id), "from": created.from_team, "to": created.to_team})  # fmt: skip
+    return created
+
+
+async def accept_handoff(
+    pool: asyncpg.Pool, *, engagement_id: UUID, handoff_id: UUID, actor: str
+) -> HandoffRead | None:
+    """The receiving team accepts (None when unknown; an accepted hand-off stays accepted)."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"UPDATE handoffs SET status = 'accepted', accepted_at = coalesce(accepted_at, now())"
+            f" WHERE id = $1 AND engagement_id = $2 RETURNING {HANDOFF}",
+            handoff_id, engagement_id,
+        )  # fmt: skip
+        if row is None:
+            return None
+        accepted = HandoffRead.model_validate(dict(row))
+        await _record(conn, engagement_id, actor, "handoff.accepted", {"handoff_id": str(handoff_id)})
+    return accepted
+
+
+async def get_handoffs(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[HandoffRead]:
+    """Hand-offs, oldest first."""
+    rows = await conn.fetch(
+        f"SELECT {HANDOFF} FROM handoffs WHERE engagement_id = $1 ORDER BY created_at", engagement_id
+    )
+    return [HandoffRead.model_validate(dict(r)) for r in rows]
+
+
+async def request_review(
+    pool: asyncpg.Pool, *, engagement_id: UUID, review: TechReviewCreate, actor: str
+) -> TechReviewRead:
+    """Open a tech-review request."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"INSERT INTO tech_reviews (id, engagement_id, gap, decision_needed_by, requirement, customer_expectation,"
+            f" consequence_if_unmet) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {REVIEW}",
+            uuid4(), engagement_id, review.gap, review.decision_needed_by, review.requirement,
+            review.customer_expectation, review.consequence_if_unmet,
+        )  # fmt: skip
+        created = TechReviewRead.model_validate(dict(row))
+        await _record(conn, engagement_id, actor, "tech_review.requested",
+                      {"review_id": str(created.id), "gap": created.gap,
+                       "decision_needed_by": created.decision_needed_by.isoformat()})  # fmt: skip
+    return created
+
+
+async def decide_review(
+    pool: asyncpg.Pool, *, engagement_id: UUID, review_id: UUID, decision: TechReviewDecision, actor: str
+) -> TechReviewRead | None:
+    """Record the decision (None when unknown)."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"UPDATE tech_reviews SET status = 'decided', decision = $3, decided_at = now()"
+            f" WHERE id = $1 AND engagement_id = $2 RETURNING {REVIEW}",
+            review_id, engagement_id, decision.decision,
+        )  # fmt: skip
+        if row is None:
+            return None
+        decided = TechReviewRead.model_validate(dict(row))
+        await _record(conn, engagement_id, actor, "tech_review.decided", {"review_id": str(review_id)})
+    return decided
+
+
+async def get_reviews(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[TechReviewRead]:
+    """Tech-review requests, oldest first."""
+    rows = await conn.fetch(f"SELECT {REVIEW} FROM tech_reviews WHERE engagement_id = $1 ORDER BY created_at",
+                            engagement_id)  # fmt: skip
+    return [TechReviewRead.model_validate(dict(r)) for r in rows]

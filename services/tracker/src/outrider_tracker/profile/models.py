@@ -1,0 +1,45 @@
+"""Technical design profile schemas."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+DeploymentType = Literal["omnibus", "helm", "hybrid", "docker", "source", "saas"]
+
+
+class DeploymentProfile(BaseModel):
+    """What the customer runs (every field optional until known)."""
+
+    deployment_type: DeploymentType | None = None
+    hosting_provider: str | None = Field(None, max_length=100, examples=["AWS"])
+    instance_types: str | None = Field(None, max_length=500, examples=["c5.4xlarge x 3 (Rails), r5.2xlarge (Gitaly)"])
+    total_cpu: int | None = Field(None, ge=0)
+    total_memory_gb: int | None = Field(None, ge=0)
+    total_disk_gb: int | None = Field(None, ge=0)
+    environments: list[str] = Field(default_factory=list, examples=[["staging", "production"]])
+    code_hosts: list[str] = Field(default_factory=list, examples=[["GitLab 16.11", "GitHub Enterprise"]])
+    repositories: int | None = Field(None, ge=0)
+    monorepos: int | None = Field(None, ge=0)
+    largest_repo_gb: Decimal | None = Field(None, ge=0)
+    lines_of_code: int | None = Field(None, ge=0)
+    externalised_services: list[str] = Field(default_factory=list, examples=[["PostgreSQL (RDS)", "Redis"]])
+
+
+class DeploymentProfileRead(DeploymentProfile):
+    """The stored profile."""
+
+    updated_at: datetime | None = None
+
+
+# What a technical advisor needs before taking an engagement over (the hand-off rule of the joint implementation).
+REQUIRED_FOR_ADVISOR = ("deployment_type", "hosting_provider", "total_cpu", "total_memory_gb", "total_disk_gb",
+                        "code_hosts", "repositories", "largest_repo_gb")  # fmt: skip
+
+
+def missing_fields(profile: DeploymentProfile | None, required: tuple[str, ...]) -> list[str]:
+    """The `required` fields the profile leaves empty (all of them without a profile)."""
+    if profile is None:
+        return list(required)
+    return [f for f in required if getattr(profile, f) in (None, [], "")]

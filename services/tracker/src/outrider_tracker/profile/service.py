@@ -1,0 +1,39 @@
+"""Deployment profile verbs."""
+
+from uuid import UUID
+
+import asyncpg
+
+from outrider_tracker.audit import service as audit
+from outrider_tracker.profile.models import DeploymentProfile, DeploymentProfileRead
+
+FIELDS = tuple(DeploymentProfile.model_fields)
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> DeploymentProfileRead | None:
+    """The engagement's profile, or None before one was recorded."""
+    row = await conn.fetchrow(
+        f"SELECT {', '.join(FIELDS)}, updated_at FROM deployment_profiles WHERE engagement_id = $1", engagement_id
+    )
+    return DeploymentProfileRead.model_validate(dict(row)) if row else None
+
+
+async def put(
+    pool: asyncpg.Pool, *, engagement_id: UUID, profile: DeploymentProfile, actor: str
+) -> DeploymentProfileRead:
+    """Replace the profile."""
+    values = [getattr(profile, f) for f in FIELDS]
+    placeholders = ", ".join(f"${i + 2}" for i in range(len(FIELDS)))
+    updates = ", ".join(f"{f} = excluded.{f}" for f in FIELDS)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            f"INSERT INTO deployment_profiles (engagement_id, {', '.join(FIELDS)}) VALUES ($1, {placeholders})"
+            f" ON CONFLICT (engagement_id) DO UPDATE SET {updates}, updated_at = now()",
+            engagement_id,
+            *values,
+        )
+        await audit.record(conn, engagement_id=engagement_id, actor=actor, action="profile.updated",
+                           details=profile.model_dump(mode="json", exclude_defaults=True))  # fmt: skip
+        stored = await get(conn, engagement_id=engagement_id)
+    assert stored is not None  # just written
+    return stored

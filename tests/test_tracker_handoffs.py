@@ -1,0 +1,61 @@
+"""Deployment profile, hand-offs with the receiving team's required fields, and tech-review requests."""
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.stack import running_services
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+ADVISOR_NEEDS = ["deployment_type", "hosting_provider", "total_cpu", "total_memory_gb", "total_disk_gb", "code_hosts",
+                 "repositories", "largest_repo_gb"]  # fmt: skip
+
+
+def test_profile_handoffs_and_tech_reviews(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
+    ) as svc:
+        tracker = svc["tracker"].url
+        body = {"name": "Impl", "customer": "Umbrella", "playbook_id": "joint-implementation"}
+        base = f"{tracker}/v1/engagements/{httpx.post(f'{tracker}/v1/engagements', json=body).json()['id']}"
+        to_advisor = {"from_team": "implementation", "to_team": "technical_advisor", "notes": "handing over"}
+
+        refused = httpx.post(f"{base}/handoffs", json=to_advisor)
+        assert refused.status_code == 409
+        assert refused.json()["missing"] == ADVISOR_NEEDS
+        partial = {"deployment_type": "helm", "hosting_provider": "GCP", "total_cpu": 96, "code_hosts": ["GitLab"]}
+        assert httpx.put(f"{base}/profile", json=partial).status_code == 200
+        assert httpx.post(f"{base}/handoffs", json=to_advisor).json()["missing"] == [
+            "total_memory_gb", "total_disk_gb", "repositories", "largest_repo_gb"
+        ]  # fmt: skip
+        complete = {**partial, "total_memory_gb": 384, "total_disk_gb": 4000, "repositories": 12000,
+                    "largest_repo_gb": "38.5", "monorepos": 2}  # fmt: skip
+        profile = httpx.put(f"{base}/profile", json=complete).json()
+        assert (profile["largest_repo_gb"], profile["monorepos"]) == ("38.5", 2)
+        assert httpx.put(f"{base}/profile", json={"total_cpu": -1}).status_code == 422
+
+        handoff = httpx.post(f"{base}/handoffs", json=to_advisor)
+        assert handoff.status_code == 201
+        accepted = httpx.post(f"{base}/handoffs/{handoff.json()['id']}/accept", headers={"X-Outrider-Actor": "ta"})
+        assert accepted.json()["status"] == "accepted"
+        assert httpx.post(f"{base}/handoffs/{uuid.uuid4()}/accept").status_code == 404
+        assert httpx.post(f"{base}/handoffs", json={**to_advisor, "to_team": "marketing"}).status_code == 422
+
+        review = {"gap": "No SAML group sync for nested groups", "decision_needed_by": "2026-12-15",
+                  "requirement": "new", "customer_expectation": "Nested groups map to projects",
+                  "consequence_if_unmet": "Manual access management for 4,000 users"}  # fmt: skip
+        created = httpx.post(f"{base}/tech-reviews", json=review)
+        assert created.status_code == 201
+        assert httpx.post(f"{base}/tech-reviews", json={**review, "decision_needed_by": "soon"}).status_code == 422
+        decided = httpx.post(
+            f"{base}/tech-reviews/{created.json()['id']}/decision", json={"decision": "On roadmap 17.2"}
+        )
+        assert (decided.json()["status"], decided.json()["decision"]) == ("decided", "On roadmap 17.2")
+
+        trail = [e["action"] for e in httpx.get(f"{base}/audit").json()]
+        assert trail == ["engagement.created", "profile.updated", "profile.updated", "handoff.requested",
+                         "handoff.accepted", "tech_review.requested", "tech_review.decided"]  # fmt: skip
