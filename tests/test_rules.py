@@ -106,3 +106,14 @@ def test_health_starts_at_100_and_names_every_deduction() -> None:
         "30 days in a stage expected to take 14 (-20)",
     ]  # fmt: skip
     assert health(HealthInputs(9, 9, 9, days_in_stage=99, expected_days=1))[0] == 0  # caps 30 + 30 + 20 + 20
+
+
+def test_handoffs_and_tech_reviews_get_reminders_that_acceptance_and_decisions_cancel() -> None:
+    asked = event("handoff.requested", handoff_id="h1", **{"from": "implementation", "to": "technical_advisor"})
+    (nudge,) = plan_for_event(asked, lead=timedelta(0), grace=timedelta(0))
+    assert (nudge.kind, nudge.due_at) == ("handoff_pending", NOW + timedelta(days=2))
+    assert subjects_cancelled_by(event("handoff.accepted", handoff_id="h1")) == ["h1"]
+    review = event("tech_review.requested", review_id="r1", gap="SAML", decision_needed_by="2026-12-15")
+    (due,) = plan_for_event(review, lead=timedelta(0), grace=timedelta(0))
+    assert (due.kind, due.due_at) == ("tech_review_due", datetime(2026, 12, 13, tzinfo=UTC))
+    assert subjects_cancelled_by(event("tech_review.decided", review_id="r1")) == ["r1"]

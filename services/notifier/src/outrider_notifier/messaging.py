@@ -21,6 +21,10 @@ def build(
                           else "All exit criteria were met."),
         "stage_stalled": (f"Stage stalled: *{payload.get('stage')}*",
                           f"No stage change in {payload.get('expected_days')} days, what the playbook expects."),
+        "handoff_pending": (f"Hand-off waiting: {payload.get('from')} → *{payload.get('to')}*",
+                            "Requested two days ago and not accepted yet."),
+        "tech_review_due": (f"Tech-review decision due: *{payload.get('gap')}*",
+                            f"Decision needed by {payload.get('decision_needed_by')}."),
         "finding": (f"New finding: *{payload.get('summary', '')}*",
                     f"{payload.get('log_type')} logs, window starting {str(payload.get('window_start', ''))[:16]}."),
     }.get(kind, (kind, ""))  # fmt: skip

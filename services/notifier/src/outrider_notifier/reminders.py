@@ -20,9 +20,22 @@ class Planned:
     payload: dict[str, Any]
 
 
+HANDOFF_NUDGE = timedelta(days=2)  # a hand-off nobody accepted within two days needs a nudge
+REVIEW_LEAD = timedelta(days=2)  # remind two days before a tech-review decision is due
+
+
 def plan_for_event(event: EngagementEvent, *, lead: timedelta, grace: timedelta) -> list[Planned]:
     """Reminders an engagement event schedules."""
     data = event.data
+    if event.type == "handoff.requested":
+        subject = str(data["handoff_id"])
+        return [Planned(f"handoff_pending:{subject}", "handoff_pending", subject, event.occurred_at + HANDOFF_NUDGE,
+                        dict(data))]  # fmt: skip
+    if event.type == "tech_review.requested":
+        subject = str(data["review_id"])
+        needed_by = datetime.fromisoformat(str(data["decision_needed_by"])).replace(tzinfo=event.occurred_at.tzinfo)
+        return [Planned(f"tech_review_due:{subject}", "tech_review_due", subject, needed_by - REVIEW_LEAD,
+                        dict(data))]  # fmt: skip
     if event.type == "touchpoint.scheduled":
         at = datetime.fromisoformat(str(data["scheduled_at"]))
         subject = str(data["touchpoint_id"])
@@ -50,6 +63,10 @@ def subjects_cancelled_by(event: EngagementEvent) -> list[str]:
     moved on is no longer stalled)."""
     if event.type in ("touchpoint.held", "touchpoint.cancelled"):
         return [str(event.data["touchpoint_id"])]
+    if event.type == "handoff.accepted":
+        return [str(event.data["handoff_id"])]
+    if event.type == "tech_review.decided":
+        return [str(event.data["review_id"])]
     if event.type == "stage.advanced":
         return [STAGE]
     return []
