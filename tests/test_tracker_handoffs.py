@@ -56,6 +56,20 @@ def test_profile_handoffs_and_tech_reviews(
         )
         assert (decided.json()["status"], decided.json()["decision"]) == ("decided", "On roadmap 17.2")
 
+        issue = httpx.post(f"{base}/issues", json={"title": "Gitaly OOM on monorepo clone", "severity": "high"}).json()
+        other = httpx.post(f"{base}/issues", json={"title": "Slow MR diffs", "severity": "medium"}).json()
+        assert httpx.post(f"{base}/issues", json={"title": "x", "severity": "urgent"}).status_code == 422
+        resolved = httpx.post(f"{base}/issues/{issue['id']}/resolve", json={"resolution": "pack-objects cache on"})
+        assert resolved.json()["status"] == "resolved"
+        assert [i["id"] for i in httpx.get(f"{base}/issues").json()] == [other["id"], issue["id"]]  # open first
+        expansion = httpx.post(f"{base}/expansions", json={"title": "Duo for 800 devs", "potential_users": 800})
+        assert expansion.status_code == 201
+
+        status = httpx.get(f"{base}/status").json()
+        assert [i["title"] for i in status["open_issues"]] == ["Slow MR diffs"]
+        assert (status["open_risks"], status["next_touchpoint"], status["overdue_touchpoints"]) == ([], None, [])
+
         trail = [e["action"] for e in httpx.get(f"{base}/audit").json()]
         assert trail == ["engagement.created", "profile.updated", "profile.updated", "handoff.requested",
-                         "handoff.accepted", "tech_review.requested", "tech_review.decided"]  # fmt: skip
+                         "handoff.accepted", "tech_review.requested", "tech_review.decided", "issue.opened",
+                         "issue.opened", "issue.resolved", "expansion.opened"]  # fmt: skip

@@ -20,6 +20,7 @@ from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ENGAGEMENT_EVENTS
 from outrider_tracker.engagement import api as engagement_api
 from outrider_tracker.handoff import api as handoff_api
+from outrider_tracker.issue import api as issue_api
 from outrider_tracker.playbook import api as playbook_api
 from outrider_tracker.portfolio import api as portfolio_api
 from outrider_tracker.portfolio.service import export_gauges
@@ -79,6 +80,7 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     app.include_router(touchpoint_api.router)
     app.include_router(risk_api.router)
     app.include_router(handoff_api.router)
+    app.include_router(issue_api.router)
     app.include_router(playbook_api.router)
     app.include_router(portfolio_api.router)
     app.include_router(stats_api.router)

@@ -6,7 +6,10 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from outrider_tracker.engagement.models import EngagementRead
+from outrider_tracker.issue.models import IssueRead
+from outrider_tracker.risk.models import RiskRead
 from outrider_tracker.stats.models import KeyStats
+from outrider_tracker.touchpoint.models import TouchpointRead
 
 
 class ChecklistItemState(BaseModel):
@@ -77,6 +80,10 @@ class EngagementStatus(BaseModel):
     requests_counted: int
     top_keys: list[KeyStats] = Field(description="The five keys with the highest score over all logs.")
     findings: list[FindingSummary]
+    next_touchpoint: TouchpointRead | None
+    overdue_touchpoints: list[TouchpointRead]
+    open_risks: list[RiskRead]
+    open_issues: list[IssueRead]
     health: int = Field(ge=0, le=100, description="100 minus overdue touchpoints, high risks, findings, stalling.")
     health_reasons: list[str]
 

@@ -9,8 +9,10 @@ import asyncpg
 from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
 from outrider_tracker.engagement.models import EngagementRead
+from outrider_tracker.issue import service as issue_service
 from outrider_tracker.playbook import service as playbooks
 from outrider_tracker.playbook.models import ChecklistItem, Stage
+from outrider_tracker.risk import service as risk_service
 from outrider_tracker.stage.health import HealthInputs, health
 from outrider_tracker.stage.models import (
     ChecklistItemState,
@@ -20,6 +22,7 @@ from outrider_tracker.stage.models import (
     StageView,
 )
 from outrider_tracker.stats import service as stats
+from outrider_tracker.touchpoint import service as touchpoint_service
 
 GITLAB_LOG_TYPES = ("production_json", "api_json", "gitaly", "sidekiq")
 
@@ -180,6 +183,12 @@ async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead) -> Engag
                 AS findings""",
         engagement.id,
     )
+    touchpoints = [t for t in await touchpoint_service.get_all(pool, engagement_id=engagement.id)
+                   if t.status == "scheduled"]  # fmt: skip
+    now = datetime.now(UTC)
+    upcoming = [t for t in touchpoints if t.scheduled_at >= now]
+    risks = [r for r in await risk_service.get_all(pool, engagement_id=engagement.id) if r.status == "open"]
+    issues = [i for i in await issue_service.get_issues(pool, engagement_id=engagement.id) if i.status == "open"]
     score, reasons = health(HealthInputs(counts["overdue"], counts["risks"], counts["findings"], days,
                                          stage.expected_days))  # fmt: skip
     return EngagementStatus(
@@ -200,6 +209,10 @@ async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead) -> Engag
         requests_counted=sum(k.count for k in keys),
         top_keys=keys[:5],
         findings=[FindingSummary(**{**dict(f), "figures": json.loads(f["figures"])}) for f in findings],
+        next_touchpoint=upcoming[0] if upcoming else None,
+        overdue_touchpoints=[t for t in touchpoints if t.scheduled_at < now],
+        open_risks=risks,
+        open_issues=issues,
         health=score,
         health_reasons=reasons,
     )

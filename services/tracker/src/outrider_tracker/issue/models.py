@@ -1,0 +1,49 @@
+"""Issues log and expansion opportunity schemas."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+
+class IssueCreate(BaseModel):
+    """Something going wrong in the engagement."""
+
+    title: str = Field(min_length=1, max_length=500)
+    severity: Literal["low", "medium", "high", "critical"]
+    owner: str | None = Field(None, max_length=200)
+
+
+class IssueResolve(BaseModel):
+    """How it was resolved."""
+
+    resolution: str = Field(min_length=1, max_length=5000)
+
+
+class IssueRead(IssueCreate):
+    """An issue as the API returns it."""
+
+    id: UUID
+    engagement_id: UUID
+    status: Literal["open", "resolved"]
+    resolution: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class ExpansionCreate(BaseModel):
+    """A chance to grow the account."""
+
+    title: str = Field(min_length=1, max_length=500)
+    description: str | None = Field(None, max_length=5000)
+    potential_users: int | None = Field(None, ge=0)
+
+
+class ExpansionRead(ExpansionCreate):
+    """An expansion opportunity as the API returns it."""
+
+    id: UUID
+    engagement_id: UUID
+    status: Literal["open", "won", "lost"]
+    created_at: datetime
