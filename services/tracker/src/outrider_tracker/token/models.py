@@ -15,7 +15,17 @@ class TokenCreate(BaseModel):
 class TokenCreated(BaseModel):
     """A new token: `token` is shown this once and never again."""
 
+    id: str = Field(description="Handle for listing and revoking (a prefix of the token's digest, not the token).")
     engagement_id: UUID
     name: str
     token: str
     created_at: datetime
+
+
+class TokenRead(BaseModel):
+    """A token's metadata (never the token)."""
+
+    id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
