@@ -22,6 +22,12 @@ def test_profile_handoffs_and_tech_reviews(
         tracker = svc["tracker"].url
         body = {"name": "Impl", "customer": "Umbrella", "playbook_id": "joint-implementation"}
         base = f"{tracker}/v1/engagements/{httpx.post(f'{tracker}/v1/engagements', json=body).json()['id']}"
+        edited = httpx.patch(base, json={"version": 1, "slack_channel": "#umbrella"})
+        assert (edited.json()["version"], edited.json()["slack_channel"]) == (2, "#umbrella")
+        stale = httpx.patch(base, json={"version": 1, "status": "paused"})  # someone else's edit came first
+        assert stale.status_code == 409
+        assert "version 2" in stale.json()["detail"]
+        assert httpx.patch(f"{tracker}/v1/engagements/{uuid.uuid4()}", json={"version": 1}).status_code == 404
         to_advisor = {"from_team": "implementation", "to_team": "technical_advisor", "notes": "handing over"}
 
         refused = httpx.post(f"{base}/handoffs", json=to_advisor)
@@ -70,6 +76,8 @@ def test_profile_handoffs_and_tech_reviews(
         assert (status["open_risks"], status["next_touchpoint"], status["overdue_touchpoints"]) == ([], None, [])
 
         trail = [e["action"] for e in httpx.get(f"{base}/audit").json()]
-        assert trail == ["engagement.created", "profile.updated", "profile.updated", "handoff.requested",
-                         "handoff.accepted", "tech_review.requested", "tech_review.decided", "issue.opened",
-                         "issue.opened", "issue.resolved", "expansion.opened"]  # fmt: skip
+        assert trail == [
+            "engagement.created", "engagement.updated", "profile.updated", "profile.updated", "handoff.requested",
+            "handoff.accepted", "tech_review.requested", "tech_review.decided", "issue.opened", "issue.opened",
+            "issue.resolved", "expansion.opened",
+        ]  # fmt: skip

@@ -9,7 +9,7 @@ from outrider_tracker.actor import get_actor
 from outrider_tracker.audit import service as audit
 from outrider_tracker.audit.models import AuditEntry
 from outrider_tracker.engagement import service
-from outrider_tracker.engagement.models import EngagementCreate, EngagementRead, EngagementStatus
+from outrider_tracker.engagement.models import EngagementCreate, EngagementRead, EngagementStatus, EngagementUpdate
 
 router = APIRouter(prefix="/v1/engagements", tags=["engagements"])
 
@@ -52,3 +52,22 @@ async def get_audit(engagement_id: UUID, request: Request) -> list[AuditEntry]:
     if await service.get(pool, engagement_id=engagement_id) is None:
         raise HTTPException(404, f"engagement {engagement_id} not found")
     return await audit.get_all(pool, engagement_id=engagement_id)
+
+
+@router.patch(
+    "/{engagement_id}",
+    summary="Change an engagement (send the version you read)",
+    responses={404: {"description": "No such engagement"}, 409: {"description": "Changed since you read it"}},
+)
+async def update_engagement(
+    engagement_id: UUID, engagement_in: EngagementUpdate, request: Request, actor: Annotated[str, Depends(get_actor)]
+) -> EngagementRead:
+    try:
+        engagement = await service.update(request.app.state.db.pool, engagement_id=engagement_id,
+                                          engagement_in=engagement_in, actor=actor)  # fmt: skip
+    except service.StaleVersion as exc:
+        raise HTTPException(409, str(exc)) from exc
+    if engagement is None:
+        raise HTTPException(404, f"engagement {engagement_id} not found")
+    request.app.state.outbox_wake.set()
+    return engagement

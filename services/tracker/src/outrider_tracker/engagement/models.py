@@ -29,6 +29,16 @@ class EngagementCreate(BaseModel):
         return value
 
 
+class EngagementUpdate(BaseModel):
+    """Fields to change; `version` must be the one last read (409 when someone changed it since)."""
+
+    version: int = Field(ge=1)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    customer: str | None = Field(None, min_length=1, max_length=200)
+    status: EngagementStatus | None = None
+    slack_channel: str | None = Field(None, min_length=1, max_length=80)
+
+
 class EngagementRead(BaseModel):
     """An engagement as the API returns it."""
 
@@ -42,3 +52,4 @@ class EngagementRead(BaseModel):
     status: EngagementStatus
     created_at: datetime
     updated_at: datetime
+    version: int

@@ -6,10 +6,16 @@ import asyncpg
 
 from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
-from outrider_tracker.engagement.models import EngagementCreate, EngagementRead
+from outrider_tracker.engagement.models import EngagementCreate, EngagementRead, EngagementUpdate
 from outrider_tracker.playbook import service as playbooks
 
-COLUMNS = "id, name, customer, playbook_id, stage, stage_entered_at, slack_channel, status, created_at, updated_at"
+COLUMNS = (
+    "id, name, customer, playbook_id, stage, stage_entered_at, slack_channel, status, created_at, updated_at, version"
+)
+
+
+class StaleVersion(ValueError):
+    """The engagement changed since the caller read it."""
 
 
 async def get(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> EngagementRead | None:
@@ -75,4 +81,30 @@ async def create(pool: asyncpg.Pool, *, engagement_in: EngagementCreate, actor: 
             action="engagement.created",
             details={"playbook_id": playbook.id, "stage": engagement.stage},
         )
+    return engagement
+
+
+async def update(
+    pool: asyncpg.Pool, *, engagement_id: UUID, engagement_in: EngagementUpdate, actor: str
+) -> EngagementRead | None:
+    """Apply the given fields if `version` is current (None when unknown; StaleVersion when changed since)."""
+    changes = engagement_in.model_dump(exclude_unset=True, exclude={"version"})
+    assignments = "".join(f", {field} = ${i + 3}" for i, field in enumerate(changes))
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"UPDATE engagements SET version = version + 1, updated_at = now(){assignments}"
+            f" WHERE id = $1 AND version = $2 RETURNING {COLUMNS}",
+            engagement_id,
+            engagement_in.version,
+            *changes.values(),
+        )
+        if row is None:
+            current = await conn.fetchval("SELECT version FROM engagements WHERE id = $1", engagement_id)
+            if current is None:
+                return None
+            raise StaleVersion(f"engagement is at version {current}, not {engagement_in.version}: reload and retry")
+        engagement = EngagementRead.model_validate(dict(row))
+        details: dict[str, object] = {**changes, "version": engagement.version}
+        await audit.record(conn, engagement_id=engagement_id, actor=actor, action="engagement.updated", details=details)
+        await outbox.record(conn, engagement_id=engagement_id, type="engagement.updated", data=details)
     return engagement

@@ -146,7 +146,8 @@ async def advance(
         if missing and not reason:
             raise NotAllowed("forcing past unmet exit criteria needs a reason", missing)
         await conn.execute(
-            "UPDATE engagements SET stage = $2, stage_entered_at = now(), updated_at = now() WHERE id = $1",
+            "UPDATE engagements SET stage = $2, stage_entered_at = now(), updated_at = now(), version = version + 1"
+            " WHERE id = $1",
             engagement.id,
             target.id,
         )
