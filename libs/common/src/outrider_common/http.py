@@ -11,6 +11,9 @@ from prometheus_client import Counter, Histogram
 from outrider_common.telemetry import metrics_payload
 
 ReadyCheck = Callable[[], Awaitable[object]]
+# PostgreSQL's integer and bigint: larger numbers are refused as input (422), not at the database (500).
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 
 
 def ops_router(checks: Mapping[str, ReadyCheck], *, timeout: float = 3.0) -> APIRouter:
@@ -75,3 +78,18 @@ def instrument_http(app: FastAPI, service: str) -> None:
         requests.labels(request.method, route, str(response.status_code)).inc()
         duration.labels(request.method, route).observe(time.perf_counter() - start)
         return response
+
+
+def refuse_nul(app: FastAPI) -> None:
+    """Answer 422 to any request whose path, query or JSON body carries a NUL character.
+
+    PostgreSQL text cannot hold U+0000, so such input would otherwise fail deep in a query as a 500.
+    """
+
+    @app.middleware("http")
+    async def no_nul(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        raw = request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
+        body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
+        if b"%00" in raw or b"\x00" in raw or b"\u0000" in body.lower() or b"\x00" in body:
+            return JSONResponse({"detail": "NUL characters are not accepted in paths, queries or bodies"}, 422)
+        return await call_next(request)

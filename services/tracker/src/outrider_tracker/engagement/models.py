@@ -6,6 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, field_validator
 
+from outrider_common.http import INT32_MAX
 from outrider_tracker.playbook import service as playbooks
 
 EngagementStatus = Literal["active", "paused", "closed"]
@@ -32,7 +33,7 @@ class EngagementCreate(BaseModel):
 class EngagementUpdate(BaseModel):
     """Fields to change; `version` must be the one last read (409 when someone changed it since)."""
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32_MAX)
     name: str | None = Field(None, min_length=1, max_length=200)
     customer: str | None = Field(None, min_length=1, max_length=200)
     status: EngagementStatus | None = None

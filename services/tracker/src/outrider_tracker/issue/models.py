@@ -6,6 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from outrider_common.http import INT32_MAX
+
 
 class IssueCreate(BaseModel):
     """Something going wrong in the engagement."""
@@ -37,7 +39,7 @@ class ExpansionCreate(BaseModel):
 
     title: str = Field(min_length=1, max_length=500)
     description: str | None = Field(None, max_length=5000)
-    potential_users: int | None = Field(None, ge=0)
+    potential_users: int | None = Field(None, ge=0, le=INT32_MAX)
 
 
 class ExpansionRead(ExpansionCreate):

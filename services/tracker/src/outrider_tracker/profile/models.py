@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from outrider_common.http import INT32_MAX, INT64_MAX
+
 DeploymentType = Literal["omnibus", "helm", "hybrid", "docker", "source", "saas"]
 
 
@@ -15,15 +17,15 @@ class DeploymentProfile(BaseModel):
     deployment_type: DeploymentType | None = None
     hosting_provider: str | None = Field(None, max_length=100, examples=["AWS"])
     instance_types: str | None = Field(None, max_length=500, examples=["c5.4xlarge x 3 (Rails), r5.2xlarge (Gitaly)"])
-    total_cpu: int | None = Field(None, ge=0)
-    total_memory_gb: int | None = Field(None, ge=0)
-    total_disk_gb: int | None = Field(None, ge=0)
+    total_cpu: int | None = Field(None, ge=0, le=INT32_MAX)
+    total_memory_gb: int | None = Field(None, ge=0, le=INT32_MAX)
+    total_disk_gb: int | None = Field(None, ge=0, le=INT32_MAX)
     environments: list[str] = Field(default_factory=list, examples=[["staging", "production"]])
     code_hosts: list[str] = Field(default_factory=list, examples=[["GitLab 16.11", "GitHub Enterprise"]])
-    repositories: int | None = Field(None, ge=0)
-    monorepos: int | None = Field(None, ge=0)
+    repositories: int | None = Field(None, ge=0, le=INT32_MAX)
+    monorepos: int | None = Field(None, ge=0, le=INT32_MAX)
     largest_repo_gb: Decimal | None = Field(None, ge=0)
-    lines_of_code: int | None = Field(None, ge=0)
+    lines_of_code: int | None = Field(None, ge=0, le=INT64_MAX)
     externalised_services: list[str] = Field(default_factory=list, examples=[["PostgreSQL (RDS)", "Redis"]])
 
 
