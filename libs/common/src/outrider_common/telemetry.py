@@ -3,6 +3,7 @@
 import logging
 import os
 
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -17,7 +18,8 @@ def setup_logging(level: str) -> None:
 
 
 def setup_tracing(service_name: str) -> TracerProvider:
-    """A tracer provider for `service_name`; it exports over OTLP/HTTP only when an OTLP endpoint is configured."""
+    """The process's tracer provider for `service_name`; it exports over OTLP/HTTP only when an OTLP endpoint is
+    configured (`OTEL_EXPORTER_OTLP_ENDPOINT`); the SDK flushes it at exit."""
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", f"outrider-{service_name}")})
     provider = TracerProvider(resource=resource)
     wants_export = any(os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
@@ -25,6 +27,7 @@ def setup_tracing(service_name: str) -> TracerProvider:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)  # one service per process: our own spans use the same provider
     return provider
 
 

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from faststream import Context
 from faststream.kafka import KafkaBroker, KafkaMessage
+from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 import logparse
@@ -19,6 +20,7 @@ from outrider_analyzer.store import flush
 from outrider_common.events import LogChunk
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 def _headers(record: ConsumerRecord) -> dict[str, str]:
@@ -49,8 +51,12 @@ async def on_log_chunks(
         first[tp] = min(first.get(tp, record.offset), record.offset)
         last[tp] = max(last.get(tp, record.offset), record.offset)
     try:
-        parsed = await _parse(records, broker, dead_letter_topic, bucket_seconds)
-        with metrics.FLUSH_SECONDS.time():
+        parsed, chunk_spans = await _parse(records, broker, dead_letter_topic, bucket_seconds)
+        # A batch mixes chunks of many uploads: the flush links to each chunk's span rather than having one parent.
+        with (
+            tracer.start_as_current_span("analyzer flush", links=[trace.Link(c) for c in chunk_spans]),
+            metrics.FLUSH_SECONDS.time(),
+        ):
             async with pool.acquire() as conn, conn.transaction():
                 flushed = await flush(conn, parsed, bucket_seconds=bucket_seconds, limits=thresholds)
     except Exception:
@@ -86,9 +92,12 @@ async def on_log_chunks(
 
 async def _parse(
     records: tuple[ConsumerRecord, ...], broker: KafkaBroker, dead_letter_topic: str, bucket_seconds: int
-) -> list[tuple[LogChunk, logparse.ChunkStats]]:
-    """Validate headers (dead-lettering records without a valid contract) and parse the rest in Rust."""
-    parsed = []
+) -> tuple[list[tuple[LogChunk, logparse.ChunkStats]], list[trace.SpanContext]]:
+    """Validate headers (dead-lettering records without a valid contract) and parse the rest in Rust.
+
+    Each chunk's span continues the trace of the upload that produced it (W3C context in the record headers).
+    """
+    parsed, spans = [], []
     for record in records:
         headers = _headers(record)
         try:
@@ -108,7 +117,11 @@ async def _parse(
             metrics.CHUNKS.labels("dead_letter").inc()
             log.warning("dead-lettered record offset=%s reason=%s", record.offset, reason)
             continue
-        # Rust releases the GIL, so the event loop keeps serving while a chunk is parsed.
-        stats = await asyncio.to_thread(logparse.parse_chunk, record.value or b"", chunk.log_type, bucket_seconds)
+        with tracer.start_as_current_span(
+            "analyzer parse chunk", context=propagate.extract(headers), attributes={"outrider.chunk_id": chunk.chunk_id}
+        ) as span:
+            # Rust releases the GIL, so the event loop keeps serving while a chunk is parsed.
+            stats = await asyncio.to_thread(logparse.parse_chunk, record.value or b"", chunk.log_type, bucket_seconds)
+            spans.append(span.get_span_context())
         parsed.append((chunk, stats))
-    return parsed
+    return parsed, spans

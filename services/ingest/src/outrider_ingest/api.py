@@ -9,6 +9,7 @@ from uuid import UUID
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from faststream.kafka import KafkaBroker
+from opentelemetry import trace
 from pydantic import BaseModel
 
 from outrider_common.events import LogChunk, LogType
@@ -19,6 +20,7 @@ from outrider_ingest.chunking import LineChunker, LineTooLong, Piece
 from outrider_ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 router = APIRouter(prefix="/v1", tags=["logs"])
 
 
@@ -117,28 +119,31 @@ async def upload_logs(
             raise BodyTooLarge(settings.max_body_bytes)
         return data
 
-    try:
-        async for raw in request.stream():
-            for piece in chunker.feed(expand(raw)):
+    attributes = {"outrider.engagement_id": str(engagement_id), "outrider.source": source, "outrider.file_id": file_id}
+    # The Kafka publish spans (FastStream's middleware) nest under this one, and the analyzer continues the trace.
+    with tracer.start_as_current_span("ingest upload", attributes=attributes):
+        try:
+            async for raw in request.stream():
+                for piece in chunker.feed(expand(raw)):
+                    await produce(piece)
+            if gunzip:
+                if not gunzip.eof:
+                    raise zlib.error("truncated gzip stream")
+                for piece in chunker.feed(gunzip.flush()):
+                    await produce(piece)
+            for piece in chunker.finish():
                 await produce(piece)
-        if gunzip:
-            if not gunzip.eof:
-                raise zlib.error("truncated gzip stream")
-            for piece in chunker.feed(gunzip.flush()):
-                await produce(piece)
-        for piece in chunker.finish():
-            await produce(piece)
-    except LineTooLong as exc:
-        metrics.REJECTED.labels("line_too_long").inc()
-        raise HTTPException(413, f"{exc}; lines before offset {accepted.next_offset} were accepted") from exc
-    except BodyTooLarge as exc:
-        metrics.REJECTED.labels("body_too_large").inc()
-        raise HTTPException(
-            413,
-            f"body expands to more than {exc.limit} bytes; lines before offset {accepted.next_offset} were accepted,"
-            " send the rest in another request",
-        ) from exc
-    except zlib.error as exc:
-        metrics.REJECTED.labels("bad_gzip").inc()
-        raise HTTPException(400, f"body is not valid gzip: {exc}") from exc
-    return accepted
+        except LineTooLong as exc:
+            metrics.REJECTED.labels("line_too_long").inc()
+            raise HTTPException(413, f"{exc}; lines before offset {accepted.next_offset} were accepted") from exc
+        except BodyTooLarge as exc:
+            metrics.REJECTED.labels("body_too_large").inc()
+            raise HTTPException(
+                413,
+                f"body expands to more than {exc.limit} bytes; lines before offset {accepted.next_offset}"
+                " were accepted, send the rest in another request",
+            ) from exc
+        except zlib.error as exc:
+            metrics.REJECTED.labels("bad_gzip").inc()
+            raise HTTPException(400, f"body is not valid gzip: {exc}") from exc
+        return accepted

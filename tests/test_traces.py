@@ -1,0 +1,85 @@
+"""One trace from an upload through Kafka to the analyzer, collected over real OTLP/HTTP from the service processes."""
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from tests.stack import open_engagement, running_services
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+LINE = b'{"controller":"A","action":"b","status":200,"duration_s":0.1,"time":"2024-05-01T10:00:00Z"}\n'
+
+
+class OtlpSink:
+    """Receives `POST /v1/traces` (OTLP/HTTP protobuf) like a collector would, and keeps every span."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, Span]] = []  # (service.name, span)
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
+                for resource_spans in request.resource_spans:
+                    service = next(a.value.string_value for a in resource_spans.resource.attributes
+                                   if a.key == "service.name")  # fmt: skip
+                    for scope in resource_spans.scope_spans:
+                        sink.spans += [(service, s) for s in scope.spans]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def named(self, name: str) -> list[tuple[str, Span]]:
+        return [(svc, s) for svc, s in self.spans if s.name == name]
+
+
+@pytest.fixture
+def otlp() -> Iterator[OtlpSink]:
+    sink = OtlpSink()
+    yield sink
+    sink.server.shutdown()
+    sink.server.server_close()
+
+
+def test_upload_publish_parse_and_flush_are_one_causal_chain(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, otlp: OtlpSink
+) -> None:
+    settings = {"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "ingest", "analyzer"), settings=settings,
+    ) as svc:  # fmt: skip
+        engagement, auth = open_engagement(svc["tracker"].url)
+        answer = httpx.post(f"{svc['ingest'].url}/v1/engagements/{engagement}/logs",
+                            params={"source": "h", "file_id": "f"}, content=LINE * 3, headers=auth)  # fmt: skip
+        assert answer.status_code == 202
+        deadline = time.monotonic() + 30
+        while not otlp.named("analyzer flush"):
+            assert time.monotonic() < deadline, f"no flush span; got {[s.name for _, s in otlp.spans]}"
+            time.sleep(0.2)
+
+    (_, upload), = otlp.named("ingest upload")  # fmt: skip
+    publishes = [s for svc, s in otlp.spans if svc == "outrider-ingest" and s.parent_span_id == upload.span_id]
+    assert len(publishes) == 1  # one ~1 MiB record for three lines, published inside the upload's span
+    (_, chunk), = otlp.named("analyzer parse chunk")  # fmt: skip
+    assert chunk.trace_id == upload.trace_id  # the same trace crossed Kafka in the record headers
+    assert chunk.parent_span_id == publishes[0].span_id
+    flushes = [s for _, s in otlp.named("analyzer flush") if any(link.span_id == chunk.span_id for link in s.links)]
+    assert len(flushes) == 1
