@@ -11,6 +11,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from outrider.slack_local import LocalSlack
 from tests.stack import open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -83,3 +84,40 @@ def test_upload_publish_parse_and_flush_are_one_causal_chain(
     assert chunk.parent_span_id == publishes[0].span_id
     flushes = [s for _, s in otlp.named("analyzer flush") if any(link.span_id == chunk.span_id for link in s.links)]
     assert len(flushes) == 1
+
+
+def test_a_stage_change_is_traced_through_the_outbox_kafka_and_the_notifier_to_slack(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, otlp: OtlpSink
+) -> None:
+    slack = LocalSlack().start()
+    settings = {"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "100",
+                "OUTRIDER_SLACK_TOKEN": "xoxb-test", "OUTRIDER_SLACK_API_URL": slack.api_url,
+                "OUTRIDER_DISPATCH_INTERVAL_S": "0.2"}  # fmt: skip
+    try:
+        with running_services(
+            kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+            names=("tracker", "notifier"), settings=settings,
+        ) as svc:  # fmt: skip
+            tracker = svc["tracker"].url
+            engagement = httpx.post(f"{tracker}/v1/engagements", json={"name": "t", "customer": "c"}).json()["id"]
+            moved = httpx.post(f"{tracker}/v1/engagements/{engagement}/advance", json={"force": True, "reason": "r"})
+            assert moved.status_code == 200
+            deadline = time.monotonic() + 30
+            while not otlp.named("notifier post to Slack"):
+                assert time.monotonic() < deadline, f"no Slack span; got {sorted({s.name for _, s in otlp.spans})}"
+                time.sleep(0.2)
+    finally:
+        slack.stop()
+    assert len(slack.messages) == 1
+    (_, request), = otlp.named("POST /v1/engagements/{engagement_id}/advance")  # fmt: skip
+    by_id = {s.span_id: s for _, s in otlp.spans}
+    (_, post), = otlp.named("notifier post to Slack")  # fmt: skip
+    assert post.trace_id == request.trace_id  # one trace from the API call to the Slack message
+    chain, span = [], post
+    while span.parent_span_id:
+        span = by_id[span.parent_span_id]
+        chain.append(span.name)
+    # post ← the notifier's consume of the event ← the relay's publish ← the outbox relay ← the API request
+    assert chain[-1] == "POST /v1/engagements/{engagement_id}/advance"
+    assert "outbox relay" in chain
+    assert any("engagement.events" in name for name in chain)

@@ -54,7 +54,9 @@ _HTTP_METRICS: dict[str, tuple[Counter, Histogram]] = {}
 
 
 def instrument_http(app: FastAPI, service: str) -> None:
-    """RED metrics per route template: `outrider_<service>_http_requests_total` and `…_request_duration_seconds`."""
+    """RED metrics per route template: `outrider_<service>_http_requests_total` and `…_request_duration_seconds`.
+
+    (FastAPI itself opens a server span per request once a tracer provider is set.)"""
     if service not in _HTTP_METRICS:  # one registration per process, however many apps a test builds
         _HTTP_METRICS[service] = (
             Counter(

@@ -2,28 +2,34 @@
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 
 import asyncpg
 from faststream.kafka import KafkaBroker
+from opentelemetry import propagate, trace
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
 from outrider_common.topics import ALL_TOPICS, Topic
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 TOPICS = {t.name: t for t in ALL_TOPICS}
 
 
 async def add(conn: asyncpg.Connection, *, producer: str, topic: Topic, key: str, event: BaseModel) -> None:
     """Queue `event` for `topic`; call inside the transaction that makes the change."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)  # the change's trace, continued when the relay publishes
     await conn.execute(
-        "INSERT INTO outbox (producer, topic, key, payload) VALUES ($1, $2, $3, $4::jsonb)",
+        "INSERT INTO outbox (producer, topic, key, payload, trace_context) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)",
         producer,
         topic.name,
         key,
         event.model_dump_json(),
+        json.dumps(carrier),
     )
 
 
@@ -45,18 +51,20 @@ class Relay:
         """
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, topic, key, payload FROM outbox WHERE producer = $1 AND published_at IS NULL"
+                "SELECT id, topic, key, payload, trace_context FROM outbox WHERE producer = $1 AND published_at IS NULL"
                 " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
                 self.producer,
                 batch,
             )
             for row in rows:
-                await self._broker.publish(
-                    row["payload"].encode(),
-                    self._topic_name(TOPICS[row["topic"]]),
-                    key=row["key"].encode(),
-                    headers={"content-type": "application/json"},
-                )
+                origin = propagate.extract(json.loads(row["trace_context"]))
+                with tracer.start_as_current_span("outbox relay", context=origin):
+                    await self._broker.publish(
+                        row["payload"].encode(),
+                        self._topic_name(TOPICS[row["topic"]]),
+                        key=row["key"].encode(),
+                        headers={"content-type": "application/json"},
+                    )
             if rows:
                 await conn.execute(
                     "UPDATE outbox SET published_at = now() WHERE id = any($1::bigint[])", [r["id"] for r in rows]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry import propagate, trace
 
 from outrider_notifier import messaging, metrics, store
 from outrider_notifier.reminders import in_quiet_hours
@@ -15,6 +16,7 @@ from outrider_notifier.settings import NotifierSettings
 from outrider_notifier.slack import GiveUp, RetryLater, Sender
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:
@@ -38,7 +40,11 @@ class Dispatcher:
             return 0
         due = await store.claim_due(self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5)
         for reminder in due:
-            await self._deliver(reminder)
+            with tracer.start_as_current_span(
+                "notifier post to Slack", context=propagate.extract(reminder["trace_context"]),
+                attributes={"outrider.reminder_kind": reminder["kind"], "outrider.attempt": reminder["attempts"]},
+            ):  # fmt: skip
+                await self._deliver(reminder)
         return len(due)
 
     async def _deliver(self, reminder: dict[str, Any]) -> None:

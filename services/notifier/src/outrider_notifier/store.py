@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+from opentelemetry import propagate
 
 from outrider_notifier.reminders import Planned
 
@@ -26,9 +27,12 @@ async def remember_engagement(
 
 async def schedule(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, planned: Planned) -> bool:
     """Store a reminder unless one with its idempotency key exists; True when new."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)  # the event's trace, continued by the Slack post however much later it is due
     inserted = await conn.fetchval(
-        """INSERT INTO reminders (id, idempotency_key, engagement_id, kind, subject, due_at, next_attempt_at, payload)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb)
+        """INSERT INTO reminders
+            (id, idempotency_key, engagement_id, kind, subject, due_at, next_attempt_at, payload, trace_context)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb)
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING true""",
         uuid4(),
@@ -38,6 +42,7 @@ async def schedule(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UU
         planned.subject,
         planned.due_at,
         json.dumps(planned.payload),
+        json.dumps(carrier),
     )
     return bool(inserted)
 
@@ -63,7 +68,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) due
 WHERE r.id = due.id
-RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, due.was
+RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.trace_context, due.was
 """
 
 
@@ -81,7 +86,8 @@ async def claim_due(
             "INSERT INTO deliveries (reminder_id, attempt, outcome) VALUES ($1, $2, $3)",
             [(r["id"], r["attempts"], "resending_after_crash" if r["was"] == "sending" else "sending") for r in rows],
         )
-    return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+    return [{**dict(r), "payload": json.loads(r["payload"]), "trace_context": json.loads(r["trace_context"])}
+            for r in rows]  # fmt: skip
 
 
 async def engagement_info(conn: asyncpg.Connection | asyncpg.Pool, engagement_id: UUID) -> asyncpg.Record | None:
