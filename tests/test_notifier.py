@@ -45,7 +45,7 @@ def until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
 
 
 def engagement(tracker: str, name: str, channel: str | None = "#acme-rollout") -> str:
-    body = {"name": name, "customer": "ACME", "slack_channel": channel}
+    body = {"name": name, "customer": "ACME", "slack_channel": channel, "owners": {"solutions_architect": "U024BE7LH"}}
     return str(httpx.post(f"{tracker}/v1/engagements", json=body).raise_for_status().json()["id"])
 
 
@@ -83,6 +83,7 @@ def test_touchpoint_reminder_goes_out_once_at_its_time_and_a_held_touchpoint_can
         assert message["channel"] == "#acme-rollout"
         assert "Log review call" in message["text"]
         assert "ACME" in message["text"]
+        assert "<@U024BE7LH>" in message["text"]  # the solutions architect is the one to act
         assert f"/v1/engagements/{eid}/status" in str(message["blocks"])
 
         held = httpx.post(f"{tracker}/v1/engagements/{eid}/touchpoints/{tp['id']}/held", json={"notes": "done"})

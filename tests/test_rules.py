@@ -10,7 +10,7 @@ import logparse
 from outrider_analyzer.findings import Thresholds, evaluate
 from outrider_common.events import EngagementEvent
 from outrider_common.logstats import Aggregate, StatsKey
-from outrider_notifier.messaging import build
+from outrider_notifier.messaging import build, mention
 from outrider_notifier.reminders import STAGE, in_quiet_hours, plan_for_event, subjects_cancelled_by
 from outrider_tracker.playbook.models import Playbook
 from outrider_tracker.playbook.service import get_all, missing_exit_criteria
@@ -117,3 +117,12 @@ def test_handoffs_and_tech_reviews_get_reminders_that_acceptance_and_decisions_c
     (due,) = plan_for_event(review, lead=timedelta(0), grace=timedelta(0))
     assert (due.kind, due.due_at) == ("tech_review_due", datetime(2026, 12, 13, tzinfo=UTC))
     assert subjects_cancelled_by(event("tech_review.decided", review_id="r1")) == ["r1"]
+
+
+def test_the_owner_who_must_act_is_mentioned() -> None:
+    owners = {"solutions_architect": "U024BE7LH", "technical_advisor": "Ana Lima", "project_manager": "W0PM"}
+    assert mention("touchpoint_due", {}, owners) == "<@U024BE7LH>"
+    assert mention("stage_stalled", {}, owners) == "<@W0PM>"
+    assert mention("handoff_pending", {"to": "technical_advisor"}, owners) == "Ana Lima"
+    assert mention("handoff_pending", {"to": "implementation"}, owners) == "<@U024BE7LH>"  # nobody in that role
+    assert mention("finding", {}, {}) is None

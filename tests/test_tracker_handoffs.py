@@ -20,10 +20,19 @@ def test_profile_handoffs_and_tech_reviews(
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
     ) as svc:
         tracker = svc["tracker"].url
-        body = {"name": "Impl", "customer": "Umbrella", "playbook_id": "joint-implementation"}
+        body = {"name": "Impl", "customer": "Umbrella", "playbook_id": "joint-implementation",
+                "owners": {"technical_advisor": "Ana Lima"}, "links": {"crm": "https://crm.example.com/acct/42"},
+                "anticipated_users": 4000, "target_destination": "gcp"}  # fmt: skip
         base = f"{tracker}/v1/engagements/{httpx.post(f'{tracker}/v1/engagements', json=body).json()['id']}"
-        edited = httpx.patch(base, json={"version": 1, "slack_channel": "#umbrella"})
+        created = httpx.get(base).json()
+        assert (created["owners"], created["links"]["crm"], created["target_destination"]) == (
+            {"technical_advisor": "Ana Lima"}, "https://crm.example.com/acct/42", "gcp"
+        )  # fmt: skip
+        owners = {"technical_advisor": "Ana Lima", "project_manager": "Bo"}
+        edited = httpx.patch(base, json={"version": 1, "slack_channel": "#umbrella", "owners": owners})
         assert (edited.json()["version"], edited.json()["slack_channel"]) == (2, "#umbrella")
+        assert edited.json()["owners"]["project_manager"] == "Bo"
+        assert httpx.post(f"{tracker}/v1/engagements", json={**body, "owners": {"ceo": "x"}}).status_code == 422
         stale = httpx.patch(base, json={"version": 1, "status": "paused"})  # someone else's edit came first
         assert stale.status_code == 409
         assert "version 2" in stale.json()["detail"]

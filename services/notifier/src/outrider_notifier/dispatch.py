@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from datetime import UTC, datetime, timedelta
@@ -54,12 +55,14 @@ class Dispatcher:
             if info
             else (str(reminder["engagement_id"]), "(unknown customer)", None)
         )
+        owners = json.loads(info["owners"]) if info else {}
         text, blocks = messaging.build(
             reminder["kind"],
             reminder["payload"],
             name=name,
             customer=customer,
             status_url=f"{self._settings.tracker_url}/v1/engagements/{reminder['engagement_id']}/status",
+            owners=owners,
         )
         attempt = reminder["attempts"]
         try:

@@ -32,7 +32,10 @@ async def on_engagement_event(
                 name=str(event.data.get("name", "")),
                 customer=str(event.data.get("customer", "")),
                 channel=_text(event.data.get("slack_channel")),
+                owners={str(k): str(v) for k, v in dict(event.data.get("owners") or {}).items()},  # type: ignore[call-overload]
             )
+        if event.type == "engagement.updated":
+            await store.update_engagement(conn, engagement_id=event.engagement_id, changes=event.data)
         for subject in subjects_cancelled_by(event):
             metrics.REMINDERS.labels("cancelled").inc(
                 await store.cancel(conn, engagement_id=event.engagement_id, subject=subject)

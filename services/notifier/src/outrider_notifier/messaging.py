@@ -7,8 +7,34 @@ def _when(payload: dict[str, Any]) -> str:
     return str(payload.get("scheduled_at", "")).replace("T", " ")[:16] + " UTC"
 
 
+# Who must act on each kind of reminder.
+ACTOR_ROLE = {
+    "touchpoint_due": "solutions_architect", "touchpoint_overdue": "solutions_architect",
+    "stage_changed": "project_manager", "stage_stalled": "project_manager", "finding": "solutions_architect",
+    "tech_review_due": "solutions_architect",
+}  # fmt: skip
+
+
+def mention(kind: str, payload: dict[str, Any], owners: dict[str, str]) -> str | None:
+    """`<@U…>` (or the name) of the owner whose role must act, else the solutions architect; None without owners."""
+    if kind == "handoff_pending":
+        role = "technical_advisor" if payload.get("to") == "technical_advisor" else "implementation_engineer"
+    else:
+        role = ACTOR_ROLE.get(kind, "solutions_architect")
+    owner = owners.get(role) or owners.get("solutions_architect")
+    if not owner:
+        return None
+    return f"<@{owner}>" if owner[:1] in ("U", "W") and owner.isalnum() else owner
+
+
 def build(
-    kind: str, payload: dict[str, Any], *, name: str, customer: str, status_url: str
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    name: str,
+    customer: str,
+    status_url: str,
+    owners: dict[str, str] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Fallback text and blocks: what, which customer, why now, and a link to the engagement's status."""
     title = str(payload.get("title") or "")
@@ -28,9 +54,11 @@ def build(
         "finding": (f"New finding: *{payload.get('summary', '')}*",
                     f"{payload.get('log_type')} logs, window starting {str(payload.get('window_start', ''))[:16]}."),
     }.get(kind, (kind, ""))  # fmt: skip
-    text = f"{customer} ({name}): {what.replace('*', '')}"
+    who = mention(kind, payload, owners or {})
+    text = f"{customer} ({name}): {what.replace('*', '')}" + (f" ({who})" if who else "")
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{customer}* · {name}\n{what}"}},
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": f"*{customer}* · {name}\n{what}" + (f"\n{who}" if who else "")}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": why}]},
         {"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Engagement status"}, "url": status_url}

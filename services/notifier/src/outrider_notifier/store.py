@@ -12,17 +12,37 @@ from outrider_notifier.reminders import Planned
 
 
 async def remember_engagement(
-    conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, name: str, customer: str, channel: str | None
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    engagement_id: UUID,
+    name: str,
+    customer: str,
+    channel: str | None,
+    owners: dict[str, str],
 ) -> None:
-    """Keep the name, customer and channel messages about this engagement need."""
+    """Keep the name, customer, channel and owners messages about this engagement need."""
     await conn.execute(
-        "INSERT INTO notifier_engagements (engagement_id, name, customer, slack_channel) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (engagement_id) DO UPDATE SET name = $2, customer = $3, slack_channel = $4",
+        "INSERT INTO notifier_engagements (engagement_id, name, customer, slack_channel, owners)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb)"
+        " ON CONFLICT (engagement_id) DO UPDATE SET name = $2, customer = $3, slack_channel = $4, owners = $5::jsonb",
         engagement_id,
         name,
         customer,
         channel,
+        json.dumps(owners),
     )
+
+
+async def update_engagement(
+    conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, changes: dict[str, Any]
+) -> None:
+    """Apply an `engagement.updated` event's changes the notifier cares about."""
+    if "slack_channel" in changes:
+        await conn.execute("UPDATE notifier_engagements SET slack_channel = $2 WHERE engagement_id = $1",
+                           engagement_id, changes["slack_channel"])  # fmt: skip
+    if "owners" in changes:
+        await conn.execute("UPDATE notifier_engagements SET owners = $2::jsonb WHERE engagement_id = $1",
+                           engagement_id, json.dumps(changes["owners"]))  # fmt: skip
 
 
 async def schedule(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, planned: Planned) -> bool:
@@ -93,7 +113,7 @@ async def claim_due(
 async def engagement_info(conn: asyncpg.Connection | asyncpg.Pool, engagement_id: UUID) -> asyncpg.Record | None:
     """Name, customer and channel of an engagement, if its creation event was seen."""
     return await conn.fetchrow(
-        "SELECT name, customer, slack_channel FROM notifier_engagements WHERE engagement_id = $1", engagement_id
+        "SELECT name, customer, slack_channel, owners FROM notifier_engagements WHERE engagement_id = $1", engagement_id
     )
 
 

@@ -1,18 +1,38 @@
 """Engagement schemas."""
 
+import json
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from outrider_common.http import INT32_MAX
 from outrider_tracker.playbook import service as playbooks
 
 EngagementStatus = Literal["active", "paused", "closed"]
+Role = Literal[
+    "solutions_architect", "technical_account_manager", "implementation_engineer", "project_manager",
+    "customer_success_manager", "customer_engineer", "account_executive", "technical_advisor",
+]  # fmt: skip
+LinkKind = Literal["crm", "project_plan", "technical_design", "other"]
+Destination = Literal["on_prem", "gcp", "aws", "azure", "other"]
 
 
-class EngagementCreate(BaseModel):
+class EngagementDetails(BaseModel):
+    """Owners, links, size and target: optional, editable later."""
+
+    owners: dict[Role, str] = Field(
+        default_factory=dict, description="Owner per role: a Slack user id (U…) to be mentioned, or a name.",
+        examples=[{"solutions_architect": "U024BE7LH", "technical_advisor": "Ana Lima"}],
+    )  # fmt: skip
+    links: dict[LinkKind, HttpUrl] = Field(default_factory=dict)
+    current_users: int | None = Field(None, ge=0, le=INT32_MAX)
+    anticipated_users: int | None = Field(None, ge=0, le=INT32_MAX)
+    target_destination: Destination | None = None
+
+
+class EngagementCreate(EngagementDetails):
     """Fields to open an engagement."""
 
     name: str = Field(min_length=1, max_length=200, examples=["ACME GitLab 10k reference architecture"])
@@ -38,9 +58,14 @@ class EngagementUpdate(BaseModel):
     customer: str | None = Field(None, min_length=1, max_length=200)
     status: EngagementStatus | None = None
     slack_channel: str | None = Field(None, min_length=1, max_length=80)
+    owners: dict[Role, str] | None = None
+    links: dict[LinkKind, HttpUrl] | None = None
+    current_users: int | None = Field(None, ge=0, le=INT32_MAX)
+    anticipated_users: int | None = Field(None, ge=0, le=INT32_MAX)
+    target_destination: Destination | None = None
 
 
-class EngagementRead(BaseModel):
+class EngagementRead(EngagementDetails):
     """An engagement as the API returns it."""
 
     id: UUID
@@ -54,3 +79,8 @@ class EngagementRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+
+    @field_validator("owners", "links", mode="before")
+    @classmethod
+    def _from_jsonb(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value

@@ -1,5 +1,6 @@
 """Engagement verbs (SQL beside the module that owns the table)."""
 
+import json
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -10,8 +11,10 @@ from outrider_tracker.engagement.models import EngagementCreate, EngagementRead,
 from outrider_tracker.playbook import service as playbooks
 
 COLUMNS = (
-    "id, name, customer, playbook_id, stage, stage_entered_at, slack_channel, status, created_at, updated_at, version"
+    "id, name, customer, playbook_id, stage, stage_entered_at, slack_channel, status, created_at, updated_at, version,"
+    " owners, links, current_users, anticipated_users, target_destination"
 )
+JSONB = ("owners", "links")
 
 
 class StaleVersion(ValueError):
@@ -48,16 +51,22 @@ async def get_all(
 async def create(pool: asyncpg.Pool, *, engagement_in: EngagementCreate, actor: str) -> EngagementRead:
     """Open a new engagement at its playbook's first stage; audit and event in the same transaction."""
     playbook = playbooks.get_all()[engagement_in.playbook_id]
+    details = engagement_in.model_dump(mode="json", include=set(JSONB))
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            "INSERT INTO engagements (id, name, customer, playbook_id, stage, slack_channel)"
-            f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}",
+            "INSERT INTO engagements (id, name, customer, playbook_id, stage, slack_channel, owners, links,"
+            " current_users, anticipated_users, target_destination)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}",
             uuid4(),
             engagement_in.name,
             engagement_in.customer,
             playbook.id,
             playbook.stages[0].id,
             engagement_in.slack_channel,
+            *(json.dumps(details[k]) for k in JSONB),
+            engagement_in.current_users,
+            engagement_in.anticipated_users,
+            engagement_in.target_destination,
         )
         assert row is not None  # INSERT … RETURNING always returns the row
         engagement = EngagementRead.model_validate(dict(row))
@@ -70,6 +79,7 @@ async def create(pool: asyncpg.Pool, *, engagement_in: EngagementCreate, actor: 
                 "customer": engagement.customer,
                 "playbook_id": playbook.id,
                 "slack_channel": engagement.slack_channel,
+                "owners": dict(engagement.owners),
                 "stage": engagement.stage,
                 "expected_days": playbook.stages[0].expected_days,
             },
@@ -88,7 +98,8 @@ async def update(
     pool: asyncpg.Pool, *, engagement_id: UUID, engagement_in: EngagementUpdate, actor: str
 ) -> EngagementRead | None:
     """Apply the given fields if `version` is current (None when unknown; StaleVersion when changed since)."""
-    changes = engagement_in.model_dump(exclude_unset=True, exclude={"version"})
+    changes = engagement_in.model_dump(mode="json", exclude_unset=True, exclude={"version"})
+    values = [json.dumps(v) if k in JSONB else v for k, v in changes.items()]
     assignments = "".join(f", {field} = ${i + 3}" for i, field in enumerate(changes))
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
@@ -96,7 +107,7 @@ async def update(
             f" WHERE id = $1 AND version = $2 RETURNING {COLUMNS}",
             engagement_id,
             engagement_in.version,
-            *changes.values(),
+            *values,
         )
         if row is None:
             current = await conn.fetchval("SELECT version FROM engagements WHERE id = $1", engagement_id)
