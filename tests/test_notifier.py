@@ -171,3 +171,62 @@ def test_killing_the_notifier_mid_delivery_loses_nothing_and_logs_the_one_resend
     assert len(slack.messages) == 2  # the documented duplicate: posted once before the crash, once after
     assert slack.messages[0]["text"] == slack.messages[1]["text"]
     assert [d["outcome"] for d in deliveries(database_dsn)] == ["sending", "resending_after_crash", "sent"]
+
+
+def test_a_daily_digest_gathers_routine_reminders_into_one_message_per_channel(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    hour = datetime.now(UTC).hour
+    # First quiet hours cover now: reminders are stored but nothing is posted. Then a notifier without them and with
+    # the digest hour now posts today's digest at once.
+    settings = notifier_settings(slack, OUTRIDER_TOUCHPOINT_LEAD_S="0", OUTRIDER_OVERDUE_GRACE_S="864000",
+                                 OUTRIDER_DIGEST_HOUR_UTC=str(hour),
+                                 OUTRIDER_QUIET_HOURS_UTC=f"[{hour}, {(hour + 1) % 24}]")  # fmt: skip
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "notifier"), settings=settings,
+    ) as svc:  # fmt: skip
+        tracker, notifier = svc["tracker"].url, svc["notifier"]
+        eid = engagement(tracker, "digest")
+        past = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+        for title in ("Kick-off", "Log review", "Architecture readout"):
+            httpx.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
+                       json={"title": title, "scheduled_at": past}).raise_for_status()  # fmt: skip
+        scheduled = 'outrider_notifier_reminders_total{outcome="scheduled"} 7.0'  # 3 due, 3 overdue, 1 stalled
+        until(lambda: scheduled in httpx.get(f"{notifier.url}/metrics").text, "the reminders to be stored")
+        time.sleep(1)
+        assert slack.messages == []  # quiet hours: nothing is posted
+        notifier.stop()
+        awake = {k: v for k, v in notifier.env.items() if k != "OUTRIDER_QUIET_HOURS_UTC"}
+        digest_now = Service("notifier", notifier.port, awake, tmp_path / "notifier-digest.log")
+        digest_now.start()
+        try:
+            digest_now.wait_ready()
+            (digest,) = until(lambda: slack.messages, "the digest")
+            assert digest["channel"] == "#acme-rollout"
+            assert digest["text"].startswith("Outrider daily digest: 3 reminders")
+            assert all(t in digest["text"] for t in ("Kick-off", "Log review", "Architecture readout"))
+            # Today's digest went out: a later routine reminder waits for tomorrow's.
+            httpx.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
+                       json={"title": "Late", "scheduled_at": past}).raise_for_status()  # fmt: skip
+            time.sleep(2)
+        finally:
+            digest_now.stop()
+    assert len(slack.messages) == 1
+
+
+def test_an_incoming_webhook_can_stand_in_for_the_bot_token(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    settings = {"OUTRIDER_SLACK_WEBHOOK_URL": slack.webhook_url, "OUTRIDER_DISPATCH_INTERVAL_S": "0.2"}
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "notifier"), settings=settings,
+    ) as svc:  # fmt: skip
+        tracker = svc["tracker"].url
+        eid = engagement(tracker, "hook")
+        httpx.post(f"{tracker}/v1/engagements/{eid}/advance", json={"force": True, "reason": "x"}).raise_for_status()
+        (message,) = until(lambda: slack.messages, "the webhook message")
+    assert message["channel"] == "(webhook)"
+    assert "Stage changed" in message["text"]
+    assert [d["outcome"] for d in deliveries(database_dsn)] == ["sending", "sent"]

@@ -43,6 +43,11 @@ class LocalSlack:
         """Base URL for `AsyncWebClient(base_url=...)`."""
         return f"http://{self.host}:{self.port}/api/"
 
+    @property
+    def webhook_url(self) -> str:
+        """An incoming-webhook URL for `AsyncWebhookClient`."""
+        return f"http://{self.host}:{self.port}/services/T000/B000/local"
+
     def fail_next(self, count: int, status: int, retry_after: int | None = None) -> None:
         """Answer the next `count` posts with `status` (429 carries Retry-After)."""
         with self._lock:
@@ -65,9 +70,10 @@ class LocalSlack:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if not self.path.startswith("/api/chat.postMessage"):
+                webhook = self.path.startswith("/services/")
+                if not webhook and not self.path.startswith("/api/chat.postMessage"):
                     return self._reply(404, {"ok": False, "error": "unknown_method"})
-                if not self.headers.get("Authorization", "").startswith("Bearer "):
+                if not webhook and not self.headers.get("Authorization", "").startswith("Bearer "):
                     return self._reply(200, {"ok": False, "error": "not_authed"})
                 with slack._lock:
                     slack.requests += 1
@@ -84,12 +90,24 @@ class LocalSlack:
                     args = json.loads(body or b"{}")
                 else:
                     args = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                if webhook:  # an incoming webhook posts to its own channel and answers a plain "ok"
+                    with slack._lock:
+                        slack.messages.append({**args, "channel": "(webhook)", "ts": ""})
+                    return self._reply_text(200, "ok")
                 if not args.get("channel"):
                     return self._reply(200, {"ok": False, "error": "channel_not_found"})
                 with slack._lock:
                     ts = f"{int(time.time())}.{next(slack._ts):06d}"
                     slack.messages.append({**args, "ts": ts})
                 self._reply(200, {"ok": True, "channel": args["channel"], "ts": ts, "message": args})
+
+            def _reply_text(self, status: int, text: str) -> None:
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _reply(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()

@@ -21,7 +21,7 @@ from outrider_common.topics import ANALYSIS_FINDINGS, ENGAGEMENT_EVENTS
 from outrider_notifier.dispatch import Dispatcher
 from outrider_notifier.handlers import on_engagement_event, on_finding
 from outrider_notifier.settings import NotifierSettings
-from outrider_notifier.slack import SlackWebApi
+from outrider_notifier.slack import SlackWebApi, SlackWebhook
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -54,9 +54,10 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         await ensure_topics(
             settings.kafka_bootstrap_servers, [settings.topic(ENGAGEMENT_EVENTS), settings.topic(ANALYSIS_FINDINGS)]
         )
-        dispatcher = Dispatcher(
-            db.pool, SlackWebApi(settings.slack_token.get_secret_value(), settings.slack_api_url), settings
-        )
+        webhook = settings.slack_webhook_url.get_secret_value()
+        sender = SlackWebhook(webhook) if webhook else SlackWebApi(settings.slack_token.get_secret_value(),
+                                                                    settings.slack_api_url)  # fmt: skip
+        dispatcher = Dispatcher(db.pool, sender, settings)
         broker.context.set_global("pool", db.pool)
         broker.context.set_global("settings", settings)
         broker.context.set_global("wake_dispatcher", dispatcher.wake)

@@ -17,6 +17,8 @@ from outrider_notifier.settings import NotifierSettings
 from outrider_notifier.slack import GiveUp, RetryLater, Sender
 
 log = logging.getLogger(__name__)
+# Routine reminders that a daily digest gathers when one is configured; the rest stay immediate.
+DIGEST_KINDS = ("touchpoint_due", "stage_stalled", "handoff_pending", "tech_review_due")
 tracer = trace.get_tracer(__name__)
 
 
@@ -39,14 +41,41 @@ class Dispatcher:
         now = datetime.now(UTC)
         if in_quiet_hours(now, self._settings.quiet_hours_utc):
             return 0
-        due = await store.claim_due(self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5)
+        digest_hour = self._settings.digest_hour_utc
+        held = DIGEST_KINDS if digest_hour is not None else ()
+        due = await store.claim_due(
+            self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5, held_for_digest=held
+        )
         for reminder in due:
             with tracer.start_as_current_span(
                 "notifier post to Slack", context=propagate.extract(reminder["trace_context"]),
                 attributes={"outrider.reminder_kind": reminder["kind"], "outrider.attempt": reminder["attempts"]},
             ):  # fmt: skip
                 await self._deliver(reminder)
+        if digest_hour is not None and now.hour >= digest_hour:
+            await self._send_digests(now)
         return len(due)
+
+    async def _send_digests(self, now: datetime) -> None:
+        claimed = await store.claim_digests(
+            self._pool, now=now, kinds=DIGEST_KINDS, default_channel=self._settings.default_channel
+        )
+        for channel, items in claimed.items():
+            text, blocks = messaging.build_digest(items, tracker_url=self._settings.tracker_url)
+            try:
+                posted = await self._sender.post(channel=channel, text=text, blocks=blocks)
+            except (RetryLater, GiveUp) as exc:
+                metrics.SLACK_ERRORS.labels(exc.kind).inc()
+                await store.release_digest(self._pool, day=now.date(), channel=channel)
+                for item in items:
+                    await store.mark_retry(self._pool, reminder_id=item["id"], attempt=item["attempts"] + 1,
+                                           error=exc.kind, at=now + timedelta(seconds=backoff(1, None)),
+                                           give_up=False)  # fmt: skip
+                continue
+            for item in items:
+                await store.mark_sent(self._pool, reminder_id=item["id"], attempt=item["attempts"] + 1,
+                                      channel=posted.channel, ts=posted.ts)  # fmt: skip
+                metrics.REMINDERS.labels("sent").inc()
 
     async def _deliver(self, reminder: dict[str, Any]) -> None:
         info = await store.engagement_info(self._pool, reminder["engagement_id"])

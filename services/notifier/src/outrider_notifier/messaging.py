@@ -65,3 +65,17 @@ def build(
         ]},
     ]  # fmt: skip
     return text, blocks
+
+
+def build_digest(items: list[dict[str, Any]], *, tracker_url: str) -> tuple[str, list[dict[str, Any]]]:
+    """One message listing every routine reminder due for a channel today."""
+    lines = []
+    for item in items:
+        text, _ = build(item["kind"], item["payload"], name=item["name"] or "", customer=item["customer"] or "",
+                        status_url="")  # fmt: skip
+        lines.append(f"• {text} <{tracker_url}/v1/engagements/{item['engagement_id']}/status|status>")
+    header = f"Outrider daily digest: {len(items)} reminder{'s' if len(items) != 1 else ''}"
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header}}]
+    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines[i : i + 20])}}
+               for i in range(0, len(lines), 20)]  # fmt: skip
+    return header + "\n" + "\n".join(lines), blocks

@@ -12,6 +12,12 @@ class NotifierSettings(ServiceSettings):
     consumer_group: str = Field("notifier", description="Kafka consumer group shared by notifier replicas.")
     slack_token: SecretStr = Field(SecretStr(""), description="Slack bot token (chat:write).")
     slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL (tests use a local one).")
+    slack_webhook_url: SecretStr = Field(
+        SecretStr(""), description="An incoming-webhook URL; when set it is used instead of the bot token."
+    )
+    digest_hour_utc: int | None = Field(
+        None, ge=0, le=23, description="When set, routine reminders go out as one daily message per channel then."
+    )
     default_channel: str = Field("#outrider", description="Channel for engagements without one of their own.")
     tracker_url: str = Field("http://127.0.0.1:8003", description="Base of the links to engagement status pages.")
     touchpoint_lead_s: float = Field(86_400, ge=0, description="How long before a touchpoint its reminder goes out.")

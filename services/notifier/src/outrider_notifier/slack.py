@@ -11,6 +11,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 # Errors Slack answers that another attempt cannot fix.
 PERMANENT = {"channel_not_found", "not_in_channel", "invalid_auth", "account_inactive", "is_archived",
@@ -75,3 +76,28 @@ class SlackWebApi:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise RetryLater("connection_error", None) from exc
         return Posted(channel=str(response["channel"]), ts=str(response["ts"]))
+
+
+class SlackWebhook:
+    """An incoming webhook instead of a bot token: the channel is the webhook's own, no `ts` comes back."""
+
+    def __init__(self, url: str) -> None:
+        self._client = AsyncWebhookClient(
+            url, timeout=10,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+                            AsyncServerErrorRetryHandler(max_retry_count=2),
+                            AsyncConnectionErrorRetryHandler(max_retry_count=2)],
+        )  # fmt: skip
+
+    async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]]) -> Posted:
+        try:
+            response = await self._client.send(text=text, blocks=blocks)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise RetryLater("connection_error", None) from exc
+        if response.status_code == 429:
+            raise RetryLater("rate_limited", float(response.headers.get("Retry-After", 1)))
+        if response.status_code >= 500:
+            raise RetryLater(f"server_error_{response.status_code}", None)
+        if response.status_code != 200:
+            raise GiveUp(response.body or f"http_{response.status_code}")
+        return Posted(channel="(webhook)", ts="")

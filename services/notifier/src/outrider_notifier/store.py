@@ -1,7 +1,7 @@
 """SQL of the notifier's tables: reminders, their deliveries, and what it knows of engagements."""
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -81,7 +81,7 @@ CLAIM = """
 UPDATE reminders r SET status = 'sending', attempts = r.attempts + 1, claimed_at = now()
 FROM (
     SELECT id, status AS was FROM reminders
-    WHERE (status = 'pending' AND next_attempt_at <= $1)
+    WHERE (status = 'pending' AND next_attempt_at <= $1 AND NOT kind = ANY($4::text[]))
        OR (status = 'sending' AND claimed_at < $1 - make_interval(secs => $2))
     ORDER BY next_attempt_at
     LIMIT $3
@@ -93,7 +93,7 @@ RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.trac
 
 
 async def claim_due(
-    pool: asyncpg.Pool, *, now: datetime, stale_after_s: float, limit: int = 20
+    pool: asyncpg.Pool, *, now: datetime, stale_after_s: float, limit: int = 20, held_for_digest: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
     """Mark due reminders 'sending' and log the attempt, committed before anything is posted.
 
@@ -101,7 +101,7 @@ async def claim_due(
     again and may be posted a second time — the one duplicate a crash can cause, and the log records it.
     """
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(CLAIM, now, stale_after_s, limit)
+        rows = await conn.fetch(CLAIM, now, stale_after_s, limit, list(held_for_digest))
         await conn.executemany(
             "INSERT INTO deliveries (reminder_id, attempt, outcome) VALUES ($1, $2, $3)",
             [(r["id"], r["attempts"], "resending_after_crash" if r["was"] == "sending" else "sending") for r in rows],
@@ -148,3 +148,50 @@ async def mark_retry(
             "failed" if give_up else "retry",
             error,
         )
+
+
+DIGEST_ROWS = """
+SELECT r.id, r.engagement_id, r.kind, r.payload, r.attempts, r.due_at, e.name, e.customer, e.slack_channel
+FROM reminders r LEFT JOIN notifier_engagements e USING (engagement_id)
+WHERE r.status = 'pending' AND r.kind = ANY($1::text[]) AND r.next_attempt_at <= $2
+ORDER BY r.due_at
+FOR UPDATE OF r SKIP LOCKED
+"""
+
+
+async def claim_digests(
+    pool: asyncpg.Pool, *, now: datetime, kinds: tuple[str, ...], default_channel: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Claim today's digest for each channel not yet sent one, with the due reminders it lists.
+
+    A channel that already had today's digest keeps its reminders pending for tomorrow's.
+    """
+    by_channel: dict[str, list[dict[str, Any]]] = {}
+    async with pool.acquire() as conn, conn.transaction():
+        for row in await conn.fetch(DIGEST_ROWS, list(kinds), now):
+            item = {**dict(row), "payload": json.loads(row["payload"])}
+            by_channel.setdefault(row["slack_channel"] or default_channel, []).append(item)
+        for channel in list(by_channel):
+            first = await conn.fetchval(
+                "INSERT INTO digests (day, channel) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                now.date(), channel,
+            )  # fmt: skip
+            if not first:
+                del by_channel[channel]
+                continue
+            ids = [r["id"] for r in by_channel[channel]]
+            await conn.execute(
+                "UPDATE reminders SET status = 'sending', attempts = attempts + 1, claimed_at = $2"
+                " WHERE id = any($1::uuid[])",
+                ids, now,
+            )  # fmt: skip
+            await conn.executemany(
+                "INSERT INTO deliveries (reminder_id, attempt, outcome, channel) VALUES ($1, $2, 'sending', $3)",
+                [(r["id"], r["attempts"] + 1, channel) for r in by_channel[channel]],
+            )
+    return by_channel
+
+
+async def release_digest(pool: asyncpg.Pool, *, day: date, channel: str) -> None:
+    """Forget a digest that could not be posted, so the next pass tries again."""
+    await pool.execute("DELETE FROM digests WHERE day = $1 AND channel = $2", day, channel)
