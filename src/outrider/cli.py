@@ -4,6 +4,7 @@ import typer
 
 from outrider import up as stack
 from outrider.engagements import app as engagements_app
+from outrider.ship.cli import app as ship_app
 from outrider.stats.cli import app as stats_app
 
 app = typer.Typer(
@@ -13,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(stats_app, name="stats")
 app.add_typer(engagements_app, name="engagements")
+app.add_typer(ship_app, name="ship")
 
 
 @app.command()

@@ -1,0 +1,121 @@
+"""`outrider ship`: the command customers run next to their GitLab."""
+
+import glob
+import socket
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from outrider.ship.bundle import members, pieces
+from outrider.ship.checkpoint import Checkpoints
+from outrider.ship.tailer import Batch, Tailer, log_type_of
+from outrider.ship.uploader import ShipError, Uploader
+
+OMNIBUS = [
+    "/var/log/gitlab/gitlab-rails/production_json.log", "/var/log/gitlab/gitlab-rails/api_json.log",
+    "/var/log/gitlab/gitaly/current", "/var/log/gitlab/sidekiq/current",
+]  # fmt: skip
+console = Console(stderr=True)
+app = typer.Typer(
+    help="Ship GitLab logs to Outrider. Without a subcommand: tail FILES (default: the Omnibus GitLab logs), "
+    "following appends and rotation, resuming from the state file after a restart.\n\n"
+    "Example: outrider ship --engagement ID --url https://ingest.example.com /var/log/gitlab/gitaly/current",
+)
+
+
+@app.callback(invoke_without_command=True)
+def ship(
+    ctx: typer.Context,
+    engagement: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_ENGAGEMENT", help="Engagement id.")] = "",
+    url: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_URL", help="Base URL of ingest.")] = "http://127.0.0.1:8001",
+    token: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_TOKEN", help="Upload token (env preferred).")] = "",
+    source: Annotated[str, typer.Option(help="Name of this host in Outrider.")] = socket.gethostname(),
+) -> None:
+    """Connection settings shared by the subcommands; without one, tail the Omnibus GitLab logs."""
+    if not engagement or not token:
+        raise typer.BadParameter("--engagement and a token (OUTRIDER_SHIP_TOKEN or --token) are required")
+    uploader = Uploader(url.rstrip("/"), engagement, token, source)
+    ctx.obj = uploader
+    ctx.call_on_close(uploader.close)
+    if ctx.invoked_subcommand is None:
+        tail(ctx, OMNIBUS)
+
+
+@app.command()
+def tail(
+    ctx: typer.Context,
+    files: Annotated[list[str], typer.Argument(help="Files or glob patterns (default: the Omnibus GitLab logs).")],
+    state: Annotated[Path, typer.Option(help="Where shipped offsets are kept.")] = Path(".outrider-ship.json"),
+    once: Annotated[bool, typer.Option("--once", help="Ship what exists now, then exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between looks at the files when following.")] = 1.0,
+) -> None:
+    """Follow files across appends and rotation, shipping whole lines; resumes from the state file."""
+    uploader: Uploader = ctx.obj
+    paths = [Path(p) for pattern in files for p in (sorted(glob.glob(pattern)) or [pattern])]
+    checkpoints = Checkpoints(state)
+    tailers = [Tailer(p, checkpoints) for p in paths]
+    shipped = dict.fromkeys(paths, 0)
+    started = time.monotonic()
+
+    def view() -> Table:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        table = Table("file", "type", "shipped", "rate", "lag")
+        for t in tailers:
+            table.add_row(str(t.path), log_type_of(t.path) or "auto", f"{shipped[t.path]:,} B",
+                          f"{shipped[t.path] / elapsed / 1024:,.1f} KiB/s", f"{t.lag():,} B")  # fmt: skip
+        return table
+
+    try:
+        with Live(view(), console=console, refresh_per_second=2, transient=once) as live:
+            while True:
+                for tailer in tailers:
+                    for batch in tailer.batches():
+                        tailer.shipped(batch, _send(uploader, batch))
+                        shipped[tailer.path] += len(batch.data)
+                    live.update(view())
+                if once:
+                    break
+                time.sleep(interval)
+    except ShipError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        for tailer in tailers:
+            tailer.close()
+    console.print(view())
+
+
+def _send(uploader: Uploader, batch: Batch) -> int:
+    return int(uploader.send(batch, log_type_of(batch.path)))
+
+
+@app.command()
+def bundle(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(exists=True, help="A directory or .tar.gz of GitLab logs.")],
+) -> None:
+    """Upload a saved bundle of logs (re-running it never double counts: chunk ids repeat)."""
+    uploader: Uploader = ctx.obj
+    found = list(members(path))
+    if not found:
+        console.print(f"[yellow]no GitLab log files in {path}[/yellow]")
+        raise typer.Exit(1)
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"{path.name}", total=sum(len(data) for _, _, data in found))
+        for name, log_type, data in found:
+            file_id = f"bundle:{path.name}:{name}"
+            for offset, piece in pieces(data):
+                try:
+                    uploader.send(Batch(Path(name), file_id, offset, piece), log_type)
+                except ShipError as exc:
+                    console.print(f"[red]{exc}[/red]")
+                    raise typer.Exit(1) from exc
+                progress.advance(task, len(piece))
+    console.print(f"shipped {len(found)} files from {path}")

@@ -1,0 +1,140 @@
+"""Reading whole lines from files that grow and rotate (pure file I/O, no network)."""
+
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from outrider.ship.checkpoint import Checkpoints
+
+# The file name says the log type for Omnibus GitLab's layout; anything else is detected by the server.
+LOG_TYPES = {"production_json.log": "production_json", "api_json.log": "api_json"}
+PARENT_LOG_TYPES = {"gitaly": "gitaly", "sidekiq": "sidekiq"}
+
+
+def log_type_of(path: Path) -> str | None:
+    """production_json, api_json, gitaly or sidekiq when the path says so."""
+    name = path.name.split(".log")[0] + ".log" if ".log" in path.name else path.name
+    return LOG_TYPES.get(name) or (PARENT_LOG_TYPES.get(path.parent.name) if path.name == "current" else None)
+
+
+def file_id_of(handle: BinaryIO) -> str | None:
+    """Identity of one file that survives renames: device, inode and a CRC of its first line.
+
+    The CRC tells a new file that reuses a deleted file's inode from the old one (same offsets would otherwise
+    repeat chunk ids, and ingest would drop the new lines as duplicates). None until a first line is complete.
+    """
+    stat = os.fstat(handle.fileno())
+    handle.seek(0)
+    head = handle.read(256)
+    end = head.find(b"\n")
+    if end < 0 and len(head) < 256:
+        return None
+    return f"{stat.st_dev}:{stat.st_ino}:{zlib.crc32(head[: end + 1 if end >= 0 else 256]):08x}"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Whole lines of one file starting at `offset`."""
+
+    path: Path
+    file_id: str
+    offset: int
+    data: bytes
+
+
+class _Open:
+    def __init__(self, path: Path, handle: BinaryIO, file_id: str, offset: int) -> None:
+        self.path, self.handle, self.file_id, self.offset = path, handle, file_id, offset
+
+
+class Tailer:
+    """Follows one path across appends, rename rotation and copytruncate.
+
+    The file is kept open, so after a rename the rest of the old file is still read before moving on to the new
+    one; a file that shrinks under the same inode was truncated in place and is read again from its start.
+    """
+
+    def __init__(self, path: Path, checkpoints: Checkpoints, max_bytes: int = 1 << 20) -> None:
+        self.path, self._checkpoints, self._max = path, checkpoints, max_bytes
+        self._open: _Open | None = None
+
+    def lag(self) -> int:
+        """Bytes written to the current file and not shipped yet."""
+        if self._open is None:
+            return 0
+        return max(os.fstat(self._open.handle.fileno()).st_size - self._open.offset, 0)
+
+    def batches(self) -> Iterator[Batch]:
+        """Everything readable now, up to `max_bytes` a batch; call `shipped` after each is acknowledged."""
+        while True:
+            current = self._ensure_open()
+            if current is None:
+                return
+            batch = self._read(current, final=False)
+            if batch is not None:
+                yield batch
+                continue
+            if not self._rotated(current):
+                return
+            last = self._read(current, final=True)  # a rotated file is complete: its last line may lack "\n"
+            if last is not None:
+                yield last
+                continue
+            current.handle.close()
+            self._open = None
+
+    def shipped(self, batch: Batch, next_offset: int) -> None:
+        """Ingest acknowledged the batch up to `next_offset`."""
+        self._checkpoints.advance(batch.file_id, next_offset)
+        if self._open is not None and self._open.file_id == batch.file_id:
+            self._open.offset = next_offset
+
+    def close(self) -> None:
+        """Release the open file."""
+        if self._open is not None:
+            self._open.handle.close()
+            self._open = None
+
+    def _ensure_open(self) -> _Open | None:
+        if self._open is None:
+            try:
+                handle = self.path.open("rb")
+            except FileNotFoundError:
+                return None
+            file_id = file_id_of(handle)
+            if file_id is None:  # no complete first line yet
+                handle.close()
+                return None
+            self._open = _Open(self.path, handle, file_id, self._checkpoints.get(file_id))
+        size = os.fstat(self._open.handle.fileno()).st_size
+        if size < self._open.offset:  # copytruncate: same inode, shorter than what we shipped
+            file_id = file_id_of(self._open.handle)  # the identity follows the new first line
+            if file_id is None:
+                self.close()
+                return None
+            offset = self._checkpoints.get(file_id)
+            self._open.file_id, self._open.offset = file_id, offset if offset <= size else 0
+        return self._open
+
+    def _read(self, current: _Open, *, final: bool) -> Batch | None:
+        current.handle.seek(current.offset)
+        data = current.handle.read(self._max)
+        if not data:
+            return None
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and not final:
+            if len(data) < self._max:
+                return None  # a line still being written
+            cut = len(data)  # one line longer than a batch: let ingest judge it (413 if over its limit)
+        return Batch(current.path, current.file_id, current.offset, data[: cut or len(data)])
+
+    def _rotated(self, current: _Open) -> bool:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return False  # renamed away and not recreated yet: keep the old one open
+        now = os.fstat(current.handle.fileno())
+        return (stat.st_dev, stat.st_ino) != (now.st_dev, now.st_ino)

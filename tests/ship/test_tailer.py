@@ -1,0 +1,77 @@
+"""The tailer and checkpoints on real files: appends, partial lines, rename rotation, copytruncate, restarts."""
+
+import os
+from pathlib import Path
+
+from outrider.ship.bundle import pieces
+from outrider.ship.checkpoint import Checkpoints
+from outrider.ship.tailer import Tailer, log_type_of
+
+
+def drain(tailer: Tailer) -> list[bytes]:
+    """Ship everything readable now, acknowledging each batch in full."""
+    out = []
+    for batch in tailer.batches():
+        out.append(batch.data)
+        tailer.shipped(batch, batch.offset + len(batch.data))
+    return out
+
+
+def test_whole_lines_only_and_the_rest_once_it_is_complete(tmp_path: Path) -> None:
+    log = tmp_path / "production_json.log"
+    log.write_bytes(b"a\nb\npartial")
+    tailer = Tailer(log, Checkpoints(tmp_path / "state.json"))
+    assert drain(tailer) == [b"a\nb\n"]
+    with log.open("ab") as f:
+        f.write(b" line\nc\n")
+    assert drain(tailer) == [b"partial line\nc\n"]
+    assert drain(tailer) == []
+    tailer.close()
+
+
+def test_rename_rotation_finishes_the_old_file_then_starts_the_new(tmp_path: Path) -> None:
+    log = tmp_path / "current"
+    log.write_bytes(b"1\n2\n")
+    tailer = Tailer(log, Checkpoints(tmp_path / "state.json"))
+    assert drain(tailer) == [b"1\n2\n"]
+    with log.open("ab") as f:
+        f.write(b"3\nlast-without-newline")  # written just before the rotation
+    os.rename(log, tmp_path / "@4000000064a1b2c3.s")
+    log.write_bytes(b"4\n")
+    assert drain(tailer) == [b"3\n", b"last-without-newline", b"4\n"]
+    tailer.close()
+
+
+def test_copytruncate_starts_over_and_a_restart_resumes_from_the_checkpoint(tmp_path: Path) -> None:
+    log, state = tmp_path / "api_json.log", tmp_path / "state.json"
+    log.write_bytes(b"x\ny\n")
+    tailer = Tailer(log, Checkpoints(state))
+    assert drain(tailer) == [b"x\ny\n"]
+    log.write_bytes(b"z\n")  # truncated in place and written again
+    assert drain(tailer) == [b"z\n"]
+    tailer.close()
+    with log.open("ab") as f:
+        f.write(b"w\n")
+    restarted = Tailer(log, Checkpoints(state))  # a new process reads the state file
+    assert drain(restarted) == [b"w\n"]
+    restarted.close()
+
+
+def test_batches_respect_the_size_limit_on_line_boundaries(tmp_path: Path) -> None:
+    log = tmp_path / "production_json.log"
+    lines = [b"%05d\n" % i for i in range(100)]
+    log.write_bytes(b"".join(lines))
+    tailer = Tailer(log, Checkpoints(tmp_path / "s.json"), max_bytes=64)
+    batches = drain(tailer)
+    tailer.close()
+    assert b"".join(batches) == b"".join(lines)
+    assert all(len(b) <= 64 and b.endswith(b"\n") for b in batches)
+    assert [len(p) for _, p in pieces(b"".join(lines), max_bytes=64)] == [len(b) for b in batches]
+
+
+def test_log_types_from_omnibus_paths() -> None:
+    assert log_type_of(Path("/var/log/gitlab/gitlab-rails/production_json.log")) == "production_json"
+    assert log_type_of(Path("/var/log/gitlab/gitlab-rails/api_json.log.1")) == "api_json"
+    assert log_type_of(Path("/var/log/gitlab/gitaly/current")) == "gitaly"
+    assert log_type_of(Path("/var/log/gitlab/sidekiq/current")) == "sidekiq"
+    assert log_type_of(Path("/tmp/whatever.log")) is None
