@@ -35,6 +35,10 @@ def test_a_scheduled_touchpoint_plans_a_lead_and_an_overdue_reminder() -> None:
         due.idempotency_key, overdue.idempotency_key
     ]  # fmt: skip
     assert subjects_cancelled_by(event("touchpoint.held", touchpoint_id="t1")) == ["t1"]
+    # Without an override the playbook's lead time applies (the AI-assistant rollout reminds 48 h ahead).
+    ai = event("touchpoint.scheduled", touchpoint_id="t2", title="Call", scheduled_at=at.isoformat(),
+               reminder_lead_hours=48)  # fmt: skip
+    assert plan_for_event(ai, lead=None, grace=timedelta(hours=1))[0].due_at == at - timedelta(hours=48)
 
 
 def test_a_stage_change_is_told_at_once_and_replaces_the_stalled_reminder() -> None:

@@ -40,7 +40,8 @@ async def on_engagement_event(
             metrics.REMINDERS.labels("cancelled").inc(
                 await store.cancel(conn, engagement_id=event.engagement_id, subject=subject)
             )
-        lead, grace = timedelta(seconds=settings.touchpoint_lead_s), timedelta(seconds=settings.overdue_grace_s)
+        lead = None if settings.touchpoint_lead_s is None else timedelta(seconds=settings.touchpoint_lead_s)
+        grace = timedelta(seconds=settings.overdue_grace_s)
         for planned in plan_for_event(event, lead=lead, grace=grace):
             if await store.schedule(conn, engagement_id=event.engagement_id, planned=planned):
                 metrics.REMINDERS.labels("scheduled").inc()

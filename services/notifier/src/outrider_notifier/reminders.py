@@ -24,8 +24,11 @@ HANDOFF_NUDGE = timedelta(days=2)  # a hand-off nobody accepted within two days 
 REVIEW_LEAD = timedelta(days=2)  # remind two days before a tech-review decision is due
 
 
-def plan_for_event(event: EngagementEvent, *, lead: timedelta, grace: timedelta) -> list[Planned]:
-    """Reminders an engagement event schedules."""
+DEFAULT_LEAD = timedelta(hours=24)
+
+
+def plan_for_event(event: EngagementEvent, *, lead: timedelta | None, grace: timedelta) -> list[Planned]:
+    """Reminders an engagement event schedules; `lead` overrides the playbook's lead time when given."""
     data = event.data
     if event.type == "handoff.requested":
         subject = str(data["handoff_id"])
@@ -38,6 +41,9 @@ def plan_for_event(event: EngagementEvent, *, lead: timedelta, grace: timedelta)
                         dict(data))]  # fmt: skip
     if event.type == "touchpoint.scheduled":
         at = datetime.fromisoformat(str(data["scheduled_at"]))
+        if lead is None:
+            hours = data.get("reminder_lead_hours")
+            lead = timedelta(hours=float(str(hours))) if hours is not None else DEFAULT_LEAD
         subject = str(data["touchpoint_id"])
         payload = {"title": data.get("title"), "scheduled_at": at.isoformat()}
         return [

@@ -20,7 +20,9 @@ class NotifierSettings(ServiceSettings):
     )
     default_channel: str = Field("#outrider", description="Channel for engagements without one of their own.")
     tracker_url: str = Field("http://127.0.0.1:8003", description="Base of the links to engagement status pages.")
-    touchpoint_lead_s: float = Field(86_400, ge=0, description="How long before a touchpoint its reminder goes out.")
+    touchpoint_lead_s: float | None = Field(
+        None, ge=0, description="Override of how long before a touchpoint its reminder goes out (else the playbook's)."
+    )
     overdue_grace_s: float = Field(3_600, ge=0, description="How long after a touchpoint it counts as overdue.")
     dispatch_interval_s: float = Field(1.0, gt=0, description="How often due reminders are looked for.")
     max_attempts: int = Field(8, ge=1, description="Delivery attempts before a reminder is marked failed.")

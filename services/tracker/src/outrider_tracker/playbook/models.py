@@ -42,6 +42,7 @@ class Playbook(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9-]+$")
     name: str
     description: str
+    reminder_lead_hours: float = Field(24, gt=0, description="How long before a touchpoint its reminder goes out.")
     stages: list[Stage] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ import asyncpg
 
 from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
+from outrider_tracker.playbook import service as playbooks
 from outrider_tracker.touchpoint.models import TouchpointCreate, TouchpointHeld, TouchpointRead
 
 COLUMNS = "id, engagement_id, title, scheduled_at, attendees, status, held_at, notes"
@@ -31,8 +32,13 @@ async def _create(conn: asyncpg.Connection, engagement_id: UUID, data: Touchpoin
         uuid4(), engagement_id, data.title, data.scheduled_at, data.attendees,
     )  # fmt: skip
     touchpoint = TouchpointRead.model_validate(dict(row))
-    details: dict[str, object] = {"touchpoint_id": str(touchpoint.id), "title": touchpoint.title,
-                                  "scheduled_at": touchpoint.scheduled_at.isoformat()}  # fmt: skip
+    playbook_id = await conn.fetchval("SELECT playbook_id FROM engagements WHERE id = $1", engagement_id)
+    details: dict[str, object] = {
+        "touchpoint_id": str(touchpoint.id),
+        "title": touchpoint.title,
+        "scheduled_at": touchpoint.scheduled_at.isoformat(),
+        "reminder_lead_hours": playbooks.get_all()[playbook_id].reminder_lead_hours,
+    }
     await audit.record(conn, engagement_id=engagement_id, actor=actor, action="touchpoint.scheduled", details=details)
     await outbox.record(conn, engagement_id=engagement_id, type="touchpoint.scheduled", data=details)
     return touchpoint
