@@ -30,7 +30,7 @@ if ! command -v uv >/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check "uv>=0.8"
 fi
 
-if ! ls .cache/kafka/libs/kafka_2.13-*.jar >/dev/null 2>&1; then
+if ! ls .cache/kafka/libs/kafka_2.13-*.jar .cache/kafka/libs/kafka-tools-[0-9]*.jar >/dev/null 2>&1; then
   say "Kafka jars from Maven Central -> .cache/kafka/libs"
   mvn -q -B -f tools/kafka/pom.xml dependency:copy-dependencies -Dkafka.libs="$PWD/.cache/kafka/libs"
 fi

@@ -57,7 +57,7 @@ class Tailer:
     one; a file that shrinks under the same inode was truncated in place and is read again from its start.
     """
 
-    def __init__(self, path: Path, checkpoints: Checkpoints, max_bytes: int = 1 << 20) -> None:
+    def __init__(self, path: Path, checkpoints: Checkpoints, max_bytes: int = 8 << 20) -> None:
         self.path, self._checkpoints, self._max = path, checkpoints, max_bytes
         self._open: _Open | None = None
 

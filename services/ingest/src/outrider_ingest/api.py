@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import zlib
+from collections import deque
 from typing import Annotated
 from uuid import UUID
 
@@ -76,7 +77,11 @@ async def upload_logs(
     accepted = UploadAccepted(bytes=0, lines=0, records=0, first_offset=offset, next_offset=offset)
     received = 0
 
-    async def produce(piece: Piece) -> None:
+    # Up to `max_in_flight` records are produced at once (acks=all waits a round trip each); the reply still
+    # reports only the run of records Kafka acknowledged, in file order.
+    in_flight: deque[tuple[Piece, asyncio.Task[None]]] = deque()
+
+    async def send(piece: Piece) -> None:
         chunk = LogChunk(
             engagement_id=engagement_id,
             source=source,
@@ -92,23 +97,33 @@ async def upload_logs(
                     broker.publish(piece.data, topic, key=chunk.key, headers=chunk.to_headers()),
                     settings.produce_timeout_s,
                 )
-        except (KafkaError, TimeoutError) as exc:
-            metrics.RECORDS.labels("failed").inc()
-            log.warning("produce failed topic=%s chunk_id=%s error=%r", topic, chunk.chunk_id, exc)
-            raise HTTPException(
-                503,
-                f"Kafka did not acknowledge the data; retry from offset {piece.offset}",
-                headers={"Retry-After": "5"},
-            ) from exc
         finally:
             metrics.IN_FLIGHT.dec(len(piece.data))
-        metrics.RECORDS.labels("acked").inc()
-        metrics.BYTES.labels("accepted").inc(len(piece.data))
-        metrics.LINES.inc(piece.lines)
-        accepted.bytes += len(piece.data)
-        accepted.lines += piece.lines
-        accepted.records += 1
-        accepted.next_offset = chunker.next_offset
+
+    async def settle(keep: int) -> None:
+        while len(in_flight) > keep:
+            piece, task = in_flight.popleft()
+            try:
+                await task
+            except (KafkaError, TimeoutError) as exc:
+                metrics.RECORDS.labels("failed").inc()
+                log.warning("produce failed topic=%s offset=%s error=%r", topic, piece.offset, exc)
+                raise HTTPException(
+                    503,
+                    f"Kafka did not acknowledge the data; retry from offset {piece.offset}",
+                    headers={"Retry-After": "5"},
+                ) from exc
+            metrics.RECORDS.labels("acked").inc()
+            metrics.BYTES.labels("accepted").inc(len(piece.data))
+            metrics.LINES.inc(piece.lines)
+            accepted.bytes += len(piece.data)
+            accepted.lines += piece.lines
+            accepted.records += 1
+            accepted.next_offset = piece.offset + len(piece.data)
+
+    async def produce(piece: Piece) -> None:
+        in_flight.append((piece, asyncio.create_task(send(piece))))
+        await settle(settings.max_in_flight - 1)
 
     def expand(raw: bytes) -> bytes:
         nonlocal received
@@ -133,10 +148,13 @@ async def upload_logs(
                     await produce(piece)
             for piece in chunker.finish():
                 await produce(piece)
+            await settle(0)
         except LineTooLong as exc:
+            await settle(0)  # the reply names what Kafka took before the refusal
             metrics.REJECTED.labels("line_too_long").inc()
             raise HTTPException(413, f"{exc}; lines before offset {accepted.next_offset} were accepted") from exc
         except BodyTooLarge as exc:
+            await settle(0)
             metrics.REJECTED.labels("body_too_large").inc()
             raise HTTPException(
                 413,
@@ -144,6 +162,10 @@ async def upload_logs(
                 " were accepted, send the rest in another request",
             ) from exc
         except zlib.error as exc:
+            await settle(0)
             metrics.REJECTED.labels("bad_gzip").inc()
             raise HTTPException(400, f"body is not valid gzip: {exc}") from exc
+        finally:
+            # After a 503 the later records may still be in flight: let them finish (a resend dedupes them).
+            await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
         return accepted
