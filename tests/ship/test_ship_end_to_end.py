@@ -3,6 +3,7 @@
 import gzip
 import io
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from outrider.devstack import Kafka
 from tests.stack import open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -29,10 +31,15 @@ def lines(controller: str, n: int) -> bytes:
 
 
 class FlakyProxy:
-    """Answers the first `failures` uploads with 503 + Retry-After, then forwards to the real ingest."""
+    """Answers the first `failures` uploads with 503 + Retry-After, then forwards to the real ingest.
 
-    def __init__(self, target: str, failures: int) -> None:
+    With `drop_after_forward`, the first upload reaches ingest (and Kafka) but its answer is lost: the connection
+    closes without a reply, as when a load balancer or the network drops it.
+    """
+
+    def __init__(self, target: str, failures: int, drop_after_forward: int = 0) -> None:
         self.refused = 0
+        self.dropped = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +57,11 @@ class FlakyProxy:
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 answer = httpx.post(target + self.path, content=body, headers=headers, timeout=30)
+                if proxy.dropped < drop_after_forward:
+                    proxy.dropped += 1
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 self.send_response(answer.status_code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer.content)))
@@ -146,3 +158,55 @@ def test_tailing_rotation_truncation_retries_and_bundles(
         final = counts(27)
     assert final == {"First#show": 5, "Second#show": 3, "Third#show": 4, "Fourth#show": 2, "Fifth#show": 7,
                      "FindCommit": 6}  # fmt: skip
+
+
+def test_a_lost_answer_and_a_kafka_outage_mid_upload_lose_and_double_nothing(
+    database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    kafka = Kafka(tmp_path / "kafka")  # this test's own broker, so it can be stopped
+    kafka.start()
+    try:
+        with running_services(
+            kafka=kafka.bootstrap_servers, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+            names=("tracker", "ingest", "analyzer"), settings={"OUTRIDER_PRODUCE_TIMEOUT_S": "2"},
+        ) as svc:  # fmt: skip
+            tracker, ingest = svc["tracker"].url, svc["ingest"].url
+            engagement, auth = open_engagement(tracker)
+            env = {**os.environ, "OUTRIDER_SHIP_TOKEN": auth["Authorization"].removeprefix("Bearer ")}
+            log = tmp_path / "production_json.log"
+            log.write_bytes(lines("Dropped", 4))
+            proxy = FlakyProxy(ingest, failures=0, drop_after_forward=1)
+            try:
+                lost = subprocess.run(
+                    [OUTRIDER, "ship", "--engagement", engagement, "--url", proxy.url, "tail", str(log), "--once",
+                     "--state", str(tmp_path / "s.json")], env=env, capture_output=True, text=True, timeout=120,
+                )  # fmt: skip
+            finally:
+                proxy.close()
+            assert lost.returncode == 0, lost.stderr
+            assert proxy.dropped == 1  # the first answer never came back: the same bytes were sent again
+
+            with log.open("ab") as f:
+                f.write(lines("Outage", 6))
+            kafka.stop()
+            shipper = subprocess.Popen(
+                [OUTRIDER, "ship", "--engagement", engagement, "--url", ingest, "tail", str(log), "--once",
+                 "--state", str(tmp_path / "s.json")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            time.sleep(4)  # the shipper meets 503s and backs off while the broker is away
+            assert shipper.poll() is None
+            kafka.start()
+            _, err = shipper.communicate(timeout=120)
+            assert shipper.returncode == 0, err.decode()
+
+            deadline = time.monotonic() + 60
+            while (body := httpx.get(f"{tracker}/v1/engagements/{engagement}/stats").json())["total_count"] < 10:
+                assert time.monotonic() < deadline, body
+                time.sleep(0.2)
+            time.sleep(1)
+            final = {
+                k["key"]: k["count"] for k in httpx.get(f"{tracker}/v1/engagements/{engagement}/stats").json()["keys"]
+            }
+    finally:
+        kafka.stop()
+    assert final == {"Dropped#show": 4, "Outage#show": 6}
