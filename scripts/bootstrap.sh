@@ -13,6 +13,7 @@ java_major=$( (java -version 2>&1 || true) | sed -n 's/.*version "\([0-9]*\).*/\
 [ "${java_major:-0}" -ge 17 ] || packages+=(openjdk-17-jre-headless)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || packages+=(postgresql-15)
 command -v mvn >/dev/null || packages+=(maven)
+command -v promtool >/dev/null || packages+=(prometheus)  # promtool checks the alert rules
 command -v runuser >/dev/null || packages+=(util-linux)
 if [ ${#packages[@]} -gt 0 ]; then
   say "apt-get install ${packages[*]}"
