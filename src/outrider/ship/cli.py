@@ -57,6 +57,8 @@ def tail(
 ) -> None:
     """Follow files across appends and rotation, shipping whole lines; resumes from the state file."""
     uploader: Uploader = ctx.obj
+    if not once:
+        uploader.attempts = None  # a follower waits out any outage holding the same batch; --once must end
     paths = [Path(p) for pattern in files for p in (sorted(glob.glob(pattern)) or [pattern])]
     checkpoints = Checkpoints(state)
     tailers = [Tailer(p, checkpoints) for p in paths]

@@ -3,9 +3,11 @@
 import gzip
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
-from tenacity import RetryCallState, retry, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_never
 
 from outrider.ship.tailer import Batch
 
@@ -22,34 +24,64 @@ class Retryable(Exception):
         self.retry_after = retry_after
 
 
-def _wait(state: RetryCallState) -> float:
-    """Retry-After when ingest gave one, else exponential backoff with full jitter (capped at 60 s)."""
-    exc = state.outcome.exception() if state.outcome else None
-    if isinstance(exc, Retryable) and exc.retry_after is not None:
-        return exc.retry_after
-    return random.uniform(0, min(60.0, 0.5 * 2**state.attempt_number))
+MAX_WAIT_S = 60.0
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), capped; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - (now or datetime.now(UTC))).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_WAIT_S)
 
 
 @dataclass
 class Uploader:
-    """Ships batches of one engagement to `url`; `attempts` bounds the retries of one batch."""
+    """Ships batches of one engagement to `url`; `attempts` bounds the tries of one batch (None: until it lands)."""
 
     url: str
     engagement_id: str
     token: str
     source: str
-    attempts: int = 10
+    attempts: int | None = 10
     timeout: float = 60.0
+    backoff_s: float = 0.5
 
     def __post_init__(self) -> None:
         self._client = httpx.Client(timeout=self.timeout, headers={"Authorization": f"Bearer {self.token}"})
-        self.send = retry(
-            retry=retry_if_exception_type(Retryable), wait=_wait, stop=stop_after_attempt(self.attempts), reraise=True
-        )(self._send_once)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._client.close()
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Exponential backoff with full jitter (capped), never sooner than the Retry-After ingest asked for."""
+        backoff = random.uniform(0, min(MAX_WAIT_S, self.backoff_s * 2**state.attempt_number))
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Retryable) and exc.retry_after is not None:
+            return max(exc.retry_after, backoff)
+        return backoff
+
+    def send(self, batch: Batch, log_type: str | None) -> int:
+        """POST one batch, retrying the very same bytes; the offset ingest acknowledged up to, or ShipError."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(Retryable),
+            wait=self._wait,
+            stop=stop_never if self.attempts is None else stop_after_attempt(self.attempts),
+            reraise=True,
+        )
+        try:
+            return retrying(self._send_once, batch, log_type)
+        except Retryable as exc:
+            raise ShipError(
+                f"gave up on {batch.path} at offset {batch.offset} after {self.attempts} tries: {exc}"
+            ) from exc
 
     def _send_once(self, batch: Batch, log_type: str | None) -> int:
         """POST one batch (the same bytes on every retry, so chunk ids repeat); returns the acknowledged offset."""
@@ -69,8 +101,9 @@ class Uploader:
             return int(response.json()["next_offset"])
         detail = response.text[:500]
         if response.status_code in (429, 502, 503, 504) or response.status_code >= 500:
-            after = response.headers.get("Retry-After")
-            raise Retryable(f"ingest answered {response.status_code}", float(after) if after else None)
+            raise Retryable(
+                f"ingest answered {response.status_code}", retry_after_seconds(response.headers.get("Retry-After"))
+            )
         if response.status_code in (401, 403):
             raise ShipError(f"ingest refused the token ({response.status_code}): {detail}")
         raise ShipError(f"ingest refused {batch.path} at offset {batch.offset} ({response.status_code}): {detail}")
