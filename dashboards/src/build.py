@@ -1,0 +1,102 @@
+"""The dashboards, built with grafana-foundation-sdk from the metric names the services export."""
+
+import json
+from typing import Any
+
+from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+DS = DataSourceRef(type_val="prometheus", uid="$datasource")
+SERVICES = ("ingest", "analyzer", "tracker", "notifier")
+
+
+def panel(title: str, unit: str, *queries: tuple[str, str], width: int = 12) -> timeseries.Panel:
+    """A time series of PromQL `queries` given as (expression, legend)."""
+    built = timeseries.Panel().title(title).datasource(DS).unit(unit).height(8).span(width)
+    for expr, legend in queries:
+        built = built.with_target(prometheus.Dataquery().expr(expr).legend_format(legend))
+    return built
+
+
+def board(uid: str, title: str, rows: list[tuple[str, list[timeseries.Panel]]]) -> dashboard.Dashboard:
+    """A dashboard with a `$datasource` variable (never `${DS_*}`: file provisioning cannot resolve those)."""
+    built = (
+        dashboard.Dashboard(title).uid(uid).tags(["outrider"]).refresh("30s").time("now-1h", "now")
+        .with_variable(dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+    )  # fmt: skip
+    for row, panels in rows:
+        built = built.with_row(dashboard.Row(row))
+        for p in panels:
+            built = built.with_panel(p)
+    return built
+
+
+def rate(metric: str, by: str = "") -> str:
+    return f"sum{f' by ({by})' if by else ''} (rate({metric}[$__rate_interval]))"
+
+
+def p99(metric: str, by: str = "") -> str:
+    group = f"le{', ' + by if by else ''}"
+    return f"histogram_quantile(0.99, sum by ({group}) (rate({metric}_bucket[$__rate_interval])))"
+
+
+def error_ratio(service: str) -> str:
+    requests = f"outrider_{service}_http_requests_total"
+    failed = requests + '{status=~"5.."}'
+    return f"{rate(failed)} / clamp_min({rate(requests)}, 1e-9)"
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    """Every dashboard as Grafana JSON, by file name."""
+    pipeline = board("outrider-pipeline", "Outrider / Pipeline", [
+        ("Ingest", [
+            panel("Bytes accepted / s", "Bps", (rate("outrider_ingest_bytes_total", "outcome"), "{{outcome}}")),
+            panel("Lines and Kafka records / s", "short", (rate("outrider_ingest_lines_total"), "lines"),
+                  (rate("outrider_ingest_records_total", "outcome"), "records {{outcome}}")),
+            panel("Produce latency p99", "s", (p99("outrider_ingest_produce_seconds"), "p99")),
+            panel("Uploads refused / s", "short", (rate("outrider_ingest_requests_rejected_total", "reason"),
+                                                   "{{reason}}")),
+        ]),
+        ("Analyzer", [
+            panel("Lines parsed / s", "short", (rate("outrider_analyzer_lines_total", "log_type"), "{{log_type}}")),
+            panel("Consumer lag", "short", ("sum by (partition) (outrider_analyzer_consumer_lag_records)",
+                                            "partition {{partition}}")),
+            panel("Bad lines / s", "short", (rate("outrider_analyzer_bad_lines_total", "reason"), "{{reason}}")),
+            panel("Chunks by outcome / s", "short", (rate("outrider_analyzer_chunks_total", "outcome"),
+                                                     "{{outcome}}")),
+            panel("Flush latency p99", "s", (p99("outrider_analyzer_flush_seconds"), "p99")),
+            panel("Flush failures / s", "short", (rate("outrider_analyzer_flush_failures_total"), "failures")),
+        ]),
+    ])  # fmt: skip
+    red = board("outrider-services", "Outrider / Services (RED)", [
+        (service, [
+            panel("Requests / s by route", "reqps",
+                  (rate(f"outrider_{service}_http_requests_total", "route, status"), "{{route}} {{status}}"), width=8),
+            panel("5xx ratio", "percentunit", (error_ratio(service), "5xx"), width=8),
+            panel("Latency p99 by route", "s",
+                  (p99(f"outrider_{service}_http_request_duration_seconds", "route"), "{{route}}"), width=8),
+        ])
+        for service in SERVICES
+    ])  # fmt: skip
+    engagements = board("outrider-engagements", "Outrider / Engagements and notifications", [
+        ("Engagements", [
+            panel("Active engagements by stage", "short",
+                  ("sum by (playbook, stage) (outrider_tracker_engagements)", "{{playbook}} / {{stage}}")),
+            panel("Overdue touchpoints and stalled engagements", "short",
+                  ("outrider_tracker_overdue_touchpoints", "overdue touchpoints"),
+                  ("outrider_tracker_stalled_engagements", "stalled engagements")),
+            panel("Outbox backlog", "short", ("outrider_tracker_outbox_pending", "tracker"),
+                  ("outrider_analyzer_outbox_pending", "analyzer")),
+        ]),
+        ("Notifier", [
+            panel("Reminders by outcome / s", "short",
+                  (rate("outrider_notifier_reminders_total", "outcome"), "{{outcome}}")),
+            panel("Slack errors / s", "short", (rate("outrider_notifier_slack_errors_total", "kind"), "{{kind}}")),
+            panel("Delivery latency p99 (due → posted)", "s",
+                  (p99("outrider_notifier_delivery_latency_seconds"), "p99")),
+            panel("Events consumed / s", "short", (rate("outrider_notifier_events_total", "type"), "{{type}}")),
+        ]),
+    ])  # fmt: skip
+    encoder = JSONEncoder(sort_keys=True, indent=2)
+    return {f"{b.build().uid}.json": json.loads(encoder.encode(b.build())) for b in (pipeline, red, engagements)}
