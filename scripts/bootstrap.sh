@@ -36,5 +36,12 @@ if ! ls .cache/kafka/libs/kafka_2.13-*.jar .cache/kafka/libs/kafka-tools-[0-9]*.
   mvn -q -B -f tools/kafka/pom.xml dependency:copy-dependencies -Dkafka.libs="$PWD/.cache/kafka/libs"
 fi
 
+if [ ! -x .cache/bin/helm ]; then
+  # No release downloads here: helm is built from the Go module proxy (a few minutes, once).
+  command -v go >/dev/null || { echo "Go (>= 1.22) is required to build helm for the chart tests." >&2; exit 1; }
+  say "go install helm -> .cache/bin/helm"
+  GOBIN="$PWD/.cache/bin" go install helm.sh/helm/v3/cmd/helm@v3.16.4
+fi
+
 say "uv sync (workspace + Rust extension)"
 uv sync --locked --quiet
