@@ -75,3 +75,44 @@ def test_log_types_from_omnibus_paths() -> None:
     assert log_type_of(Path("/var/log/gitlab/gitaly/current")) == "gitaly"
     assert log_type_of(Path("/var/log/gitlab/sidekiq/current")) == "sidekiq"
     assert log_type_of(Path("/tmp/whatever.log")) is None
+
+
+def test_a_truncated_file_with_the_same_long_prefix_gets_a_new_identity(tmp_path: Path) -> None:
+    # GitLab JSON lines share hundreds of bytes of prefix; reusing the old identity would repeat chunk ids at offset 0.
+    prefix = b'{"method":"GET","path":"/api/v4/jobs/request","format":"json","controller":"Grape"' + b" " * 300
+    log = tmp_path / "production_json.log"
+    log.write_bytes(prefix + b',"time":"10:00:01"}\n' + prefix + b',"time":"10:00:02"}\n')
+    tailer = Tailer(log, Checkpoints(tmp_path / "state.json"))
+    old = next(tailer.batches())
+    tailer.shipped(old, old.offset + len(old.data))
+    log.write_bytes(prefix + b',"time":"10:00:03"}\n')  # copytruncate
+    new = next(tailer.batches())
+    tailer.close()
+    assert (new.offset, new.data) == (0, prefix + b',"time":"10:00:03"}\n')
+    assert new.file_id != old.file_id
+
+
+def test_two_names_of_one_file_ship_it_once(tmp_path: Path) -> None:
+    log, link = tmp_path / "production_json.log", tmp_path / "production_json.log.1"
+    log.write_bytes(b"1\n2\n")
+    os.link(log, link)  # as when overlapping globs see a file under its old and its rotated name
+    checkpoints = Checkpoints(tmp_path / "state.json")
+    first, second = Tailer(log, checkpoints), Tailer(link, checkpoints)
+    assert drain(first) == [b"1\n2\n"]
+    assert drain(second) == []
+    with log.open("ab") as f:
+        f.write(b"3\n")
+    assert drain(second) == [b"3\n"]
+    assert drain(first) == []
+    first.close()
+    second.close()
+
+
+def test_checkpoints_survive_a_restart_and_leave_no_temporary_files(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "ship.json"
+    checkpoints = Checkpoints(state)
+    checkpoints.advance("1:2:aa", 10)
+    checkpoints.advance("1:3:bb", 7)
+    checkpoints.advance("1:2:aa", 25)
+    assert Checkpoints(state).offsets == {"1:2:aa": 25, "1:3:bb": 7}
+    assert os.listdir(state.parent) == ["ship.json"]

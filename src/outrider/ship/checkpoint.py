@@ -27,3 +27,9 @@ class Checkpoints:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
+        # The rename itself is durable only once the directory is: otherwise a power cut can bring back the old file.
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)

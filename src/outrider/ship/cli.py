@@ -3,6 +3,7 @@
 import glob
 import socket
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
+from typer import _click as click  # typer vendors click; TyperGroup's hooks take its types
+from typer.core import TyperGroup
 
 from outrider.ship.bundle import members, pieces
 from outrider.ship.checkpoint import Checkpoints
@@ -22,11 +25,49 @@ OMNIBUS = [
     "/var/log/gitlab/gitaly/current", "/var/log/gitlab/sidekiq/current",
 ]  # fmt: skip
 console = Console(stderr=True)
+
+
+class _TailByDefault(TyperGroup):
+    """`outrider ship [OPTIONS] [FILES...] [--once]` is short for `outrider ship [OPTIONS] tail [FILES...] [--once]`."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands:
+            args = ["tail", *args]
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
-    help="Ship GitLab logs to Outrider. Without a subcommand: tail FILES (default: the Omnibus GitLab logs), "
-    "following appends and rotation, resuming from the state file after a restart.\n\n"
-    "Example: outrider ship --engagement ID --url https://ingest.example.com /var/log/gitlab/gitaly/current",
+    cls=_TailByDefault,
+    # Options of `tail` (--once, --state, --interval) may follow the shared ones directly; they reach `tail`.
+    context_settings={"ignore_unknown_options": True},
+    help="Ship GitLab logs to Outrider over HTTPS. Without a subcommand: tail FILES (default: the Omnibus GitLab "
+    "logs), following appends and rotation, resuming from the state file after a restart.\n\n"
+    "Give the upload token in OUTRIDER_SHIP_TOKEN rather than --token, which other users can see in `ps`.\n\n"
+    "Examples:\n\n"
+    "outrider ship --engagement ID --url https://ingest.example.com\n\n"
+    "outrider ship --engagement ID --url URL '/var/log/gitlab/*/current' --once\n\n"
+    "outrider ship --engagement ID --url URL bundle gitlabsos.tar.gz",
 )
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: str
+    engagement: str
+    token: str = field(repr=False)
+    source: str
+
+
+def _uploader(ctx: typer.Context) -> Uploader:
+    """The uploader for the shared options, checked only now so `ship SUBCOMMAND --help` works without them."""
+    target: _Target = ctx.obj
+    if not target.engagement or not target.token:
+        raise typer.BadParameter("--engagement and a token (OUTRIDER_SHIP_TOKEN or --token) are required")
+    uploader = Uploader(target.url.rstrip("/"), target.engagement, target.token, target.source)
+    ctx.call_on_close(uploader.close)
+    return uploader
 
 
 @app.callback(invoke_without_command=True)
@@ -34,32 +75,32 @@ def ship(
     ctx: typer.Context,
     engagement: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_ENGAGEMENT", help="Engagement id.")] = "",
     url: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_URL", help="Base URL of ingest.")] = "http://127.0.0.1:8001",
-    token: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_TOKEN", help="Upload token (env preferred).")] = "",
+    token: Annotated[
+        str, typer.Option(envvar="OUTRIDER_SHIP_TOKEN", show_default=False, help="Upload token (env preferred).")
+    ] = "",
     source: Annotated[str, typer.Option(help="Name of this host in Outrider.")] = socket.gethostname(),
 ) -> None:
     """Connection settings shared by the subcommands; without one, tail the Omnibus GitLab logs."""
-    if not engagement or not token:
-        raise typer.BadParameter("--engagement and a token (OUTRIDER_SHIP_TOKEN or --token) are required")
-    uploader = Uploader(url.rstrip("/"), engagement, token, source)
-    ctx.obj = uploader
-    ctx.call_on_close(uploader.close)
+    ctx.obj = _Target(url, engagement, token, source)
     if ctx.invoked_subcommand is None:
-        tail(ctx, OMNIBUS)
+        tail(ctx)
 
 
 @app.command()
 def tail(
     ctx: typer.Context,
-    files: Annotated[list[str], typer.Argument(help="Files or glob patterns (default: the Omnibus GitLab logs).")],
+    files: Annotated[
+        list[str] | None, typer.Argument(help="Files or glob patterns (default: the Omnibus GitLab logs).")
+    ] = None,
     state: Annotated[Path, typer.Option(help="Where shipped offsets are kept.")] = Path(".outrider-ship.json"),
     once: Annotated[bool, typer.Option("--once", help="Ship what exists now, then exit.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between looks at the files when following.")] = 1.0,
 ) -> None:
     """Follow files across appends and rotation, shipping whole lines; resumes from the state file."""
-    uploader: Uploader = ctx.obj
+    uploader = _uploader(ctx)
     if not once:
         uploader.attempts = None  # a follower waits out any outage holding the same batch; --once must end
-    paths = [Path(p) for pattern in files for p in (sorted(glob.glob(pattern)) or [pattern])]
+    paths = [Path(p) for pattern in files or OMNIBUS for p in (sorted(glob.glob(pattern)) or [pattern])]
     checkpoints = Checkpoints(state)
     tailers = [Tailer(p, checkpoints) for p in paths]
     shipped = dict.fromkeys(paths, 0)
@@ -103,7 +144,7 @@ def bundle(
     path: Annotated[Path, typer.Argument(exists=True, help="A directory or .tar.gz of GitLab logs.")],
 ) -> None:
     """Upload a saved bundle of logs (re-running it never double counts: chunk ids repeat)."""
-    uploader: Uploader = ctx.obj
+    uploader = _uploader(ctx)
     found = list(members(path))
     if not found:
         console.print(f"[yellow]no GitLab log files in {path}[/yellow]")

@@ -12,6 +12,7 @@ from outrider.ship.checkpoint import Checkpoints
 # The file name says the log type for Omnibus GitLab's layout; anything else is detected by the server.
 LOG_TYPES = {"production_json.log": "production_json", "api_json.log": "api_json"}
 PARENT_LOG_TYPES = {"gitaly": "gitaly", "sidekiq": "sidekiq"}
+FIRST_LINE_BYTES = 4096
 
 
 def log_type_of(path: Path) -> str | None:
@@ -21,18 +22,20 @@ def log_type_of(path: Path) -> str | None:
 
 
 def file_id_of(handle: BinaryIO) -> str | None:
-    """Identity of one file that survives renames: device, inode and a CRC of its first line.
+    """Identity of one file that survives renames: device, inode and a CRC of its first line (up to 4 KiB).
 
-    The CRC tells a new file that reuses a deleted file's inode from the old one (same offsets would otherwise
-    repeat chunk ids, and ingest would drop the new lines as duplicates). None until a first line is complete.
+    The CRC tells a new file that reuses a deleted file's inode, or a file truncated in place, from the old one (same
+    offsets would otherwise repeat chunk ids, and the analyzer would drop the new lines as duplicates). The whole first
+    line counts because GitLab's JSON lines share long prefixes and differ only later, in time and correlation id.
+    None until a first line is complete.
     """
     stat = os.fstat(handle.fileno())
     handle.seek(0)
-    head = handle.read(256)
+    head = handle.read(FIRST_LINE_BYTES)
     end = head.find(b"\n")
-    if end < 0 and len(head) < 256:
+    if end < 0 and len(head) < FIRST_LINE_BYTES:
         return None
-    return f"{stat.st_dev}:{stat.st_ino}:{zlib.crc32(head[: end + 1 if end >= 0 else 256]):08x}"
+    return f"{stat.st_dev}:{stat.st_ino}:{zlib.crc32(head[: end + 1 if end >= 0 else FIRST_LINE_BYTES]):08x}"
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ class Tailer:
                 handle.close()
                 return None
             self._open = _Open(self.path, handle, file_id, self._checkpoints.get(file_id))
+        # Another tailer may ship the same file under a second name (overlapping globs, a rotated name): follow it.
+        self._open.offset = max(self._open.offset, self._checkpoints.get(self._open.file_id))
         size = os.fstat(self._open.handle.fileno()).st_size
         if size < self._open.offset:  # copytruncate: same inode, shorter than what we shipped
             file_id = file_id_of(self._open.handle)  # the identity follows the new first line

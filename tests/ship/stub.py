@@ -1,0 +1,42 @@
+"""A local stand-in for ingest: answers queued statuses (503 + Retry-After, 401, ...) and then 202."""
+
+import gzip
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Ingest:
+    """Answers POSTs with the queued (status, Retry-After) pairs, then 202; records each request's body and query."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[int, str | None]] = []
+        self.requests: list[tuple[float, str, bytes]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = gzip.decompress(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append((time.monotonic(), self.path, body))
+                status, after = stub.answers.pop(0) if stub.answers else (202, None)
+                reply = b'{"next_offset": %d}' % (int(self.path.split("offset=")[1].split("&")[0]) + len(body))
+                self.send_response(status)
+                if after is not None:
+                    self.send_header("Retry-After", after)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()

@@ -1,0 +1,50 @@
+"""`outrider ship` as typed, against the local ingest stand-in: the short form, --once, the state file, help."""
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from outrider.cli import app
+from tests.ship.stub import Ingest
+
+runner = CliRunner()
+
+
+def test_the_short_form_ships_whole_lines_once_and_keeps_the_offset(ingest: Ingest, tmp_path: Path) -> None:
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    log.write_bytes(b'{"a":1}\n{"a":2}\npartial')
+    args = ["ship", "--engagement", "eng-1", "--url", ingest.url, str(log), "--once", "--state", str(state)]
+    result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert result.exit_code == 0, result.output
+    assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n{"a":2}\n']
+    assert "log_type=production_json" in ingest.requests[0][1]
+    assert list(json.loads(state.read_text()).values()) == [16]
+
+    again = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})  # nothing new: nothing sent
+    assert again.exit_code == 0, again.output
+    assert len(ingest.requests) == 1
+
+
+def test_a_failure_with_once_exits_non_zero_and_keeps_the_checkpoint(ingest: Ingest, tmp_path: Path) -> None:
+    log, state = tmp_path / "api_json.log", tmp_path / "state.json"
+    log.write_bytes(b'{"a":1}\n')
+    ingest.answers = [(403, None)]
+    args = ["ship", "--engagement", "eng-1", "--url", ingest.url, "tail", str(log), "--once", "--state", str(state)]
+    result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert result.exit_code == 1
+    assert "refused the token (403)" in result.output
+    assert not state.exists()
+
+
+def test_help_needs_no_settings_and_never_shows_the_token() -> None:
+    env = {"OUTRIDER_SHIP_TOKEN": "otr_do_not_print"}
+    for args in (["ship", "--help"], ["ship", "tail", "--help"], ["ship", "bundle", "--help"]):
+        result = runner.invoke(app, args, env=env)
+        assert result.exit_code == 0, result.output
+        assert "otr_do_not_print" not in result.output
+
+
+def test_missing_engagement_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ship", "--url", "http://127.0.0.1:9", str(tmp_path / "x.log"), "--once"], env={})
+    assert result.exit_code == 2
