@@ -12,6 +12,7 @@ class Ingest:
     def __init__(self) -> None:
         self.answers: list[tuple[int, str | None]] = []
         self.requests: list[tuple[float, str, bytes]] = []
+        self.statuses: list[int] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -23,6 +24,7 @@ class Ingest:
                 stub.requests.append((time.monotonic(), self.path, body))
                 status, after = stub.answers.pop(0) if stub.answers else (202, None)
                 reply = b'{"next_offset": %d}' % (int(self.path.split("offset=")[1].split("&")[0]) + len(body))
+                stub.statuses.append(status)
                 self.send_response(status)
                 if after is not None:
                     self.send_header("Retry-After", after)

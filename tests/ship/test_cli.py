@@ -1,6 +1,11 @@
 """`outrider ship` as typed, against the local ingest stand-in: the short form, --once, the state file, help."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -9,6 +14,7 @@ from outrider.cli import app
 from tests.ship.stub import Ingest
 
 runner = CliRunner()
+OUTRIDER = str(Path(sys.executable).parent / "outrider")
 
 
 def test_the_short_form_ships_whole_lines_once_and_keeps_the_offset(ingest: Ingest, tmp_path: Path) -> None:
@@ -48,3 +54,40 @@ def test_help_needs_no_settings_and_never_shows_the_token() -> None:
 def test_missing_engagement_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ship", "--url", "http://127.0.0.1:9", str(tmp_path / "x.log"), "--once"], env={})
     assert result.exit_code == 2
+
+
+def test_following_picks_up_a_file_created_later_and_outlasts_refusals(ingest: Ingest, tmp_path: Path) -> None:
+    ingest.answers = [(503, "0.1")] * 3
+    env = {**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret"}
+    follower = subprocess.Popen(
+        [OUTRIDER, "ship", "--engagement", "eng-1", "--url", ingest.url, str(tmp_path / "*.log"),
+         "--interval", "0.1", "--state", str(tmp_path / "state.json")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        (tmp_path / "api_json.log").write_bytes(b'{"a":1}\n')  # after the start: the glob matched nothing then
+        deadline = time.monotonic() + 30
+        while not any(status == 202 for status in ingest.statuses):
+            assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""
+            assert time.monotonic() < deadline, ingest.statuses
+            time.sleep(0.05)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.communicate(timeout=30)
+    assert ingest.statuses == [503, 503, 503, 202]
+    assert {body for _, _, body in ingest.requests} == {b'{"a":1}\n'}
+
+
+def test_a_refused_file_stops_alone_and_once_exits_non_zero(ingest: Ingest, tmp_path: Path) -> None:
+    long, fine = tmp_path / "a" / "production_json.log", tmp_path / "b" / "production_json.log"
+    for log, line in ((long, b'{"long":1}\n'), (fine, b'{"ok":1}\n')):
+        log.parent.mkdir()
+        log.write_bytes(line)
+    ingest.answers = [(413, None)]  # the first file's first request: a line over ingest's limit
+    args = ["ship", "--engagement", "eng-1", "--url", ingest.url, str(long), str(fine), "--once",
+            "--state", str(tmp_path / "state.json")]  # fmt: skip
+    result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert result.exit_code == 1
+    assert "(413)" in result.output
+    assert ingest.statuses == [413, 202]
+    assert ingest.requests[1][2] == b'{"ok":1}\n'

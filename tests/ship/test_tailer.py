@@ -5,7 +5,7 @@ from pathlib import Path
 
 from outrider.ship.bundle import pieces
 from outrider.ship.checkpoint import Checkpoints
-from outrider.ship.tailer import Tailer, log_type_of
+from outrider.ship.tailer import Tailer, log_type_of, paths_of
 
 
 def drain(tailer: Tailer) -> list[bytes]:
@@ -116,3 +116,11 @@ def test_checkpoints_survive_a_restart_and_leave_no_temporary_files(tmp_path: Pa
     checkpoints.advance("1:2:aa", 25)
     assert Checkpoints(state).offsets == {"1:2:aa": 25, "1:3:bb": 7}
     assert os.listdir(state.parent) == ["ship.json"]
+
+
+def test_paths_of_expands_globs_once_each_keeps_awaited_paths_and_skips_compressed(tmp_path: Path) -> None:
+    for name in ("current", "@4000000064a1b2c3.s", "production_json.log", "production_json.log.1.gz"):
+        (tmp_path / name).write_bytes(b"x\n")
+    patterns = [str(tmp_path / "production_json.log*"), str(tmp_path / "*.log"), str(tmp_path / "api_json.log")]
+    assert paths_of(patterns) == [tmp_path / "production_json.log", tmp_path / "api_json.log"]
+    assert paths_of([str(tmp_path / "nothing-*.log")]) == []

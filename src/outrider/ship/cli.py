@@ -1,6 +1,5 @@
 """`outrider ship`: the command customers run next to their GitLab."""
 
-import glob
 import socket
 import time
 from dataclasses import dataclass, field
@@ -17,8 +16,8 @@ from typer.core import TyperGroup
 
 from outrider.ship.bundle import members, pieces
 from outrider.ship.checkpoint import Checkpoints
-from outrider.ship.tailer import Batch, Tailer, log_type_of
-from outrider.ship.uploader import ShipError, Uploader
+from outrider.ship.tailer import Batch, Tailer, log_type_of, paths_of
+from outrider.ship.uploader import FileRefused, ShipError, Uploader
 
 OMNIBUS = [
     "/var/log/gitlab/gitlab-rails/production_json.log", "/var/log/gitlab/gitlab-rails/api_json.log",
@@ -100,27 +99,42 @@ def tail(
     uploader = _uploader(ctx)
     if not once:
         uploader.attempts = None  # a follower waits out any outage holding the same batch; --once must end
-    paths = [Path(p) for pattern in files or OMNIBUS for p in (sorted(glob.glob(pattern)) or [pattern])]
+    patterns = files or OMNIBUS
     checkpoints = Checkpoints(state)
-    tailers = [Tailer(p, checkpoints) for p in paths]
-    shipped = dict.fromkeys(paths, 0)
+    tailers: dict[Path, Tailer] = {}
+    shipped: dict[Path, int] = {}
+    refused: dict[Path, str] = {}
     started = time.monotonic()
+
+    def look() -> None:
+        # Globs are expanded on every look, so a file created after the start is followed too.
+        for path in paths_of(patterns):
+            if path not in tailers:
+                tailers[path], shipped[path] = Tailer(path, checkpoints), 0
 
     def view() -> Table:
         elapsed = max(time.monotonic() - started, 1e-6)
         table = Table("file", "type", "shipped", "rate", "lag")
-        for t in tailers:
-            table.add_row(str(t.path), log_type_of(t.path) or "auto", f"{shipped[t.path]:,} B",
-                          f"{shipped[t.path] / elapsed / 1024:,.1f} KiB/s", f"{t.lag():,} B")  # fmt: skip
+        for path, t in tailers.items():
+            lag = "refused" if path in refused else f"{t.lag():,} B"
+            table.add_row(str(path), log_type_of(path) or "auto", f"{shipped[path]:,} B",
+                          f"{shipped[path] / elapsed / 1024:,.1f} KiB/s", lag)  # fmt: skip
         return table
 
     try:
         with Live(view(), console=console, refresh_per_second=2, transient=once) as live:
             while True:
-                for tailer in tailers:
-                    for batch in tailer.batches():
-                        tailer.shipped(batch, _send(uploader, batch))
-                        shipped[tailer.path] += len(batch.data)
+                look()
+                for path, tailer in tailers.items():
+                    if path in refused:
+                        continue
+                    try:
+                        for batch in tailer.batches():
+                            tailer.shipped(batch, _send(uploader, batch))
+                            shipped[path] += len(batch.data)
+                    except FileRefused as exc:  # this file stops at the refused bytes; the others go on
+                        refused[path] = str(exc)
+                        console.print(f"[red]{exc}[/red]")
                     live.update(view())
                 if once:
                     break
@@ -129,9 +143,11 @@ def tail(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     finally:
-        for tailer in tailers:
+        for tailer in tailers.values():
             tailer.close()
     console.print(view())
+    if refused:
+        raise typer.Exit(1)
 
 
 def _send(uploader: Uploader, batch: Batch) -> int:

@@ -1,8 +1,9 @@
 """Reading whole lines from files that grow and rotate (pure file I/O, no network)."""
 
+import glob
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -36,6 +37,19 @@ def file_id_of(handle: BinaryIO) -> str | None:
     if end < 0 and len(head) < FIRST_LINE_BYTES:
         return None
     return f"{stat.st_dev}:{stat.st_ino}:{zlib.crc32(head[: end + 1 if end >= 0 else FIRST_LINE_BYTES]):08x}"
+
+
+def paths_of(patterns: Iterable[str]) -> list[Path]:
+    """The files the patterns name now, each once; a plain path that does not exist yet is kept, to be waited for.
+
+    Compressed rotations (.gz) are skipped: finished files whose bytes are not lines (`bundle` reads them).
+    """
+    found: dict[Path, None] = {}
+    for pattern in patterns:
+        for match in sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]:
+            if not match.endswith(".gz"):
+                found[Path(match)] = None
+    return list(found)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ class ShipError(Exception):
     """Ingest refused the data for a reason a retry cannot fix (token, size)."""
 
 
+class FileRefused(ShipError):
+    """Ingest refused this file's bytes (a line or body too long, bad gzip); other files may still ship."""
+
+
 class Retryable(Exception):
     """Ingest or the network could not take the data now."""
 
@@ -106,4 +110,4 @@ class Uploader:
             )
         if response.status_code in (401, 403):
             raise ShipError(f"ingest refused the token ({response.status_code}): {detail}")
-        raise ShipError(f"ingest refused {batch.path} at offset {batch.offset} ({response.status_code}): {detail}")
+        raise FileRefused(f"ingest refused {batch.path} at offset {batch.offset} ({response.status_code}): {detail}")
