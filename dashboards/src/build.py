@@ -7,6 +7,8 @@ from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
+from dashboards.src.customer_logs import customer_logs_json
+
 DS = DataSourceRef(type_val="prometheus", uid="$datasource")
 SERVICES = ("ingest", "analyzer", "tracker", "notifier")
 
@@ -99,4 +101,5 @@ def dashboards() -> dict[str, dict[str, Any]]:
         ]),
     ])  # fmt: skip
     encoder = JSONEncoder(sort_keys=True, indent=2)
-    return {f"{b.build().uid}.json": json.loads(encoder.encode(b.build())) for b in (pipeline, red, engagements)}
+    built = {f"{b.build().uid}.json": json.loads(encoder.encode(b.build())) for b in (pipeline, red, engagements)}
+    return {**built, "outrider-customer-logs.json": customer_logs_json()}

@@ -12,8 +12,12 @@ DASHBOARDS = Path(__file__).parents[2] / "dashboards"
 METRIC = re.compile(r"\b((?:outrider|faststream)_[a-z_]+)\b")
 
 
+def panels() -> list[dict]:
+    return [p for d in dashboards().values() for p in d["panels"] if p["type"] != "row"]
+
+
 def queries() -> list[str]:
-    return [t["expr"] for d in dashboards().values() for p in d["panels"] if p["type"] != "row" for t in p["targets"]]
+    return [t["expr"] for p in panels() for t in p["targets"] if "expr" in t]
 
 
 def metric_names() -> set[str]:
@@ -28,17 +32,27 @@ def test_committed_json_is_what_the_code_builds() -> None:
         assert json.loads((DASHBOARDS / name).read_text()) == body, f"{name} is stale: run make dashboards"
 
 
-def test_every_panel_has_targets_and_the_datasource_variable() -> None:
+def test_every_panel_has_targets_and_a_datasource_variable() -> None:
     uids = [d["uid"] for d in dashboards().values()]
-    assert len(set(uids)) == len(uids) == 3
+    assert len(set(uids)) == len(uids) == 4
     for d in dashboards().values():
-        assert [v["name"] for v in d["templating"]["list"]] == ["datasource"]
-        panels = [p for p in d["panels"] if p["type"] != "row"]
-        assert panels
-        for p in panels:
-            assert p["datasource"] == {"type": "prometheus", "uid": "$datasource"}, p["title"]
+        variables = {v["name"] for v in d["templating"]["list"]}
+        assert variables & {"datasource", "postgres"}, d["title"]
+        for p in (p for p in d["panels"] if p["type"] != "row"):
+            assert p["datasource"]["uid"].removeprefix("$") in variables, p["title"]
             assert p["targets"], p["title"]
     assert "${DS_" not in json.dumps(dashboards())
+
+
+def test_sql_panels_only_use_log_stats_columns() -> None:
+    migration = Path(__file__).parents[2] / "libs/common/src/outrider_common/migrations/common-0001.log-stats.sql"
+    table = migration.read_text().split("CREATE TABLE log_stats (")[1].split(");")[0]
+    columns = set(re.findall(r"^\s+([a-z_0-9]+)\s", table, re.M)) - {"primary"}
+    sql = [t["rawSql"] for p in panels() for t in p["targets"] if "rawSql" in t]
+    assert len(sql) == 4
+    for query in sql:
+        used = set(re.findall(r"\b(count|failed|duration_[a-z_]+|key|bucket_start|engagement_id|log_type)\b", query))
+        assert used <= columns, used - columns
 
 
 def test_every_query_parses_as_promql() -> None:
