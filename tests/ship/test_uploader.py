@@ -25,7 +25,11 @@ def test_503_with_retry_after_is_waited_out_and_resends_exactly_the_same_bytes(
     ingest: Ingest, uploader: Uploader
 ) -> None:
     ingest.answers = [(503, "0.3"), (503, "0.3"), (502, None)]
+    told: list[str] = []
+    uploader.on_retry = told.append
     assert uploader.send(BATCH, "production_json") == 100 + len(BATCH.data)
+    assert len(told) == 3
+    assert told[0].startswith("ingest answered 503; production_json.log at offset 100 again in 0.3")
     assert [body for _, _, body in ingest.requests] == [BATCH.data] * 4
     assert {path for _, path, _ in ingest.requests} == {
         "/v1/engagements/eng-1/logs?source=host-a&file_id=64769%3A12%3Aabcd1234&offset=100&log_type=production_json"
@@ -36,9 +40,10 @@ def test_503_with_retry_after_is_waited_out_and_resends_exactly_the_same_bytes(
 
 def test_a_refused_token_stops_at_once_with_a_clear_message(ingest: Ingest, uploader: Uploader) -> None:
     ingest.answers = [(401, None)]
-    with pytest.raises(ShipError, match=r"refused the token \(401\)"):
+    with pytest.raises(ShipError, match=r"refused the token \(401\)") as refused:
         uploader.send(BATCH, None)
     assert len(ingest.requests) == 1
+    assert "otr_secret" not in f"{refused.value} {uploader!r}"
 
 
 def test_a_line_too_long_names_the_file_and_offset(ingest: Ingest, uploader: Uploader) -> None:

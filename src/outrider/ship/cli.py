@@ -64,7 +64,10 @@ def _uploader(ctx: typer.Context) -> Uploader:
     target: _Target = ctx.obj
     if not target.engagement or not target.token:
         raise typer.BadParameter("--engagement and a token (OUTRIDER_SHIP_TOKEN or --token) are required")
-    uploader = Uploader(target.url.rstrip("/"), target.engagement, target.token, target.source)
+    uploader = Uploader(
+        target.url.rstrip("/"), target.engagement, target.token, target.source,
+        on_retry=lambda message: console.print(f"[yellow]{message}[/yellow]"),
+    )  # fmt: skip
     ctx.call_on_close(uploader.close)
     return uploader
 

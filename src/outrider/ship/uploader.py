@@ -2,7 +2,8 @@
 
 import gzip
 import random
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -51,11 +52,12 @@ class Uploader:
 
     url: str
     engagement_id: str
-    token: str
+    token: str = field(repr=False)  # never in a traceback or a log line
     source: str
     attempts: int | None = 10
     timeout: float = 60.0
     backoff_s: float = 0.5
+    on_retry: Callable[[str], None] | None = None  # told each wait, so a long outage is visible
 
     def __post_init__(self) -> None:
         self._client = httpx.Client(timeout=self.timeout, headers={"Authorization": f"Bearer {self.token}"})
@@ -74,9 +76,16 @@ class Uploader:
 
     def send(self, batch: Batch, log_type: str | None) -> int:
         """POST one batch, retrying the very same bytes; the offset ingest acknowledged up to, or ShipError."""
+
+        def tell(state: RetryCallState) -> None:
+            if self.on_retry is not None and state.outcome is not None:
+                reason = state.outcome.exception()
+                self.on_retry(f"{reason}; {batch.path} at offset {batch.offset} again in {state.upcoming_sleep:.1f} s")
+
         retrying = Retrying(
             retry=retry_if_exception_type(Retryable),
             wait=self._wait,
+            before_sleep=tell,
             stop=stop_never if self.attempts is None else stop_after_attempt(self.attempts),
             reraise=True,
         )
