@@ -35,3 +35,13 @@ async def get_all(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUI
         "SELECT at, actor, action, reason, details FROM audit_log WHERE engagement_id = $1 ORDER BY id", engagement_id
     )
     return [AuditEntry(**{**dict(r), "details": json.loads(r["details"])}) for r in rows]
+
+
+async def record_change(
+    conn: asyncpg.Connection, *, engagement_id: UUID, actor: str, action: str, details: dict[str, Any]
+) -> None:
+    """Audit a change and publish it as the engagement event of the same name (one transaction, the caller's)."""
+    from outrider_tracker import outbox  # imported here: outbox builds on the same event model, not on audit
+
+    await record(conn, engagement_id=engagement_id, actor=actor, action=action, details=details)
+    await outbox.record(conn, engagement_id=engagement_id, type=action, data=details)

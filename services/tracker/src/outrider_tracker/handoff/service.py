@@ -4,7 +4,6 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
 from outrider_tracker.handoff.models import (
     HandoffCreate,
@@ -17,8 +16,10 @@ from outrider_tracker.profile import service as profiles
 from outrider_tracker.profile.models import REQUIRED_FOR_ADVISOR, missing_fields
 
 HANDOFF = "id, engagement_id, from_team, to_team, notes, status, created_at, accepted_at"
-REVIEW = ("id, engagement_id, gap, decision_needed_by, requirement, customer_expectation, consequence_if_unmet,"
-          " status, decision, created_at, decided_at")  # fmt: skip
+REVIEW = (
+    "id, engagement_id, gap, decision_needed_by, requirement, customer_expectation, consequence_if_unmet,"
+    " status, decision, created_at, decided_at"
+)
 
 
 class MissingFields(ValueError):
@@ -27,13 +28,6 @@ class MissingFields(ValueError):
     def __init__(self, detail: str, missing: list[str]) -> None:
         super().__init__(detail)
         self.detail, self.missing = detail, missing
-
-
-async def _record(
-    conn: asyncpg.Connection, engagement_id: UUID, actor: str, action: str, details: dict[str, object]
-) -> None:
-    await audit.record(conn, engagement_id=engagement_id, actor=actor, action=action, details=details)
-    await outbox.record(conn, engagement_id=engagement_id, type=action, data=details)
 
 
 async def request_handoff(
@@ -48,11 +42,20 @@ async def request_handoff(
         row = await conn.fetchrow(
             f"INSERT INTO handoffs (id, engagement_id, from_team, to_team, notes) VALUES ($1, $2, $3, $4, $5)"
             f" RETURNING {HANDOFF}",
-            uuid4(), engagement_id, handoff.from_team, handoff.to_team, handoff.notes,
-        )  # fmt: skip
+            uuid4(),
+            engagement_id,
+            handoff.from_team,
+            handoff.to_team,
+            handoff.notes,
+        )
         created = HandoffRead.model_validate(dict(row))
-        await _record(conn, engagement_id, actor, "handoff.requested",
-                      {"handoff_id": str(created.id), "from": created.from_team, "to": created.to_team})  # fmt: skip
+        await audit.record_change(
+            conn,
+            engagement_id=engagement_id,
+            actor=actor,
+            action="handoff.requested",
+            details={"handoff_id": str(created.id), "from": created.from_team, "to": created.to_team},
+        )
     return created
 
 
@@ -64,12 +67,19 @@ async def accept_handoff(
         row = await conn.fetchrow(
             f"UPDATE handoffs SET status = 'accepted', accepted_at = coalesce(accepted_at, now())"
             f" WHERE id = $1 AND engagement_id = $2 RETURNING {HANDOFF}",
-            handoff_id, engagement_id,
-        )  # fmt: skip
+            handoff_id,
+            engagement_id,
+        )
         if row is None:
             return None
         accepted = HandoffRead.model_validate(dict(row))
-        await _record(conn, engagement_id, actor, "handoff.accepted", {"handoff_id": str(handoff_id)})
+        await audit.record_change(
+            conn,
+            engagement_id=engagement_id,
+            actor=actor,
+            action="handoff.accepted",
+            details={"handoff_id": str(handoff_id)},
+        )
     return accepted
 
 
@@ -89,13 +99,26 @@ async def request_review(
         row = await conn.fetchrow(
             f"INSERT INTO tech_reviews (id, engagement_id, gap, decision_needed_by, requirement, customer_expectation,"
             f" consequence_if_unmet) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {REVIEW}",
-            uuid4(), engagement_id, review.gap, review.decision_needed_by, review.requirement,
-            review.customer_expectation, review.consequence_if_unmet,
-        )  # fmt: skip
+            uuid4(),
+            engagement_id,
+            review.gap,
+            review.decision_needed_by,
+            review.requirement,
+            review.customer_expectation,
+            review.consequence_if_unmet,
+        )
         created = TechReviewRead.model_validate(dict(row))
-        await _record(conn, engagement_id, actor, "tech_review.requested",
-                      {"review_id": str(created.id), "gap": created.gap,
-                       "decision_needed_by": created.decision_needed_by.isoformat()})  # fmt: skip
+        await audit.record_change(
+            conn,
+            engagement_id=engagement_id,
+            actor=actor,
+            action="tech_review.requested",
+            details={
+                "review_id": str(created.id),
+                "gap": created.gap,
+                "decision_needed_by": created.decision_needed_by.isoformat(),
+            },
+        )
     return created
 
 
@@ -107,17 +130,26 @@ async def decide_review(
         row = await conn.fetchrow(
             f"UPDATE tech_reviews SET status = 'decided', decision = $3, decided_at = now()"
             f" WHERE id = $1 AND engagement_id = $2 RETURNING {REVIEW}",
-            review_id, engagement_id, decision.decision,
-        )  # fmt: skip
+            review_id,
+            engagement_id,
+            decision.decision,
+        )
         if row is None:
             return None
         decided = TechReviewRead.model_validate(dict(row))
-        await _record(conn, engagement_id, actor, "tech_review.decided", {"review_id": str(review_id)})
+        await audit.record_change(
+            conn,
+            engagement_id=engagement_id,
+            actor=actor,
+            action="tech_review.decided",
+            details={"review_id": str(review_id)},
+        )
     return decided
 
 
 async def get_reviews(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[TechReviewRead]:
     """Tech-review requests, oldest first."""
-    rows = await conn.fetch(f"SELECT {REVIEW} FROM tech_reviews WHERE engagement_id = $1 ORDER BY created_at",
-                            engagement_id)  # fmt: skip
+    rows = await conn.fetch(
+        f"SELECT {REVIEW} FROM tech_reviews WHERE engagement_id = $1 ORDER BY created_at", engagement_id
+    )
     return [TechReviewRead.model_validate(dict(r)) for r in rows]

@@ -4,19 +4,11 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
 from outrider_tracker.issue.models import ExpansionCreate, ExpansionRead, IssueCreate, IssueRead, IssueResolve
 
 ISSUE = "id, engagement_id, title, severity, owner, status, resolution, created_at, resolved_at"
 EXPANSION = "id, engagement_id, title, description, potential_users, status, created_at"
-
-
-async def _changed(
-    conn: asyncpg.Connection, engagement_id: UUID, actor: str, action: str, details: dict[str, object]
-) -> None:
-    await audit.record(conn, engagement_id=engagement_id, actor=actor, action=action, details=details)
-    await outbox.record(conn, engagement_id=engagement_id, type=action, data=details)
 
 
 async def get_issues(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[IssueRead]:
@@ -33,11 +25,20 @@ async def create_issue(pool: asyncpg.Pool, *, engagement_id: UUID, issue_in: Iss
         row = await conn.fetchrow(
             f"INSERT INTO issues (id, engagement_id, title, severity, owner) VALUES ($1, $2, $3, $4, $5)"
             f" RETURNING {ISSUE}",
-            uuid4(), engagement_id, issue_in.title, issue_in.severity, issue_in.owner,
-        )  # fmt: skip
+            uuid4(),
+            engagement_id,
+            issue_in.title,
+            issue_in.severity,
+            issue_in.owner,
+        )
         issue = IssueRead.model_validate(dict(row))
-        await _changed(conn, engagement_id, actor, "issue.opened",
-                       {"issue_id": str(issue.id), "title": issue.title, "severity": issue.severity})  # fmt: skip
+        await audit.record_change(
+            conn,
+            engagement_id=engagement_id,
+            actor=actor,
+            action="issue.opened",
+            details={"issue_id": str(issue.id), "title": issue.title, "severity": issue.severity},
+        )
     return issue
 
 
@@ -49,18 +50,23 @@ async def resolve_issue(
         row = await conn.fetchrow(
             f"UPDATE issues SET status = 'resolved', resolution = $3, resolved_at = now()"
             f" WHERE id = $1 AND engagement_id = $2 RETURNING {ISSUE}",
-            issue_id, engagement_id, resolve.resolution,
-        )  # fmt: skip
+            issue_id,
+            engagement_id,
+            resolve.resolution,
+        )
         if row is None:
             return None
-        await _changed(conn, engagement_id, actor, "issue.resolved", {"issue_id": str(issue_id)})
+        await audit.record_change(
+            conn, engagement_id=engagement_id, actor=actor, action="issue.resolved", details={"issue_id": str(issue_id)}
+        )
     return IssueRead.model_validate(dict(row))
 
 
 async def get_expansions(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[ExpansionRead]:
     """Expansion opportunities by age."""
-    rows = await conn.fetch(f"SELECT {EXPANSION} FROM expansions WHERE engagement_id = $1 ORDER BY created_at",
-                            engagement_id)  # fmt: skip
+    rows = await conn.fetch(
+        f"SELECT {EXPANSION} FROM expansions WHERE engagement_id = $1 ORDER BY created_at", engagement_id
+    )
     return [ExpansionRead.model_validate(dict(r)) for r in rows]
 
 
@@ -72,9 +78,18 @@ async def create_expansion(
         row = await conn.fetchrow(
             f"INSERT INTO expansions (id, engagement_id, title, description, potential_users)"
             f" VALUES ($1, $2, $3, $4, $5) RETURNING {EXPANSION}",
-            uuid4(), engagement_id, expansion_in.title, expansion_in.description, expansion_in.potential_users,
-        )  # fmt: skip
+            uuid4(),
+            engagement_id,
+            expansion_in.title,
+            expansion_in.description,
+            expansion_in.potential_users,
+        )
         expansion = ExpansionRead.model_validate(dict(row))
-        await _changed(conn, engagement_id, actor, "expansion.opened",
-                       {"expansion_id": str(expansion.id), "title": expansion.title})  # fmt: skip
+        await audit.record_change(
+            conn,
+            engagement_id=engagement_id,
+            actor=actor,
+            action="expansion.opened",
+            details={"expansion_id": str(expansion.id), "title": expansion.title},
+        )
     return expansion
