@@ -6,6 +6,7 @@ from uuid import UUID
 
 import asyncpg
 
+from outrider_tracker import outbox
 from outrider_tracker.audit.models import AuditEntry
 
 
@@ -41,7 +42,5 @@ async def record_change(
     conn: asyncpg.Connection, *, engagement_id: UUID, actor: str, action: str, details: dict[str, Any]
 ) -> None:
     """Audit a change and publish it as the engagement event of the same name (one transaction, the caller's)."""
-    from outrider_tracker import outbox  # imported here: outbox builds on the same event model, not on audit
-
     await record(conn, engagement_id=engagement_id, actor=actor, action=action, details=details)
     await outbox.record(conn, engagement_id=engagement_id, type=action, data=details)
