@@ -10,6 +10,7 @@ reference figure. Then it measures how long a line shipped through ingest takes 
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import tempfile
 import time
@@ -26,6 +27,8 @@ from outrider.devstack import Kafka, Postgres, Service, free_port
 from outrider_common.events import LogChunk
 
 CHUNK = 1 << 20
+ADMIN_TOKEN = "otr_bench_admin_" + secrets.token_urlsafe(16)  # the tracker's bootstrap token for this run
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def chunks(data: bytes) -> list[tuple[int, bytes]]:
@@ -90,12 +93,15 @@ def main() -> None:
                 "OUTRIDER_TOPIC_PREFIX": prefix,
                 "OTEL_SDK_DISABLED": "true",
                 "OUTRIDER_LOG_LEVEL": "WARNING",
+                "OUTRIDER_ADMIN_TOKEN": ADMIN_TOKEN,
             }
             tracker = Service("tracker", free_port(), env, home / "tracker.log")
             tracker.start()
             tracker.wait_ready()
             services.append(tracker)
-            engagement = httpx.post(f"{tracker.url}/v1/engagements", json={"name": "bench", "customer": "b"}).json()
+            engagement = httpx.post(
+                f"{tracker.url}/v1/engagements", json={"name": "bench", "customer": "b"}, headers=ADMIN
+            ).json()
             asyncio.run(produce(kafka.bootstrap_servers, f"{prefix}logs.raw", uuid.UUID(engagement["id"]), pieces))
 
             analyzer = Service("analyzer", free_port(), env, home / "analyzer.log")
@@ -119,17 +125,17 @@ def main() -> None:
             ingest.start()
             ingest.wait_ready()
             services.append(ingest)
-            token = httpx.post(f"{tracker.url}/v1/engagements/{engagement['id']}/tokens").json()["token"]
+            token = httpx.post(f"{tracker.url}/v1/engagements/{engagement['id']}/tokens", headers=ADMIN).json()["token"]
             latencies = []
             stats_url = f"{tracker.url}/v1/engagements/{engagement['id']}/stats"
-            total = httpx.get(stats_url).json()["total_count"]
+            total = httpx.get(stats_url, headers=ADMIN).json()["total_count"]
             line = data[: data.index(b"\n") + 1]
             for i in range(args.latency_samples):
                 sent = time.perf_counter()
                 httpx.post(f"{ingest.url}/v1/engagements/{engagement['id']}/logs",
                            params={"source": "latency", "file_id": "l", "offset": i * len(line)}, content=line,
                            headers={"Authorization": f"Bearer {token}"}).raise_for_status()  # fmt: skip
-                while httpx.get(stats_url).json()["total_count"] <= total:
+                while httpx.get(stats_url, headers=ADMIN).json()["total_count"] <= total:
                     time.sleep(0.01)
                 latencies.append(time.perf_counter() - sent)
                 total += 1

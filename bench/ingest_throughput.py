@@ -13,6 +13,7 @@ and ingest; generates a production_json log; then times
 import argparse
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,9 @@ import httpx
 from generate import write  # bench/ is on sys.path when this script runs
 
 from outrider.devstack import KAFKA_LIBS, Kafka, Postgres, Service, free_port
+
+ADMIN_TOKEN = "otr_bench_admin_" + secrets.token_urlsafe(16)  # the tracker's bootstrap token for this run
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def producer_perf(bootstrap: str, total_bytes: int) -> float:
@@ -53,15 +57,18 @@ def main() -> None:
         pg.start()
         kafka.start()
         env = {"OUTRIDER_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "OUTRIDER_DATABASE_URL": pg.dsn,
-               "OTEL_SDK_DISABLED": "true", "OUTRIDER_LOG_LEVEL": "WARNING"}  # fmt: skip
+               "OTEL_SDK_DISABLED": "true", "OUTRIDER_LOG_LEVEL": "WARNING",
+               "OUTRIDER_ADMIN_TOKEN": ADMIN_TOKEN}  # fmt: skip
         services = [Service(n, free_port(), env, home / f"{n}.log") for n in ("tracker", "ingest")]
         try:
             for service in services:
                 service.start()
                 service.wait_ready()
             tracker, ingest = services
-            engagement = httpx.post(f"{tracker.url}/v1/engagements", json={"name": "b", "customer": "b"}).json()["id"]
-            token = httpx.post(f"{tracker.url}/v1/engagements/{engagement}/tokens").json()["token"]
+            engagement = httpx.post(
+                f"{tracker.url}/v1/engagements", json={"name": "b", "customer": "b"}, headers=ADMIN
+            ).json()["id"]
+            token = httpx.post(f"{tracker.url}/v1/engagements/{engagement}/tokens", headers=ADMIN).json()["token"]
             reference = producer_perf(kafka.bootstrap_servers, size)
             start = time.perf_counter()
             subprocess.run(

@@ -11,6 +11,7 @@ latency percentiles.
 import argparse
 import asyncio
 import random
+import secrets
 import statistics
 import tempfile
 import time
@@ -22,6 +23,8 @@ import asyncpg
 import httpx
 
 from outrider.devstack import Kafka, Postgres, Service, free_port
+
+ADMIN_TOKEN = "otr_bench_admin_" + secrets.token_urlsafe(16)  # the tracker's bootstrap token for this run
 
 
 async def fill(dsn: str, n: int) -> list[uuid.UUID]:
@@ -63,7 +66,9 @@ async def load(url: str, ids: list[uuid.UUID], seconds: float, concurrency: int)
             latencies.append(time.perf_counter() - start)
             errors += response.status_code != 200
 
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as client:
+    async with httpx.AsyncClient(
+        timeout=30, limits=httpx.Limits(max_connections=concurrency), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return latencies, errors
 
@@ -80,7 +85,8 @@ def main() -> None:
         pg.start()
         kafka.start()
         env = {"OUTRIDER_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "OUTRIDER_DATABASE_URL": pg.dsn,
-               "OTEL_SDK_DISABLED": "true", "OUTRIDER_LOG_LEVEL": "WARNING"}  # fmt: skip
+               "OTEL_SDK_DISABLED": "true", "OUTRIDER_LOG_LEVEL": "WARNING",
+               "OUTRIDER_ADMIN_TOKEN": ADMIN_TOKEN}  # fmt: skip
         tracker = Service("tracker", free_port(), env, home / "tracker.log")
         try:
             tracker.start()

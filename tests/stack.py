@@ -1,5 +1,6 @@
 """Starting the four Outrider services as real processes against the session's Kafka and PostgreSQL."""
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -7,6 +8,10 @@ from pathlib import Path
 import httpx
 
 from outrider.devstack import SERVICES, Service, free_port
+
+ADMIN_TOKEN = "otr_test_admin_" + secrets.token_urlsafe(16)
+as_admin = httpx.Client(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+"""An HTTP client holding the tracker's bootstrap admin token (every tracker started here accepts it)."""
 
 
 @contextmanager
@@ -25,6 +30,7 @@ def running_services(
         "OUTRIDER_DATABASE_URL": dsn,
         "OUTRIDER_TOPIC_PREFIX": topic_prefix,
         "OTEL_SDK_DISABLED": "true",
+        "OUTRIDER_ADMIN_TOKEN": ADMIN_TOKEN,
         **(settings or {}),
     }
     services = {n: Service(n, free_port(), env, logs / f"{n}.log") for n in names}
@@ -41,7 +47,7 @@ def running_services(
 
 def open_engagement(tracker: str, name: str = "ACME 10k") -> tuple[str, dict[str, str]]:
     """Create an engagement through the tracker; return its id and the auth header of a fresh upload token."""
-    engagement = httpx.post(f"{tracker}/v1/engagements", json={"name": name, "customer": "ACME"}).raise_for_status()
+    engagement = as_admin.post(f"{tracker}/v1/engagements", json={"name": name, "customer": "ACME"}).raise_for_status()
     engagement_id = engagement.json()["id"]
-    token = httpx.post(f"{tracker}/v1/engagements/{engagement_id}/tokens", json={"name": "test"}).raise_for_status()
+    token = as_admin.post(f"{tracker}/v1/engagements/{engagement_id}/tokens", json={"name": "test"}).raise_for_status()
     return engagement_id, {"Authorization": f"Bearer {token.json()['token']}"}

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from bench.baseline import _record
 from bench.generate import write
 from outrider.devstack import Service, free_port
-from tests.stack import open_engagement, running_services
+from tests.stack import as_admin, open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 FORMATS = ("production_json", "api_json", "gitaly", "sidekiq")
@@ -57,7 +57,7 @@ def ship(ingest: str, engagement: str, auth: dict[str, str], path: Path, source:
 
 def stats(tracker: str, engagement: str, log_type: str | None = None) -> dict:
     params = {"limit": 1000} | ({"log_type": log_type} if log_type else {})
-    return httpx.get(f"{tracker}/v1/engagements/{engagement}/stats", params=params).raise_for_status().json()
+    return as_admin.get(f"{tracker}/v1/engagements/{engagement}/stats", params=params).raise_for_status().json()
 
 
 def wait_for_count(tracker: str, engagement: str, total: int, timeout: float = 120) -> dict:

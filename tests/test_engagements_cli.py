@@ -4,19 +4,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.stack import running_services
+from tests.stack import as_admin, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 OUTRIDER = str(Path(sys.executable).parent / "outrider")
 
 
-def run(*args: str, tracker: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, tracker: str, token: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [OUTRIDER, "engagements", *args, "--tracker", tracker], capture_output=True, text=True, env={"COLUMNS": "200"}
-    )
+        [OUTRIDER, "engagements", *args, "--tracker", tracker], capture_output=True, text=True,
+        env={"COLUMNS": "200", "OUTRIDER_API_TOKEN": token},
+    )  # fmt: skip
 
 
 def test_list_status_advance_and_portfolio(
@@ -27,28 +27,37 @@ def test_list_status_advance_and_portfolio(
     ) as svc:
         tracker = svc["tracker"].url
         body = {"name": "Pilot", "customer": "Initech", "playbook_id": "ai-assistant-rollout"}
-        eid = httpx.post(f"{tracker}/v1/engagements", json=body).json()["id"]
+        eid = as_admin.post(f"{tracker}/v1/engagements", json=body).json()["id"]
+        viewer, editor = (
+            as_admin.post(f"{tracker}/v1/api-tokens", json={"name": role, "role": role}).json()["token"]
+            for role in ("viewer", "editor")
+        )
 
-        listed = run("list", "--playbook", "ai-assistant-rollout", tracker=tracker)
+        assert "401: an API token is required" in run("list", tracker=tracker).stdout
+        listed = run("list", "--playbook", "ai-assistant-rollout", tracker=tracker, token=viewer)
         assert listed.returncode == 0, listed.stderr
         assert "Initech" in listed.stdout
         assert "pilot" in listed.stdout
 
-        refused = run("advance", eid, tracker=tracker)
+        assert (
+            "403: viewer has role viewer; POST needs editor"
+            in run("advance", eid, tracker=tracker, token=viewer).stdout
+        )
+        refused = run("advance", eid, tracker=tracker, token=editor)
         assert refused.returncode == 1
         assert "409" in refused.stdout
         assert "missing: Onboarding: network access and proxies confirmed" in refused.stdout
 
-        forced = run("advance", eid, "--force", "--reason", "sponsor decision", tracker=tracker)
+        forced = run("advance", eid, "--force", "--reason", "sponsor decision", tracker=tracker, token=editor)
         assert forced.returncode == 0, forced.stdout
         assert "pilot → limited (forced)" in forced.stdout
 
-        status = run("status", eid, tracker=tracker)
+        status = run("status", eid, tracker=tracker, token=viewer)
         assert "Limited rollout (100 users)" in status.stdout
         assert "Health: 100/100" in status.stdout
         assert "Blocking the next stage: 100 users active; Usage and acceptance reviewed" in status.stdout
 
-        portfolio = run("portfolio", tracker=tracker)
+        portfolio = run("portfolio", tracker=tracker, token=viewer)
         assert "ai-assistant-rollout" in portfolio.stdout
         assert "Overdue touchpoints: 0" in portfolio.stdout
     down = run("list", tracker=tracker)

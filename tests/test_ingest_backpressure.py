@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from outrider.devstack import Kafka
-from tests.stack import open_engagement, running_services
+from tests.stack import as_admin, open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 LINE = b'{"controller":"A","action":"b","status":200,"duration_s":0.1,"time":"2024-05-01T10:00:00Z"}\n'
@@ -42,10 +42,10 @@ def test_kafka_down_gives_503_and_a_retry_after_it_returns_is_counted_once(
                 assert again.status_code == 503, again.text
                 assert time.monotonic() < deadline, "ingest never recovered after Kafka came back"
             stats_url = f"{tracker}/v1/engagements/{engagement}/stats"
-            while httpx.get(stats_url).json()["total_count"] < 5:
+            while as_admin.get(stats_url).json()["total_count"] < 5:
                 assert time.monotonic() < deadline, "the retried upload was never counted"
                 time.sleep(0.2)
             time.sleep(1)  # a record produced before the 503 and counted again would show up now
-            assert httpx.get(stats_url).json()["total_count"] == 5
+            assert as_admin.get(stats_url).json()["total_count"] == 5
     finally:
         kafka.stop()

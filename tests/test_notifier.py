@@ -15,7 +15,7 @@ import pytest
 
 from outrider.devstack import Service, free_port
 from outrider.slack_local import LocalSlack
-from tests.stack import running_services
+from tests.stack import as_admin, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
@@ -46,7 +46,7 @@ def until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
 
 def engagement(tracker: str, name: str, channel: str | None = "#acme-rollout") -> str:
     body = {"name": name, "customer": "ACME", "slack_channel": channel, "owners": {"solutions_architect": "U024BE7LH"}}
-    return str(httpx.post(f"{tracker}/v1/engagements", json=body).raise_for_status().json()["id"])
+    return str(as_admin.post(f"{tracker}/v1/engagements", json=body).raise_for_status().json()["id"])
 
 
 def deliveries(dsn: str) -> list[dict[str, Any]]:
@@ -73,7 +73,7 @@ def test_touchpoint_reminder_goes_out_once_at_its_time_and_a_held_touchpoint_can
         tracker = svc["tracker"].url
         eid = engagement(tracker, "ACME 10k")
         at = datetime.now(UTC) + timedelta(seconds=6)  # reminder due 2 s before: 4 s from now
-        tp = httpx.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
+        tp = as_admin.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
                         json={"title": "Log review call", "scheduled_at": at.isoformat()}).json()  # fmt: skip
         time.sleep(2)
         assert slack.messages == []  # not before its time
@@ -86,13 +86,49 @@ def test_touchpoint_reminder_goes_out_once_at_its_time_and_a_held_touchpoint_can
         assert "<@U024BE7LH>" in message["text"]  # the solutions architect is the one to act
         assert f"/v1/engagements/{eid}/status" in str(message["blocks"])
 
-        held = httpx.post(f"{tracker}/v1/engagements/{eid}/touchpoints/{tp['id']}/held", json={"notes": "done"})
+        held = as_admin.post(f"{tracker}/v1/engagements/{eid}/touchpoints/{tp['id']}/held", json={"notes": "done"})
         assert held.status_code == 200
         notifier_metrics = svc["notifier"].url + "/metrics"
         until(lambda: 'outrider_notifier_reminders_total{outcome="cancelled"} 1.0' in httpx.get(notifier_metrics).text,
               "the overdue reminder to be cancelled")  # fmt: skip
         time.sleep(1)
         assert len(slack.messages) == 1
+
+
+def test_a_rescheduled_touchpoint_is_reminded_at_its_new_time_and_a_cancelled_one_never(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "notifier"), settings=notifier_settings(slack, OUTRIDER_TOUCHPOINT_LEAD_S="2"),
+    ) as svc:  # fmt: skip
+        tracker = svc["tracker"].url
+        base = f"{tracker}/v1/engagements/{engagement(tracker, 'Initech')}/touchpoints"
+        later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+        moved = as_admin.post(base, json={"title": "Rollout review", "scheduled_at": later}).json()
+        dropped_at = datetime.now(UTC) + timedelta(seconds=10)  # its reminder would be due in 8 s
+        dropped = as_admin.post(base, json={"title": "Dropped call", "scheduled_at": dropped_at.isoformat()}).json()
+
+        soon = datetime.now(UTC) + timedelta(seconds=6)  # the moved one's reminder is now due in 4 s
+        change = {"scheduled_at": soon.isoformat(), "title": "Rollout review (moved)"}
+        patched = as_admin.patch(f"{base}/{moved['id']}", json=change)
+        assert patched.status_code == 200, patched.text
+        assert datetime.fromisoformat(patched.json()["scheduled_at"]) == soon
+        assert as_admin.patch(f"{base}/{moved['id']}", json={"title": None}).status_code == 422
+        cancelled = as_admin.post(f"{base}/{dropped['id']}/cancel", json={"reason": "customer holiday"})
+        assert (cancelled.json()["status"], cancelled.json()["notes"]) == ("cancelled", "customer holiday")
+        assert as_admin.post(f"{base}/{dropped['id']}/cancel", json={"reason": "again"}).status_code == 409
+        assert as_admin.patch(f"{base}/{dropped['id']}", json={"title": "x"}).status_code == 409
+
+        (message,) = until(lambda: slack.messages, "the reminder at the new time")
+        assert datetime.now(UTC) >= soon - timedelta(seconds=2)
+        assert "Rollout review (moved)" in message["text"]
+        # The old time's two reminders and the dropped call's two were withdrawn; its time passes in silence.
+        metrics = svc["notifier"].url + "/metrics"
+        until(lambda: 'outrider_notifier_reminders_total{outcome="cancelled"} 4.0' in httpx.get(metrics).text,
+              "four reminders withdrawn")  # fmt: skip
+        time.sleep(max(0.0, (dropped_at - datetime.now(UTC)).total_seconds()) + 1)
+        assert [m["text"] for m in slack.messages] == [message["text"]]
 
 
 def test_rate_limits_and_server_errors_end_in_exactly_one_message(
@@ -106,7 +142,7 @@ def test_rate_limits_and_server_errors_end_in_exactly_one_message(
     ) as svc:  # fmt: skip
         tracker = svc["tracker"].url
         eid = engagement(tracker, "storm")
-        forced = httpx.post(f"{tracker}/v1/engagements/{eid}/advance", json={"force": True, "reason": "test"})
+        forced = as_admin.post(f"{tracker}/v1/engagements/{eid}/advance", json={"force": True, "reason": "test"})
         assert forced.status_code == 200
         until(lambda: slack.messages, "the stage-changed message", timeout=60)
         time.sleep(1.5)
@@ -136,7 +172,7 @@ def test_two_replicas_never_double_send(
             eid = engagement(tracker, "many")
             past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
             for i in range(12):  # each: a due reminder and an overdue one, both due now
-                httpx.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
+                as_admin.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
                            json={"title": f"call {i:02d}", "scheduled_at": past}).raise_for_status()  # fmt: skip
             until(lambda: len(slack.messages) >= 24, "24 messages")
             time.sleep(1.5)  # a double send would land by now
@@ -158,7 +194,7 @@ def test_killing_the_notifier_mid_delivery_loses_nothing_and_logs_the_one_resend
     ) as svc:  # fmt: skip
         tracker, notifier = svc["tracker"].url, svc["notifier"]
         eid = engagement(tracker, "crash")
-        httpx.post(f"{tracker}/v1/engagements/{eid}/advance", json={"force": True, "reason": "x"}).raise_for_status()
+        as_admin.post(f"{tracker}/v1/engagements/{eid}/advance", json={"force": True, "reason": "x"}).raise_for_status()
         until(lambda: slack.requests >= 1, "the first delivery attempt")
         assert notifier.pid is not None
         os.killpg(notifier.pid, signal.SIGKILL)
@@ -190,7 +226,7 @@ def test_a_daily_digest_gathers_routine_reminders_into_one_message_per_channel(
         eid = engagement(tracker, "digest")
         past = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
         for title in ("Kick-off", "Log review", "Architecture readout"):
-            httpx.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
+            as_admin.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
                        json={"title": title, "scheduled_at": past}).raise_for_status()  # fmt: skip
         scheduled = 'outrider_notifier_reminders_total{outcome="scheduled"} 7.0'  # 3 due, 3 overdue, 1 stalled
         until(lambda: scheduled in httpx.get(f"{notifier.url}/metrics").text, "the reminders to be stored")
@@ -207,7 +243,7 @@ def test_a_daily_digest_gathers_routine_reminders_into_one_message_per_channel(
             assert digest["text"].startswith("Outrider daily digest: 3 reminders")
             assert all(t in digest["text"] for t in ("Kick-off", "Log review", "Architecture readout"))
             # Today's digest went out: a later routine reminder waits for tomorrow's.
-            httpx.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
+            as_admin.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
                        json={"title": "Late", "scheduled_at": past}).raise_for_status()  # fmt: skip
             time.sleep(2)
         finally:
@@ -225,7 +261,7 @@ def test_an_incoming_webhook_can_stand_in_for_the_bot_token(
     ) as svc:  # fmt: skip
         tracker = svc["tracker"].url
         eid = engagement(tracker, "hook")
-        httpx.post(f"{tracker}/v1/engagements/{eid}/advance", json={"force": True, "reason": "x"}).raise_for_status()
+        as_admin.post(f"{tracker}/v1/engagements/{eid}/advance", json={"force": True, "reason": "x"}).raise_for_status()
         (message,) = until(lambda: slack.messages, "the webhook message")
     assert message["channel"] == "(webhook)"
     assert "Stage changed" in message["text"]

@@ -5,12 +5,11 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from outrider.devstack import Kafka
-from tests.stack import running_services
+from tests.stack import as_admin, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
@@ -40,10 +39,10 @@ def test_events_recorded_during_an_outage_are_published_after_it(
             names=("tracker",),
         ) as svc:  # fmt: skip
             tracker = svc["tracker"].url
-            engagement = httpx.post(f"{tracker}/v1/engagements", json={"name": "o", "customer": "c"}).json()["id"]
+            engagement = as_admin.post(f"{tracker}/v1/engagements", json={"name": "o", "customer": "c"}).json()["id"]
             kafka.stop()
             for reason in ("one", "two", "three"):  # the API keeps working: the events wait in PostgreSQL
-                moved = httpx.post(f"{tracker}/v1/engagements/{engagement}/advance",
+                moved = as_admin.post(f"{tracker}/v1/engagements/{engagement}/advance",
                                    json={"force": True, "reason": reason}, timeout=30)  # fmt: skip
                 assert moved.status_code in (200, 409), moved.text
             kafka.start()

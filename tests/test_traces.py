@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from outrider.slack_local import LocalSlack
-from tests.stack import open_engagement, running_services
+from tests.stack import as_admin, open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 LINE = b'{"controller":"A","action":"b","status":200,"duration_s":0.1,"time":"2024-05-01T10:00:00Z"}\n'
@@ -99,8 +99,8 @@ def test_a_stage_change_is_traced_through_the_outbox_kafka_and_the_notifier_to_s
             names=("tracker", "notifier"), settings=settings,
         ) as svc:  # fmt: skip
             tracker = svc["tracker"].url
-            engagement = httpx.post(f"{tracker}/v1/engagements", json={"name": "t", "customer": "c"}).json()["id"]
-            moved = httpx.post(f"{tracker}/v1/engagements/{engagement}/advance", json={"force": True, "reason": "r"})
+            engagement = as_admin.post(f"{tracker}/v1/engagements", json={"name": "t", "customer": "c"}).json()["id"]
+            moved = as_admin.post(f"{tracker}/v1/engagements/{engagement}/advance", json={"force": True, "reason": "r"})
             assert moved.status_code == 200
             deadline = time.monotonic() + 30
             while not otlp.named("notifier post to Slack"):

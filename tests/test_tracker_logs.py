@@ -1,13 +1,14 @@
 """Touchpoints, the risk log (with findings promoted once), the portfolio and its gauges, through the real stack."""
 
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.stack import open_engagement, running_services
+from tests.stack import as_admin, open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 SLOW = b"".join(
@@ -41,43 +42,43 @@ def test_touchpoints_risks_and_portfolio(
         base = f"{tracker}/v1/engagements/{eid}"
 
         past = (datetime.now(UTC) - timedelta(days=2)).isoformat()
-        call = httpx.post(f"{base}/touchpoints", json={"title": "Discovery call", "scheduled_at": past,
+        call = as_admin.post(f"{base}/touchpoints", json={"title": "Discovery call", "scheduled_at": past,
                                                        "attendees": ["sa@example.com"]})  # fmt: skip
         assert call.status_code == 201
-        naive = httpx.post(f"{base}/touchpoints", json={"title": "x", "scheduled_at": "2030-01-01T10:00:00"})
+        naive = as_admin.post(f"{base}/touchpoints", json={"title": "x", "scheduled_at": "2030-01-01T10:00:00"})
         assert naive.status_code == 422  # a time without a zone is ambiguous across customers' time zones
-        assert httpx.get(f"{tracker}/v1/engagements", params={"overdue": True}).json()[0]["id"] == eid
-        portfolio = httpx.get(f"{tracker}/v1/portfolio").json()
+        assert as_admin.get(f"{tracker}/v1/engagements", params={"overdue": True}).json()[0]["id"] == eid
+        portfolio = as_admin.get(f"{tracker}/v1/portfolio").json()
         assert portfolio["overdue_touchpoints"] == 1
         assert portfolio["by_stage"] == [
             {"playbook_id": "gitlab-reference-architecture", "stage": "discovery", "count": 2}
         ]
 
         next_week = (datetime.now(UTC) + timedelta(days=7)).isoformat()
-        held = httpx.post(f"{base}/touchpoints/{call.json()['id']}/held",
+        held = as_admin.post(f"{base}/touchpoints/{call.json()['id']}/held",
                           json={"notes": "logs requested", "next_scheduled_at": next_week})  # fmt: skip
         assert held.json()["status"] == "held"
-        assert httpx.post(f"{base}/touchpoints/{call.json()['id']}/held", json={}).status_code == 409
-        assert [t["status"] for t in httpx.get(f"{base}/touchpoints").json()] == ["held", "scheduled"]
-        assert httpx.get(f"{tracker}/v1/engagements", params={"overdue": True}).json() == []
-        assert httpx.get(f"{tracker}/v1/engagements/{other}/touchpoints").json() == []
+        assert as_admin.post(f"{base}/touchpoints/{call.json()['id']}/held", json={}).status_code == 409
+        assert [t["status"] for t in as_admin.get(f"{base}/touchpoints").json()] == ["held", "scheduled"]
+        assert as_admin.get(f"{tracker}/v1/engagements", params={"overdue": True}).json() == []
+        assert as_admin.get(f"{tracker}/v1/engagements/{other}/touchpoints").json() == []
 
         # The analyzer raises a finding; promoting it twice opens one risk.
         upload = httpx.post(f"{ingest}/v1/engagements/{eid}/logs", params={"source": "h", "file_id": "p"},
                             content=SLOW, headers=auth)  # fmt: skip
         assert upload.status_code == 202
-        until(lambda: httpx.get(f"{base}/status").json()["findings"], "the slow_endpoint finding")
+        until(lambda: as_admin.get(f"{base}/status").json()["findings"], "the slow_endpoint finding")
         promote = {"rule": "slow_endpoint", "key": "SlowController#show"}
-        first = httpx.post(f"{base}/risks/from-finding", json=promote)
-        again = httpx.post(f"{base}/risks/from-finding", json=promote)
+        first = as_admin.post(f"{base}/risks/from-finding", json=promote)
+        again = as_admin.post(f"{base}/risks/from-finding", json=promote)
         assert (first.status_code, again.status_code) == (201, 200)
         assert first.json()["id"] == again.json()["id"]
         assert first.json()["title"].startswith("slow endpoint: SlowController#show")
-        manual = httpx.post(f"{base}/risks", json={"title": "No staging environment", "likelihood": "medium",
+        manual = as_admin.post(f"{base}/risks", json={"title": "No staging environment", "likelihood": "medium",
                                                    "impact": "high", "owner": "TAM"})  # fmt: skip
         assert manual.status_code == 201
-        assert len(httpx.get(f"{base}/risks").json()) == 2
-        unknown = httpx.post(f"{base}/risks/from-finding", json={"rule": "slow_endpoint", "key": "Nope#x"})
+        assert len(as_admin.get(f"{base}/risks").json()) == 2
+        unknown = as_admin.post(f"{base}/risks/from-finding", json={"rule": "slow_endpoint", "key": "Nope#x"})
         assert unknown.status_code == 404
 
         # Every change went out through the outbox; the notifier consumed them.
@@ -88,11 +89,32 @@ def test_touchpoints_risks_and_portfolio(
         metrics = httpx.get(f"{notifier}/metrics").text
         assert 'outrider_notifier_events_total{type="touchpoint.scheduled"} 2.0' in metrics
         assert 'outrider_notifier_events_total{type="touchpoint.held"} 1.0' in metrics
-        actions = [e["action"] for e in httpx.get(f"{base}/audit").json()]
+        actions = [e["action"] for e in as_admin.get(f"{base}/audit").json()]
         assert actions == ["engagement.created", "touchpoint.scheduled", "touchpoint.held", "touchpoint.scheduled",
                            "risk.opened", "risk.opened"]  # fmt: skip
-        status = httpx.get(f"{base}/status").json()
+        status = as_admin.get(f"{base}/status").json()
         # One open high-impact risk (-10) and one finding this week (-5); the touchpoint was held, nothing overdue.
         assert (status["health"], len(status["health_reasons"])) == (85, 2)
         gauge = 'outrider_tracker_engagements{playbook="gitlab-reference-architecture",stage="discovery"} 2.0'
         until(lambda: gauge in httpx.get(f"{tracker}/metrics").text, "the engagements-by-stage gauge")
+        scores = (f'outrider_tracker_engagement_health{{customer="ACME",engagement_id="{eid}"}} 85.0',
+                  f'outrider_tracker_engagement_health{{customer="ACME",engagement_id="{other}"}} 100.0')  # fmt: skip
+        until(lambda: all(s in httpx.get(f"{tracker}/metrics").text for s in scores), "the health score gauges")
+
+        # Mitigating the high-impact risk takes it off the open list and gives its 10 points back.
+        risk = f"risks/{manual.json()['id']}"
+        mitigated = as_admin.patch(
+            f"{base}/{risk}", json={"status": "mitigated", "mitigation": "staging built in week 2"}
+        )
+        assert (mitigated.json()["status"], mitigated.json()["owner"]) == ("mitigated", "TAM")
+        nulled = as_admin.patch(f"{base}/{risk}", json={"impact": None})
+        assert (nulled.status_code, nulled.json()["detail"][0]["loc"]) == (422, ["body", "impact"])
+        assert as_admin.patch(f"{base}/risks/{uuid.uuid4()}", json={"status": "closed"}).status_code == 404
+        other_engagements = f"{tracker}/v1/engagements/{other}/{risk}"  # the id is right, the engagement is not
+        assert as_admin.patch(other_engagements, json={"status": "closed"}).status_code == 404
+        after = as_admin.get(f"{base}/status").json()
+        assert (after["health"], [r["title"] for r in after["open_risks"]]) == (95, [first.json()["title"]])
+        assert as_admin.get(f"{base}/audit").json()[-1]["details"] == {
+            "risk_id": manual.json()["id"], "title": "No staging environment", "status": "mitigated",
+            "mitigation": "staging built in week 2",
+        }  # fmt: skip

@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import open_engagement, running_services
+from tests.stack import as_admin, open_engagement, running_services
 
 FIXTURE = Path(__file__).parent / "fixtures" / "production_json_small.log"
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -17,7 +17,7 @@ def wait_for_stats(tracker: str, engagement_id: str, total: int, timeout: float 
     deadline = time.monotonic() + timeout
     body: dict = {}
     while time.monotonic() < deadline:
-        body = httpx.get(f"{tracker}/v1/engagements/{engagement_id}/stats").raise_for_status().json()
+        body = as_admin.get(f"{tracker}/v1/engagements/{engagement_id}/stats").raise_for_status().json()
         if body["total_count"] >= total:
             return body
         time.sleep(0.2)

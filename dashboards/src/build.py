@@ -90,6 +90,8 @@ def dashboards() -> dict[str, dict[str, Any]]:
                   ("outrider_tracker_stalled_engagements", "stalled engagements")),
             panel("Outbox backlog", "short", ("outrider_tracker_outbox_pending", "tracker"),
                   ("outrider_analyzer_outbox_pending", "analyzer")),
+            panel("Least healthy engagements (health score 0-100)", "short",
+                  ("bottomk(10, outrider_tracker_engagement_health)", "{{customer}} {{engagement_id}}")),
         ]),
         ("Notifier", [
             panel("Reminders by outcome / s", "short",

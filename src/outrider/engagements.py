@@ -7,16 +7,31 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from outrider.up import ADMIN_TOKEN_FILE
+
 app = typer.Typer(help="Query and move engagements through the tracker API.", no_args_is_help=True)
 console = Console()
 TrackerOption = Annotated[
     str, typer.Option("--tracker", envvar="OUTRIDER_TRACKER_URL", help="Base URL of the tracker API.")
 ]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="OUTRIDER_API_TOKEN",
+        show_default=False,
+        help=f"Tracker API token (viewer to read, editor to advance). Defaults to the admin token of the stack "
+        f"`make up` started ({ADMIN_TOKEN_FILE}).",
+    ),
+]
 
 
-def _call(method: str, url: str, **kwargs: Any) -> Any:
+def _call(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
+    if token is None and ADMIN_TOKEN_FILE.exists():
+        token = ADMIN_TOKEN_FILE.read_text().strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.request(method, url, timeout=30, **kwargs)
+        response = httpx.request(method, url, timeout=30, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
         console.print(f"[red]tracker not reachable at {url}: {exc}[/red]")
         raise typer.Exit(2) from exc
@@ -32,6 +47,7 @@ def _call(method: str, url: str, **kwargs: Any) -> Any:
 @app.command("list")
 def list_engagements(
     tracker: TrackerOption = "http://127.0.0.1:8003",
+    token: TokenOption = None,
     stage: Annotated[str | None, typer.Option(help="Only engagements in this stage.")] = None,
     playbook: Annotated[str | None, typer.Option(help="Only engagements on this playbook.")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only those with an overdue touchpoint.")] = False,
@@ -39,15 +55,15 @@ def list_engagements(
     """Engagements, newest first."""
     params = {k: v for k, v in {"stage": stage, "playbook_id": playbook, "overdue": overdue or None}.items() if v}
     table = Table("id", "customer", "name", "playbook", "stage", "status")
-    for e in _call("GET", f"{tracker}/v1/engagements", params=params):
+    for e in _call("GET", f"{tracker}/v1/engagements", token, params=params):
         table.add_row(e["id"], e["customer"], e["name"], e["playbook_id"], e["stage"], e["status"])
     console.print(table)
 
 
 @app.command()
-def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003") -> None:
+def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003", token: TokenOption = None) -> None:
     """Where is this customer: stage, checklist, what blocks the next stage, health, top endpoints."""
-    s = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/status")
+    s = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/status", token)
     e, stage = s["engagement"], s["stage"]
     console.print(f"[bold]{e['customer']}[/bold] · {e['name']} · {s['playbook']}")
     console.print(f"Stage: [bold]{stage['name']}[/bold], {stage['days_in_stage']:.1f} of {stage['expected_days']} days"
@@ -67,9 +83,9 @@ def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003")
 
 
 @app.command()
-def portfolio(tracker: TrackerOption = "http://127.0.0.1:8003") -> None:
+def portfolio(tracker: TrackerOption = "http://127.0.0.1:8003", token: TokenOption = None) -> None:
     """Engagements per stage, overdue touchpoints, stalled engagements."""
-    p = _call("GET", f"{tracker}/v1/portfolio")
+    p = _call("GET", f"{tracker}/v1/portfolio", token)
     table = Table("playbook", "stage", "engagements")
     for c in p["by_stage"]:
         table.add_row(c["playbook_id"], c["stage"], str(c["count"]))
@@ -81,14 +97,13 @@ def portfolio(tracker: TrackerOption = "http://127.0.0.1:8003") -> None:
 def advance(
     engagement_id: str,
     tracker: TrackerOption = "http://127.0.0.1:8003",
+    token: TokenOption = None,
     force: Annotated[bool, typer.Option(help="Skip unmet exit criteria (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option(help="Why, for the audit trail.")] = None,
-    actor: Annotated[str, typer.Option(envvar="OUTRIDER_ACTOR", help="Who is making the change.")] = "cli",
 ) -> None:
     """Move an engagement to its next stage (refused with what is missing)."""
     body = {"force": force, "reason": reason}
-    change = _call("POST", f"{tracker}/v1/engagements/{engagement_id}/advance", json=body,
-                   headers={"X-Outrider-Actor": actor})  # fmt: skip
+    change = _call("POST", f"{tracker}/v1/engagements/{engagement_id}/advance", token, json=body)
     console.print(
         f"{change['from_stage']} → [bold]{change['to_stage']}[/bold]" + (" (forced)" if change["forced"] else "")
     )

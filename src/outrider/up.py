@@ -1,6 +1,7 @@
 """`outrider up` / `outrider down`: the whole stack on loopback, for trying Outrider on one machine."""
 
 import json
+import secrets
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from outrider.devstack import ROOT, SERVICES, Kafka, Postgres, Service, StackErr
 
 STATE = ROOT / ".outrider"
 SAMPLE = ROOT / "samples" / "production_json.log"
+ADMIN_TOKEN_FILE = STATE / "admin-token"
 DEFAULT_PORTS = {
     "tracker": 8003, "ingest": 8001, "analyzer": 8002, "notifier": 8004, "kafka": 19092, "postgres": 15432,
     "slack": 8009,
@@ -75,7 +77,15 @@ def up(sample: Path = SAMPLE) -> None:
         "OUTRIDER_SLACK_TOKEN": "xoxb-local-demo",
         "OUTRIDER_SLACK_API_URL": f"{slack_url}/api/",
     }
-    services = {n: Service(n, _port(n), env, STATE / "logs" / f"{n}.log") for n in SERVICES}
+    # The tracker's bootstrap admin token: the CLI reads it from here; mint named tokens with it (POST /v1/api-tokens).
+    admin_token = "otr_admin_" + secrets.token_urlsafe(32)
+    ADMIN_TOKEN_FILE.touch(mode=0o600)
+    ADMIN_TOKEN_FILE.write_text(admin_token)
+    services = {
+        n: Service(n, _port(n), {**env, "OUTRIDER_ADMIN_TOKEN": admin_token} if n == "tracker" else env,
+                   STATE / "logs" / f"{n}.log")
+        for n in SERVICES
+    }  # fmt: skip
     env["OUTRIDER_TRACKER_URL"] = services["tracker"].url  # links in Slack messages
     stack = Stack(kafka.port, pg.port, kafka.pid, {"slack": {"pid": slack.pid, "port": slack_port}})
     for name, service in services.items():
@@ -88,16 +98,18 @@ def up(sample: Path = SAMPLE) -> None:
             service.wait_ready()
 
     tracker, ingest = services["tracker"].url, services["ingest"].url
+    admin = {"Authorization": f"Bearer {admin_token}"}
     engagement = (
         httpx.post(
             f"{tracker}/v1/engagements",
             json={"name": "Demo: GitLab 10k reference architecture", "customer": "Demo Co", "slack_channel": "#demo"},
+            headers=admin,
         )
         .raise_for_status()
         .json()
     )
     token = (
-        httpx.post(f"{tracker}/v1/engagements/{engagement['id']}/tokens", json={"name": "make up demo"})
+        httpx.post(f"{tracker}/v1/engagements/{engagement['id']}/tokens", json={"name": "make up demo"}, headers=admin)
         .raise_for_status()
         .json()["token"]
     )
@@ -115,7 +127,7 @@ def up(sample: Path = SAMPLE) -> None:
             .json()
         )
         deadline = time.monotonic() + 60
-        while httpx.get(status_url).json()["total_count"] == 0:
+        while httpx.get(status_url, headers=admin).json()["total_count"] == 0:
             if time.monotonic() > deadline:
                 raise StackError(f"no stats 60 s after shipping; see {STATE / 'logs'}")
             time.sleep(0.3)
@@ -125,6 +137,7 @@ def up(sample: Path = SAMPLE) -> None:
     httpx.post(
         f"{tracker}/v1/engagements/{engagement['id']}/touchpoints",
         json={"title": "Discovery follow-up: log findings", "scheduled_at": tomorrow},
+        headers=admin,
     ).raise_for_status()
     with console.status("Waiting for the touchpoint reminder in the local Slack…"):
         deadline = time.monotonic() + 30
@@ -143,6 +156,7 @@ def up(sample: Path = SAMPLE) -> None:
     out.print(table)
     out.print(f"Shipped {accepted['lines']} lines of {sample.name} to engagement {engagement['id']}.")
     out.print(f"Upload token for it (shown once): {token}")
+    out.print(f"Tracker admin token: {ADMIN_TOKEN_FILE} (`outrider engagements` uses it; send it as a Bearer token)")
     out.print(f"Status with stats: [bold]{status_url}[/bold]")
     out.print(f"Status view: {tracker}/v1/engagements/{engagement['id']}/status")
     out.print(f"Slack messages posted: {len(posted)} ({slack_url}/messages)")
@@ -163,3 +177,4 @@ def down() -> None:
     Postgres(STATE / "postgres", port=stack.postgres_port).stop()
     console.print("stopped postgres")
     (STATE / "stack.json").unlink()
+    ADMIN_TOKEN_FILE.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from outrider.devstack import Kafka
-from tests.stack import open_engagement, running_services
+from tests.stack import as_admin, open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 OUTRIDER = str(Path(sys.executable).parent / "outrider")
@@ -98,12 +98,13 @@ def test_tailing_rotation_truncation_retries_and_bundles(
 
         def counts(total: int) -> dict[str, int]:
             deadline = time.monotonic() + 60
-            while (body := httpx.get(f"{tracker}/v1/engagements/{engagement}/stats").json())["total_count"] < total:
+            while (body := as_admin.get(f"{tracker}/v1/engagements/{engagement}/stats").json())["total_count"] < total:
                 assert time.monotonic() < deadline, f"stuck at {body['total_count']} of {total}"
                 time.sleep(0.2)
             time.sleep(1)  # a double count would show up now
             return {
-                k["key"]: k["count"] for k in httpx.get(f"{tracker}/v1/engagements/{engagement}/stats").json()["keys"]
+                k["key"]: k["count"]
+                for k in as_admin.get(f"{tracker}/v1/engagements/{engagement}/stats").json()["keys"]
             }
 
         log.write_bytes(lines("First", 5))
@@ -200,12 +201,13 @@ def test_a_lost_answer_and_a_kafka_outage_mid_upload_lose_and_double_nothing(
             assert shipper.returncode == 0, err.decode()
 
             deadline = time.monotonic() + 60
-            while (body := httpx.get(f"{tracker}/v1/engagements/{engagement}/stats").json())["total_count"] < 10:
+            while (body := as_admin.get(f"{tracker}/v1/engagements/{engagement}/stats").json())["total_count"] < 10:
                 assert time.monotonic() < deadline, body
                 time.sleep(0.2)
             time.sleep(1)
             final = {
-                k["key"]: k["count"] for k in httpx.get(f"{tracker}/v1/engagements/{engagement}/stats").json()["keys"]
+                k["key"]: k["count"]
+                for k in as_admin.get(f"{tracker}/v1/engagements/{engagement}/stats").json()["keys"]
             }
     finally:
         kafka.stop()

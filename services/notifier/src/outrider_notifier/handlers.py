@@ -36,13 +36,14 @@ async def on_engagement_event(
             )
         if event.type == "engagement.updated":
             await store.update_engagement(conn, engagement_id=event.engagement_id, changes=event.data)
-        for subject in subjects_cancelled_by(event):
-            metrics.REMINDERS.labels("cancelled").inc(
-                await store.cancel(conn, engagement_id=event.engagement_id, subject=subject)
-            )
         lead = None if settings.touchpoint_lead_s is None else timedelta(seconds=settings.touchpoint_lead_s)
         grace = timedelta(seconds=settings.overdue_grace_s)
-        for planned in plan_for_event(event, lead=lead, grace=grace):
+        plan = plan_for_event(event, lead=lead, grace=grace)
+        for subject in subjects_cancelled_by(event):
+            cancelled = await store.cancel(conn, engagement_id=event.engagement_id, subject=subject,
+                                           keep=[p.idempotency_key for p in plan])  # fmt: skip
+            metrics.REMINDERS.labels("cancelled").inc(cancelled)
+        for planned in plan:
             if await store.schedule(conn, engagement_id=event.engagement_id, planned=planned):
                 metrics.REMINDERS.labels("scheduled").inc()
     wake.set()

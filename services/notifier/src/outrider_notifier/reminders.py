@@ -39,7 +39,7 @@ def plan_for_event(event: EngagementEvent, *, lead: timedelta | None, grace: tim
         needed_by = datetime.fromisoformat(str(data["decision_needed_by"])).replace(tzinfo=event.occurred_at.tzinfo)
         return [Planned(f"tech_review_due:{subject}", "tech_review_due", subject, needed_by - REVIEW_LEAD,
                         dict(data))]  # fmt: skip
-    if event.type == "touchpoint.scheduled":
+    if event.type in ("touchpoint.scheduled", "touchpoint.updated"):
         at = datetime.fromisoformat(str(data["scheduled_at"]))
         if lead is None:
             hours = data.get("reminder_lead_hours")
@@ -65,9 +65,9 @@ def plan_for_event(event: EngagementEvent, *, lead: timedelta | None, grace: tim
 
 
 def subjects_cancelled_by(event: EngagementEvent) -> list[str]:
-    """Subjects whose pending reminders an event makes untrue (a held touchpoint needs no reminder; a stage that
-    moved on is no longer stalled)."""
-    if event.type in ("touchpoint.held", "touchpoint.cancelled"):
+    """Subjects whose pending reminders an event makes untrue (a held touchpoint needs no reminder, a rescheduled one
+    is reminded at its new time; a stage that moved on is no longer stalled)."""
+    if event.type in ("touchpoint.held", "touchpoint.cancelled", "touchpoint.updated"):
         return [str(event.data["touchpoint_id"])]
     if event.type == "handoff.accepted":
         return [str(event.data["handoff_id"])]

@@ -1,6 +1,7 @@
 """SQL of the notifier's tables: reminders, their deliveries, and what it knows of engagements."""
 
 import json
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -67,12 +68,17 @@ async def schedule(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UU
     return bool(inserted)
 
 
-async def cancel(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, subject: str) -> int:
-    """Cancel pending reminders about `subject`; returns how many."""
+async def cancel(
+    conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, subject: str, keep: Sequence[str] = ()
+) -> int:
+    """Cancel pending reminders about `subject` except those whose idempotency key is in `keep` (what the same
+    event plans again, so a redelivered reschedule keeps its new reminders); returns how many."""
     result = await conn.execute(
-        "UPDATE reminders SET status = 'cancelled' WHERE engagement_id = $1 AND subject = $2 AND status = 'pending'",
+        "UPDATE reminders SET status = 'cancelled' WHERE engagement_id = $1 AND subject = $2 AND status = 'pending'"
+        " AND NOT idempotency_key = ANY($3::text[])",
         engagement_id,
         subject,
+        list(keep),
     )
     return int(result.split()[-1])
 

@@ -1,14 +1,13 @@
-"""Who is making a change (recorded in the audit trail)."""
+"""Who is making a change (recorded in the audit trail): the owner of the request's API token."""
 
 from typing import Annotated
 
-from fastapi import Header
+from fastapi import Depends
+
+from outrider_tracker.auth.api import authorize
+from outrider_tracker.auth.models import Principal
 
 
-async def get_actor(
-    x_outrider_actor: Annotated[
-        str, Header(min_length=1, max_length=200, description="Name of the person or system making the change")
-    ] = "anonymous",
-) -> str:
-    """The actor named by the `X-Outrider-Actor` header."""
-    return x_outrider_actor
+async def get_actor(principal: Annotated[Principal, Depends(authorize)]) -> str:
+    """The name of the authenticated caller."""
+    return principal.name

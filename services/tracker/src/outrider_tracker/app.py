@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -18,6 +18,7 @@ from outrider_common.kafka import ensure_topics
 from outrider_common.outbox import Relay
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ENGAGEMENT_EVENTS
+from outrider_tracker.auth import api as auth_api
 from outrider_tracker.engagement import api as engagement_api
 from outrider_tracker.handoff import api as handoff_api
 from outrider_tracker.issue import api as issue_api
@@ -76,15 +77,9 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     app.state.db = db
     app.state.broker = broker
     app.state.outbox_wake = relay.wake
-    app.include_router(engagement_api.router)
-    app.include_router(stage_api.router)
-    app.include_router(touchpoint_api.router)
-    app.include_router(risk_api.router)
-    app.include_router(handoff_api.router)
-    app.include_router(issue_api.router)
-    app.include_router(playbook_api.router)
-    app.include_router(portfolio_api.router)
-    app.include_router(stats_api.router)
-    app.include_router(token_api.router)
+    for api in (engagement_api, stage_api, touchpoint_api, risk_api, handoff_api, issue_api, playbook_api,
+                portfolio_api, stats_api, token_api):  # fmt: skip
+        app.include_router(api.router, dependencies=[Depends(auth_api.authorize)], responses=auth_api.REFUSALS)
+    app.include_router(auth_api.router)
     app.include_router(ops_router({"kafka": lambda: check_broker(broker), "postgres": db.ping}))
     return app

@@ -1,6 +1,6 @@
 """Settings of the tracker service."""
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from outrider_common.settings import ServiceSettings
 
@@ -10,3 +10,8 @@ class TrackerSettings(ServiceSettings):
 
     http_port: int = Field(8003, description="Port of the tracker HTTP API.")
     gauge_refresh_s: float = Field(15.0, gt=0, description="How often the portfolio gauges are recomputed.")
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bootstrap admin API token (use it to mint named tokens with POST /v1/api-tokens); "
+        "without it only tokens already in the database are accepted.",
+    )

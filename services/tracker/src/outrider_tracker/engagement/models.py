@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from outrider_common.http import INT32_MAX
+from outrider_tracker.patch import not_null
 from outrider_tracker.playbook import service as playbooks
 
 EngagementStatus = Literal["active", "paused", "closed"]
@@ -63,6 +64,8 @@ class EngagementUpdate(BaseModel):
     current_users: int | None = Field(None, ge=0, le=INT32_MAX)
     anticipated_users: int | None = Field(None, ge=0, le=INT32_MAX)
     target_destination: Destination | None = None
+
+    _not_null = field_validator("name", "customer", "status", "owners", "links")(not_null)
 
 
 class EngagementRead(EngagementDetails):

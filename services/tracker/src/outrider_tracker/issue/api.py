@@ -5,7 +5,15 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Request
 
 from outrider_tracker.issue import service
-from outrider_tracker.issue.models import ExpansionCreate, ExpansionRead, IssueCreate, IssueRead, IssueResolve
+from outrider_tracker.issue.models import (
+    ExpansionCreate,
+    ExpansionRead,
+    ExpansionUpdate,
+    IssueCreate,
+    IssueRead,
+    IssueResolve,
+    IssueUpdate,
+)
 from outrider_tracker.stage.api import NOT_FOUND, Actor, Engagement
 
 router = APIRouter(prefix="/v1/engagements", tags=["issues"])
@@ -20,6 +28,18 @@ async def list_issues(engagement: Engagement, request: Request) -> list[IssueRea
 async def create_issue(issue_in: IssueCreate, engagement: Engagement, actor: Actor, request: Request) -> IssueRead:
     issue = await service.create_issue(request.app.state.db.pool, engagement_id=engagement.id, issue_in=issue_in,
                                        actor=actor)  # fmt: skip
+    request.app.state.outbox_wake.set()
+    return issue
+
+
+@router.patch("/{engagement_id}/issues/{issue_id}", summary="Change an issue", responses=NOT_FOUND)
+async def update_issue(
+    issue_id: UUID, issue_in: IssueUpdate, engagement: Engagement, actor: Actor, request: Request
+) -> IssueRead:
+    issue = await service.update_issue(request.app.state.db.pool, engagement_id=engagement.id, issue_id=issue_id,
+                                       issue_in=issue_in, actor=actor)  # fmt: skip
+    if issue is None:
+        raise HTTPException(404, f"issue {issue_id} not found")
     request.app.state.outbox_wake.set()
     return issue
 
@@ -48,5 +68,19 @@ async def create_expansion(
 ) -> ExpansionRead:
     expansion = await service.create_expansion(request.app.state.db.pool, engagement_id=engagement.id,
                                                expansion_in=expansion_in, actor=actor)  # fmt: skip
+    request.app.state.outbox_wake.set()
+    return expansion
+
+
+@router.patch("/{engagement_id}/expansions/{expansion_id}", summary="Change an expansion opportunity (won, lost…)",
+              responses=NOT_FOUND)  # fmt: skip
+async def update_expansion(
+    expansion_id: UUID, expansion_in: ExpansionUpdate, engagement: Engagement, actor: Actor, request: Request
+) -> ExpansionRead:
+    expansion = await service.update_expansion(request.app.state.db.pool, engagement_id=engagement.id,
+                                               expansion_id=expansion_id, expansion_in=expansion_in,
+                                               actor=actor)  # fmt: skip
+    if expansion is None:
+        raise HTTPException(404, f"expansion {expansion_id} not found")
     request.app.state.outbox_wake.set()
     return expansion

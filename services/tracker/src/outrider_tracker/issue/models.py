@@ -4,9 +4,10 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from outrider_common.http import INT32_MAX
+from outrider_tracker.patch import not_null
 
 
 class IssueCreate(BaseModel):
@@ -15,6 +16,16 @@ class IssueCreate(BaseModel):
     title: str = Field(min_length=1, max_length=500)
     severity: Literal["low", "medium", "high", "critical"]
     owner: str | None = Field(None, max_length=200)
+
+
+class IssueUpdate(BaseModel):
+    """Fields to change (resolve with POST …/resolve)."""
+
+    title: str | None = Field(None, min_length=1, max_length=500)
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    owner: str | None = Field(None, max_length=200)
+
+    _not_null = field_validator("title", "severity")(not_null)
 
 
 class IssueResolve(BaseModel):
@@ -49,3 +60,14 @@ class ExpansionRead(ExpansionCreate):
     engagement_id: UUID
     status: Literal["open", "won", "lost"]
     created_at: datetime
+
+
+class ExpansionUpdate(BaseModel):
+    """Fields to change; `status` won or lost closes the opportunity."""
+
+    title: str | None = Field(None, min_length=1, max_length=500)
+    description: str | None = Field(None, max_length=5000)
+    potential_users: int | None = Field(None, ge=0, le=INT32_MAX)
+    status: Literal["open", "won", "lost"] | None = None
+
+    _not_null = field_validator("title", "status")(not_null)

@@ -5,7 +5,16 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from outrider_tracker.audit import service as audit
-from outrider_tracker.issue.models import ExpansionCreate, ExpansionRead, IssueCreate, IssueRead, IssueResolve
+from outrider_tracker.issue.models import (
+    ExpansionCreate,
+    ExpansionRead,
+    ExpansionUpdate,
+    IssueCreate,
+    IssueRead,
+    IssueResolve,
+    IssueUpdate,
+)
+from outrider_tracker.patch import apply
 
 ISSUE = "id, engagement_id, title, severity, owner, status, resolution, created_at, resolved_at"
 EXPANSION = "id, engagement_id, title, description, potential_users, status, created_at"
@@ -93,3 +102,30 @@ async def create_expansion(
             details={"expansion_id": str(expansion.id), "title": expansion.title},
         )
     return expansion
+
+
+async def update_issue(
+    pool: asyncpg.Pool, *, engagement_id: UUID, issue_id: UUID, issue_in: IssueUpdate, actor: str
+) -> IssueRead | None:
+    """Change an issue (None when unknown); audited and published as `issue.updated`."""
+    changes = issue_in.model_dump(exclude_unset=True)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await apply(conn, "issues", ISSUE, row_id=issue_id, engagement_id=engagement_id, changes=changes)
+        if row is not None and changes:
+            await audit.record_change(conn, engagement_id=engagement_id, actor=actor, action="issue.updated",
+                                      details={"issue_id": str(issue_id), **changes})  # fmt: skip
+    return IssueRead.model_validate(dict(row)) if row else None
+
+
+async def update_expansion(
+    pool: asyncpg.Pool, *, engagement_id: UUID, expansion_id: UUID, expansion_in: ExpansionUpdate, actor: str
+) -> ExpansionRead | None:
+    """Change an expansion opportunity (None when unknown); audited and published as `expansion.updated`."""
+    changes = expansion_in.model_dump(exclude_unset=True)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await apply(conn, "expansions", EXPANSION, row_id=expansion_id, engagement_id=engagement_id,
+                          changes=changes)  # fmt: skip
+        if row is not None and changes:
+            await audit.record_change(conn, engagement_id=engagement_id, actor=actor, action="expansion.updated",
+                                      details={"expansion_id": str(expansion_id), **changes})  # fmt: skip
+    return ExpansionRead.model_validate(dict(row)) if row else None

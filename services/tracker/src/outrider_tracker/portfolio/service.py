@@ -8,11 +8,17 @@ from prometheus_client import Gauge
 
 from outrider_tracker.playbook import service as playbooks
 from outrider_tracker.portfolio.models import Portfolio, StageCount, StalledEngagement
+from outrider_tracker.stage.health import HEALTH_COUNTS, HealthInputs, health
 
 log = logging.getLogger(__name__)
 ENGAGEMENTS = Gauge("outrider_tracker_engagements", "Active engagements by playbook and stage.", ["playbook", "stage"])
 OVERDUE = Gauge("outrider_tracker_overdue_touchpoints", "Scheduled touchpoints whose time has passed.")
 STALLED = Gauge("outrider_tracker_stalled_engagements", "Engagements in their stage longer than expected.")
+HEALTH = Gauge(
+    "outrider_tracker_engagement_health",
+    "Health score (0-100) of each active engagement, as in its status API.",
+    ["engagement_id", "customer"],
+)
 
 
 async def get(conn: asyncpg.Connection | asyncpg.Pool) -> Portfolio:
@@ -38,6 +44,19 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool) -> Portfolio:
     return Portfolio(by_stage=[StageCount(**dict(c)) for c in counts], overdue_touchpoints=overdue, stalled=stalled)
 
 
+async def health_scores(conn: asyncpg.Connection | asyncpg.Pool) -> list[tuple[str, str, int]]:
+    """(engagement id, customer, health score) of every active engagement."""
+    rows = await conn.fetch(
+        f"SELECT e.id, e.customer, e.playbook_id, e.stage, {HEALTH_COUNTS} FROM engagements e WHERE e.status = 'active'"
+    )
+    books = playbooks.get_all()
+    return [
+        (str(r["id"]), r["customer"], health(HealthInputs(r["overdue"], r["risks"], r["findings"], float(r["days"]),
+                                                          books[r["playbook_id"]].stage(r["stage"]).expected_days))[0])
+        for r in rows
+    ]  # fmt: skip
+
+
 async def export_gauges(pool: asyncpg.Pool, every: float = 15.0) -> None:
     """Refresh the portfolio gauges until cancelled."""
     while True:
@@ -48,6 +67,10 @@ async def export_gauges(pool: asyncpg.Pool, every: float = 15.0) -> None:
                 ENGAGEMENTS.labels(c.playbook_id, c.stage).set(c.count)
             OVERDUE.set(portfolio.overdue_touchpoints)
             STALLED.set(len(portfolio.stalled))
+            scores = await health_scores(pool)
+            HEALTH.clear()
+            for engagement_id, customer, score in scores:
+                HEALTH.labels(engagement_id, customer).set(score)
         except (OSError, asyncpg.PostgresError) as exc:  # the next pass retries
             log.warning("portfolio gauges not refreshed error=%r", exc)
         await asyncio.sleep(every)

@@ -1,9 +1,11 @@
 """Risk log endpoints."""
 
+from uuid import UUID
+
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from outrider_tracker.risk import service
-from outrider_tracker.risk.models import FindingPromotion, RiskCreate, RiskRead
+from outrider_tracker.risk.models import FindingPromotion, RiskCreate, RiskRead, RiskUpdate
 from outrider_tracker.stage.api import NOT_FOUND, Actor, Engagement
 
 router = APIRouter(prefix="/v1/engagements", tags=["risks"])
@@ -37,5 +39,18 @@ async def promote_finding(
     risk, created = result
     if not created:
         response.status_code = 200
+    request.app.state.outbox_wake.set()
+    return risk
+
+
+@router.patch("/{engagement_id}/risks/{risk_id}", summary="Change a risk (mitigation, owner, levels, status)",
+              responses=NOT_FOUND)  # fmt: skip
+async def update_risk(
+    risk_id: UUID, risk_in: RiskUpdate, engagement: Engagement, actor: Actor, request: Request
+) -> RiskRead:
+    risk = await service.update(request.app.state.db.pool, engagement_id=engagement.id, risk_id=risk_id,
+                                risk_in=risk_in, actor=actor)  # fmt: skip
+    if risk is None:
+        raise HTTPException(404, f"risk {risk_id} not found")
     request.app.state.outbox_wake.set()
     return risk

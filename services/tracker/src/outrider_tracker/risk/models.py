@@ -4,7 +4,9 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from outrider_tracker.patch import not_null
 
 Level = Literal["low", "medium", "high"]
 
@@ -17,6 +19,18 @@ class RiskCreate(BaseModel):
     impact: Level
     mitigation: str | None = Field(None, max_length=5000)
     owner: str | None = Field(None, max_length=200)
+
+
+class RiskUpdate(BaseModel):
+    """Fields to change; `status` mitigated or closed takes the risk off the open list (and out of the health score)."""
+
+    likelihood: Level | None = None
+    impact: Level | None = None
+    mitigation: str | None = Field(None, max_length=5000)
+    owner: str | None = Field(None, max_length=200)
+    status: Literal["open", "mitigated", "closed"] | None = None
+
+    _not_null = field_validator("likelihood", "impact", "status")(not_null)
 
 
 class FindingPromotion(BaseModel):

@@ -6,7 +6,8 @@ import asyncpg
 
 from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
-from outrider_tracker.risk.models import FindingPromotion, RiskCreate, RiskRead
+from outrider_tracker.patch import apply
+from outrider_tracker.risk.models import FindingPromotion, RiskCreate, RiskRead, RiskUpdate
 
 COLUMNS = "id, engagement_id, title, likelihood, impact, mitigation, owner, status, source_kind, source_key, created_at"
 
@@ -65,3 +66,20 @@ async def promote_finding(
             mitigation=f"Evidence: {finding['figures']}",
         )  # fmt: skip
         return await _insert(conn, engagement_id, risk, actor, (promotion.rule, promotion.key))
+
+
+async def update(
+    pool: asyncpg.Pool, *, engagement_id: UUID, risk_id: UUID, risk_in: RiskUpdate, actor: str
+) -> RiskRead | None:
+    """Change a risk (None when unknown); audited and published as `risk.updated`."""
+    changes = risk_in.model_dump(exclude_unset=True)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await apply(conn, "risks", COLUMNS, row_id=risk_id, engagement_id=engagement_id, changes=changes)
+        if row is None:
+            return None
+        risk = RiskRead.model_validate(dict(row))
+        if changes:
+            details: dict[str, object] = {"risk_id": str(risk_id), "title": risk.title, **changes}
+            await audit.record_change(conn, engagement_id=engagement_id, actor=actor, action="risk.updated",
+                                      details=details)  # fmt: skip
+    return risk

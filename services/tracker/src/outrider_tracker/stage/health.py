@@ -2,6 +2,15 @@
 
 from dataclasses import dataclass
 
+# The counts behind the score, as columns of a query over `engagements e` (the status API and the gauge share it).
+HEALTH_COUNTS = """
+    (SELECT count(*) FROM touchpoints t WHERE t.engagement_id = e.id AND t.status = 'scheduled'
+                                         AND t.scheduled_at < now()) AS overdue,
+    (SELECT count(*) FROM risks r WHERE r.engagement_id = e.id AND r.status = 'open' AND r.impact = 'high') AS risks,
+    (SELECT count(*) FROM findings f WHERE f.engagement_id = e.id AND f.created_at > now() - interval '7 days')
+        AS findings,
+    extract(epoch FROM now() - e.stage_entered_at) / 86400 AS days"""
+
 
 @dataclass(frozen=True)
 class HealthInputs:

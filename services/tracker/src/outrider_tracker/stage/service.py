@@ -13,7 +13,7 @@ from outrider_tracker.issue import service as issue_service
 from outrider_tracker.playbook import service as playbooks
 from outrider_tracker.playbook.models import ChecklistItem, Stage
 from outrider_tracker.risk import service as risk_service
-from outrider_tracker.stage.health import HealthInputs, health
+from outrider_tracker.stage.health import HEALTH_COUNTS, HealthInputs, health
 from outrider_tracker.stage.models import (
     ChecklistItemState,
     EngagementStatus,
@@ -175,15 +175,7 @@ async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead) -> Engag
     )
     days = (datetime.now(UTC) - engagement.stage_entered_at).total_seconds() / 86_400
     following = playbook.next_stage(stage.id)
-    counts = await pool.fetchrow(
-        """SELECT
-            (SELECT count(*) FROM touchpoints WHERE engagement_id = $1 AND status = 'scheduled'
-                                               AND scheduled_at < now()) AS overdue,
-            (SELECT count(*) FROM risks WHERE engagement_id = $1 AND status = 'open' AND impact = 'high') AS risks,
-            (SELECT count(*) FROM findings WHERE engagement_id = $1 AND created_at > now() - interval '7 days')
-                AS findings""",
-        engagement.id,
-    )
+    counts = await pool.fetchrow(f"SELECT {HEALTH_COUNTS} FROM engagements e WHERE e.id = $1", engagement.id)
     touchpoints = [t for t in await touchpoint_service.get_all(pool, engagement_id=engagement.id)
                    if t.status == "scheduled"]  # fmt: skip
     now = datetime.now(UTC)

@@ -6,7 +6,13 @@ from fastapi import APIRouter, HTTPException, Request
 
 from outrider_tracker.stage.api import NOT_FOUND, Actor, Engagement
 from outrider_tracker.touchpoint import service
-from outrider_tracker.touchpoint.models import TouchpointCreate, TouchpointHeld, TouchpointRead
+from outrider_tracker.touchpoint.models import (
+    TouchpointCancel,
+    TouchpointCreate,
+    TouchpointHeld,
+    TouchpointRead,
+    TouchpointUpdate,
+)
 
 router = APIRouter(prefix="/v1/engagements", tags=["touchpoints"])
 
@@ -37,6 +43,45 @@ async def hold_touchpoint(
     try:
         touchpoint = await service.hold(request.app.state.db.pool, engagement_id=engagement.id,
                                         touchpoint_id=touchpoint_id, held=held, actor=actor)  # fmt: skip
+    except service.NotScheduled as exc:
+        raise HTTPException(409, str(exc)) from exc
+    if touchpoint is None:
+        raise HTTPException(404, f"touchpoint {touchpoint_id} not found")
+    request.app.state.outbox_wake.set()
+    return touchpoint
+
+
+@router.patch(
+    "/{engagement_id}/touchpoints/{touchpoint_id}",
+    summary="Reschedule or edit a scheduled touchpoint (its reminders follow)",
+    responses={**NOT_FOUND, 409: {"description": "Already held or cancelled"}},
+)
+async def update_touchpoint(
+    touchpoint_id: UUID, touchpoint_in: TouchpointUpdate, engagement: Engagement, actor: Actor, request: Request
+) -> TouchpointRead:
+    try:
+        touchpoint = await service.update(request.app.state.db.pool, engagement_id=engagement.id,
+                                          touchpoint_id=touchpoint_id, touchpoint_in=touchpoint_in,
+                                          actor=actor)  # fmt: skip
+    except service.NotScheduled as exc:
+        raise HTTPException(409, str(exc)) from exc
+    if touchpoint is None:
+        raise HTTPException(404, f"touchpoint {touchpoint_id} not found")
+    request.app.state.outbox_wake.set()
+    return touchpoint
+
+
+@router.post(
+    "/{engagement_id}/touchpoints/{touchpoint_id}/cancel",
+    summary="Cancel a scheduled touchpoint (its reminders are withdrawn)",
+    responses={**NOT_FOUND, 409: {"description": "Already held or cancelled"}},
+)
+async def cancel_touchpoint(
+    touchpoint_id: UUID, cancel_in: TouchpointCancel, engagement: Engagement, actor: Actor, request: Request
+) -> TouchpointRead:
+    try:
+        touchpoint = await service.cancel(request.app.state.db.pool, engagement_id=engagement.id,
+                                          touchpoint_id=touchpoint_id, cancel_in=cancel_in, actor=actor)  # fmt: skip
     except service.NotScheduled as exc:
         raise HTTPException(409, str(exc)) from exc
     if touchpoint is None:

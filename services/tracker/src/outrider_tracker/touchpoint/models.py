@@ -4,7 +4,9 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
+
+from outrider_tracker.patch import not_null
 
 
 class TouchpointCreate(BaseModel):
@@ -13,6 +15,22 @@ class TouchpointCreate(BaseModel):
     title: str = Field(min_length=1, max_length=200, examples=["Discovery follow-up: log findings"])
     scheduled_at: AwareDatetime
     attendees: list[str] = Field(default_factory=list, max_length=50)
+
+
+class TouchpointUpdate(BaseModel):
+    """Change a scheduled touchpoint; a new time re-plans its reminders."""
+
+    title: str | None = Field(None, min_length=1, max_length=200)
+    scheduled_at: AwareDatetime | None = None
+    attendees: list[str] | None = Field(None, max_length=50)
+
+    _not_null = field_validator("title", "scheduled_at", "attendees")(not_null)
+
+
+class TouchpointCancel(BaseModel):
+    """Why the touchpoint will not take place (its reminders are withdrawn)."""
+
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class TouchpointHeld(BaseModel):

@@ -7,8 +7,15 @@ import asyncpg
 
 from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
+from outrider_tracker.patch import apply
 from outrider_tracker.playbook import service as playbooks
-from outrider_tracker.touchpoint.models import TouchpointCreate, TouchpointHeld, TouchpointRead
+from outrider_tracker.touchpoint.models import (
+    TouchpointCancel,
+    TouchpointCreate,
+    TouchpointHeld,
+    TouchpointRead,
+    TouchpointUpdate,
+)
 
 COLUMNS = "id, engagement_id, title, scheduled_at, attendees, status, held_at, notes"
 
@@ -32,16 +39,21 @@ async def _create(conn: asyncpg.Connection, engagement_id: UUID, data: Touchpoin
         uuid4(), engagement_id, data.title, data.scheduled_at, data.attendees,
     )  # fmt: skip
     touchpoint = TouchpointRead.model_validate(dict(row))
-    playbook_id = await conn.fetchval("SELECT playbook_id FROM engagements WHERE id = $1", engagement_id)
+    await _announce(conn, touchpoint, actor, "touchpoint.scheduled")
+    return touchpoint
+
+
+async def _announce(conn: asyncpg.Connection, touchpoint: TouchpointRead, actor: str, action: str) -> None:
+    """Audit and publish a touchpoint's schedule: the notifier plans its reminders from this event."""
+    playbook_id = await conn.fetchval("SELECT playbook_id FROM engagements WHERE id = $1", touchpoint.engagement_id)
     details: dict[str, object] = {
         "touchpoint_id": str(touchpoint.id),
         "title": touchpoint.title,
         "scheduled_at": touchpoint.scheduled_at.isoformat(),
         "reminder_lead_hours": playbooks.get_all()[playbook_id].reminder_lead_hours,
     }
-    await audit.record(conn, engagement_id=engagement_id, actor=actor, action="touchpoint.scheduled", details=details)
-    await outbox.record(conn, engagement_id=engagement_id, type="touchpoint.scheduled", data=details)
-    return touchpoint
+    await audit.record_change(conn, engagement_id=touchpoint.engagement_id, actor=actor, action=action,
+                              details=details)  # fmt: skip
 
 
 async def create(
@@ -52,19 +64,64 @@ async def create(
         return await _create(conn, engagement_id, touchpoint_in, actor)
 
 
+def _still_scheduled(row: asyncpg.Record) -> None:
+    if row["status"] != "scheduled":
+        raise NotScheduled(f"touchpoint is already {row['status']}")
+
+
+async def _locked(conn: asyncpg.Connection, engagement_id: UUID, touchpoint_id: UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM touchpoints WHERE id = $1 AND engagement_id = $2 FOR UPDATE",
+        touchpoint_id, engagement_id,
+    )  # fmt: skip
+    if row is not None:
+        _still_scheduled(row)
+    return row
+
+
+async def update(
+    pool: asyncpg.Pool, *, engagement_id: UUID, touchpoint_id: UUID, touchpoint_in: TouchpointUpdate, actor: str
+) -> TouchpointRead | None:
+    """Change a scheduled touchpoint (None when unknown; NotScheduled once held or cancelled)."""
+    changes = touchpoint_in.model_dump(exclude_unset=True)
+    async with pool.acquire() as conn, conn.transaction():
+        if await _locked(conn, engagement_id, touchpoint_id) is None:
+            return None
+        row = await apply(conn, "touchpoints", COLUMNS, row_id=touchpoint_id, engagement_id=engagement_id,
+                          changes=changes)  # fmt: skip
+        assert row is not None  # locked above
+        touchpoint = TouchpointRead.model_validate(dict(row))
+        if changes:
+            await _announce(conn, touchpoint, actor, "touchpoint.updated")
+        return touchpoint
+
+
+async def cancel(
+    pool: asyncpg.Pool, *, engagement_id: UUID, touchpoint_id: UUID, cancel_in: TouchpointCancel, actor: str
+) -> TouchpointRead | None:
+    """Cancel a scheduled touchpoint (None when unknown; NotScheduled once held or cancelled)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await _locked(conn, engagement_id, touchpoint_id) is None:
+            return None
+        row = await conn.fetchrow(
+            f"UPDATE touchpoints SET status = 'cancelled', notes = $2 WHERE id = $1 RETURNING {COLUMNS}",
+            touchpoint_id, cancel_in.reason,
+        )  # fmt: skip
+        touchpoint = TouchpointRead.model_validate(dict(row))
+        details: dict[str, object] = {"touchpoint_id": str(touchpoint_id), "title": touchpoint.title}
+        await audit.record(conn, engagement_id=engagement_id, actor=actor, action="touchpoint.cancelled",
+                           reason=cancel_in.reason, details=details)  # fmt: skip
+        await outbox.record(conn, engagement_id=engagement_id, type="touchpoint.cancelled", data=details)
+        return touchpoint
+
+
 async def hold(
     pool: asyncpg.Pool, *, engagement_id: UUID, touchpoint_id: UUID, held: TouchpointHeld, actor: str
 ) -> TouchpointRead | None:
     """Mark a scheduled touchpoint held (None when unknown); schedules the next one when asked."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            f"SELECT {COLUMNS} FROM touchpoints WHERE id = $1 AND engagement_id = $2 FOR UPDATE",
-            touchpoint_id, engagement_id,
-        )  # fmt: skip
-        if row is None:
+        if await _locked(conn, engagement_id, touchpoint_id) is None:
             return None
-        if row["status"] != "scheduled":
-            raise NotScheduled(f"touchpoint is already {row['status']}")
         updated = await conn.fetchrow(
             f"UPDATE touchpoints SET status = 'held', held_at = $2, notes = $3 WHERE id = $1 RETURNING {COLUMNS}",
             touchpoint_id, held.held_at or datetime.now(UTC), held.notes,

@@ -1,0 +1,57 @@
+"""API-token schemas."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class Role(StrEnum):
+    """What a token may do: viewers read, editors also write, admins also manage API tokens."""
+
+    viewer = "viewer"
+    editor = "editor"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        """Position in viewer < editor < admin."""
+        return list(Role).index(self)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: its name is the actor recorded in the audit trail."""
+
+    name: str
+    role: Role
+
+
+class ApiTokenCreate(BaseModel):
+    """Who the token is for and what it may do."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        examples=["alice@example.com"],
+        description="Person or system using the token; recorded as the actor of its changes.",
+    )
+    role: Role = Field(examples=["editor"])
+
+
+class ApiTokenRead(BaseModel):
+    """A token's metadata (never the token)."""
+
+    id: str = Field(description="Handle for listing and revoking (a prefix of the token's digest, not the token).")
+    name: str
+    role: Role
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiTokenCreated(ApiTokenRead):
+    """A new token: `token` is shown this once and never again."""
+
+    token: str
