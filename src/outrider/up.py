@@ -20,8 +20,9 @@ SAMPLE = ROOT / "samples" / "production_json.log"
 ADMIN_TOKEN_FILE = STATE / "admin-token"
 DEFAULT_PORTS = {
     "tracker": 8003, "ingest": 8001, "analyzer": 8002, "notifier": 8004, "kafka": 19092, "postgres": 15432,
-    "slack": 8009,
+    "slack": 8009, "prometheus": 9090,
 }  # fmt: skip
+RULES = ROOT / "deploy" / "prometheus" / "outrider-rules.yaml"
 console = Console(stderr=True)
 
 
@@ -96,6 +97,8 @@ def up(sample: Path = SAMPLE) -> None:
     with console.status("Waiting for every /readyz…"):
         for service in services.values():
             service.wait_ready()
+    with console.status("Starting Prometheus (scraping every service, with the alert rules)…"):
+        prometheus_url = start_prometheus(services, stack)
 
     tracker, ingest = services["tracker"].url, services["ingest"].url
     admin = {"Authorization": f"Bearer {admin_token}"}
@@ -152,6 +155,9 @@ def up(sample: Path = SAMPLE) -> None:
     table.add_row("kafka", kafka.bootstrap_servers)
     table.add_row("postgres", pg.dsn)
     table.add_row("local Slack", f"{slack_url}/messages")
+    table.add_row(
+        "prometheus", f"{prometheus_url} (targets: {prometheus_url}/targets, alerts: {prometheus_url}/alerts)"
+    )
     out = Console()
     out.print(table)
     out.print(f"Shipped {accepted['lines']} lines of {sample.name} to engagement {engagement['id']}.")
@@ -161,6 +167,43 @@ def up(sample: Path = SAMPLE) -> None:
     out.print(f"Status view: {tracker}/v1/engagements/{engagement['id']}/status")
     out.print(f"Slack messages posted: {len(posted)} ({slack_url}/messages)")
     out.print(f"Logs: {STATE / 'logs'}    Stop everything: [bold]make down[/bold]")
+
+
+def start_prometheus(services: dict[str, Service], stack: Stack) -> str:
+    """Debian's Prometheus (installed by bootstrap) scraping the four services with deploy/prometheus's rules; waits
+    until every target has been scraped up."""
+    port = _port("prometheus")
+    config = STATE / "prometheus.yml"
+    jobs = [{"job_name": n, "static_configs": [{"targets": [f"127.0.0.1:{s.port}"]}]} for n, s in services.items()]
+    config.write_text(json.dumps({  # JSON is YAML
+        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": jobs,
+    }, indent=2))  # fmt: skip
+    proc = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={STATE / 'prometheus'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=7d"],
+        stdout=(STATE / "logs" / "prometheus.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    stack.services["prometheus"] = {"pid": proc.pid, "port": port}
+    stack.save()
+    url = f"http://127.0.0.1:{port}"
+
+    def all_up() -> bool:
+        if proc.poll() is not None:
+            raise StackError(f"prometheus exited with code {proc.returncode}; see {STATE / 'logs' / 'prometheus.log'}")
+        try:
+            result = httpx.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=2).json()["data"]["result"]
+        except (httpx.HTTPError, KeyError, ValueError):
+            return False
+        return len(result) == len(services) and all(r["value"][1] == "1" for r in result)
+
+    deadline = time.monotonic() + 60
+    while not all_up():
+        if time.monotonic() > deadline:
+            raise StackError(f"prometheus has not scraped every service after 60 s: {url}/targets")
+        time.sleep(0.5)
+    return url
 
 
 def down() -> None:

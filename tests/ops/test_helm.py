@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from outrider.devstack import ROOT
+from outrider_analyzer.settings import AnalyzerSettings
+from outrider_common.topics import LOGS_RAW
 
 CHART = ROOT / "deploy" / "helm" / "outrider"
 HELM = ROOT / ".cache" / "bin" / "helm"
@@ -31,8 +33,8 @@ def test_chart_lints_renders_and_validates(values: Path | None) -> None:
     kinds = [d["kind"] for d in docs]
     assert kinds.count("Deployment") == 4
     for doc in docs:
-        if doc["apiVersion"].startswith("monitoring.coreos.com"):
-            continue  # CRDs of the Prometheus Operator: not in the core schemas
+        if doc["apiVersion"].startswith(("monitoring.coreos.com", "keda.sh")):
+            continue  # CRDs of the Prometheus Operator and KEDA: not in the core schemas
         kubernetes_validate.validate(doc, K8S, strict=True)
     for deployment in (d for d in docs if d["kind"] == "Deployment"):
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -47,3 +49,22 @@ def test_the_chart_ships_the_same_alert_rules_as_prometheus() -> None:
     assert (CHART / "files" / "outrider-rules.yaml").read_text() == (
         ROOT / "deploy" / "prometheus" / "outrider-rules.yaml"
     ).read_text()
+
+
+def test_keda_scales_the_analyzer_on_the_lag_of_its_real_group_and_topic() -> None:
+    docs = [
+        d
+        for d in yaml.safe_load_all(helm("template", "demo", str(CHART), "-f", str(CHART / "ci" / "keda-values.yaml")))
+        if d
+    ]
+    (scaled,) = [d for d in docs if d["kind"] == "ScaledObject"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "demo-outrider-analyzer"
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["consumerGroup"] == AnalyzerSettings().consumer_group  # the group the analyzer joins
+    assert trigger["metadata"]["topic"] == f"acme.{LOGS_RAW.name}"  # with the chart's topicPrefix
+    assert trigger["metadata"]["lagThreshold"] == "40"
+    # KEDA owns the analyzer's HPA; ingest keeps its CPU one.
+    assert [h["spec"]["scaleTargetRef"]["name"] for h in docs if h["kind"] == "HorizontalPodAutoscaler"] == [
+        "demo-outrider-ingest"
+    ]
