@@ -31,6 +31,14 @@ def test_profile_handoffs_and_tech_reviews(
         edited = as_admin.patch(base, json={"version": 1, "slack_channel": "#umbrella", "owners": owners})
         assert (edited.json()["version"], edited.json()["slack_channel"]) == (2, "#umbrella")
         assert edited.json()["owners"]["project_manager"] == "Bo"
+        plain = as_admin.post(f"{tracker}/v1/engagements", json={"name": "p", "customer": "Initech"}).json()["id"]
+        engagements = f"{tracker}/v1/engagements"
+        filters = [{"owner": "Bo"}, {"owner": "Ana Lima", "target": "gcp"}, {"target": "aws"}, {"limit": 1},
+                   {"offset": 1}]  # fmt: skip
+        found = [[e["id"] for e in as_admin.get(engagements, params=f).json()] for f in filters]  # newest first
+        assert found == [[created["id"]], [created["id"]], [], [plain], [created["id"]]]
+        assert as_admin.get(engagements, params={"limit": 0}).status_code == 422
+        assert as_admin.get(engagements, params={"target": "moon"}).status_code == 422
         assert as_admin.post(f"{tracker}/v1/engagements", json={**body, "owners": {"ceo": "x"}}).status_code == 422
         stale = as_admin.patch(base, json={"version": 1, "status": "paused"})  # someone else's edit came first
         assert stale.status_code == 409

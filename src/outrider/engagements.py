@@ -51,9 +51,15 @@ def list_engagements(
     stage: Annotated[str | None, typer.Option(help="Only engagements in this stage.")] = None,
     playbook: Annotated[str | None, typer.Option(help="Only engagements on this playbook.")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only those with an overdue touchpoint.")] = False,
+    owner: Annotated[str | None, typer.Option(help="Only those this person owns in any role.")] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Only those going to this destination (on_prem, gcp, aws…).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
 ) -> None:
     """Engagements, newest first."""
-    params = {k: v for k, v in {"stage": stage, "playbook_id": playbook, "overdue": overdue or None}.items() if v}
+    given = {"stage": stage, "playbook_id": playbook, "overdue": overdue or None, "owner": owner, "target": target}
+    params = {k: v for k, v in {**given, "limit": limit}.items() if v}
     table = Table("id", "customer", "name", "playbook", "stage", "status")
     for e in _call("GET", f"{tracker}/v1/engagements", token, params=params):
         table.add_row(e["id"], e["customer"], e["name"], e["playbook_id"], e["stage"], e["status"])

@@ -5,11 +5,18 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from outrider_common.http import INT32_MAX
 from outrider_tracker.actor import get_actor
 from outrider_tracker.audit import service as audit
 from outrider_tracker.audit.models import AuditEntry
 from outrider_tracker.engagement import service
-from outrider_tracker.engagement.models import EngagementCreate, EngagementRead, EngagementStatus, EngagementUpdate
+from outrider_tracker.engagement.models import (
+    Destination,
+    EngagementCreate,
+    EngagementRead,
+    EngagementStatus,
+    EngagementUpdate,
+)
 
 router = APIRouter(prefix="/v1/engagements", tags=["engagements"])
 
@@ -32,10 +39,13 @@ async def list_engagements(
     overdue: Annotated[
         bool | None, Query(description="Only those with (true) or without (false) an overdue touchpoint")
     ] = None,
+    owner: Annotated[str | None, Query(max_length=200, description="Only those this person owns in any role")] = None,
+    target: Annotated[Destination | None, Query(description="Only those going to this destination")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 100,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX, description="Engagements to skip (newest first)")] = 0,
 ) -> list[EngagementRead]:
-    return await service.get_all(
-        request.app.state.db.pool, playbook_id=playbook_id, stage=stage, status=status, overdue=overdue
-    )
+    return await service.get_all(request.app.state.db.pool, playbook_id=playbook_id, stage=stage, status=status,
+                                 overdue=overdue, owner=owner, target=target, limit=limit, offset=offset)  # fmt: skip
 
 
 @router.get("/{engagement_id}", summary="One engagement", responses={404: {"description": "No such engagement"}})

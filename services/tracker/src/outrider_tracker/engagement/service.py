@@ -34,16 +34,22 @@ async def get_all(
     stage: str | None = None,
     status: str | None = None,
     overdue: bool | None = None,
+    owner: str | None = None,
+    target: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> list[EngagementRead]:
-    """Engagements matching every filter given, newest first."""
+    """Engagements matching every filter given, newest first, one page."""
     rows = await conn.fetch(
         f"""SELECT {COLUMNS} FROM engagements e
         WHERE ($1::text IS NULL OR playbook_id = $1) AND ($2::text IS NULL OR stage = $2)
           AND ($3::text IS NULL OR status = $3)
           AND ($4::boolean IS NULL OR $4 = EXISTS (SELECT 1 FROM touchpoints t WHERE t.engagement_id = e.id
                                                   AND t.status = 'scheduled' AND t.scheduled_at < now()))
-        ORDER BY created_at DESC""",
-        playbook_id, stage, status, overdue,
+          AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_each_text(e.owners) o WHERE o.value = $5))
+          AND ($6::text IS NULL OR target_destination = $6)
+        ORDER BY created_at DESC, id LIMIT $7 OFFSET $8""",
+        playbook_id, stage, status, overdue, owner, target, limit, offset,
     )  # fmt: skip
     return [EngagementRead.model_validate(dict(r)) for r in rows]
 
