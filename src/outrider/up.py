@@ -1,7 +1,9 @@
 """`outrider up` / `outrider down`: the whole stack on loopback, for trying Outrider on one machine."""
 
 import json
+import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ SAMPLE = ROOT / "samples" / "production_json.log"
 ADMIN_TOKEN_FILE = STATE / "admin-token"
 DEFAULT_PORTS = {
     "tracker": 8003, "ingest": 8001, "analyzer": 8002, "notifier": 8004, "kafka": 19092, "postgres": 15432,
-    "slack": 8009, "prometheus": 9090,
+    "slack": 8009, "prometheus": 9090, "grafana": 3000,
 }  # fmt: skip
 RULES = ROOT / "deploy" / "prometheus" / "outrider-rules.yaml"
 console = Console(stderr=True)
@@ -99,6 +101,8 @@ def up(sample: Path = SAMPLE) -> None:
             service.wait_ready()
     with console.status("Starting Prometheus (scraping every service, with the alert rules)…"):
         prometheus_url = start_prometheus(services, stack)
+    with console.status("Starting Grafana if it is installed…"):
+        grafana_url = start_grafana(prometheus_url, pg, stack)
 
     tracker, ingest = services["tracker"].url, services["ingest"].url
     admin = {"Authorization": f"Bearer {admin_token}"}
@@ -158,6 +162,7 @@ def up(sample: Path = SAMPLE) -> None:
     table.add_row(
         "prometheus", f"{prometheus_url} (targets: {prometheus_url}/targets, alerts: {prometheus_url}/alerts)"
     )
+    table.add_row("grafana", grafana_url or "not installed (no Debian package): import dashboards/*.json elsewhere")
     out = Console()
     out.print(table)
     out.print(f"Shipped {accepted['lines']} lines of {sample.name} to engagement {engagement['id']}.")
@@ -204,6 +209,53 @@ def start_prometheus(services: dict[str, Service], stack: Stack) -> str:
             raise StackError(f"prometheus has not scraped every service after 60 s: {url}/targets")
         time.sleep(0.5)
     return url
+
+
+def start_grafana(prometheus_url: str, pg: Postgres, stack: Stack) -> str | None:
+    """When a Grafana server is installed (`grafana` on PATH, its files in $GRAFANA_HOME or /usr/share/grafana), run it
+    with dashboards/*.json provisioned and data sources for the local Prometheus and PostgreSQL; None otherwise.
+    Not exercised here: Grafana cannot be installed on these machines (no Debian package, no reachable release)."""
+    binary, home = shutil.which("grafana"), Path(os.environ.get("GRAFANA_HOME", "/usr/share/grafana"))
+    if binary is None or not (home / "conf" / "defaults.ini").exists():
+        return None
+    port, provisioning = _port("grafana"), STATE / "grafana" / "provisioning"
+    for kind, content in {
+        "datasources": {"apiVersion": 1, "datasources": [
+            {"name": "Prometheus", "uid": "prometheus", "type": "prometheus", "access": "proxy", "url": prometheus_url,
+             "isDefault": True},
+            {"name": "Outrider PostgreSQL", "uid": "outrider-postgres", "type": "grafana-postgresql-datasource",
+             "url": f"127.0.0.1:{pg.port}", "user": "outrider",
+             "jsonData": {"database": "outrider", "sslmode": "disable"}},
+        ]},
+        "dashboards": {"apiVersion": 1, "providers": [
+            {"name": "outrider", "type": "file", "folder": "Outrider", "options": {"path": str(ROOT / "dashboards")}},
+        ]},
+    }.items():  # fmt: skip
+        (provisioning / kind).mkdir(parents=True, exist_ok=True)
+        (provisioning / kind / "outrider.yaml").write_text(json.dumps(content, indent=2))  # JSON is YAML
+    env = {**os.environ, "GF_PATHS_PROVISIONING": str(provisioning), "GF_PATHS_DATA": str(STATE / "grafana" / "data"),
+           "GF_PATHS_LOGS": str(STATE / "logs"), "GF_SERVER_HTTP_ADDR": "127.0.0.1", "GF_SERVER_HTTP_PORT": str(port),
+           "GF_AUTH_ANONYMOUS_ENABLED": "true", "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer"}  # fmt: skip
+    proc = subprocess.Popen(
+        [binary, "server", "--homepath", str(home)], env=env,
+        stdout=(STATE / "logs" / "grafana.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    stack.services["grafana"] = {"pid": proc.pid, "port": port}
+    stack.save()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while not _answers(f"{url}/api/health"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise StackError(f"grafana did not start; see {STATE / 'logs' / 'grafana.log'}")
+        time.sleep(0.5)
+    return url
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def down() -> None:

@@ -34,6 +34,16 @@ def test_every_copied_path_exists_and_every_workspace_member_is_in_the_dependenc
 def test_the_image_runs_as_the_charts_non_root_user_and_ignores_local_state() -> None:
     ops = instructions()
     (user,) = [args[0] for op, args in ops if op == "USER"]
+    # One target per service, each starting its own module and installing only its own package.
+    targets = {args[-1]: i for i, (op, args) in enumerate(ops) if op == "FROM" and len(args) == 3}
+    for service in ("ingest", "analyzer", "tracker", "notifier"):
+        op, args = ops[targets[service] + 2]
+        assert (op, json.loads(" ".join(args))) == ("CMD", ["python", "-m", f"outrider_{service}"])
+        assert (
+            "RUN",
+            ["uv", "sync", "--locked", "--no-dev", "--no-editable", "--package", f"outrider-{service}"],
+        ) in ops
+    assert list(targets)[-1] == "all"
     templates = (ROOT / "deploy" / "helm" / "outrider" / "templates" / "services.yaml").read_text()
     assert f"fsGroup: {user}" in templates
     last, args = ops[-1]
