@@ -6,6 +6,20 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """The request body, sent with a Content-Length or chunked (the shipper streams its gzip a MiB at a time)."""
+    if "Content-Length" in handler.headers:
+        return handler.rfile.read(int(handler.headers["Content-Length"]))
+    assert handler.headers["Transfer-Encoding"] == "chunked"
+    pieces = []
+    while size := int(handler.rfile.readline().split(b";")[0], 16):
+        pieces.append(handler.rfile.read(size))
+        handler.rfile.readline()  # the CRLF after each chunk
+    while handler.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers, then the blank line
+        pass
+    return b"".join(pieces)
+
+
 class Ingest:
     """Answers POSTs with the queued (status, Retry-After) pairs, then 202; records each request's body and query."""
 
@@ -20,7 +34,7 @@ class Ingest:
                 pass
 
             def do_POST(self) -> None:
-                body = gzip.decompress(self.rfile.read(int(self.headers["Content-Length"])))
+                body = gzip.decompress(read_body(self))
                 stub.requests.append((time.monotonic(), self.path, body))
                 status, after = stub.answers.pop(0) if stub.answers else (202, None)
                 reply = b'{"next_offset": %d}' % (int(self.path.split("offset=")[1].split("&")[0]) + len(body))

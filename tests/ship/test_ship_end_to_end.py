@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from outrider.devstack import Kafka
+from tests.ship.stub import read_body
 from tests.stack import as_admin, open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -47,7 +48,7 @@ class FlakyProxy:
                 pass
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = read_body(self)
                 if proxy.refused < failures:
                     proxy.refused += 1
                     self.send_response(503)
@@ -55,7 +56,11 @@ class FlakyProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length", "transfer-encoding")
+                }
                 answer = httpx.post(target + self.path, content=body, headers=headers, timeout=30)
                 if proxy.dropped < drop_after_forward:
                     proxy.dropped += 1

@@ -1,8 +1,8 @@
 """Posting batches to ingest: gzip, bearer token, retries with backoff that honour Retry-After."""
 
-import gzip
 import random
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -11,6 +11,17 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_never
 
 from outrider.ship.tailer import Batch
+
+PIECE = 1 << 20  # compressed and sent a MiB at a time, so ingest works on the first while the next is compressed
+
+
+def gzipped(data: bytes) -> Iterator[bytes]:
+    """`data` as one gzip stream (level 1: logs still shrink ~8x), produced piece by piece for a streaming body."""
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    view = memoryview(data)
+    for start in range(0, len(view), PIECE):
+        yield deflate.compress(view[start : start + PIECE])
+    yield deflate.flush()
 
 
 class ShipError(Exception):
@@ -105,7 +116,7 @@ class Uploader:
             response = self._client.post(
                 f"{self.url}/v1/engagements/{self.engagement_id}/logs",
                 params=params,
-                content=gzip.compress(batch.data, compresslevel=1),
+                content=gzipped(batch.data),  # a fresh stream per attempt: a retry sends the very same bytes
                 headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"},
             )
         except httpx.TransportError as exc:
