@@ -4,6 +4,7 @@ import asyncio
 import logging
 import zlib
 from collections import deque
+from collections.abc import Iterator
 from typing import Annotated
 from uuid import UUID
 
@@ -125,22 +126,27 @@ async def upload_logs(
         in_flight.append((piece, asyncio.create_task(send(piece))))
         await settle(settings.max_in_flight - 1)
 
-    def expand(raw: bytes) -> bytes:
+    def expand(raw: bytes) -> Iterator[bytes]:
+        """What `raw` expands to, in pieces of at most `chunk_bytes`: memory stays bounded by the piece, not by the
+        body, and a gzip bomb is refused like any oversized body once the expanded total passes the limit."""
         nonlocal received
-        # Bound what the body expands to, so a gzip bomb is refused like any oversized body.
-        data = gunzip.decompress(raw, settings.max_body_bytes - received + 1) if gunzip else raw
-        received += len(data)
-        if received > settings.max_body_bytes:
-            raise BodyTooLarge(settings.max_body_bytes)
-        return data
+        data = raw
+        while data:
+            piece = gunzip.decompress(data, settings.chunk_bytes) if gunzip else data
+            received += len(piece)
+            if received > settings.max_body_bytes:
+                raise BodyTooLarge(settings.max_body_bytes)
+            yield piece
+            data = gunzip.unconsumed_tail if gunzip else b""
 
     attributes = {"outrider.engagement_id": str(engagement_id), "outrider.source": source, "outrider.file_id": file_id}
     # The Kafka publish spans (FastStream's middleware) nest under this one, and the analyzer continues the trace.
     with tracer.start_as_current_span("ingest upload", attributes=attributes):
         try:
             async for raw in request.stream():
-                for piece in chunker.feed(expand(raw)):
-                    await produce(piece)
+                for data in expand(raw):
+                    for piece in chunker.feed(data):
+                        await produce(piece)
             if gunzip:
                 if not gunzip.eof:
                     raise zlib.error("truncated gzip stream")
