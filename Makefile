@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYLIB := $(shell python3 -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 
-.PHONY: bootstrap up down test test-python test-rust lint bench dashboards clean
+.PHONY: bootstrap up down test test-python test-rust lint bench proof dashboards clean
 
 bootstrap:  ## install system packages, Kafka jars, uv, the workspace and the Rust build
 	./scripts/bootstrap.sh
@@ -29,6 +29,9 @@ lint:  ## ruff, mypy, rustfmt, clippy
 
 bench: bootstrap  ## parser throughput: Rust vs the pure-Python baseline
 	uv run python bench/run.py
+
+proof: bootstrap  ## the whole stack under 2 GB of load, faults and bad input; writes docs/proof/REPORT.md
+	uv run python bench/proof.py
 
 dashboards:  ## regenerate dashboards/*.json from dashboards/src
 	uv run python -m dashboards.src

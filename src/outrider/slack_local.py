@@ -35,6 +35,7 @@ class LocalSlack:
     delay_s: float = 0.0
     requests: int = 0
     _script: deque[Scripted] = field(default_factory=deque)
+    _outage_until: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -52,6 +53,11 @@ class LocalSlack:
         """Answer the next `count` posts with `status` (429 carries Retry-After)."""
         with self._lock:
             self._script.extend(Scripted(status, retry_after) for _ in range(count))
+
+    def fail_for(self, seconds: float) -> None:
+        """Answer every post with 429 (Retry-After: 1) and 500 in turn for `seconds`: an outage, not a blip."""
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
 
     def start(self) -> LocalSlack:
         """Serve in a background thread."""
@@ -81,6 +87,8 @@ class LocalSlack:
                     time.sleep(slack.delay_s)
                 with slack._lock:
                     planned = slack._script.popleft() if slack._script else None
+                    if planned is None and time.monotonic() < slack._outage_until:
+                        planned = Scripted(429, 1) if slack.requests % 2 else Scripted(500)
                 if planned and planned.status == 429:
                     return self._reply(429, {"ok": False, "error": "ratelimited"},
                                        {"Retry-After": str(planned.retry_after or 1)})  # fmt: skip
