@@ -1,5 +1,6 @@
 """Touchpoint endpoints."""
 
+from collections.abc import Awaitable
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request
@@ -15,6 +16,19 @@ from outrider_tracker.touchpoint.models import (
 )
 
 router = APIRouter(prefix="/v1/engagements", tags=["touchpoints"])
+CHANGE_REFUSALS = {**NOT_FOUND, 409: {"description": "Already held or cancelled"}}
+
+
+async def _changed(request: Request, touchpoint_id: UUID, change: Awaitable[TouchpointRead | None]) -> TouchpointRead:
+    """The outcome of a change to a scheduled touchpoint: 409 once held or cancelled, 404 when unknown."""
+    try:
+        touchpoint = await change
+    except service.NotScheduled as exc:
+        raise HTTPException(409, str(exc)) from exc
+    if touchpoint is None:
+        raise HTTPException(404, f"touchpoint {touchpoint_id} not found")
+    request.app.state.outbox_wake.set()
+    return touchpoint
 
 
 @router.get("/{engagement_id}/touchpoints", summary="Touchpoints by date", responses=NOT_FOUND)
@@ -35,56 +49,50 @@ async def create_touchpoint(
 @router.post(
     "/{engagement_id}/touchpoints/{touchpoint_id}/held",
     summary="Record that a touchpoint took place (and schedule the next)",
-    responses={**NOT_FOUND, 409: {"description": "Already held or cancelled"}},
+    responses=CHANGE_REFUSALS,
 )
 async def hold_touchpoint(
     touchpoint_id: UUID, held: TouchpointHeld, engagement: Engagement, actor: Actor, request: Request
 ) -> TouchpointRead:
-    try:
-        touchpoint = await service.hold(request.app.state.db.pool, engagement_id=engagement.id,
-                                        touchpoint_id=touchpoint_id, held=held, actor=actor)  # fmt: skip
-    except service.NotScheduled as exc:
-        raise HTTPException(409, str(exc)) from exc
-    if touchpoint is None:
-        raise HTTPException(404, f"touchpoint {touchpoint_id} not found")
-    request.app.state.outbox_wake.set()
-    return touchpoint
+    pool = request.app.state.db.pool
+    return await _changed(
+        request,
+        touchpoint_id,
+        service.hold(pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, held=held, actor=actor),
+    )
 
 
 @router.patch(
     "/{engagement_id}/touchpoints/{touchpoint_id}",
     summary="Reschedule or edit a scheduled touchpoint (its reminders follow)",
-    responses={**NOT_FOUND, 409: {"description": "Already held or cancelled"}},
+    responses=CHANGE_REFUSALS,
 )
 async def update_touchpoint(
     touchpoint_id: UUID, touchpoint_in: TouchpointUpdate, engagement: Engagement, actor: Actor, request: Request
 ) -> TouchpointRead:
-    try:
-        touchpoint = await service.update(request.app.state.db.pool, engagement_id=engagement.id,
-                                          touchpoint_id=touchpoint_id, touchpoint_in=touchpoint_in,
-                                          actor=actor)  # fmt: skip
-    except service.NotScheduled as exc:
-        raise HTTPException(409, str(exc)) from exc
-    if touchpoint is None:
-        raise HTTPException(404, f"touchpoint {touchpoint_id} not found")
-    request.app.state.outbox_wake.set()
-    return touchpoint
+    pool = request.app.state.db.pool
+    return await _changed(
+        request,
+        touchpoint_id,
+        service.update(
+            pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, touchpoint_in=touchpoint_in, actor=actor
+        ),
+    )
 
 
 @router.post(
     "/{engagement_id}/touchpoints/{touchpoint_id}/cancel",
     summary="Cancel a scheduled touchpoint (its reminders are withdrawn)",
-    responses={**NOT_FOUND, 409: {"description": "Already held or cancelled"}},
+    responses=CHANGE_REFUSALS,
 )
 async def cancel_touchpoint(
     touchpoint_id: UUID, cancel_in: TouchpointCancel, engagement: Engagement, actor: Actor, request: Request
 ) -> TouchpointRead:
-    try:
-        touchpoint = await service.cancel(request.app.state.db.pool, engagement_id=engagement.id,
-                                          touchpoint_id=touchpoint_id, cancel_in=cancel_in, actor=actor)  # fmt: skip
-    except service.NotScheduled as exc:
-        raise HTTPException(409, str(exc)) from exc
-    if touchpoint is None:
-        raise HTTPException(404, f"touchpoint {touchpoint_id} not found")
-    request.app.state.outbox_wake.set()
-    return touchpoint
+    pool = request.app.state.db.pool
+    return await _changed(
+        request,
+        touchpoint_id,
+        service.cancel(
+            pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, cancel_in=cancel_in, actor=actor
+        ),
+    )
