@@ -145,9 +145,10 @@ log.retention.hours=24
 """
         )
         if not (data / "meta.properties").exists():
+            # `=` form: a random id may start with "-", which the tool would take for an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             subprocess.run(
-                self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                self._java_cmd("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)),
                 check=True,
                 capture_output=True,
                 timeout=120,

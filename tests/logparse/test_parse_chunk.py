@@ -65,3 +65,22 @@ def test_unknown_type_and_bucket_raise_value_error() -> None:
 def test_empty_input() -> None:
     chunk = logparse.parse_chunk(b"")
     assert (chunk.log_type, chunk.lines, chunk.groups, chunk.bad_lines) == (None, 0, [], {})
+
+
+def test_merge_groups_adds_chunks_as_if_parsed_together(logs: Path) -> None:
+    lines = (logs / "production_json.log").read_bytes().splitlines(keepends=True)
+    halves = [logparse.parse_chunk(b"".join(lines[::2])), logparse.parse_chunk(b"".join(lines[1::2]))]
+    whole = {(g.key, g.bucket_start): g for g in logparse.parse_chunk(b"".join(lines)).groups}
+
+    merged = {(g.key, g.bucket_start): g for g in logparse.merge_groups(halves)}
+
+    assert set(merged) == set(whole)
+    assert sum(len(h.groups) for h in halves) > len(merged)  # some key and bucket is in both halves
+    for where, g in merged.items():
+        w = whole[where]
+        assert (g.count, g.failed, g.duration_min_ms, g.duration_max_ms) == (w.count, w.failed, w.duration_min_ms,
+                                                                              w.duration_max_ms)  # fmt: skip
+        assert (g.duration_sum_ms, g.db_sum_ms, g.cpu_sum_ms) == pytest.approx((w.duration_sum_ms, w.db_sum_ms,
+                                                                                w.cpu_sum_ms))  # fmt: skip
+        assert logparse.sketch_quantiles(g.sketch, [0.5, 0.99]) == logparse.sketch_quantiles(w.sketch, [0.5, 0.99])
+    assert logparse.merge_groups([]) == []

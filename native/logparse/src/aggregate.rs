@@ -77,7 +77,7 @@ impl KeyAcc {
         }
     }
 
-    fn merge(&mut self, o: KeyAcc) {
+    pub fn merge(&mut self, o: KeyAcc) {
         self.count += o.count;
         self.failed += o.failed;
         self.sum += o.sum;

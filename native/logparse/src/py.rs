@@ -1,12 +1,14 @@
 //! Thin `#[pyfunction]`s and `#[pyclass]`es: borrow the bytes, release the GIL, convert the result.
 use std::collections::BTreeMap;
 
+use hashbrown::HashMap;
+
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::aggregate::{Aggregate, Options, Summary};
+use crate::aggregate::{Aggregate, KeyAcc, Options, Summary};
 use crate::format::LogType;
 use crate::sketch;
 
@@ -48,18 +50,98 @@ pub struct GroupStats {
     sketch: Py<PyBytes>,
 }
 
-/// What one chunk of lines yielded.
-#[pyclass(frozen, get_all, module = "logparse")]
+type Groups = HashMap<i64, HashMap<Box<str>, KeyAcc>>;
+
+/// What one chunk of lines yielded. The per-key aggregates stay in Rust until asked for (`groups`), so that
+/// `merge_groups` can add many chunks together without a Python object per key and chunk.
+#[pyclass(frozen, module = "logparse")]
 pub struct ChunkStats {
+    #[pyo3(get)]
     log_type: Option<&'static str>,
+    #[pyo3(get)]
     lines: u64,
+    #[pyo3(get)]
     bad_lines: BTreeMap<String, u64>,
+    #[pyo3(get)]
     skipped: BTreeMap<String, u64>,
+    #[pyo3(get)]
     samples: Vec<(String, String)>,
+    #[pyo3(get)]
     start_time: Option<f64>,
+    #[pyo3(get)]
     end_time: Option<f64>,
+    #[pyo3(get)]
     components: Vec<&'static str>,
-    groups: Vec<Py<GroupStats>>,
+    acc: Groups,
+}
+
+#[pymethods]
+impl ChunkStats {
+    /// One `GroupStats` per (key, time bucket).
+    #[getter]
+    fn groups(&self, py: Python<'_>) -> PyResult<Vec<Py<GroupStats>>> {
+        group_stats(py, &self.acc)
+    }
+}
+
+fn group_stats(py: Python<'_>, groups: &Groups) -> PyResult<Vec<Py<GroupStats>>> {
+    let mut out = Vec::new();
+    for (&bucket_start, keys) in groups {
+        for (key, acc) in keys {
+            let bytes = acc
+                .sketch
+                .as_ref()
+                .map(sketch::Sketch::to_bytes)
+                .unwrap_or_default();
+            let [db, gitaly, redis, cpu, queue] = acc.components;
+            out.push(Py::new(
+                py,
+                GroupStats {
+                    key: key.to_string(),
+                    bucket_start,
+                    count: acc.count,
+                    failed: acc.failed,
+                    duration_sum_ms: acc.sum,
+                    duration_sumsq_ms2: acc.sumsq,
+                    duration_min_ms: acc.min,
+                    duration_max_ms: acc.max,
+                    db_sum_ms: db,
+                    gitaly_sum_ms: gitaly,
+                    redis_sum_ms: redis,
+                    cpu_sum_ms: cpu,
+                    queue_sum_ms: queue,
+                    sketch: PyBytes::new(py, &bytes).unbind(),
+                },
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// The groups of several chunks added together: one `GroupStats` per (key, time bucket) over all of them.
+///
+/// For chunks of one engagement and log type (keys of different log types would mix). Runs without the GIL.
+#[pyfunction]
+fn merge_groups(py: Python<'_>, chunks: Vec<Bound<'_, ChunkStats>>) -> PyResult<Vec<Py<GroupStats>>> {
+    let refs: Vec<&ChunkStats> = chunks.iter().map(Bound::get).collect();
+    let merged = py.detach(|| {
+        let mut merged = Groups::new();
+        for chunk in refs {
+            for (&bucket, keys) in &chunk.acc {
+                let mine = merged.entry(bucket).or_default();
+                for (key, acc) in keys {
+                    match mine.get_mut(key) {
+                        Some(m) => m.merge(acc.clone()),
+                        None => {
+                            mine.insert(key.clone(), acc.clone());
+                        }
+                    }
+                }
+            }
+        }
+        merged
+    });
+    group_stats(py, &merged)
 }
 
 #[pyfunction]
@@ -83,36 +165,6 @@ fn parse_chunk(
         a.feed(data);
         a
     });
-    let mut groups = Vec::new();
-    for (&bucket_start, keys) in &agg.groups {
-        for (key, acc) in keys {
-            let bytes = acc
-                .sketch
-                .as_ref()
-                .map(sketch::Sketch::to_bytes)
-                .unwrap_or_default();
-            let [db, gitaly, redis, cpu, queue] = acc.components;
-            groups.push(Py::new(
-                py,
-                GroupStats {
-                    key: key.to_string(),
-                    bucket_start,
-                    count: acc.count,
-                    failed: acc.failed,
-                    duration_sum_ms: acc.sum,
-                    duration_sumsq_ms2: acc.sumsq,
-                    duration_min_ms: acc.min,
-                    duration_max_ms: acc.max,
-                    db_sum_ms: db,
-                    gitaly_sum_ms: gitaly,
-                    redis_sum_ms: redis,
-                    cpu_sum_ms: cpu,
-                    queue_sum_ms: queue,
-                    sketch: PyBytes::new(py, &bytes).unbind(),
-                },
-            )?);
-        }
-    }
     Ok(ChunkStats {
         log_type: agg.log_type.map(LogType::name),
         lines: agg.lines,
@@ -126,7 +178,7 @@ fn parse_chunk(
         start_time: agg.start_time,
         end_time: agg.end_time,
         components: agg.components(),
-        groups,
+        acc: agg.groups,
     })
 }
 
@@ -492,6 +544,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(detect_log_type, m)?)?;
     m.add_function(wrap_pyfunction!(merge_sketches, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_groups, m)?)?;
     m.add_function(wrap_pyfunction!(sketch_quantiles, m)?)?;
     m.add("DIMENSIONS", crate::format::DIMENSIONS.to_vec())?;
     m.add("COMPONENTS", crate::format::COMPONENTS.to_vec())?;

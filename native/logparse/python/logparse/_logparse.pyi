@@ -13,6 +13,7 @@ __all__ = [
     "Sketch",
     "TopRow",
     "detect_log_type",
+    "merge_groups",
     "merge_sketches",
     "parse_chunk",
     "sketch_quantiles",
@@ -93,7 +94,8 @@ class ChunkStats:
     def components(self) -> list[str]:
         """Component times some record carried."""
     @property
-    def groups(self) -> list[GroupStats]: ...
+    def groups(self) -> list[GroupStats]:
+        """One entry per (key, time bucket); built on each access."""
 
 @final
 class KeyStats:
@@ -276,6 +278,9 @@ def detect_log_type(data: bytes) -> str | None:
 
 def merge_sketches(a: bytes, b: bytes) -> bytes:
     """The sketch of both inputs' values; raises ValueError on bytes that are not a sketch."""
+
+def merge_groups(chunks: list[ChunkStats]) -> list[GroupStats]:
+    """The groups of all `chunks` added together, one per (key, time bucket); chunks of one log type."""
 
 def sketch_quantiles(sketch: bytes, qs: list[float]) -> list[float]:
     """Quantiles of a serialised sketch (NaN when it is empty)."""

@@ -90,6 +90,24 @@ async def on_log_chunks(
             metrics.LAG.labels(str(tp.partition)).set(max(highwater - last[tp] - 1, 0))
 
 
+async def _dead_letter(
+    broker: KafkaBroker, topic: str, record: ConsumerRecord, headers: dict[str, str], exc: ValidationError
+) -> None:
+    reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    await broker.publish(
+        record.value,
+        topic,
+        key=record.key,
+        headers={
+            **headers,
+            "dead-letter-reason": f"bad headers: {reason}"[:1000],
+            "dead-letter-source": f"{record.topic}/{record.partition}/{record.offset}",
+        },
+    )
+    metrics.CHUNKS.labels("dead_letter").inc()
+    log.warning("dead-lettered record offset=%s reason=%s", record.offset, reason)
+
+
 async def _parse(
     records: tuple[ConsumerRecord, ...], broker: KafkaBroker, dead_letter_topic: str, bucket_seconds: int
 ) -> tuple[list[tuple[LogChunk, logparse.ChunkStats]], list[trace.SpanContext]]:
@@ -97,31 +115,23 @@ async def _parse(
 
     Each chunk's span continues the trace of the upload that produced it (W3C context in the record headers).
     """
-    parsed, spans = [], []
+    valid: list[tuple[ConsumerRecord, LogChunk, dict[str, str]]] = []
     for record in records:
         headers = _headers(record)
         try:
-            chunk = LogChunk.from_headers(headers)
+            valid.append((record, LogChunk.from_headers(headers), headers))
         except ValidationError as exc:
-            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            await broker.publish(
-                record.value,
-                dead_letter_topic,
-                key=record.key,
-                headers={
-                    **headers,
-                    "dead-letter-reason": f"bad headers: {reason}"[:1000],
-                    "dead-letter-source": f"{record.topic}/{record.partition}/{record.offset}",
-                },
-            )
-            metrics.CHUNKS.labels("dead_letter").inc()
-            log.warning("dead-lettered record offset=%s reason=%s", record.offset, reason)
-            continue
+            await _dead_letter(broker, dead_letter_topic, record, headers, exc)
+
+    async def parse(record: ConsumerRecord, chunk: LogChunk, headers: dict[str, str]) -> logparse.ChunkStats:
         with tracer.start_as_current_span(
             "analyzer parse chunk", context=propagate.extract(headers), attributes={"outrider.chunk_id": chunk.chunk_id}
         ) as span:
-            # Rust releases the GIL, so the event loop keeps serving while a chunk is parsed.
-            stats = await asyncio.to_thread(logparse.parse_chunk, record.value or b"", chunk.log_type, bucket_seconds)
             spans.append(span.get_span_context())
-        parsed.append((chunk, stats))
+            # Rust releases the GIL: the chunks of a batch are parsed on all cores while the event loop serves.
+            return await asyncio.to_thread(logparse.parse_chunk, record.value or b"", chunk.log_type, bucket_seconds)
+
+    spans: list[trace.SpanContext] = []
+    stats = await asyncio.gather(*(parse(*v) for v in valid))
+    parsed = [(chunk, s) for (_, chunk, _), s in zip(valid, stats, strict=True)]
     return parsed, spans

@@ -3,41 +3,50 @@
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 import asyncpg
 
+import logparse
 from logparse import ChunkStats
 from outrider_analyzer.findings import Thresholds, evaluate
 from outrider_common import outbox
 from outrider_common.events import Finding, LogChunk
-from outrider_common.logstats import FIELDS, Aggregate, StatsKey
+from outrider_common.logstats import FIELDS, SUMS, Aggregate, StatsKey
 from outrider_common.topics import ANALYSIS_FINDINGS
 
-CLAIM_CHUNK = """
+# One statement per step, whatever the batch size: arrays in, `unnest` on the server.
+CLAIM_CHUNKS = """
 INSERT INTO log_chunks (engagement_id, chunk_id, log_type, lines, bad_lines, start_time, end_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[],
+                     $7::timestamptz[])
 ON CONFLICT DO NOTHING
-RETURNING true
+RETURNING engagement_id, chunk_id
 """
+PK = "$1::uuid[], $2::text[], $3::text[], $4::timestamptz[]"
 # Rows are created empty first, in key order, so concurrent replicas lock them in the same order (no deadlock)
 # and a replica never overwrites a row another one inserted a moment before.
-PLACEHOLDER = f"""
+PLACEHOLDERS = f"""
 INSERT INTO log_stats (engagement_id, log_type, key, bucket_start, {", ".join(FIELDS)})
-VALUES ($1, $2, $3, $4, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL)
+SELECT k.engagement_id, k.log_type, k.key, k.bucket_start, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL
+FROM unnest({PK}) WITH ORDINALITY AS k(engagement_id, log_type, key, bucket_start, n)
+ORDER BY n
 ON CONFLICT DO NOTHING
 """
 LOCK_ROWS = f"""
 SELECT engagement_id, log_type, key, bucket_start, {", ".join(FIELDS)}
 FROM log_stats
-WHERE (engagement_id, log_type, key, bucket_start) IN (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]))
+WHERE (engagement_id, log_type, key, bucket_start) IN (SELECT * FROM unnest({PK}))
 ORDER BY engagement_id, log_type, key, bucket_start
 FOR UPDATE
 """
+FIELD_TYPES = ("bigint", "bigint", *["double precision"] * len(SUMS), "double precision", "double precision", "bytea")
 UPDATE = f"""
-UPDATE log_stats SET {", ".join(f"{n} = ${i + 5}" for i, n in enumerate(FIELDS))}
-WHERE engagement_id = $1 AND log_type = $2 AND key = $3 AND bucket_start = $4
+UPDATE log_stats AS s SET {", ".join(f"{n} = u.{n}" for n in FIELDS)}
+FROM unnest({PK}, {", ".join(f"${i + 5}::{t}[]" for i, t in enumerate(FIELD_TYPES))})
+    AS u(engagement_id, log_type, key, bucket_start, {", ".join(FIELDS)})
+WHERE (s.engagement_id, s.log_type, s.key, s.bucket_start) = (u.engagement_id, u.log_type, u.key, u.bucket_start)
 """
 RECORD_FINDING = """
 INSERT INTO findings (engagement_id, rule, log_type, key, window_start, finding_id, figures)
@@ -57,6 +66,11 @@ class Flushed:
     findings: list[Finding] = field(default_factory=list)
 
 
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to one list per column (the `unnest` parameters)."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
 def _time(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
@@ -70,34 +84,39 @@ async def flush(
 ) -> Flushed:
     """Count every chunk not counted before, in one transaction the caller owns."""
     result = Flushed()
-    merged: dict[StatsKey, Aggregate] = {}
-    for chunk, stats in parsed:
-        log_type = stats.log_type or chunk.log_type or "unknown"
-        claimed = await conn.fetchval(
-            CLAIM_CHUNK, chunk.engagement_id, chunk.chunk_id, log_type, stats.lines, sum(stats.bad_lines.values()),
-            _time(stats.start_time), _time(stats.end_time),
-        )  # fmt: skip
-        if not claimed:
-            result.duplicates += 1
+    rows = [
+        (chunk.engagement_id, chunk.chunk_id, stats.log_type or chunk.log_type or "unknown", stats.lines,
+         sum(stats.bad_lines.values()), _time(stats.start_time), _time(stats.end_time))
+        for chunk, stats in parsed
+    ]  # fmt: skip
+    claimed = {(r["engagement_id"], r["chunk_id"]) for r in await conn.fetch(CLAIM_CHUNKS, *_columns(rows, 7))}
+    # Chunks of one engagement and log type are added up in Rust; their keys become rows.
+    by_stream: dict[tuple[UUID, str], list[ChunkStats]] = {}
+    for (chunk, stats), row in zip(parsed, rows, strict=True):
+        if (chunk.engagement_id, chunk.chunk_id) not in claimed:
+            result.duplicates += 1  # counted before, or twice in this batch
             continue
+        claimed.discard((chunk.engagement_id, chunk.chunk_id))
         result.counted.append((chunk, stats))
-        for group in stats.groups:
-            where = StatsKey(chunk.engagement_id, log_type, group.key, datetime.fromtimestamp(group.bucket_start, UTC))
-            merged.setdefault(where, Aggregate()).merge(Aggregate.from_group(group))
+        by_stream.setdefault((chunk.engagement_id, row[2]), []).append(stats)
+    merged: dict[StatsKey, Aggregate] = {}
+    for (engagement_id, log_type), chunk_stats in by_stream.items():
+        for group in logparse.merge_groups(chunk_stats):
+            where = StatsKey(engagement_id, log_type, group.key, datetime.fromtimestamp(group.bucket_start, UTC))
+            merged[where] = Aggregate.from_group(group)
     if not merged:
         return result
 
     keys = sorted(merged)
-    pks = [(k.engagement_id, k.log_type, k.key, k.bucket_start) for k in keys]
-    await conn.executemany(PLACEHOLDER, pks)
-    rows = await conn.fetch(LOCK_ROWS, *map(list, zip(*pks, strict=True)))
+    pk_columns = _columns([(k.engagement_id, k.log_type, k.key, k.bucket_start) for k in keys], 4)
+    await conn.execute(PLACEHOLDERS, *pk_columns)
     totals: dict[StatsKey, Aggregate] = {}
-    for row in rows:
+    for row in await conn.fetch(LOCK_ROWS, *pk_columns):
         where = StatsKey(row["engagement_id"], row["log_type"], row["key"], row["bucket_start"])
         total = Aggregate.from_record(row)
         total.merge(merged[where])
         totals[where] = total
-    await conn.executemany(UPDATE, [(*pk, *totals[k].values()) for k, pk in zip(keys, pks, strict=True)])
+    await conn.execute(UPDATE, *pk_columns, *_columns([totals[k].values() for k in keys], len(FIELDS)))
     result.rows = len(keys)
 
     for where, total in totals.items():
