@@ -42,15 +42,15 @@ def chunks(data: bytes) -> list[tuple[int, bytes]]:
 
 
 async def produce(bootstrap: str, topic: str, engagement: uuid.UUID, pieces: list[tuple[int, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20, compression_type="zstd",
-                                linger_ms=5, acks="all")  # fmt: skip
+    # As ingest writes them: zstd values (LogChunk.pack), no Kafka batch compression on top.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20, linger_ms=5, acks="all")
     await producer.start()
     try:
         for offset, data in pieces:
             chunk = LogChunk(engagement_id=engagement, source="bench", file_id="production_json.log", offset=offset,
-                             lines=data.count(b"\n"), log_type="production_json")  # fmt: skip
+                             lines=data.count(b"\n"), log_type="production_json", encoding="zstd")  # fmt: skip
             headers = [(k, v.encode()) for k, v in chunk.to_headers().items()]
-            await producer.send(topic, data, key=chunk.key, headers=headers)
+            await producer.send(topic, chunk.pack(data), key=chunk.key, headers=headers)
         await producer.flush()
     finally:
         await producer.stop()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from bench.baseline import _record
 from bench.generate import write
 from outrider.devstack import Service, free_port
+from outrider_common.events import LogChunk
 from tests.stack import as_admin, open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -153,11 +155,14 @@ def test_killing_analyzers_mid_stream_loses_and_doubles_nothing(
     assert body["total_count"] == sum(expected.values())
 
 
-async def _send_headerless_record(bootstrap: str, topic: str) -> None:
+async def _send_bad_records(bootstrap: str, topic: str) -> None:
+    """One record without the contract's headers, one whose value is not in the encoding its headers name."""
+    chunk = LogChunk(engagement_id=uuid.uuid4(), source="x", file_id="f", offset=0, lines=1, encoding="zstd")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(topic, b"{}\n", headers=[("source", b"x")])
+        await producer.send_and_wait(topic, b"{}\n", headers=[(k, v.encode()) for k, v in chunk.to_headers().items()])
     finally:
         await producer.stop()
 
@@ -196,7 +201,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_findings_are_raised_once(
     ) as svc:  # fmt: skip
         tracker, ingest = svc["tracker"].url, svc["ingest"].url
         engagement, auth = open_engagement(tracker)
-        asyncio.run(_send_headerless_record(kafka_bootstrap, f"{topic_prefix}logs.raw"))
+        asyncio.run(_send_bad_records(kafka_bootstrap, f"{topic_prefix}logs.raw"))
         for file_id in ("a.log", "b.log"):  # the same window twice: one finding, not two
             answer = httpx.post(
                 f"{ingest}/v1/engagements/{engagement}/logs", params={"source": "h", "file_id": file_id},
@@ -205,10 +210,10 @@ def test_bad_records_go_to_the_dead_letter_topic_and_findings_are_raised_once(
             assert answer.status_code == 202
         wait_for_count(tracker, engagement, 60)
         seen = asyncio.run(_read_topics(kafka_bootstrap, topic_prefix, ("logs.raw.dead", "analysis.findings")))
-    (dead,) = seen["logs.raw.dead"]
-    reason = dict(dead.headers)["dead-letter-reason"].decode()
-    assert "engagement_id" in reason
-    assert "Field required" in reason
+    headers_bad, value_bad = sorted(dict(d.headers)["dead-letter-reason"].decode() for d in seen["logs.raw.dead"])
+    assert headers_bad.startswith("bad headers: ")
+    assert "engagement_id: Field required" in headers_bad
+    assert value_bad.startswith("bad value: value is not zstd")
     (finding,) = seen["analysis.findings"]
     body = json.loads(finding.value)
     assert (body["rule"], body["key"], body["engagement_id"]) == ("slow_endpoint", "SlowController#show", engagement)

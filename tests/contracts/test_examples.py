@@ -28,7 +28,23 @@ def test_log_chunk_headers_round_trip() -> None:
     assert LogChunk.from_headers(headers) == chunk
 
 
-@pytest.mark.parametrize(("field", "value"), [("version", "2"), ("offset", "-1"), ("engagement_id", "nope")])
+def test_log_chunk_value_round_trips_in_its_encoding() -> None:
+    lines = b'{"controller":"A#b","duration_s":0.1}\n' * 1000
+    zstd = LogChunk.from_headers(load(f"{LOGS_RAW.name}.headers.json"))
+    assert zstd.encoding == "zstd"
+    packed = zstd.pack(lines)
+    assert len(packed) < len(lines) // 10
+    assert zstd.unpack(packed) == lines
+    plain = zstd.model_copy(update={"encoding": "identity"})
+    assert plain.pack(lines) is lines
+    assert plain.unpack(lines) is lines
+    # Headers from before the field existed mean an uncompressed value.
+    assert LogChunk.from_headers({k: v for k, v in zstd.to_headers().items() if k != "encoding"}).encoding == "identity"
+    with pytest.raises(ValueError, match="not zstd"):
+        zstd.unpack(lines)
+
+
+@pytest.mark.parametrize(("field", "value"), [("version", "2"), ("encoding", "gzip"), ("offset", "-1"), ("engagement_id", "nope")])
 def test_log_chunk_rejects_bad_headers(field: str, value: str) -> None:
     headers = {**load(f"{LOGS_RAW.name}.headers.json"), field: value}
     with pytest.raises(ValidationError, match=field):

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from outrider_analyzer.handlers import on_log_chunks
 from outrider_analyzer.observability import kafka_middlewares
+from outrider_analyzer.pipeline import DrainOnRevoke, Flusher
 from outrider_analyzer.settings import AnalyzerSettings
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
@@ -31,7 +32,17 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         enable_idempotence=True,
         middlewares=kafka_middlewares(REGISTRY, setup_tracing("analyzer")),
     )
-    # MANUAL: offsets are committed only after PostgreSQL has the batch (the default commits before handling).
+    db = Database(settings.database_url.get_secret_value())
+    relay = Relay("analyzer", broker, settings.topic)
+    flusher = Flusher(
+        db,
+        bucket_seconds=settings.bucket_seconds,
+        limits=settings.findings,
+        wake_relay=relay.wake,
+        max_pending_bytes=settings.max_pending_mb << 20,
+    )
+    # MANUAL: offsets are committed by the flusher once PostgreSQL has the chunks (the default commits before
+    # handling, which would lose them on a crash).
     broker.subscriber(
         settings.topic(LOGS_RAW),
         group_id=settings.consumer_group,
@@ -40,10 +51,9 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         batch_timeout_ms=500,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
-        max_partition_fetch_bytes=32 << 20,  # a batch of many 1 MiB chunks per transaction
+        max_partition_fetch_bytes=32 << 20,  # a batch of many 1 MiB chunks per fetch
+        listener=DrainOnRevoke(flusher),
     )(on_log_chunks)
-    db = Database(settings.database_url.get_secret_value())
-    relay = Relay("analyzer", broker, settings.topic)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,21 +62,24 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
             settings.kafka_bootstrap_servers,
             [settings.topic(LOGS_RAW), settings.dead_letter_topic(LOGS_RAW), settings.topic(ANALYSIS_FINDINGS)],
         )
-        broker.context.set_global("pool", db.pool)
         broker.context.set_global("broker", broker)
+        broker.context.set_global("flusher", flusher)
         broker.context.set_global("dead_letter_topic", settings.dead_letter_topic(LOGS_RAW))
         broker.context.set_global("bucket_seconds", settings.bucket_seconds)
-        broker.context.set_global("thresholds", settings.findings)
-        broker.context.set_global("wake_relay", relay.wake)
+        tasks = [asyncio.create_task(flusher.run()), asyncio.create_task(relay.run(db.pool))]
         await broker.start()
-        relaying = asyncio.create_task(relay.run(db.pool))
         try:
             yield
         finally:
-            await broker.stop()  # waits for the in-flight batch; an unfinished one is never committed
-            relaying.cancel()
+            await broker.stop()  # waits for the batch in hand
+            flusher.detach()  # the consumer is gone: write what is queued, the next owner re-reads its offsets
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10.0):
+                    await flusher.drained()
+            for task in tasks:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await relaying
+                await asyncio.gather(*tasks)
             await db.close()
 
     app = FastAPI(title="Outrider analyzer", version="0.1.0", lifespan=lifespan)

@@ -12,7 +12,10 @@ class AnalyzerSettings(ServiceSettings):
     http_port: int = Field(8002, description="Port of the analyzer's ops endpoints.")
     consumer_group: str = Field("analyzer", description="Kafka consumer group shared by analyzer replicas.")
     bucket_seconds: int = Field(60, gt=0, description="Width of the time buckets stats are kept in.")
-    max_records: int = Field(64, gt=0, description="Most Kafka records (chunks) handled in one flush.")
+    max_records: int = Field(64, gt=0, description="Most Kafka records (chunks) parsed as one batch.")
+    max_pending_mb: int = Field(
+        256, gt=0, description="MiB of parsed chunks that may wait for a flush before consumption pauses."
+    )
     findings: Thresholds = Field(
         default_factory=Thresholds,
         description="Finding thresholds as JSON, e.g. OUTRIDER_FINDINGS='{\"slow_endpoint_p99_ms\": 3000}'.",

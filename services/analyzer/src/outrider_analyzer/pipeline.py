@@ -1,0 +1,191 @@
+"""Between parse and PostgreSQL: parsed chunks queue here while one flusher writes the previous lot.
+
+The subscriber hands each parsed batch to `Flusher.add` and goes back to Kafka at once, so fetching and parsing
+the next batch overlap the write of the last one; under load each flush takes everything that queued meanwhile
+(group commit), at low load a chunk is written as soon as it arrives. Offsets are committed only after the flush
+that holds their chunks, so a crash loses nothing; chunk ids make anything read twice count once. A failed flush
+is retried with the same chunks until it lands, while a full queue stops consumption (backpressure).
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from opentelemetry import trace
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_never,
+    wait_exponential,
+)
+
+from logparse import ChunkStats
+from outrider_analyzer import metrics
+from outrider_analyzer.findings import Thresholds
+from outrider_analyzer.store import Flushed, flush
+from outrider_common.db import Database
+from outrider_common.events import LogChunk
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+_log_retry = before_sleep_log(log, logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Handled:
+    """One Kafka record done with: parsed (chunk and stats set) or dead-lettered (both None)."""
+
+    tp: TopicPartition
+    offset: int
+    size: int  # bytes of log lines (after expanding the value)
+    chunk: LogChunk | None = None
+    stats: ChunkStats | None = None
+    span: trace.SpanContext | None = None
+
+
+class Flusher:
+    """Queue of handled records and the one task that writes them to PostgreSQL and commits their offsets."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        bucket_seconds: int,
+        limits: Thresholds,
+        wake_relay: asyncio.Event,
+        max_pending_bytes: int,
+        retry_max_seconds: float = 30.0,
+    ) -> None:
+        self._db, self._bucket_seconds, self._limits = db, bucket_seconds, limits
+        self._wake_relay, self._max_pending_bytes, self._retry_max = wake_relay, max_pending_bytes, retry_max_seconds
+        self._pending: list[Handled] = []
+        self._pending_bytes = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def add(self, consumer: AIOKafkaConsumer, handled: Sequence[Handled]) -> None:
+        """Queue one batch; waits while the queue is full (the database is slow or down)."""
+        await self._room.wait()
+        self._consumer = consumer
+        self._pending.extend(handled)
+        self._pending_bytes += sum(h.size for h in handled)
+        if self._pending_bytes >= self._max_pending_bytes:
+            self._room.clear()
+        self._idle.clear()
+        self._wake.set()
+
+    async def drained(self) -> None:
+        """Return once everything queued is written (and committed, while a consumer is attached)."""
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        """Write whatever is queued, one flush at a time, until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending, self._pending_bytes = self._pending, [], 0
+            self._room.set()
+            if batch:
+                await self._write(batch)
+            if not self._pending:
+                self._idle.set()
+
+    async def _write(self, batch: list[Handled]) -> None:
+        parsed = [(h.chunk, h.stats) for h in batch if h.chunk is not None and h.stats is not None]
+        links = [trace.Link(h.span) for h in batch if h.span is not None]
+        flushed = Flushed()
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=0.5, max=self._retry_max),
+            stop=stop_never,  # the chunks are in memory and uncommitted: giving up would be the only way to lose them
+            before_sleep=self._failed,
+            reraise=True,
+        ):
+            # A flush covers chunks of many uploads: it links to each chunk's span rather than having one parent.
+            with attempt, tracer.start_as_current_span("analyzer flush", links=links), metrics.FLUSH_SECONDS.time():
+                async with self._db.pool.acquire() as conn, conn.transaction():
+                    flushed = await flush(conn, parsed, bucket_seconds=self._bucket_seconds, limits=self._limits)
+        await self._commit(batch)
+        self._count(batch, flushed)
+
+    def _count(self, batch: list[Handled], flushed: Flushed) -> None:
+        metrics.FLUSH_ROWS.observe(flushed.rows)
+        metrics.CHUNKS.labels("duplicate").inc(flushed.duplicates)
+        for _, stats in flushed.counted:
+            metrics.CHUNKS.labels("counted").inc()
+            metrics.LINES.labels(stats.log_type or "unknown").inc(stats.lines)
+            for reason, n in stats.bad_lines.items():
+                metrics.BAD_LINES.labels(reason).inc(n)
+        metrics.BYTES.inc(sum(h.size for h in batch if h.chunk is not None))
+        for finding in flushed.findings:
+            metrics.FINDINGS.labels(finding.rule).inc()
+        if flushed.findings:
+            self._wake_relay.set()
+
+    @staticmethod
+    def _failed(state: RetryCallState) -> None:
+        metrics.FLUSH_FAILURES.inc()
+        _log_retry(state)
+
+    def detach(self) -> None:
+        """The consumer is closing: from now on write only (the next owner re-reads what is not committed)."""
+        self._consumer = None
+
+    async def _commit(self, batch: list[Handled]) -> None:
+        """Commit past every record of `batch` on the partitions this replica still owns.
+
+        Records reach the queue in each partition's order and flushes are serial, so everything below the highest
+        offset written has been written too. A partition handed to another replica meanwhile is re-read there from
+        its committed offset; the chunk ids make that count nothing twice.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return
+        offsets: dict[TopicPartition, int] = {}
+        for h in batch:
+            offsets[h.tp] = max(offsets.get(h.tp, 0), h.offset + 1)
+        owned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            log.warning("offset commit failed after flush, records will be re-read error=%r", exc)
+            return
+        for tp, offset in offsets.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                metrics.LAG.labels(str(tp.partition)).set(max(highwater - offset, 0))
+
+
+class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions move to another replica, write and commit what was read from them.
+
+    Bounded, because the whole group waits for this: what is not written by then stays queued and is written later
+    (its offsets are then not committed here, and the chunk ids dedupe the new owner's re-read).
+    """
+
+    def __init__(self, flusher: Flusher, timeout: float = 20.0) -> None:
+        self._flusher, self._timeout = flusher, timeout
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not revoked:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._flusher.drained()
+        except TimeoutError:
+            log.warning("rebalance: queue not written within %.0f s; the new owners re-read it", self._timeout)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
