@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -220,3 +221,45 @@ def test_bad_records_go_to_the_dead_letter_topic_and_findings_are_raised_once(
     assert body["figures"]["p99_ms"] == pytest.approx(11_000, rel=0.01)
     # The window held 30 or 60 requests when the rule fired (the two uploads may share a batch), and it fired once.
     assert body["figures"]["count"] in (30, 60)
+
+
+def test_a_flush_that_fails_is_retried_until_it_lands(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses the analyzer's writes for a while: nothing is committed past them, nothing is lost."""
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    write(first, "production_json", 64 << 10, seed=11)
+    write(second, "production_json", 64 << 10, seed=12)
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "ingest", "analyzer"),
+    ) as svc:  # fmt: skip
+        tracker, ingest, analyzer = svc["tracker"].url, svc["ingest"].url, svc["analyzer"].url
+        engagement, auth = open_engagement(tracker)
+        lines = ship(ingest, engagement, auth, first, "h", "production_json")
+        wait_for_count(tracker, engagement, lines)
+        asyncio.run(_sql(database_dsn, "ALTER TABLE log_chunks RENAME TO log_chunks_away"))
+        try:
+            lines += ship(ingest, engagement, auth, second, "h", "production_json")
+            deadline = time.monotonic() + 60
+            while _metric(analyzer, "outrider_analyzer_flush_failures_total") < 2:
+                assert time.monotonic() < deadline, "the analyzer never tried to write the second file"
+                time.sleep(0.3)
+        finally:
+            asyncio.run(_sql(database_dsn, "ALTER TABLE log_chunks_away RENAME TO log_chunks"))
+        body = wait_for_count(tracker, engagement, lines)
+        time.sleep(1.0)  # a write counted twice would show up now
+        assert stats(tracker, engagement)["total_count"] == body["total_count"] == lines
+
+
+async def _sql(dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _metric(service: str, name: str) -> float:
+    text = httpx.get(f"{service}/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cramjam
 import pytest
 
 import logparse
@@ -84,3 +85,30 @@ def test_merge_groups_adds_chunks_as_if_parsed_together(logs: Path) -> None:
                                                                                 w.cpu_sum_ms))  # fmt: skip
         assert logparse.sketch_quantiles(g.sketch, [0.5, 0.99]) == logparse.sketch_quantiles(w.sketch, [0.5, 0.99])
     assert logparse.merge_groups([]) == []
+
+
+def test_parse_chunks_expands_zstd_and_agrees_with_parse_chunk(logs: Path) -> None:
+    data = (logs / "production_json.log").read_bytes()
+    packed = bytes(cramjam.zstd.compress(data, level=3))
+    plain, expanded, forced, broken = logparse.parse_chunks(
+        [(data, None, False), (packed, None, True), (data, "gitaly", False), (data, None, True)]
+    )
+    one = logparse.parse_chunk(data)
+
+    for got in (plain, expanded):
+        assert isinstance(got, logparse.ChunkStats)
+        assert (got.log_type, got.lines, got.size, got.bad_lines) == (one.log_type, one.lines, len(data), one.bad_lines)
+        assert sorted((g.key, g.bucket_start, g.count) for g in got.groups) == sorted(
+            (g.key, g.bucket_start, g.count) for g in one.groups
+        )
+    assert isinstance(forced, logparse.ChunkStats) and forced.groups == []  # the forced type, as parse_chunk does
+    assert isinstance(broken, str) and broken.startswith("value is not zstd")
+    with pytest.raises(ValueError, match="unknown log type"):
+        logparse.parse_chunks([(data, "nginx", False)])
+
+
+def test_parse_chunks_refuses_a_value_that_expands_past_256_mib() -> None:
+    bomb = bytes(cramjam.zstd.compress(b"\n" * ((256 << 20) + 1), level=1))
+    assert len(bomb) < 1 << 20
+    (result,) = logparse.parse_chunks([(bomb, None, True)])
+    assert result == "value expands to more than 256 MiB"

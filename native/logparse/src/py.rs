@@ -6,7 +6,8 @@ use hashbrown::HashMap;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
+use rayon::prelude::*;
 
 use crate::aggregate::{Aggregate, KeyAcc, Options, Summary};
 use crate::format::LogType;
@@ -60,6 +61,9 @@ pub struct ChunkStats {
     log_type: Option<&'static str>,
     #[pyo3(get)]
     lines: u64,
+    /// Bytes of lines parsed (after expanding a compressed value).
+    #[pyo3(get)]
+    size: u64,
     #[pyo3(get)]
     bad_lines: BTreeMap<String, u64>,
     #[pyo3(get)]
@@ -165,9 +169,14 @@ fn parse_chunk(
         a.feed(data);
         a
     });
-    Ok(ChunkStats {
+    Ok(chunk_stats(agg, data.len()))
+}
+
+fn chunk_stats(agg: Aggregate, size: usize) -> ChunkStats {
+    ChunkStats {
         log_type: agg.log_type.map(LogType::name),
         lines: agg.lines,
+        size: size as u64,
         bad_lines: counts(&agg.bad),
         skipped: counts(&agg.skipped),
         samples: agg
@@ -179,7 +188,73 @@ fn parse_chunk(
         end_time: agg.end_time,
         components: agg.components(),
         acc: agg.groups,
-    })
+    }
+}
+
+/// Largest chunk a zstd value may expand to: well above what ingest cuts, far below what a bomb would ask for.
+const MAX_EXPANDED_BYTES: usize = 256 << 20;
+
+fn expand_zstd(value: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let limit = MAX_EXPANDED_BYTES as u64;
+    let hint = zstd::zstd_safe::get_frame_content_size(value)
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+        .min(limit);
+    let mut out = Vec::with_capacity(hint as usize);
+    zstd::stream::read::Decoder::with_buffer(value)
+        .and_then(|d| d.take(limit + 1).read_to_end(&mut out))
+        .map_err(|e| format!("value is not zstd: {e}"))?;
+    if out.len() > MAX_EXPANDED_BYTES {
+        return Err(format!("value expands to more than {} MiB", MAX_EXPANDED_BYTES >> 20));
+    }
+    Ok(out)
+}
+
+/// Expand (when `zstd`) and parse many chunks in one call: the GIL is released once and the chunks are spread
+/// over all cores. Each item is `(value, log_type, zstd)`; each result is a `ChunkStats`, or a `str` saying why
+/// the value could not be read (not zstd, or larger than 256 MiB expanded). Bad lines never make an error.
+#[pyfunction]
+#[pyo3(signature = (items, bucket_seconds = 60))]
+fn parse_chunks<'py>(
+    py: Python<'py>,
+    items: Vec<(Bound<'py, PyBytes>, Option<String>, bool)>,
+    bucket_seconds: i64,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if bucket_seconds <= 0 {
+        return Err(PyValueError::new_err("bucket_seconds must be positive"));
+    }
+    let mut work = Vec::with_capacity(items.len());
+    for (value, log_type, zstd) in &items {
+        let opts = Options {
+            log_type: log_type_arg(log_type.as_deref())?,
+            bucket_seconds,
+            ..Options::default()
+        };
+        work.push((value.as_bytes(), opts, *zstd));
+    }
+    let results: Vec<Result<(Aggregate, usize), String>> = py.detach(|| {
+        work.into_par_iter()
+            .map(|(value, opts, zstd)| {
+                let mut a = Aggregate::new(opts);
+                if !zstd {
+                    a.feed(value);
+                    return Ok((a, value.len()));
+                }
+                let lines = expand_zstd(value)?;
+                a.feed(&lines);
+                Ok((a, lines.len()))
+            })
+            .collect()
+    });
+    results
+        .into_iter()
+        .map(|r| match r {
+            Ok((agg, size)) => Ok(Bound::new(py, chunk_stats(agg, size))?.into_any()),
+            Err(reason) => Ok(PyString::new(py, &reason).into_any()),
+        })
+        .collect()
 }
 
 /// The log type most lines at the head of `data` belong to, or `None`.
@@ -542,6 +617,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LogReport>()?;
     m.add_class::<PySketch>()?;
     m.add_function(wrap_pyfunction!(parse_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(detect_log_type, m)?)?;
     m.add_function(wrap_pyfunction!(merge_sketches, m)?)?;
     m.add_function(wrap_pyfunction!(merge_groups, m)?)?;

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import asyncpg
 from faststream.kafka import KafkaBroker
@@ -19,18 +19,25 @@ tracer = trace.get_tracer(__name__)
 TOPICS = {t.name: t for t in ALL_TOPICS}
 
 
+INSERT = "INSERT INTO outbox (producer, topic, key, payload, trace_context) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)"
+
+
 async def add(conn: asyncpg.Connection, *, producer: str, topic: Topic, key: str, event: BaseModel) -> None:
     """Queue `event` for `topic`; call inside the transaction that makes the change."""
+    await add_many(conn, producer=producer, topic=topic, events=[(key, event)])
+
+
+async def add_many(
+    conn: asyncpg.Connection, *, producer: str, topic: Topic, events: Sequence[tuple[str, BaseModel]]
+) -> None:
+    """Queue `(key, event)`s for `topic` in order, in one round trip; call inside the change's transaction."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)  # the change's trace, continued when the relay publishes
-    await conn.execute(
-        "INSERT INTO outbox (producer, topic, key, payload, trace_context) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)",
-        producer,
-        topic.name,
-        key,
-        event.model_dump_json(),
-        json.dumps(carrier),
-    )
+    context = json.dumps(carrier)
+    if events:
+        await conn.executemany(
+            INSERT, [(producer, topic.name, key, event.model_dump_json(), context) for key, event in events]
+        )
 
 
 class Relay:

@@ -16,6 +16,7 @@ from logparse._logparse import (
     merge_groups,
     merge_sketches,
     parse_chunk,
+    parse_chunks,
     sketch_quantiles,
 )
 
@@ -38,5 +39,6 @@ __all__ = [
     "merge_groups",
     "merge_sketches",
     "parse_chunk",
+    "parse_chunks",
     "sketch_quantiles",
 ]

@@ -16,6 +16,7 @@ __all__ = [
     "merge_groups",
     "merge_sketches",
     "parse_chunk",
+    "parse_chunks",
     "sketch_quantiles",
 ]
 
@@ -75,6 +76,9 @@ class ChunkStats:
     @property
     def lines(self) -> int:
         """Non-blank lines read."""
+    @property
+    def size(self) -> int:
+        """Bytes of lines parsed (after expanding a compressed value)."""
     @property
     def bad_lines(self) -> dict[str, int]:
         """Defective lines by reason (not_json, invalid_json, not_utf8, too_long, missing_key, ...)."""
@@ -272,6 +276,12 @@ class Sketch:
 
 def parse_chunk(data: bytes, log_type: str | None = None, bucket_seconds: int = 60) -> ChunkStats:
     """Aggregate newline-separated lines per key and time bucket (GIL released); never raises on bad lines."""
+
+def parse_chunks(items: list[tuple[bytes, str | None, bool]], bucket_seconds: int = 60) -> list[ChunkStats | str]:
+    """Expand (when the flag says zstd) and parse many chunks in one call, GIL released once, on all cores.
+
+    Each item is (value, log_type, zstd); each result a ChunkStats, or a str saying why the value could not be read.
+    """
 
 def detect_log_type(data: bytes) -> str | None:
     """The log type most lines at the head of data belong to, or None."""

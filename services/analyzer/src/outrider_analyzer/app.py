@@ -10,7 +10,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY
 
-from outrider_analyzer.handlers import on_log_chunks
+from outrider_analyzer.handlers import dead_letterer, on_log_chunks
 from outrider_analyzer.observability import kafka_middlewares
 from outrider_analyzer.pipeline import DrainOnRevoke, Flusher
 from outrider_analyzer.settings import AnalyzerSettings
@@ -36,6 +36,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     relay = Relay("analyzer", broker, settings.topic)
     flusher = Flusher(
         db,
+        dead_letterer(broker, settings.dead_letter_topic(LOGS_RAW)),
         bucket_seconds=settings.bucket_seconds,
         limits=settings.findings,
         wake_relay=relay.wake,
@@ -62,9 +63,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
             settings.kafka_bootstrap_servers,
             [settings.topic(LOGS_RAW), settings.dead_letter_topic(LOGS_RAW), settings.topic(ANALYSIS_FINDINGS)],
         )
-        broker.context.set_global("broker", broker)
         broker.context.set_global("flusher", flusher)
-        broker.context.set_global("dead_letter_topic", settings.dead_letter_topic(LOGS_RAW))
         broker.context.set_global("bucket_seconds", settings.bucket_seconds)
         tasks = [asyncio.create_task(flusher.run()), asyncio.create_task(relay.run(db.pool))]
         await broker.start()

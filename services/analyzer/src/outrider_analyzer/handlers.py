@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -12,91 +13,81 @@ from pydantic import ValidationError
 
 import logparse
 from outrider_analyzer import metrics
-from outrider_analyzer.pipeline import Flusher, Handled
+from outrider_analyzer.pipeline import DeadLetter, Flusher, Handled
 from outrider_common.events import LogChunk
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 
-def _headers(record: ConsumerRecord) -> dict[str, str]:
-    return {k: v.decode("utf-8", "replace") for k, v in record.headers}
-
-
 async def on_log_chunks(
     msg: KafkaMessage,
-    broker: Annotated[KafkaBroker, Context("broker")],
     flusher: Annotated[Flusher, Context("flusher")],
-    dead_letter_topic: Annotated[str, Context("dead_letter_topic")],
     bucket_seconds: Annotated[int, Context("bucket_seconds")],
 ) -> None:
     """Handle one batch of `logs.raw` records (it may span partitions).
 
-    Nothing is committed here: the flusher writes the parsed chunks with their ids in one PostgreSQL transaction
-    and only then commits their offsets, so this returns as soon as the batch is queued and the next fetch overlaps
-    the write.
+    Nothing is committed here: the batch's parse starts in a worker thread and goes to the flusher's queue
+    unfinished, so this returns at once and the next fetch overlaps the parse (zstd and Rust run without the GIL,
+    on all cores). The flusher writes the chunks with
+    their ids in one PostgreSQL transaction and only then commits their offsets.
     """
     records: tuple[ConsumerRecord, ...] = msg.raw_message
-    valid: list[tuple[ConsumerRecord, LogChunk, dict[str, str]]] = []
-    rejected: list[tuple[ConsumerRecord, dict[str, str], str]] = []
+    handling = asyncio.ensure_future(_handle(records, bucket_seconds))
+    await flusher.add(cast(AIOKafkaConsumer, msg.consumer), handling, sum(len(r.value or b"") for r in records))
+
+
+async def _handle(records: tuple[ConsumerRecord, ...], bucket_seconds: int) -> list[Handled]:
+    """Validate each record's headers, then expand and parse the valid ones in one Rust call (GIL released once)."""
+    handled: list[Handled | None] = []  # in record order; None until parsed
+    parsing: list[tuple[int, ConsumerRecord, LogChunk, trace.Span]] = []
     for record in records:
-        headers = _headers(record)
+        headers = {k: v.decode("utf-8", "replace") for k, v in record.headers}
         try:
-            valid.append((record, LogChunk.from_headers(headers), headers))
+            chunk = LogChunk.from_headers(headers)
         except ValidationError as exc:
             reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            rejected.append((record, headers, f"bad headers: {reason}"))
-
-    async def parse(record: ConsumerRecord, chunk: LogChunk, headers: dict[str, str]) -> Handled:
+            handled.append(_dead(record, headers, f"bad headers: {reason}"))
+            continue
         # Each chunk's span continues the trace of the upload that produced it (W3C context in the record headers).
-        with tracer.start_as_current_span(
+        span = tracer.start_span(
             "analyzer parse chunk", context=propagate.extract(headers), attributes={"outrider.chunk_id": chunk.chunk_id}
-        ) as span:
-            value = record.value or b""
-            # zstd and Rust both release the GIL: a batch's chunks are expanded and parsed on all cores while the
-            # event loop fetches.
-            try:
-                stats, size = await asyncio.to_thread(_parse, chunk, value, bucket_seconds)
-            except ValueError as exc:
-                rejected.append((record, headers, f"bad value: {exc}"))
-                return _handled(record)
-        return Handled(_tp(record), record.offset, size, chunk, stats, span.get_span_context())
-
-    handled = list(await asyncio.gather(*(parse(*v) for v in valid)))
-    for record, headers, reason in rejected:
-        await _dead_letter(broker, dead_letter_topic, record, headers, reason)
-        handled.append(_handled(record))
-    # Sorted back into each partition's order: the flusher commits past the highest offset it has written.
-    handled.sort(key=lambda h: (h.tp.topic, h.tp.partition, h.offset))
-    await flusher.add(cast(AIOKafkaConsumer, msg.consumer), handled)
+        )
+        parsing.append((len(handled), record, chunk, span))
+        handled.append(None)
+    items: list[tuple[bytes, str | None, bool]] = [
+        (r.value or b"", c.log_type, c.encoding == "zstd") for _, r, c, _ in parsing
+    ]
+    results = await asyncio.to_thread(logparse.parse_chunks, items, bucket_seconds)
+    for (i, record, chunk, span), result in zip(parsing, results, strict=True):
+        span.end()
+        tp = TopicPartition(record.topic, record.partition)
+        if isinstance(result, str):
+            headers = {k: v.decode("utf-8", "replace") for k, v in record.headers}
+            handled[i] = _dead(record, headers, f"bad value: {result}")
+        else:
+            handled[i] = Handled(tp, record.offset, result.size, chunk, result, span.get_span_context())
+    return [h for h in handled if h is not None]
 
 
-def _parse(chunk: LogChunk, value: bytes, bucket_seconds: int) -> tuple[logparse.ChunkStats, int]:
-    lines = chunk.unpack(value)
-    return logparse.parse_chunk(lines, chunk.log_type, bucket_seconds), len(lines)
+def _dead(record: ConsumerRecord, headers: dict[str, str], reason: str) -> Handled:
+    value = record.value or b""
+    source = f"{record.topic}/{record.partition}/{record.offset}"
+    dead = DeadLetter(value, record.key, headers, reason, source)
+    return Handled(TopicPartition(record.topic, record.partition), record.offset, len(value), dead=dead)
 
 
-def _tp(record: ConsumerRecord) -> TopicPartition:
-    return TopicPartition(record.topic, record.partition)
+def dead_letterer(broker: KafkaBroker, topic: str) -> Callable[[DeadLetter], Awaitable[None]]:
+    """What the flusher calls to publish a record that breaks the contract, with its reason, to `topic`."""
 
+    async def publish(dead: DeadLetter) -> None:
+        await broker.publish(
+            dead.value,
+            topic,
+            key=dead.key,
+            headers={**dead.headers, "dead-letter-reason": dead.reason[:1000], "dead-letter-source": dead.source},
+        )
+        metrics.CHUNKS.labels("dead_letter").inc()
+        log.warning("dead-lettered record source=%s reason=%s", dead.source, dead.reason)
 
-def _handled(record: ConsumerRecord) -> Handled:
-    """A record that yields nothing to write (dead-lettered) but whose offset is done with."""
-    return Handled(_tp(record), record.offset, len(record.value or b""))
-
-
-async def _dead_letter(
-    broker: KafkaBroker, topic: str, record: ConsumerRecord, headers: dict[str, str], reason: str
-) -> None:
-    await broker.publish(
-        record.value,
-        topic,
-        key=record.key,
-        headers={
-            **headers,
-            "dead-letter-reason": reason[:1000],
-            "dead-letter-source": f"{record.topic}/{record.partition}/{record.offset}",
-        },
-    )
-    metrics.CHUNKS.labels("dead_letter").inc()
-    log.warning("dead-lettered record offset=%s reason=%s", record.offset, reason)
+    return publish

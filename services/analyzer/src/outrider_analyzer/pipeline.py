@@ -1,15 +1,16 @@
-"""Between parse and PostgreSQL: parsed chunks queue here while one flusher writes the previous lot.
+"""Between Kafka and PostgreSQL: chunks queue here, in record order, while they are parsed and one flusher writes.
 
-The subscriber hands each parsed batch to `Flusher.add` and goes back to Kafka at once, so fetching and parsing
-the next batch overlap the write of the last one; under load each flush takes everything that queued meanwhile
-(group commit), at low load a chunk is written as soon as it arrives. Offsets are committed only after the flush
-that holds their chunks, so a crash loses nothing; chunk ids make anything read twice count once. A failed flush
-is retried with the same chunks until it lands, while a full queue stops consumption (backpressure).
+The subscriber starts parsing each batch in worker threads, hands the unfinished parses to `Flusher.add` and goes
+back to Kafka at once, so fetching, parsing and the write of the previous lot all overlap. Under load each flush
+takes everything that queued meanwhile (group commit); at low load a chunk is written as soon as it is parsed.
+Offsets are committed only after the flush that holds their chunks, so a crash loses nothing; chunk ids make
+anything read twice count once. A failed flush is retried with the same chunks until it lands, while a full queue
+stops consumption (backpressure).
 """
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -37,8 +38,19 @@ _log_retry = before_sleep_log(log, logging.WARNING)
 
 
 @dataclass(frozen=True)
+class DeadLetter:
+    """A record that breaks the `logs.raw` contract, with the reason, for the dead-letter topic."""
+
+    value: bytes
+    key: bytes | None
+    headers: dict[str, str]
+    reason: str
+    source: str  # topic/partition/offset it was read from
+
+
+@dataclass(frozen=True)
 class Handled:
-    """One Kafka record done with: parsed (chunk and stats set) or dead-lettered (both None)."""
+    """One Kafka record done with: parsed (chunk and stats set) or to be dead-lettered (`dead` set)."""
 
     tp: TopicPartition
     offset: int
@@ -46,6 +58,7 @@ class Handled:
     chunk: LogChunk | None = None
     stats: ChunkStats | None = None
     span: trace.SpanContext | None = None
+    dead: DeadLetter | None = None
 
 
 class Flusher:
@@ -54,6 +67,7 @@ class Flusher:
     def __init__(
         self,
         db: Database,
+        dead_letter: Callable[[DeadLetter], Awaitable[None]],
         *,
         bucket_seconds: int,
         limits: Thresholds,
@@ -61,9 +75,9 @@ class Flusher:
         max_pending_bytes: int,
         retry_max_seconds: float = 30.0,
     ) -> None:
-        self._db, self._bucket_seconds, self._limits = db, bucket_seconds, limits
+        self._db, self._dead_letter, self._bucket_seconds, self._limits = db, dead_letter, bucket_seconds, limits
         self._wake_relay, self._max_pending_bytes, self._retry_max = wake_relay, max_pending_bytes, retry_max_seconds
-        self._pending: list[Handled] = []
+        self._pending: list[asyncio.Future[list[Handled]]] = []
         self._pending_bytes = 0
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -72,12 +86,15 @@ class Flusher:
         self._idle.set()
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def add(self, consumer: AIOKafkaConsumer, handled: Sequence[Handled]) -> None:
-        """Queue one batch; waits while the queue is full (the database is slow or down)."""
+    async def add(self, consumer: AIOKafkaConsumer, handling: asyncio.Future[list[Handled]], size: int) -> None:
+        """Queue one batch while it is still being parsed (`size`: bytes of its record values).
+
+        Waits while the queue is full: the database is slow or down, or parsing lags behind fetching.
+        """
         await self._room.wait()
         self._consumer = consumer
-        self._pending.extend(handled)
-        self._pending_bytes += sum(h.size for h in handled)
+        self._pending.append(handling)
+        self._pending_bytes += size
         if self._pending_bytes >= self._max_pending_bytes:
             self._room.clear()
         self._idle.clear()
@@ -99,7 +116,9 @@ class Flusher:
             if not self._pending:
                 self._idle.set()
 
-    async def _write(self, batch: list[Handled]) -> None:
+    async def _write(self, handling: list[asyncio.Future[list[Handled]]]) -> None:
+        batch = [h for batch in await asyncio.gather(*handling) for h in batch]  # batches, records in Kafka order
+        dead = [h.dead for h in batch if h.dead is not None]
         parsed = [(h.chunk, h.stats) for h in batch if h.chunk is not None and h.stats is not None]
         links = [trace.Link(h.span) for h in batch if h.span is not None]
         flushed = Flushed()
@@ -112,12 +131,15 @@ class Flusher:
         ):
             # A flush covers chunks of many uploads: it links to each chunk's span rather than having one parent.
             with attempt, tracer.start_as_current_span("analyzer flush", links=links), metrics.FLUSH_SECONDS.time():
+                while dead:  # before the offsets move past them; a retry sends only those not sent yet
+                    await self._dead_letter(dead[0])
+                    dead.pop(0)
                 async with self._db.pool.acquire() as conn, conn.transaction():
                     flushed = await flush(conn, parsed, bucket_seconds=self._bucket_seconds, limits=self._limits)
         await self._commit(batch)
         self._count(batch, flushed)
 
-    def _count(self, batch: list[Handled], flushed: Flushed) -> None:
+    def _count(self, batch: Sequence[Handled], flushed: Flushed) -> None:
         metrics.FLUSH_ROWS.observe(flushed.rows)
         metrics.CHUNKS.labels("duplicate").inc(flushed.duplicates)
         for _, stats in flushed.counted:
@@ -140,7 +162,7 @@ class Flusher:
         """The consumer is closing: from now on write only (the next owner re-reads what is not committed)."""
         self._consumer = None
 
-    async def _commit(self, batch: list[Handled]) -> None:
+    async def _commit(self, batch: Sequence[Handled]) -> None:
         """Commit past every record of `batch` on the partitions this replica still owns.
 
         Records reach the queue in each partition's order and flushes are serial, so everything below the highest

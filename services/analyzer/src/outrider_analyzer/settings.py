@@ -14,7 +14,7 @@ class AnalyzerSettings(ServiceSettings):
     bucket_seconds: int = Field(60, gt=0, description="Width of the time buckets stats are kept in.")
     max_records: int = Field(64, gt=0, description="Most Kafka records (chunks) parsed as one batch.")
     max_pending_mb: int = Field(
-        256, gt=0, description="MiB of parsed chunks that may wait for a flush before consumption pauses."
+        64, gt=0, description="MiB of record values that may wait to be parsed and written before consumption pauses."
     )
     findings: Thresholds = Field(
         default_factory=Thresholds,

@@ -48,9 +48,9 @@ FROM unnest({PK}, {", ".join(f"${i + 5}::{t}[]" for i, t in enumerate(FIELD_TYPE
     AS u(engagement_id, log_type, key, bucket_start, {", ".join(FIELDS)})
 WHERE (s.engagement_id, s.log_type, s.key, s.bucket_start) = (u.engagement_id, u.log_type, u.key, u.bucket_start)
 """
-RECORD_FINDING = """
+RECORD_FINDINGS = """
 INSERT INTO findings (engagement_id, rule, log_type, key, window_start, finding_id, figures)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[], $7::jsonb[])
 ON CONFLICT DO NOTHING
 RETURNING finding_id
 """
@@ -119,21 +119,26 @@ async def flush(
     await conn.execute(UPDATE, *pk_columns, *_columns([totals[k].values() for k in keys], len(FIELDS)))
     result.rows = len(keys)
 
-    for where, total in totals.items():
-        for tripped in evaluate(where, total, limits):
-            finding = Finding(
-                finding_id=uuid4(), engagement_id=where.engagement_id, rule=tripped.rule,
-                log_type=where.log_type, key=where.key, window_start=where.bucket_start,
-                window_end=where.bucket_start + timedelta(seconds=bucket_seconds), summary=tripped.summary,
-                figures=tripped.figures,
-            )  # fmt: skip
-            new = await conn.fetchval(
-                RECORD_FINDING, where.engagement_id, tripped.rule, where.log_type, where.key, where.bucket_start,
-                finding.finding_id, json.dumps(tripped.figures),
-            )  # fmt: skip
-            if new:  # one finding per rule, key and window, however many chunks later cross the line again
-                await outbox.add(
-                    conn, producer="analyzer", topic=ANALYSIS_FINDINGS, key=str(where.engagement_id), event=finding
-                )
-                result.findings.append(finding)
+    candidates = [
+        Finding(
+            finding_id=uuid4(), engagement_id=where.engagement_id, rule=tripped.rule, log_type=where.log_type,
+            key=where.key, window_start=where.bucket_start,
+            window_end=where.bucket_start + timedelta(seconds=bucket_seconds), summary=tripped.summary,
+            figures=tripped.figures,
+        )
+        for where, total in totals.items()
+        for tripped in evaluate(where, total, limits)
+    ]  # fmt: skip
+    if candidates:
+        finding_rows = [
+            (f.engagement_id, f.rule, f.log_type, f.key, f.window_start, f.finding_id, json.dumps(f.figures))
+            for f in candidates
+        ]
+        # One finding per rule, key and window, however many chunks later cross the line again.
+        new = {r["finding_id"] for r in await conn.fetch(RECORD_FINDINGS, *_columns(finding_rows, 7))}
+        result.findings = [f for f in candidates if f.finding_id in new]
+        await outbox.add_many(
+            conn, producer="analyzer", topic=ANALYSIS_FINDINGS,
+            events=[(str(f.engagement_id), f) for f in result.findings],
+        )  # fmt: skip
     return result
