@@ -67,3 +67,25 @@ def test_table_lists_counts_and_a_summary(run: Run, logs: Path) -> None:
     out = run(logs / "production_json.log", cmd="errors").stdout
     assert "500 ActiveRecord::QueryCanceled" in out
     assert "2 failed or raising requests in 2 groups" in out
+
+
+@pytest.mark.parametrize(
+    ("log", "windows"),
+    [
+        (
+            "production_json",
+            {"2024-05-01 10:00:00": {"500 ActiveRecord::QueryCanceled"}, "2024-05-01 10:01:00": {"503"}},
+        ),
+        ("gitaly", {"2019-09-17 22:17:00": {"NotFound"}, "2019-09-17 22:18:00": {"Internal"}}),
+    ],
+)
+def test_interval_gives_the_tables_per_window(run: Run, logs: Path, log: str, windows: dict[str, set[str]]) -> None:
+    found = sections(run(logs / f"{log}.log", "--interval", "1m", "--format", "json", cmd="errors"))
+    errors, events = found[0::2], found[1::2]
+    assert [s["title"] for s in errors] == [f">>> {w} <<<" for w in windows]  # in time order
+    assert [s["title"] for s in events] == [f">>> {w} <<< Events" for w in windows]
+    for section, event_section, expected in zip(errors, events, windows.values(), strict=True):
+        assert set(rows_by_key(section, "error")) == expected
+        assert all(r["count"] == 1 for r in section["rows"])
+        assert {e["error"] for e in event_section["rows"]} == expected
+        assert section["notes"] == [f"1 failed or raising requests in {len(expected)} groups"]

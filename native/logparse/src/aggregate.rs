@@ -143,7 +143,8 @@ pub struct Aggregate {
     pub groups: HashMap<i64, HashMap<Box<str>, KeyAcc>>,
     /// Per bucket, per dimension in `DIMENSIONS` order.
     pub top: HashMap<i64, [HashMap<Box<str>, TopAcc>; 4]>,
-    pub errors: HashMap<String, ErrorAcc>,
+    /// Per (bucket, kind of failure); the bucket is 0 without an interval.
+    pub errors: HashMap<(i64, String), ErrorAcc>,
     key_buf: String,
 }
 
@@ -324,7 +325,7 @@ impl Aggregate {
         }
         if self.opts.errors {
             if let Some(f) = &rec.failure {
-                let e = self.errors.entry(f.label()).or_insert_with(|| ErrorAcc {
+                let e = self.errors.entry((bucket, f.label())).or_insert_with(|| ErrorAcc {
                     count: 0,
                     first_time: None,
                     last_time: None,

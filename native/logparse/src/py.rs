@@ -425,6 +425,7 @@ pub struct ErrorEvent {
 #[pyclass(frozen, get_all, module = "logparse")]
 pub struct ErrorGroup {
     error: String,
+    bucket_start: Option<i64>,
     count: u64,
     first_time: Option<f64>,
     last_time: Option<f64>,
@@ -573,10 +574,11 @@ impl LogReport {
     }
 
     fn errors(&self, py: Python<'_>) -> PyResult<Vec<ErrorGroup>> {
+        let bs = self.0.opts.bucket_seconds;
         self.0
             .errors
             .iter()
-            .map(|(label, e)| {
+            .map(|((bucket, label), e)| {
                 let events = e
                     .events
                     .iter()
@@ -595,6 +597,7 @@ impl LogReport {
                     .collect::<PyResult<_>>()?;
                 Ok(ErrorGroup {
                     error: label.clone(),
+                    bucket_start: (bs > 0).then_some(*bucket),
                     count: e.count,
                     first_time: e.first_time,
                     last_time: e.last_time,

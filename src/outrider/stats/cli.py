@@ -238,12 +238,14 @@ def errors(
     log_type: TypeOpt = None,
     limit: LimitOpt = 10,
     fmt: FormatOpt = OutputFormat.table,
+    interval: IntervalOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Failures grouped by HTTP status and exception class, gRPC code or Sidekiq error class, with a sample line
-    and the first requests of each (time, correlation id, key, user, project)."""
+    and the first requests of each (time, correlation id, key, user, project); per window with --interval."""
     sample_chars = 2000 if verbose or fmt is not OutputFormat.table else 100
-    outputs = [(r, views.errors_sections(r, limit, sample_chars)) for r in _load(files, log_type, errors=True)]
+    reports = _load(files, log_type, interval, errors=True)
+    outputs = [(r, views.errors_sections(r, limit, sample_chars)) for r in reports]
     _emit(outputs, fmt, verbose)
 
 

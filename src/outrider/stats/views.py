@@ -252,34 +252,47 @@ EVENT_COLUMNS = (
 
 def errors_sections(report: logparse.LogReport, limit: int, sample_chars: int) -> list[Section]:
     """Failures by status and exception, gRPC code or Sidekiq error class, with a sample line each; then the
-    first requests of each, as fast-stats lists them (time, correlation id, key, user, project)."""
-    groups = sorted(report.errors(), key=lambda e: (-e.count, e.error))[:limit]
-    rows: list[dict[str, Value]] = [
-        {
-            "error": e.error,
-            "count": e.count,
-            "key": e.key,
-            "first": when(e.first_time),
-            "last": when(e.last_time),
-            "sample": e.sample[:sample_chars] + ("…" if len(e.sample) > sample_chars else ""),
-        }
-        for e in groups
-    ]
-    events: list[dict[str, Value]] = [
-        {
-            "error": e.error,
-            "time": when(ev.time),
-            "correlation_id": ev.correlation_id,
-            "key": ev.key,
-            "user": ev.user,
-            "project": ev.project,
-        }
-        for e in groups
-        for ev in e.events
-    ]
-    failed = sum(e.count for e in report.errors())
-    summary = f"{failed} failed or raising requests in {len(report.errors())} groups"
-    return [Section(None, ERROR_COLUMNS, rows, notes=[summary]), Section("Events", EVENT_COLUMNS, events)]
+    first requests of each, as fast-stats lists them (time, correlation id, key, user, project). With an interval,
+    both tables per window."""
+    by_bucket: dict[int | None, list[logparse.ErrorGroup]] = {}
+    for e in report.errors():
+        by_bucket.setdefault(e.bucket_start, []).append(e)
+    sections = []
+    for bucket, in_bucket in sorted(by_bucket.items(), key=lambda kv: kv[0] or 0):
+        groups = sorted(in_bucket, key=lambda e: (-e.count, e.error))[:limit]
+        rows: list[dict[str, Value]] = [
+            {
+                "error": e.error,
+                "count": e.count,
+                "key": e.key,
+                "first": when(e.first_time),
+                "last": when(e.last_time),
+                "sample": e.sample[:sample_chars] + ("…" if len(e.sample) > sample_chars else ""),
+            }
+            for e in groups
+        ]
+        events: list[dict[str, Value]] = [
+            {
+                "error": e.error,
+                "time": when(ev.time),
+                "correlation_id": ev.correlation_id,
+                "key": ev.key,
+                "user": ev.user,
+                "project": ev.project,
+            }
+            for e in groups
+            for ev in e.events
+        ]
+        window = "" if bucket is None else f">>> {when(bucket)} <<<"
+        summary = f"{sum(e.count for e in in_bucket)} failed or raising requests in {len(in_bucket)} groups"
+        sections += [
+            Section(window or None, ERROR_COLUMNS, rows, notes=[summary]),
+            Section(f"{window} Events".strip(), EVENT_COLUMNS, events),
+        ]
+    if not sections:
+        sections = [Section(None, ERROR_COLUMNS, [], notes=["0 failed or raising requests in 0 groups"]),
+                    Section("Events", EVENT_COLUMNS, [])]  # fmt: skip
+    return sections
 
 
 COMPARE_METRICS = ("count", "rps", "p99", "p95", "median", "score", "perc_failed")

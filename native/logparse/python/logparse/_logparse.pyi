@@ -196,6 +196,9 @@ class ErrorGroup:
     @property
     def error(self) -> str: ...
     @property
+    def bucket_start(self) -> int | None:
+        """Start of the interval, seconds since the epoch; None without an interval."""
+    @property
     def count(self) -> int: ...
     @property
     def first_time(self) -> float | None: ...
