@@ -44,7 +44,9 @@ def test_log_chunk_value_round_trips_in_its_encoding() -> None:
         zstd.unpack(lines)
 
 
-@pytest.mark.parametrize(("field", "value"), [("version", "2"), ("encoding", "gzip"), ("offset", "-1"), ("engagement_id", "nope")])
+@pytest.mark.parametrize(
+    ("field", "value"), [("version", "2"), ("encoding", "gzip"), ("offset", "-1"), ("engagement_id", "nope")]
+)
 def test_log_chunk_rejects_bad_headers(field: str, value: str) -> None:
     headers = {**load(f"{LOGS_RAW.name}.headers.json"), field: value}
     with pytest.raises(ValidationError, match=field):

@@ -101,8 +101,10 @@ def test_parse_chunks_expands_zstd_and_agrees_with_parse_chunk(logs: Path) -> No
         assert sorted((g.key, g.bucket_start, g.count) for g in got.groups) == sorted(
             (g.key, g.bucket_start, g.count) for g in one.groups
         )
-    assert isinstance(forced, logparse.ChunkStats) and forced.groups == []  # the forced type, as parse_chunk does
-    assert isinstance(broken, str) and broken.startswith("value is not zstd")
+    assert isinstance(forced, logparse.ChunkStats)
+    assert forced.groups == []  # the forced type, as parse_chunk does
+    assert isinstance(broken, str)
+    assert broken.startswith("value is not zstd")
     with pytest.raises(ValueError, match="unknown log type"):
         logparse.parse_chunks([(data, "nginx", False)])
 

@@ -55,7 +55,7 @@ def test_api_json_groups_by_method_and_route(run: Run, logs: object) -> None:
 def test_gitaly_groups_by_grpc_method(run: Run, logs: object) -> None:
     (table,) = sections(run(f"{logs}/gitaly.log", "--format", "json"))
     rows = rows_by_key(table)
-    # 2, 4, 9 ms, the 9 ms one NotFound; non-call lines and the logfmt line do not count.
+    # 2, 4, 9 ms, the 9 ms one NotFound; non-call lines (the logfmt one has no grpc.code) do not count.
     find = approx(count=3, median=4, p95=4 + 0.9 * 5, p99=4 + 0.98 * 5, stddev=2.944, perc_failed=100 / 3, cpu=1 / 3)
     pack = approx(count=2, median=2000, p99=2980, perc_failed=50.0, cpu=2000 / 2, score=2 * 2980)
     assert pick(rows["FindCommit"], find) == find
@@ -107,3 +107,24 @@ def test_approximate_percentiles_are_within_one_percent(run: Run, logs: object, 
         assert other["count"] == row["count"]
         for field in ("p99", "p95", "median"):
             assert other[field] == pytest.approx(row[field], rel=0.01)
+
+
+def test_gitaly_text_format_logfmt(run: Run, logs: object) -> None:
+    """Gitaly's old text (logfmt) lines, svlogd prefix or not: read as their JSON twins would be."""
+    result = run(f"{logs}/gitaly_text.log", "--format", "json")
+    (table,) = sections(result)
+    rows = rows_by_key(table)
+    assert [r["key"] for r in table["rows"]] == ["FindCommit", "PostUploadPack"]  # by score: 4 x 39.7 beats 100.5
+    # 10, 30, 20, 40 ms; the 20 ms one answered NotFound. Span 17:20:00 - 17:21:00 = 60 s.
+    find_commit = approx(count=4, rps=4 / 60, p99=30 + 0.97 * 10, median=25, max=40, min=10, perc_failed=25.0)
+    assert pick(rows["FindCommit"], find_commit) == find_commit
+    upload = approx(count=1, max=100.5, min=100.5, perc_failed=0.0)
+    assert pick(rows["PostUploadPack"], upload) == upload
+    assert "1 of 7 lines could not be used" in result.stderr  # the panic line; the HTTP line is skipped, not bad
+
+
+def test_gitaly_text_format_auto_detected_and_in_errors(run: Run, logs: object) -> None:
+    errors, events = sections(run(f"{logs}/gitaly_text.log", "--format", "json", cmd="errors"))
+    (row,) = errors["rows"]
+    assert (row["error"], row["count"], row["key"]) == ("NotFound", 1, "FindCommit")
+    assert events["rows"][0]["project"] == 'root/with "quotes"'

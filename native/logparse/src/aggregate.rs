@@ -271,12 +271,15 @@ impl Aggregate {
         if line.len() > MAX_LINE_BYTES {
             return self.reject(Rejection::Bad("too_long"), line);
         }
-        let Some((json, prefix_time)) = format::split_prefix(line) else {
-            return self.reject(Rejection::Bad("not_json"), line);
-        };
-        let parsed = match format::parse_json(json) {
-            Ok(p) => p,
-            Err(reason) => return self.reject(Rejection::Bad(reason), line),
+        let (parsed, prefix_time) = match format::split_prefix(line) {
+            Some((json, prefix_time)) => match format::parse_json(json) {
+                Ok(p) => (p, prefix_time),
+                Err(reason) => return self.reject(Rejection::Bad(reason), line),
+            },
+            None => match format::parse_logfmt(line) {
+                Some(parsed) => parsed,
+                None => return self.reject(Rejection::Bad("not_json"), line),
+            },
         };
         let Some(log_type) = self.log_type else {
             return self.reject(Rejection::Skip("unknown_format"), line);
@@ -325,14 +328,17 @@ impl Aggregate {
         }
         if self.opts.errors {
             if let Some(f) = &rec.failure {
-                let e = self.errors.entry((bucket, f.label())).or_insert_with(|| ErrorAcc {
-                    count: 0,
-                    first_time: None,
-                    last_time: None,
-                    key: self.key_buf.clone(),
-                    sample: sample_of(line, ERROR_SAMPLE_BYTES),
-                    events: Vec::new(),
-                });
+                let e = self
+                    .errors
+                    .entry((bucket, f.label()))
+                    .or_insert_with(|| ErrorAcc {
+                        count: 0,
+                        first_time: None,
+                        last_time: None,
+                        key: self.key_buf.clone(),
+                        sample: sample_of(line, ERROR_SAMPLE_BYTES),
+                        events: Vec::new(),
+                    });
                 e.count += 1;
                 if e.events.len() < EVENTS_PER_ERROR {
                     e.events.push(ErrorEvent {

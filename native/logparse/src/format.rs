@@ -564,6 +564,79 @@ pub fn split_prefix(line: &[u8]) -> Option<(&[u8], Option<f64>)> {
     Some((&line[brace..], parse_iso(first_token)))
 }
 
+/// An old text-format (logfmt) line, as Gitaly wrote before JSON logging and as `log.format = "text"` still
+/// writes: `key=value key="quoted value" …`, maybe after an svlogd timestamp. Returns the line and the prefix's
+/// time; `None` when it is not logfmt (fewer than two pairs, a key with a space or quote, an unclosed quote).
+pub fn parse_logfmt(line: &[u8]) -> Option<(Line<'_>, Option<f64>)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let mut rest = text.trim();
+    let mut prefix_time = None;
+    if let Some((first, after)) = rest.split_once(' ') {
+        if !first.contains('=') {
+            prefix_time = Some(parse_iso(first.as_bytes())?); // only a timestamp may come before the pairs
+            rest = after.trim_start();
+        }
+    }
+    let mut out = Line::default();
+    let mut pairs = 0;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        if key.is_empty() || key.contains([' ', '"']) {
+            return None;
+        }
+        let value;
+        (value, rest) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = closing_quote(quoted.as_bytes())?;
+            let raw = &quoted[..end];
+            let v = if raw.contains('\\') {
+                Cow::Owned(unescape(raw))
+            } else {
+                Cow::Borrowed(raw)
+            };
+            (v, quoted[end + 1..].trim_start())
+        } else {
+            let (v, more) = after.split_once(' ').unwrap_or((after, ""));
+            (Cow::Borrowed(v), more.trim_start())
+        };
+        pairs += 1;
+        if let Some(slot) = out.slot(key) {
+            *slot = Val::Str(value);
+        }
+    }
+    (pairs >= 2).then_some((out, prefix_time))
+}
+
+/// Index of the `"` that ends a quoted logfmt value (`b` starts just after the opening quote).
+fn closing_quote(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 /// Parse one JSON object into a [`Line`], naming the reason on failure.
 pub fn parse_json(json: &[u8]) -> Result<Line<'_>, &'static str> {
     if let Some(line) = crate::scan::scan(json) {
@@ -593,10 +666,11 @@ pub fn detect(data: &[u8]) -> Option<LogType> {
         if seen > 1000 {
             break;
         }
-        let Some((json, _)) = split_prefix(line) else {
-            continue;
+        let parsed = match split_prefix(line) {
+            Some((json, _)) => parse_json(json).ok(),
+            None => parse_logfmt(line).map(|(l, _)| l),
         };
-        if let Some(t) = parse_json(json).ok().as_ref().and_then(classify) {
+        if let Some(t) = parsed.as_ref().and_then(classify) {
             votes[t as usize] += 1;
         }
     }
@@ -666,5 +740,37 @@ mod tests {
                 .unwrap();
         assert_eq!((json, t), (&b"{\"a\":1}"[..], Some(1_704_067_200.0)));
         assert!(split_prefix(b"msg=\"text with {braces}\"").is_none());
+    }
+
+    #[test]
+    fn logfmt_gitaly_lines() {
+        let raw = b"2019-06-17_17:20:03.46097 time=\"2019-06-17T17:20:03Z\" level=info msg=\"finished unary call with code OK\" correlation_id=0562c8b6 grpc.code=OK grpc.method=Check grpc.request.glProjectPath=\"g/p \\\"x\\\"\" grpc.time_ms=0.062 peer.address=@ span.kind=server system=grpc";
+        let (line, prefix) = parse_logfmt(raw).unwrap();
+        assert!(prefix.is_some());
+        assert_eq!(classify(&line), Some(LogType::Gitaly));
+        let rec = extract(&line, LogType::Gitaly).unwrap();
+        assert_eq!(rec.key.0, "Check");
+        assert!((rec.duration_ms - 0.062).abs() < 1e-12);
+        assert_eq!(rec.time, Some(1_560_792_003.0));
+        assert_eq!(rec.dims[1], Some("g/p \"x\""));
+        // Bare, no prefix; a line that is not a call is skipped like its JSON twin.
+        let (line, prefix) = parse_logfmt(b"level=info msg=\"diskcache state change\"").unwrap();
+        assert_eq!(
+            (prefix, extract(&line, LogType::Gitaly).err()),
+            (None, Some(Rejection::Skip("not_a_call")))
+        );
+        for not in [
+            &b"plain text line"[..],
+            b"a=1",
+            b"key=\"unclosed",
+            b"bad key=1 b=2",
+            b"2019-06-17 a=1 b=2 c",
+        ] {
+            assert!(
+                parse_logfmt(not).is_none(),
+                "{}",
+                String::from_utf8_lossy(not)
+            );
+        }
     }
 }

@@ -126,7 +126,10 @@ fn group_stats(py: Python<'_>, groups: &Groups) -> PyResult<Vec<Py<GroupStats>>>
 ///
 /// For chunks of one engagement and log type (keys of different log types would mix). Runs without the GIL.
 #[pyfunction]
-fn merge_groups(py: Python<'_>, chunks: Vec<Bound<'_, ChunkStats>>) -> PyResult<Vec<Py<GroupStats>>> {
+fn merge_groups(
+    py: Python<'_>,
+    chunks: Vec<Bound<'_, ChunkStats>>,
+) -> PyResult<Vec<Py<GroupStats>>> {
     let refs: Vec<&ChunkStats> = chunks.iter().map(Bound::get).collect();
     let merged = py.detach(|| {
         let mut merged = Groups::new();
@@ -207,7 +210,10 @@ fn expand_zstd(value: &[u8]) -> Result<Vec<u8>, String> {
         .and_then(|d| d.take(limit + 1).read_to_end(&mut out))
         .map_err(|e| format!("value is not zstd: {e}"))?;
     if out.len() > MAX_EXPANDED_BYTES {
-        return Err(format!("value expands to more than {} MiB", MAX_EXPANDED_BYTES >> 20));
+        return Err(format!(
+            "value expands to more than {} MiB",
+            MAX_EXPANDED_BYTES >> 20
+        ));
     }
     Ok(out)
 }
