@@ -68,3 +68,20 @@ def test_keda_scales_the_analyzer_on_the_lag_of_its_real_group_and_topic() -> No
     assert [h["spec"]["scaleTargetRef"]["name"] for h in docs if h["kind"] == "HorizontalPodAutoscaler"] == [
         "demo-outrider-ingest"
     ]
+
+
+def test_each_service_can_run_its_own_image() -> None:
+    values = CHART / "ci" / "per-service-images-values.yaml"
+    docs = [d for d in yaml.safe_load_all(helm("template", "demo", str(CHART), "-f", str(values))) if d]
+    images = {
+        d["metadata"]["name"].removeprefix("demo-outrider-"): d["spec"]["template"]["spec"]["containers"][0]["image"]
+        for d in docs
+        if d["kind"] in ("Deployment", "Job")
+    }
+    assert images == {
+        "ingest": "registry.example.com/outrider/ingest:1.2.3",  # own repository, the shared tag
+        "analyzer": "registry.example.com/outrider/analyzer:1.2.4",  # own repository and tag
+        "tracker": "registry.example.com/outrider/outrider:1.2.3",  # the shared image
+        "notifier": "registry.example.com/outrider/notifier:1.2.3",
+        "migrations": "registry.example.com/outrider/outrider:1.2.3",  # every service's migrations: the whole image
+    }

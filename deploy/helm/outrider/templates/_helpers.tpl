@@ -24,6 +24,12 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
 
+{{/* A service's image: its own repository/tag (e.g. built with `--target <service>`) or the shared one. */}}
+{{- define "outrider.serviceImage" -}}
+{{- $own := get .svc "image" | default dict -}}
+{{ get $own "repository" | default .root.Values.image.repository }}:{{ get $own "tag" | default .root.Values.image.tag | default .root.Chart.AppVersion }}
+{{- end }}
+
 {{- define "outrider.secretName" -}}{{ include "outrider.fullname" . }}{{- end }}
 
 {{- define "outrider.env" -}}
