@@ -30,21 +30,13 @@ class LogChunk(BaseModel):
     encoding: Encoding = Field(
         "identity",
         description="How the value is compressed. Ingest writes zstd in worker threads rather than leaving Kafka "
-        "batch compression to the event loops of both ends; the analyzer expands it in the thread that parses it.",
+        "batch compression to the event loops of both ends; the analyzer expands it in Rust as it parses "
+        "(logparse.parse_chunks).",
     )
 
     def pack(self, lines: bytes) -> bytes:
         """The record value that carries `lines` in this chunk's encoding."""
         return bytes(cramjam.zstd.compress(lines, level=3)) if self.encoding == "zstd" else lines
-
-    def unpack(self, value: bytes) -> bytes:
-        """The lines a record value carries; `ValueError` when it is not in the encoding the headers name."""
-        if self.encoding == "identity":
-            return value
-        try:
-            return bytes(cramjam.zstd.decompress(value))
-        except cramjam.DecompressionError as exc:
-            raise ValueError(f"value is not {self.encoding}: {exc}") from exc
 
     @property
     def chunk_id(self) -> str:

@@ -40,7 +40,7 @@ async def on_log_chunks(
 async def _handle(records: tuple[ConsumerRecord, ...], bucket_seconds: int) -> list[Handled]:
     """Validate each record's headers, then expand and parse the valid ones in one Rust call (GIL released once)."""
     handled: list[Handled | None] = []  # in record order; None until parsed
-    parsing: list[tuple[int, ConsumerRecord, LogChunk, trace.Span]] = []
+    parsing: list[tuple[int, ConsumerRecord, dict[str, str], LogChunk, trace.Span]] = []
     for record in records:
         headers = {k: v.decode("utf-8", "replace") for k, v in record.headers}
         try:
@@ -53,19 +53,18 @@ async def _handle(records: tuple[ConsumerRecord, ...], bucket_seconds: int) -> l
         span = tracer.start_span(
             "analyzer parse chunk", context=propagate.extract(headers), attributes={"outrider.chunk_id": chunk.chunk_id}
         )
-        parsing.append((len(handled), record, chunk, span))
+        parsing.append((len(handled), record, headers, chunk, span))
         handled.append(None)
     items: list[tuple[bytes, str | None, bool]] = [
-        (r.value or b"", c.log_type, c.encoding == "zstd") for _, r, c, _ in parsing
+        (r.value or b"", c.log_type, c.encoding == "zstd") for _, r, _, c, _ in parsing
     ]
     results = await asyncio.to_thread(logparse.parse_chunks, items, bucket_seconds)
-    for (i, record, chunk, span), result in zip(parsing, results, strict=True):
+    for (i, record, headers, chunk, span), result in zip(parsing, results, strict=True):
         span.end()
-        tp = TopicPartition(record.topic, record.partition)
         if isinstance(result, str):
-            headers = {k: v.decode("utf-8", "replace") for k, v in record.headers}
             handled[i] = _dead(record, headers, f"bad value: {result}")
         else:
+            tp = TopicPartition(record.topic, record.partition)
             handled[i] = Handled(tp, record.offset, result.size, chunk, result, span.get_span_context())
     return [h for h in handled if h is not None]
 
