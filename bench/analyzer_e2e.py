@@ -120,6 +120,10 @@ def main() -> None:
             assert first_done is not None
             steady_bytes = sum(len(p) for _, p in pieces[first_done[1] :])
             steady = steady_bytes / (end - first_done[0]) / 1e6
+            # What the analyzer's own metrics say its PostgreSQL writes cost.
+            flushes = analyzer.metric("outrider_analyzer_flush_seconds_count")
+            write_seconds = analyzer.metric("outrider_analyzer_flush_seconds_sum")
+            rows = max(analyzer.metric("outrider_analyzer_flush_rows_sum"), 1)
 
             ingest = Service("ingest", free_port(), env, home / "ingest.log")
             ingest.start()
@@ -152,6 +156,9 @@ def main() -> None:
     print(f"| Kafka → analyzer (1 replica) → PostgreSQL, from process start | {rate} |")
     print(f"| same, steady state (first commit → last commit) | {steady:.0f} MB/s |")
     print(f"| steady state / logparse alone | {100 * steady / reference:.0f} % (target ≥ 60 %) |")
+    per_row = f"{1000 * write_seconds / rows:.2f} ms a row, {lines / rows:.0f} lines a row"
+    print(f"| PostgreSQL writes: flushes, time, log_stats row updates | {flushes:.0f}, {write_seconds:.1f} s, "
+          f"{rows:,.0f} ({per_row}) |")  # fmt: skip
     print(f"| ingest → visible in the stats API, p50 / p99 | {q[49] * 1000:.0f} ms / {q[98] * 1000:.0f} ms |")
 
 

@@ -43,7 +43,7 @@ from generate import write  # noqa: E402  (bench/ is on sys.path)
 from ingest_throughput import producer_perf  # noqa: E402
 from run import measure  # noqa: E402
 
-from outrider.devstack import ROOT, SERVICES, Kafka, Postgres, Service, free_port  # noqa: E402
+from outrider.devstack import ROOT, SERVICES, Kafka, Postgres, Service, free_port, metric  # noqa: E402
 from outrider.slack_local import LocalSlack  # noqa: E402
 
 LAYOUT = {"production_json": "gitlab-rails/production_json.log", "api_json": "gitlab-rails/api_json.log",
@@ -83,15 +83,6 @@ def rss_mb(pid: int | None) -> tuple[float, float]:
         return 0.0, 0.0
     found = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M))
     return int(found.get("VmRSS", 0)) / 1024, int(found.get("VmHWM", 0)) / 1024
-
-
-def metric(url: str, name: str) -> float:
-    """Sum of one metric's samples on a service's /metrics (0 when unreachable)."""
-    try:
-        text = httpx.get(f"{url}/metrics", timeout=5).text
-    except httpx.HTTPError:
-        return 0.0
-    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
 async def counted_lines(dsn: str) -> dict[str, int]:

@@ -234,7 +234,7 @@ def test_a_flush_that_fails_is_retried_until_it_lands(
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
         names=("tracker", "ingest", "analyzer"),
     ) as svc:  # fmt: skip
-        tracker, ingest, analyzer = svc["tracker"].url, svc["ingest"].url, svc["analyzer"].url
+        tracker, ingest = svc["tracker"].url, svc["ingest"].url
         engagement, auth = open_engagement(tracker)
         lines = ship(ingest, engagement, auth, first, "h", "production_json")
         wait_for_count(tracker, engagement, lines)
@@ -242,7 +242,7 @@ def test_a_flush_that_fails_is_retried_until_it_lands(
         try:
             lines += ship(ingest, engagement, auth, second, "h", "production_json")
             deadline = time.monotonic() + 60
-            while _metric(analyzer, "outrider_analyzer_flush_failures_total") < 2:
+            while svc["analyzer"].metric("outrider_analyzer_flush_failures_total") < 2:
                 assert time.monotonic() < deadline, "the analyzer never tried to write the second file"
                 time.sleep(0.3)
         finally:
@@ -258,8 +258,3 @@ async def _sql(dsn: str, statement: str) -> None:
         await conn.execute(statement)
     finally:
         await conn.close()
-
-
-def _metric(service: str, name: str) -> float:
-    text = httpx.get(f"{service}/metrics").text
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))

@@ -11,6 +11,8 @@ import base64
 import contextlib
 import glob
 import os
+import random
+import re
 import shutil
 import signal
 import socket
@@ -29,11 +31,33 @@ class StackError(RuntimeError):
     """A local server could not be installed, started or reached."""
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on loopback that nothing holds right now, below the kernel's ephemeral range.
+
+    A port the kernel picked (bind to 0) comes from the range outgoing connections use too, so a service's own
+    Kafka or PostgreSQL connection, opened before its HTTP server binds, could take it first. Ports are also never
+    handed out twice by one process.
+    """
+    try:
+        first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(10000, max(first_ephemeral, 10001))
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise StackError("no free TCP port below the ephemeral range")
 
 
 def _wait(what: str, check: object, timeout: float, log: Path | None = None) -> None:
@@ -370,9 +394,24 @@ class Service:
 
         _wait(f"{self.name} /readyz", ready, timeout, self.log)
 
+    def metric(self, name: str) -> float:
+        """Sum of one metric's samples on this service's /metrics (0 when it does not answer)."""
+        return metric(self.url, name)
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (finish in-flight work), SIGKILL only after `timeout`; returns the exit code when known."""
         if self.pid:
             stop_pid(self.pid, timeout)
             self.pid = None
         return self._proc.wait(timeout) if self._proc else None
+
+
+def metric(url: str, name: str) -> float:
+    """Sum of one metric's samples (every label set) on a service's /metrics; 0 when it does not answer."""
+    import httpx
+
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return 0.0
+    return sum(float(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))

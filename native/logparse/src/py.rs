@@ -159,20 +159,25 @@ fn parse_chunk(
     log_type: Option<&str>,
     bucket_seconds: i64,
 ) -> PyResult<ChunkStats> {
-    if bucket_seconds <= 0 {
-        return Err(PyValueError::new_err("bucket_seconds must be positive"));
-    }
-    let opts = Options {
-        log_type: log_type_arg(log_type)?,
-        bucket_seconds,
-        ..Options::default()
-    };
+    let opts = chunk_options(log_type, bucket_seconds)?;
     let agg = py.detach(|| {
         let mut a = Aggregate::new(opts);
         a.feed(data);
         a
     });
     Ok(chunk_stats(agg, data.len()))
+}
+
+/// The options of one analyzer chunk: its log type (or detection) and the bucket width, both checked.
+fn chunk_options(log_type: Option<&str>, bucket_seconds: i64) -> PyResult<Options> {
+    if bucket_seconds <= 0 {
+        return Err(PyValueError::new_err("bucket_seconds must be positive"));
+    }
+    Ok(Options {
+        log_type: log_type_arg(log_type)?,
+        bucket_seconds,
+        ..Options::default()
+    })
 }
 
 fn chunk_stats(agg: Aggregate, size: usize) -> ChunkStats {
@@ -228,16 +233,9 @@ fn parse_chunks<'py>(
     items: Vec<(Bound<'py, PyBytes>, Option<String>, bool)>,
     bucket_seconds: i64,
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
-    if bucket_seconds <= 0 {
-        return Err(PyValueError::new_err("bucket_seconds must be positive"));
-    }
     let mut work = Vec::with_capacity(items.len());
     for (value, log_type, zstd) in &items {
-        let opts = Options {
-            log_type: log_type_arg(log_type.as_deref())?,
-            bucket_seconds,
-            ..Options::default()
-        };
+        let opts = chunk_options(log_type.as_deref(), bucket_seconds)?;
         work.push((value.as_bytes(), opts, *zstd));
     }
     let results: Vec<Result<(Aggregate, usize), String>> = py.detach(|| {

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from tenacity import (
     AsyncRetrying,
@@ -181,7 +181,7 @@ class Flusher:
             return
         try:
             await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+        except KafkaError as exc:  # CommitFailedError after a rebalance, IllegalStateError, a broker away
             log.warning("offset commit failed after flush, records will be re-read error=%r", exc)
             return
         for tp, offset in offsets.items():

@@ -9,6 +9,7 @@ from outrider_common.http import INT32_MAX
 from outrider_tracker.actor import get_actor
 from outrider_tracker.audit import service as audit
 from outrider_tracker.audit.models import AuditEntry
+from outrider_tracker.changes import changed
 from outrider_tracker.engagement import service
 from outrider_tracker.engagement.models import (
     Destination,
@@ -72,12 +73,9 @@ async def get_audit(engagement_id: UUID, request: Request) -> list[AuditEntry]:
 async def update_engagement(
     engagement_id: UUID, engagement_in: EngagementUpdate, request: Request, actor: Annotated[str, Depends(get_actor)]
 ) -> EngagementRead:
-    try:
-        engagement = await service.update(request.app.state.db.pool, engagement_id=engagement_id,
-                                          engagement_in=engagement_in, actor=actor)  # fmt: skip
-    except service.StaleVersion as exc:
-        raise HTTPException(409, str(exc)) from exc
-    if engagement is None:
-        raise HTTPException(404, f"engagement {engagement_id} not found")
-    request.app.state.outbox_wake.set()
-    return engagement
+    change = service.update(
+        request.app.state.db.pool, engagement_id=engagement_id, engagement_in=engagement_in, actor=actor
+    )
+    return await changed(
+        request, change, missing=f"engagement {engagement_id} not found", conflict=service.StaleVersion
+    )

@@ -2,9 +2,10 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from outrider_tracker.changes import changed
 from outrider_tracker.handoff import service
 from outrider_tracker.handoff.models import (
     HandoffCreate,
@@ -58,12 +59,10 @@ async def request_handoff(
 
 @router.post("/{engagement_id}/handoffs/{handoff_id}/accept", summary="Accept a hand-off", responses=NOT_FOUND)
 async def accept_handoff(handoff_id: UUID, engagement: Engagement, actor: Actor, request: Request) -> HandoffRead:
-    accepted = await service.accept_handoff(request.app.state.db.pool, engagement_id=engagement.id,
-                                            handoff_id=handoff_id, actor=actor)  # fmt: skip
-    if accepted is None:
-        raise HTTPException(404, f"hand-off {handoff_id} not found")
-    request.app.state.outbox_wake.set()
-    return accepted
+    change = service.accept_handoff(
+        request.app.state.db.pool, engagement_id=engagement.id, handoff_id=handoff_id, actor=actor
+    )
+    return await changed(request, change, missing=f"hand-off {handoff_id} not found")
 
 
 @router.get("/{engagement_id}/tech-reviews", summary="Tech-review requests", responses=NOT_FOUND)
@@ -85,9 +84,7 @@ async def request_review(
 async def decide_review(
     review_id: UUID, decision: TechReviewDecision, engagement: Engagement, actor: Actor, request: Request
 ) -> TechReviewRead:
-    decided = await service.decide_review(request.app.state.db.pool, engagement_id=engagement.id,
-                                          review_id=review_id, decision=decision, actor=actor)  # fmt: skip
-    if decided is None:
-        raise HTTPException(404, f"tech review {review_id} not found")
-    request.app.state.outbox_wake.set()
-    return decided
+    change = service.decide_review(
+        request.app.state.db.pool, engagement_id=engagement.id, review_id=review_id, decision=decision, actor=actor
+    )
+    return await changed(request, change, missing=f"tech review {review_id} not found")

@@ -2,8 +2,9 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 
+from outrider_tracker.changes import changed
 from outrider_tracker.issue import service
 from outrider_tracker.issue.models import (
     ExpansionCreate,
@@ -36,24 +37,20 @@ async def create_issue(issue_in: IssueCreate, engagement: Engagement, actor: Act
 async def update_issue(
     issue_id: UUID, issue_in: IssueUpdate, engagement: Engagement, actor: Actor, request: Request
 ) -> IssueRead:
-    issue = await service.update_issue(request.app.state.db.pool, engagement_id=engagement.id, issue_id=issue_id,
-                                       issue_in=issue_in, actor=actor)  # fmt: skip
-    if issue is None:
-        raise HTTPException(404, f"issue {issue_id} not found")
-    request.app.state.outbox_wake.set()
-    return issue
+    change = service.update_issue(
+        request.app.state.db.pool, engagement_id=engagement.id, issue_id=issue_id, issue_in=issue_in, actor=actor
+    )
+    return await changed(request, change, missing=f"issue {issue_id} not found")
 
 
 @router.post("/{engagement_id}/issues/{issue_id}/resolve", summary="Resolve an issue", responses=NOT_FOUND)
 async def resolve_issue(
     issue_id: UUID, resolve: IssueResolve, engagement: Engagement, actor: Actor, request: Request
 ) -> IssueRead:
-    issue = await service.resolve_issue(request.app.state.db.pool, engagement_id=engagement.id, issue_id=issue_id,
-                                        resolve=resolve, actor=actor)  # fmt: skip
-    if issue is None:
-        raise HTTPException(404, f"issue {issue_id} not found")
-    request.app.state.outbox_wake.set()
-    return issue
+    change = service.resolve_issue(
+        request.app.state.db.pool, engagement_id=engagement.id, issue_id=issue_id, resolve=resolve, actor=actor
+    )
+    return await changed(request, change, missing=f"issue {issue_id} not found")
 
 
 @router.get("/{engagement_id}/expansions", summary="Expansion opportunities", responses=NOT_FOUND)
@@ -77,10 +74,11 @@ async def create_expansion(
 async def update_expansion(
     expansion_id: UUID, expansion_in: ExpansionUpdate, engagement: Engagement, actor: Actor, request: Request
 ) -> ExpansionRead:
-    expansion = await service.update_expansion(request.app.state.db.pool, engagement_id=engagement.id,
-                                               expansion_id=expansion_id, expansion_in=expansion_in,
-                                               actor=actor)  # fmt: skip
-    if expansion is None:
-        raise HTTPException(404, f"expansion {expansion_id} not found")
-    request.app.state.outbox_wake.set()
-    return expansion
+    change = service.update_expansion(
+        request.app.state.db.pool,
+        engagement_id=engagement.id,
+        expansion_id=expansion_id,
+        expansion_in=expansion_in,
+        actor=actor,
+    )
+    return await changed(request, change, missing=f"expansion {expansion_id} not found")

@@ -4,6 +4,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
+from outrider_tracker.changes import changed
 from outrider_tracker.risk import service
 from outrider_tracker.risk.models import FindingPromotion, RiskCreate, RiskRead, RiskUpdate
 from outrider_tracker.stage.api import NOT_FOUND, Actor, Engagement
@@ -48,9 +49,7 @@ async def promote_finding(
 async def update_risk(
     risk_id: UUID, risk_in: RiskUpdate, engagement: Engagement, actor: Actor, request: Request
 ) -> RiskRead:
-    risk = await service.update(request.app.state.db.pool, engagement_id=engagement.id, risk_id=risk_id,
-                                risk_in=risk_in, actor=actor)  # fmt: skip
-    if risk is None:
-        raise HTTPException(404, f"risk {risk_id} not found")
-    request.app.state.outbox_wake.set()
-    return risk
+    change = service.update(
+        request.app.state.db.pool, engagement_id=engagement.id, risk_id=risk_id, risk_in=risk_in, actor=actor
+    )
+    return await changed(request, change, missing=f"risk {risk_id} not found")

@@ -1,10 +1,10 @@
 """Touchpoint endpoints."""
 
-from collections.abc import Awaitable
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 
+from outrider_tracker.changes import changed
 from outrider_tracker.stage.api import NOT_FOUND, Actor, Engagement
 from outrider_tracker.touchpoint import service
 from outrider_tracker.touchpoint.models import (
@@ -17,18 +17,6 @@ from outrider_tracker.touchpoint.models import (
 
 router = APIRouter(prefix="/v1/engagements", tags=["touchpoints"])
 CHANGE_REFUSALS = {**NOT_FOUND, 409: {"description": "Already held or cancelled"}}
-
-
-async def _changed(request: Request, touchpoint_id: UUID, change: Awaitable[TouchpointRead | None]) -> TouchpointRead:
-    """The outcome of a change to a scheduled touchpoint: 409 once held or cancelled, 404 when unknown."""
-    try:
-        touchpoint = await change
-    except service.NotScheduled as exc:
-        raise HTTPException(409, str(exc)) from exc
-    if touchpoint is None:
-        raise HTTPException(404, f"touchpoint {touchpoint_id} not found")
-    request.app.state.outbox_wake.set()
-    return touchpoint
 
 
 @router.get("/{engagement_id}/touchpoints", summary="Touchpoints by date", responses=NOT_FOUND)
@@ -55,10 +43,9 @@ async def hold_touchpoint(
     touchpoint_id: UUID, held: TouchpointHeld, engagement: Engagement, actor: Actor, request: Request
 ) -> TouchpointRead:
     pool = request.app.state.db.pool
-    return await _changed(
-        request,
-        touchpoint_id,
-        service.hold(pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, held=held, actor=actor),
+    change = service.hold(pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, held=held, actor=actor)
+    return await changed(
+        request, change, missing=f"touchpoint {touchpoint_id} not found", conflict=service.NotScheduled
     )
 
 
@@ -71,12 +58,11 @@ async def update_touchpoint(
     touchpoint_id: UUID, touchpoint_in: TouchpointUpdate, engagement: Engagement, actor: Actor, request: Request
 ) -> TouchpointRead:
     pool = request.app.state.db.pool
-    return await _changed(
-        request,
-        touchpoint_id,
-        service.update(
-            pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, touchpoint_in=touchpoint_in, actor=actor
-        ),
+    change = service.update(
+        pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, touchpoint_in=touchpoint_in, actor=actor
+    )
+    return await changed(
+        request, change, missing=f"touchpoint {touchpoint_id} not found", conflict=service.NotScheduled
     )
 
 
@@ -89,10 +75,9 @@ async def cancel_touchpoint(
     touchpoint_id: UUID, cancel_in: TouchpointCancel, engagement: Engagement, actor: Actor, request: Request
 ) -> TouchpointRead:
     pool = request.app.state.db.pool
-    return await _changed(
-        request,
-        touchpoint_id,
-        service.cancel(
-            pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, cancel_in=cancel_in, actor=actor
-        ),
+    change = service.cancel(
+        pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, cancel_in=cancel_in, actor=actor
+    )
+    return await changed(
+        request, change, missing=f"touchpoint {touchpoint_id} not found", conflict=service.NotScheduled
     )
