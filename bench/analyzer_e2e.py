@@ -10,6 +10,7 @@ reference figure. Then it measures how long a line shipped through ingest takes 
 
 import argparse
 import asyncio
+import os
 import secrets
 import statistics
 import tempfile
@@ -64,6 +65,21 @@ async def counted(dsn: str) -> int:
         await conn.close()
 
 
+def cpu_seconds(pids: list[int] | None = None, comm: str | None = None) -> float:
+    """User + system CPU seconds used so far by `pids`, or by every process named `comm` (from /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+        except OSError:  # gone meanwhile
+            continue
+        name, fields = rest.rsplit(") ", 1)
+        if (pids is not None and int(pid) in pids) or name == comm:
+            utime, stime = fields.split()[11:13]
+            total += int(utime) + int(stime)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=200, help="size of the generated production_json log")
@@ -109,11 +125,18 @@ def main() -> None:
             analyzer.start()
             services.append(analyzer)
             first_done: tuple[float, int] | None = None
+
+            def cpu() -> tuple[float, float, float]:
+                assert analyzer.pid is not None
+                assert kafka.pid is not None
+                return cpu_seconds([analyzer.pid]), cpu_seconds(comm="postgres"), cpu_seconds([kafka.pid])
+
             while (n := asyncio.run(counted(pg.dsn))) < len(pieces):
                 if n and first_done is None:
-                    first_done = (time.perf_counter(), n)
+                    first_done, cpu_first = (time.perf_counter(), n), cpu()
                 time.sleep(0.02)
             end = time.perf_counter()
+            cpu_steady = [b - a for a, b in zip(cpu_first, cpu(), strict=True)]
             elapsed = end - begin  # includes the analyzer's start-up (Python, migrations, group join)
             lines = data.count(b"\n")
             e2e = len(data) / elapsed / 1e6
@@ -159,6 +182,8 @@ def main() -> None:
     per_row = f"{1000 * write_seconds / rows:.2f} ms a row, {lines / rows:.0f} lines a row"
     print(f"| PostgreSQL writes: flushes, time, log_stats row updates | {flushes:.0f}, {write_seconds:.1f} s, "
           f"{rows:,.0f} ({per_row}) |")  # fmt: skip
+    cores = " / ".join(f"{c / (end - first_done[0]):.2f}" for c in cpu_steady)
+    print(f"| cores busy in steady state: analyzer / PostgreSQL / Kafka broker (of {os.cpu_count()}) | {cores} |")
     print(f"| ingest → visible in the stats API, p50 / p99 | {q[49] * 1000:.0f} ms / {q[98] * 1000:.0f} ms |")
 
 

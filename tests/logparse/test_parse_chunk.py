@@ -7,6 +7,7 @@ import cramjam
 import pytest
 
 import logparse
+from outrider_common.logstats import FIELDS
 
 
 def epoch(iso: str) -> int:
@@ -85,6 +86,18 @@ def test_merge_groups_adds_chunks_as_if_parsed_together(logs: Path) -> None:
                                                                                 w.cpu_sum_ms))  # fmt: skip
         assert logparse.sketch_quantiles(g.sketch, [0.5, 0.99]) == logparse.sketch_quantiles(w.sketch, [0.5, 0.99])
     assert logparse.merge_groups([]) == []
+
+
+def test_merge_rows_are_merge_groups_as_log_stats_rows(logs: Path) -> None:
+    lines = (logs / "production_json.log").read_bytes().splitlines(keepends=True)
+    halves = [logparse.parse_chunk(b"".join(lines[::2])), logparse.parse_chunk(b"".join(lines[1::2]))]
+
+    rows = logparse.merge_rows(halves)
+
+    expected = [(g.key, g.bucket_start, *(getattr(g, n) for n in FIELDS)) for g in logparse.merge_groups(halves)]
+    assert len(rows) > 1
+    assert sorted(rows) == sorted(expected)
+    assert logparse.merge_rows([]) == []
 
 
 def test_parse_chunks_expands_zstd_and_agrees_with_parse_chunk(logs: Path) -> None:

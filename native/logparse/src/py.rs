@@ -6,7 +6,7 @@ use hashbrown::HashMap;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 use rayon::prelude::*;
 
 use crate::aggregate::{Aggregate, KeyAcc, Options, Summary};
@@ -122,6 +122,25 @@ fn group_stats(py: Python<'_>, groups: &Groups) -> PyResult<Vec<Py<GroupStats>>>
     Ok(out)
 }
 
+/// Several chunks' groups added together (chunks of one engagement and log type, or keys would mix).
+fn merge(chunks: &[&ChunkStats]) -> Groups {
+    let mut merged = Groups::new();
+    for chunk in chunks {
+        for (&bucket, keys) in &chunk.acc {
+            let mine = merged.entry(bucket).or_default();
+            for (key, acc) in keys {
+                match mine.get_mut(key) {
+                    Some(m) => m.merge(acc.clone()),
+                    None => {
+                        mine.insert(key.clone(), acc.clone());
+                    }
+                }
+            }
+        }
+    }
+    merged
+}
+
 /// The groups of several chunks added together: one `GroupStats` per (key, time bucket) over all of them.
 ///
 /// For chunks of one engagement and log type (keys of different log types would mix). Runs without the GIL.
@@ -131,24 +150,53 @@ fn merge_groups(
     chunks: Vec<Bound<'_, ChunkStats>>,
 ) -> PyResult<Vec<Py<GroupStats>>> {
     let refs: Vec<&ChunkStats> = chunks.iter().map(Bound::get).collect();
-    let merged = py.detach(|| {
-        let mut merged = Groups::new();
-        for chunk in refs {
-            for (&bucket, keys) in &chunk.acc {
-                let mine = merged.entry(bucket).or_default();
-                for (key, acc) in keys {
-                    match mine.get_mut(key) {
-                        Some(m) => m.merge(acc.clone()),
-                        None => {
-                            mine.insert(key.clone(), acc.clone());
-                        }
-                    }
-                }
-            }
-        }
-        merged
-    });
+    let merged = py.detach(|| merge(&refs));
     group_stats(py, &merged)
+}
+
+/// `merge_groups` as plain tuples, ready to be written as table rows without a Python object per field:
+/// `(key, bucket_start, count, failed, duration_sum_ms, duration_sumsq_ms2, db_sum_ms, gitaly_sum_ms,
+/// redis_sum_ms, cpu_sum_ms, queue_sum_ms, duration_min_ms, duration_max_ms, sketch)`. Merging and serialising
+/// the sketches run without the GIL.
+#[pyfunction]
+fn merge_rows<'py>(
+    py: Python<'py>,
+    chunks: Vec<Bound<'py, ChunkStats>>,
+) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    let refs: Vec<&ChunkStats> = chunks.iter().map(Bound::get).collect();
+    let rows: Vec<(Box<str>, i64, KeyAcc, Vec<u8>)> = py.detach(|| {
+        merge(&refs)
+            .into_iter()
+            .flat_map(|(bucket, keys)| {
+                keys.into_iter().map(move |(key, acc)| {
+                    let bytes = acc
+                        .sketch
+                        .as_ref()
+                        .map(sketch::Sketch::to_bytes)
+                        .unwrap_or_default();
+                    (key, bucket, acc, bytes)
+                })
+            })
+            .collect()
+    });
+    rows.into_iter()
+        .map(|(key, bucket, acc, bytes)| {
+            let [db, gitaly, redis, cpu, queue] = acc.components;
+            let floats = [
+                acc.sum, acc.sumsq, db, gitaly, redis, cpu, queue, acc.min, acc.max,
+            ];
+            let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(14);
+            items.push(PyString::new(py, &key).into_any());
+            items.push(bucket.into_pyobject(py)?.into_any());
+            items.push(acc.count.into_pyobject(py)?.into_any());
+            items.push(acc.failed.into_pyobject(py)?.into_any());
+            for f in floats {
+                items.push(f.into_pyobject(py)?.into_any());
+            }
+            items.push(PyBytes::new(py, &bytes).into_any());
+            PyTuple::new(py, items)
+        })
+        .collect()
 }
 
 #[pyfunction]
@@ -628,6 +676,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(detect_log_type, m)?)?;
     m.add_function(wrap_pyfunction!(merge_sketches, m)?)?;
     m.add_function(wrap_pyfunction!(merge_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_rows, m)?)?;
     m.add_function(wrap_pyfunction!(sketch_quantiles, m)?)?;
     m.add("DIMENSIONS", crate::format::DIMENSIONS.to_vec())?;
     m.add("COMPONENTS", crate::format::COMPONENTS.to_vec())?;

@@ -14,6 +14,7 @@ __all__ = [
     "TopRow",
     "detect_log_type",
     "merge_groups",
+    "merge_rows",
     "merge_sketches",
     "parse_chunk",
     "parse_chunks",
@@ -294,6 +295,15 @@ def merge_sketches(a: bytes, b: bytes) -> bytes:
 
 def merge_groups(chunks: list[ChunkStats]) -> list[GroupStats]:
     """The groups of all `chunks` added together, one per (key, time bucket); chunks of one log type."""
+
+def merge_rows(
+    chunks: list[ChunkStats],
+) -> list[tuple[str, int, int, int, float, float, float, float, float, float, float, float, float, bytes]]:
+    """`merge_groups` as plain tuples, ready to be written as rows without a Python object per field.
+
+    Each is (key, bucket_start, count, failed, duration_sum_ms, duration_sumsq_ms2, db_sum_ms, gitaly_sum_ms,
+    redis_sum_ms, cpu_sum_ms, queue_sum_ms, duration_min_ms, duration_max_ms, sketch).
+    """
 
 def sketch_quantiles(sketch: bytes, qs: list[float]) -> list[float]:
     """Quantiles of a serialised sketch (NaN when it is empty)."""

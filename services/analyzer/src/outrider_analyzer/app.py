@@ -53,6 +53,10 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         max_partition_fetch_bytes=32 << 20,  # a batch of many 1 MiB chunks per fetch
+        # aiokafka has one fetch in flight per broker and leaves partitions with unread records out of it: while a
+        # busy partition's batch is handled, a fetch for the idle ones would sit the whole wait on the broker and
+        # hold back the busy partition's next fetch (the Java default, 500 ms, cost a third of the throughput).
+        fetch_max_wait_ms=50,
         listener=DrainOnRevoke(flusher),
     )(on_log_chunks)
 

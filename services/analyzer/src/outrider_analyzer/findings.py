@@ -31,19 +31,18 @@ def evaluate(where: StatsKey, agg: Aggregate, limits: Thresholds) -> list[Trippe
     if agg.count < limits.min_count:
         return []
     found: list[Tripped] = []
-    (p99,) = agg.quantiles([0.99])
     rate = agg.failed / agg.count
     base = {"count": float(agg.count)}
-    if where.log_type in ("production_json", "api_json") and p99 > limits.slow_endpoint_p99_ms:
-        found.append(
-            Tripped("slow_endpoint", f"{where.key} p99 {p99:.0f} ms > {limits.slow_endpoint_p99_ms:.0f} ms",
-                    {**base, "p99_ms": p99, "limit_ms": limits.slow_endpoint_p99_ms})
-        )  # fmt: skip
-    if where.log_type == "gitaly" and p99 > limits.slow_gitaly_p99_ms:
-        found.append(
-            Tripped("slow_gitaly", f"{where.key} p99 {p99:.0f} ms > {limits.slow_gitaly_p99_ms:.0f} ms",
-                    {**base, "p99_ms": p99, "limit_ms": limits.slow_gitaly_p99_ms})
-        )  # fmt: skip
+    slow = {"production_json": ("slow_endpoint", limits.slow_endpoint_p99_ms),
+            "api_json": ("slow_endpoint", limits.slow_endpoint_p99_ms),
+            "gitaly": ("slow_gitaly", limits.slow_gitaly_p99_ms)}.get(where.log_type)  # fmt: skip
+    # p99 ≤ max, so the sketch is only read when the max is over the line.
+    if slow is not None and (agg.duration_max_ms or 0.0) > slow[1]:
+        rule, limit = slow
+        (p99,) = agg.quantiles([0.99])
+        if p99 > limit:
+            found.append(Tripped(rule, f"{where.key} p99 {p99:.0f} ms > {limit:.0f} ms",
+                                 {**base, "p99_ms": p99, "limit_ms": limit}))  # fmt: skip
     if rate > limits.error_rate:
         found.append(
             Tripped("error_spike", f"{where.key} {rate:.1%} failed > {limits.error_rate:.1%}",

@@ -1,5 +1,6 @@
 """Flushing parsed chunks to PostgreSQL: dedup by chunk id, merge aggregates under row locks, raise findings."""
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,29 +25,57 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigin
 ON CONFLICT DO NOTHING
 RETURNING engagement_id, chunk_id
 """
-PK = "$1::uuid[], $2::text[], $3::text[], $4::timestamptz[]"
-# Rows are created empty first, in key order, so concurrent replicas lock them in the same order (no deadlock)
-# and a replica never overwrites a row another one inserted a moment before.
-PLACEHOLDERS = f"""
-INSERT INTO log_stats (engagement_id, log_type, key, bucket_start, {", ".join(FIELDS)})
-SELECT k.engagement_id, k.log_type, k.key, k.bucket_start, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL
-FROM unnest({PK}) WITH ORDINALITY AS k(engagement_id, log_type, key, bucket_start, n)
-ORDER BY n
-ON CONFLICT DO NOTHING
+# The merged groups of a flush are COPYed into a session-local table (far cheaper than one array parameter per
+# column) and go into `log_stats` from there: new rows whole, and for rows that exist the numbers add up on the
+# server, so only the sketches make a round trip.
+STAGE_COLUMNS = ("n", "engagement_id", "log_type", "key", "bucket", *FIELDS)
+STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS analyzer_stage (
+    n integer PRIMARY KEY, engagement_id uuid, log_type text, key text, bucket bigint,
+    bucket_start timestamptz GENERATED ALWAYS AS (to_timestamp(bucket)) STORED, count bigint, failed bigint,
+    {", ".join(f"{s} double precision" for s in SUMS)}, duration_min_ms double precision,
+    duration_max_ms double precision, sketch bytea
+) ON COMMIT DELETE ROWS
 """
-LOCK_ROWS = f"""
-SELECT engagement_id, log_type, key, bucket_start, {", ".join(FIELDS)}
-FROM log_stats
-WHERE (engagement_id, log_type, key, bucket_start) IN (SELECT * FROM unnest({PK}))
-ORDER BY engagement_id, log_type, key, bucket_start
-FOR UPDATE
+ROW = "engagement_id, log_type, key, bucket_start"
+# New rows are written whole, in key order, so concurrent replicas insert (and wait on each other) in the same
+# order; their staged rows are dropped, which leaves those whose row already exists. Returns the new rows with
+# enough requests to judge for findings.
+INSERT_NEW = f"""
+WITH new AS (
+    INSERT INTO log_stats ({ROW}, {", ".join(FIELDS)})
+    SELECT {ROW}, {", ".join(FIELDS)} FROM analyzer_stage ORDER BY {ROW}
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), inserted AS (
+    DELETE FROM analyzer_stage g USING new
+    WHERE (g.engagement_id, g.log_type, g.key, g.bucket_start)
+        = (new.engagement_id, new.log_type, new.key, new.bucket_start)
+)
+SELECT * FROM new WHERE count >= $1
 """
-FIELD_TYPES = ("bigint", "bigint", *["double precision"] * len(SUMS), "double precision", "double precision", "bytea")
-UPDATE = f"""
-UPDATE log_stats AS s SET {", ".join(f"{n} = u.{n}" for n in FIELDS)}
-FROM unnest({PK}, {", ".join(f"${i + 5}::{t}[]" for i, t in enumerate(FIELD_TYPES))})
-    AS u(engagement_id, log_type, key, bucket_start, {", ".join(FIELDS)})
-WHERE (s.engagement_id, s.log_type, s.key, s.bucket_start) = (u.engagement_id, u.log_type, u.key, u.bucket_start)
+# Rows that existed: locked in key order (no deadlock between replicas), their stored sketch read for merging.
+LOCK_EXISTING = f"""
+SELECT g.n, s.sketch AS stored, g.sketch AS added
+FROM analyzer_stage g JOIN log_stats s USING ({ROW})
+ORDER BY {ROW}
+FOR UPDATE OF s
+"""
+# Every staged row left has a locked row to add to (the conflict arbiter finds it by primary key); the sketches
+# merged meanwhile come in as parameters.
+ADD_TO_EXISTING = f"""
+WITH updated AS (
+    INSERT INTO log_stats ({ROW}, {", ".join(FIELDS)})
+    SELECT {ROW}, {", ".join(FIELDS[:-1])}, m.sketch
+    FROM analyzer_stage JOIN unnest($2::integer[], $3::bytea[]) AS m(n, sketch) USING (n) ORDER BY {ROW}
+    ON CONFLICT ({ROW}) DO UPDATE SET
+        {", ".join(f"{n} = log_stats.{n} + excluded.{n}" for n in ("count", "failed", *SUMS))},
+        duration_min_ms = least(log_stats.duration_min_ms, excluded.duration_min_ms),
+        duration_max_ms = greatest(log_stats.duration_max_ms, excluded.duration_max_ms),
+        sketch = excluded.sketch
+    RETURNING *
+)
+SELECT * FROM updated WHERE count >= $1
 """
 RECORD_FINDINGS = """
 INSERT INTO findings (engagement_id, rule, log_type, key, window_start, finding_id, figures)
@@ -69,6 +98,10 @@ class Flushed:
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows to one list per column (the `unnest` parameters)."""
     return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _merge_sketches(stored: bytes | None, added: bytes) -> bytes:
+    return logparse.merge_sketches(stored, added) if stored else added
 
 
 def _time(epoch: float | None) -> datetime | None:
@@ -99,25 +132,22 @@ async def flush(
         claimed.discard((chunk.engagement_id, chunk.chunk_id))
         result.counted.append((chunk, stats))
         by_stream.setdefault((chunk.engagement_id, row[2]), []).append(stats)
-    merged: dict[StatsKey, Aggregate] = {}
+    records: list[tuple[Any, ...]] = []
     for (engagement_id, log_type), chunk_stats in by_stream.items():
-        for group in logparse.merge_groups(chunk_stats):
-            where = StatsKey(engagement_id, log_type, group.key, datetime.fromtimestamp(group.bucket_start, UTC))
-            merged[where] = Aggregate.from_group(group)
-    if not merged:
+        first = len(records)  # `n`, the staged row's number
+        rows_of_stream = await asyncio.to_thread(logparse.merge_rows, chunk_stats)  # the loop keeps fetching
+        records += [(first + i, engagement_id, log_type, *row) for i, row in enumerate(rows_of_stream)]
+    if not records:
         return result
 
-    keys = sorted(merged)
-    pk_columns = _columns([(k.engagement_id, k.log_type, k.key, k.bucket_start) for k in keys], 4)
-    await conn.execute(PLACEHOLDERS, *pk_columns)
-    totals: dict[StatsKey, Aggregate] = {}
-    for row in await conn.fetch(LOCK_ROWS, *pk_columns):
-        where = StatsKey(row["engagement_id"], row["log_type"], row["key"], row["bucket_start"])
-        total = Aggregate.from_record(row)
-        total.merge(merged[where])
-        totals[where] = total
-    await conn.execute(UPDATE, *pk_columns, *_columns([totals[k].values() for k in keys], len(FIELDS)))
-    result.rows = len(keys)
+    await conn.execute(STAGE)
+    await conn.copy_records_to_table("analyzer_stage", records=records, columns=STAGE_COLUMNS)
+    judged = await conn.fetch(INSERT_NEW, limits.min_count)
+    existing = await conn.fetch(LOCK_EXISTING)
+    if existing:
+        merged = [_merge_sketches(r["stored"], r["added"]) for r in existing]
+        judged += await conn.fetch(ADD_TO_EXISTING, limits.min_count, [r["n"] for r in existing], merged)
+    result.rows = len(records)
 
     candidates = [
         Finding(
@@ -126,8 +156,9 @@ async def flush(
             window_end=where.bucket_start + timedelta(seconds=bucket_seconds), summary=tripped.summary,
             figures=tripped.figures,
         )
-        for where, total in totals.items()
-        for tripped in evaluate(where, total, limits)
+        for row in judged
+        for where in [StatsKey(row["engagement_id"], row["log_type"], row["key"], row["bucket_start"])]
+        for tripped in evaluate(where, Aggregate.from_record(row), limits)
     ]  # fmt: skip
     if candidates:
         finding_rows = [
