@@ -24,9 +24,12 @@ def migrate(dsn: str, *directories: Path) -> int:
     """
     backend = get_backend(dsn.replace("postgresql://", "postgresql+psycopg://", 1))
     migrations = read_migrations(str(COMMON_MIGRATIONS), *map(str, directories))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
+    try:
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        backend.connection.close()
     return len(pending)
 
 
