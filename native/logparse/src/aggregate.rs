@@ -77,7 +77,7 @@ impl KeyAcc {
         }
     }
 
-    pub fn merge(&mut self, o: KeyAcc) {
+    pub fn merge(&mut self, o: &KeyAcc) {
         self.count += o.count;
         self.failed += o.failed;
         self.sum += o.sum;
@@ -377,7 +377,7 @@ impl Aggregate {
             let mine = self.groups.entry(bucket).or_default();
             for (k, acc) in keys {
                 match mine.get_mut(&k) {
-                    Some(m) => m.merge(acc),
+                    Some(m) => m.merge(&acc),
                     None => {
                         mine.insert(k, acc);
                     }
@@ -445,7 +445,7 @@ impl Aggregate {
             if totals {
                 let mut all = KeyAcc::new(self.opts.exact);
                 for acc in keys.values() {
-                    all.merge(acc.clone());
+                    all.merge(acc);
                 }
                 out.push(Summary::of("TOTAL", bucket_start, &mut all, span));
             } else {

@@ -130,7 +130,7 @@ fn merge(chunks: &[&ChunkStats]) -> Groups {
             let mine = merged.entry(bucket).or_default();
             for (key, acc) in keys {
                 match mine.get_mut(key) {
-                    Some(m) => m.merge(acc.clone()),
+                    Some(m) => m.merge(acc),
                     None => {
                         mine.insert(key.clone(), acc.clone());
                     }
