@@ -250,25 +250,57 @@ fn chunk_stats(agg: Aggregate, size: usize) -> ChunkStats {
 /// Largest chunk a zstd value may expand to: well above what ingest cuts, far below what a bomb would ask for.
 const MAX_EXPANDED_BYTES: usize = 256 << 20;
 
-fn expand_zstd(value: &[u8]) -> Result<Vec<u8>, String> {
+thread_local! {
+    /// Each parse thread's zstd context and expanded-chunk buffer, kept from chunk to chunk: a fresh context and a
+    /// fresh megabyte of pages per chunk cost as much as a third of the expanding.
+    static EXPAND: std::cell::RefCell<(zstd::zstd_safe::DCtx<'static>, Vec<u8>)> =
+        std::cell::RefCell::new((zstd::zstd_safe::DCtx::create(), Vec::new()));
+}
+
+/// Expand a zstd value (one frame or several) and hand the lines to `f`.
+fn with_expanded<R>(value: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R, String> {
+    EXPAND.with_borrow_mut(|(dctx, out)| {
+        expand_zstd(dctx, value, out)?;
+        let r = f(out);
+        if out.capacity() > 16 << 20 {
+            *out = Vec::new(); // a rare huge chunk does not stay resident
+        }
+        Ok(r)
+    })
+}
+
+fn expand_zstd(
+    dctx: &mut zstd::zstd_safe::DCtx<'static>,
+    value: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     use std::io::Read;
-    let limit = MAX_EXPANDED_BYTES as u64;
-    let hint = zstd::zstd_safe::get_frame_content_size(value)
-        .ok()
-        .flatten()
-        .unwrap_or(0)
-        .min(limit);
-    let mut out = Vec::with_capacity(hint as usize);
-    zstd::stream::read::Decoder::with_buffer(value)
-        .and_then(|d| d.take(limit + 1).read_to_end(&mut out))
-        .map_err(|e| format!("value is not zstd: {e}"))?;
-    if out.len() > MAX_EXPANDED_BYTES {
-        return Err(format!(
+    let too_big = || {
+        format!(
             "value expands to more than {} MiB",
             MAX_EXPANDED_BYTES >> 20
-        ));
+        )
+    };
+    out.clear();
+    // What ingest writes: one frame that states its size, expanded in one shot into the reused buffer.
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(value) {
+        if size > MAX_EXPANDED_BYTES as u64 {
+            return Err(too_big());
+        }
+        out.reserve(size as usize);
+        if dctx.decompress(out, value).is_ok_and(|n| n as u64 == size) {
+            return Ok(());
+        }
+        out.clear(); // several frames, or a bad one: the streaming decoder sorts it out and says why
     }
-    Ok(out)
+    let limit = MAX_EXPANDED_BYTES as u64;
+    zstd::stream::read::Decoder::with_buffer(value)
+        .and_then(|d| d.take(limit + 1).read_to_end(out))
+        .map_err(|e| format!("value is not zstd: {e}"))?;
+    if out.len() > MAX_EXPANDED_BYTES {
+        return Err(too_big());
+    }
+    Ok(())
 }
 
 /// Expand (when `zstd`) and parse many chunks in one call: the GIL is released once and the chunks are spread
@@ -294,9 +326,11 @@ fn parse_chunks<'py>(
                     a.feed(value);
                     return Ok((a, value.len()));
                 }
-                let lines = expand_zstd(value)?;
-                a.feed(&lines);
-                Ok((a, lines.len()))
+                let size = with_expanded(value, |lines| {
+                    a.feed(lines);
+                    lines.len()
+                })?;
+                Ok((a, size))
             })
             .collect()
     });

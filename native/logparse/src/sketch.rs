@@ -1,4 +1,8 @@
-//! A mergeable quantile sketch (DDSketch with a dense, collapsing-free store) with relative error ≤ 1%.
+//! A mergeable quantile sketch (DDSketch, collapsing-free) with relative error ≤ 1%.
+//!
+//! A sketch with few distinct buckets keeps them as sorted `(index, count)` pairs and turns into a dense array
+//! when it grows: the analyzer holds one sketch per key and minute of every chunk, mostly of a handful of values,
+//! where a dense array spanning their buckets would take kilobytes.
 //!
 //! Bucket `i` holds values in `(γ^(i-1), γ^i]` with `γ = (1+α)/(1-α)`; answering with `2γ^i/(γ+1)` is within
 //! `α` of every value in the bucket. Merging adds bucket counts, so it is exact, commutative and associative:
@@ -13,6 +17,8 @@ const MAX_VALUE: f64 = 1e12;
 const FORMAT_VERSION: u8 = 1;
 /// Bins a valid sketch can have between MIN_VALUE and MAX_VALUE, with margin.
 const MAX_BINS: u64 = 4096;
+/// Distinct buckets kept as pairs before the store turns dense (16 bytes a pair against 8 a dense bin).
+const SPARSE_MAX: usize = 48;
 
 fn gamma() -> f64 {
     (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
@@ -34,9 +40,15 @@ pub struct Sketch {
     zero_count: u64,
     min: f64,
     max: f64,
-    offset: i32,
-    bins: Vec<u64>,
+    store: Store,
     ln_gamma: f64,
+}
+
+/// Bucket counts (never a zero count in `Sparse`; `Dense` may hold zeros between its first and last bin).
+#[derive(Debug, Clone, PartialEq)]
+enum Store {
+    Sparse(Vec<(i32, u64)>),
+    Dense { offset: i32, bins: Vec<u64> },
 }
 
 impl Default for Sketch {
@@ -52,8 +64,7 @@ impl Sketch {
             zero_count: 0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            offset: 0,
-            bins: Vec::new(),
+            store: Store::Sparse(Vec::new()),
             ln_gamma: gamma().ln(),
         }
     }
@@ -98,17 +109,65 @@ impl Sketch {
     }
 
     fn add_to_bin(&mut self, i: i32, n: u64) {
-        if self.bins.is_empty() {
-            self.offset = i;
-            self.bins.push(0);
-        } else if i < self.offset {
-            let grow = (self.offset - i) as usize;
-            self.bins.splice(0..0, std::iter::repeat_n(0, grow));
-            self.offset = i;
-        } else if (i - self.offset) as usize >= self.bins.len() {
-            self.bins.resize((i - self.offset) as usize + 1, 0);
+        match &mut self.store {
+            Store::Sparse(pairs) => match pairs.binary_search_by_key(&i, |&(j, _)| j) {
+                Ok(at) => pairs[at].1 += n,
+                Err(at) if pairs.len() < SPARSE_MAX => pairs.insert(at, (i, n)),
+                Err(_) => {
+                    self.densify(i, i);
+                    self.add_to_bin(i, n);
+                }
+            },
+            Store::Dense { offset, bins } => {
+                if i < *offset {
+                    bins.splice(0..0, std::iter::repeat_n(0, (*offset - i) as usize));
+                    *offset = i;
+                } else if (i - *offset) as usize >= bins.len() {
+                    bins.resize((i - *offset) as usize + 1, 0);
+                }
+                bins[(i - *offset) as usize] += n;
+            }
         }
-        self.bins[(i - self.offset) as usize] += n;
+    }
+
+    /// Make the store dense and wide enough for bins `lo..=hi` as well as those it has, in one allocation.
+    fn densify(&mut self, lo: i32, hi: i32) {
+        if let Store::Dense { offset, bins } = &self.store {
+            if *offset <= lo && hi < *offset + bins.len() as i32 {
+                return;
+            }
+        }
+        let (lo, hi) = match self.bounds() {
+            Some((a, b)) => (lo.min(a), hi.max(b)),
+            None => (lo, hi),
+        };
+        let mut bins = vec![0; (hi - lo) as usize + 1];
+        for (i, n) in self.bins() {
+            bins[(i - lo) as usize] += n;
+        }
+        self.store = Store::Dense { offset: lo, bins };
+    }
+
+    /// First and last bucket index with a count.
+    fn bounds(&self) -> Option<(i32, i32)> {
+        let mut it = self.bins();
+        let first = it.next()?.0;
+        Some((first, it.next_back().map_or(first, |(i, _)| i)))
+    }
+
+    /// `(index, count)` of every bucket with a count, in index order.
+    fn bins(&self) -> impl DoubleEndedIterator<Item = (i32, u64)> + '_ {
+        let (sparse, dense) = match &self.store {
+            Store::Sparse(pairs) => (Some(pairs.iter().copied()), None),
+            Store::Dense { offset, bins } => (None, Some((*offset, bins))),
+        };
+        let dense = dense.into_iter().flat_map(|(offset, bins)| {
+            bins.iter()
+                .enumerate()
+                .filter(|&(_, &n)| n > 0)
+                .map(move |(j, &n)| (offset + j as i32, n))
+        });
+        sparse.into_iter().flatten().chain(dense)
     }
 
     pub fn merge(&mut self, other: &Sketch) {
@@ -119,10 +178,19 @@ impl Sketch {
         self.zero_count += other.zero_count;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
-        for (j, &n) in other.bins.iter().enumerate() {
-            if n > 0 {
-                self.add_to_bin(other.offset + j as i32, n);
+        if let Some((lo, hi)) = other.bounds() {
+            let dense = match (&self.store, &other.store) {
+                (Store::Sparse(mine), Store::Sparse(theirs)) => {
+                    mine.len() + theirs.len() > SPARSE_MAX
+                }
+                _ => true,
+            };
+            if dense {
+                self.densify(lo, hi); // at most one allocation, not one per bin that widens the range
             }
+        }
+        for (i, n) in other.bins() {
+            self.add_to_bin(i, n);
         }
     }
 
@@ -144,23 +212,19 @@ impl Sketch {
         if seen > rank {
             return self.min;
         }
-        for (j, &n) in self.bins.iter().enumerate() {
+        for (i, n) in self.bins() {
             seen += n;
             if seen > rank {
-                return self.value(self.offset + j as i32).clamp(self.min, self.max);
+                return self.value(i).clamp(self.min, self.max);
             }
         }
         self.max
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let first = self.bins.iter().position(|&n| n > 0);
-        let last = self.bins.iter().rposition(|&n| n > 0);
-        let (lo, hi) = match (first, last) {
-            (Some(a), Some(b)) => (a, b + 1),
-            _ => (0, 0),
-        };
-        let mut out = Vec::with_capacity(40 + (hi - lo) * 2);
+        // Always the dense layout from the first bucket with a count to the last, whatever the store.
+        let (lo, hi) = self.bounds().map_or((0, 0), |(a, b)| (a, b + 1));
+        let mut out = Vec::with_capacity(40 + (hi - lo) as usize * 2);
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&RELATIVE_ACCURACY.to_le_bytes());
         put_varint(&mut out, self.count);
@@ -172,11 +236,13 @@ impl Sketch {
         };
         out.extend_from_slice(&min.to_le_bytes());
         out.extend_from_slice(&max.to_le_bytes());
-        let offset = self.offset + lo as i32;
-        put_varint(&mut out, ((offset << 1) ^ (offset >> 31)) as u32 as u64);
+        put_varint(&mut out, ((lo << 1) ^ (lo >> 31)) as u32 as u64);
         put_varint(&mut out, (hi - lo) as u64);
-        for &n in &self.bins[lo..hi] {
+        let mut next = lo;
+        for (i, n) in self.bins() {
+            out.resize(out.len() + (i - next) as usize, 0); // a 0 varint for each bucket without a count
             put_varint(&mut out, n);
+            next = i + 1;
         }
         out
     }
@@ -199,6 +265,9 @@ impl Sketch {
         if nbins > MAX_BINS {
             return Err(DecodeError("too many bins"));
         }
+        if offset.checked_add(nbins as i32).is_none() {
+            return Err(DecodeError("offset"));
+        }
         let mut bins = Vec::with_capacity(nbins as usize);
         let mut total = zero_count;
         for _ in 0..nbins {
@@ -220,8 +289,14 @@ impl Sketch {
         }
         let mut s = Self::new();
         if count > 0 {
-            (s.count, s.zero_count, s.min, s.max, s.offset, s.bins) =
-                (count, zero_count, min, max, offset, bins);
+            (s.count, s.zero_count, s.min, s.max) = (count, zero_count, min, max);
+            let nonzero = bins.iter().filter(|&&n| n > 0).count();
+            s.store = if nonzero <= SPARSE_MAX {
+                let pairs = (offset..).zip(bins).filter(|&(_, n)| n > 0);
+                Store::Sparse(pairs.collect())
+            } else {
+                Store::Dense { offset, bins }
+            };
         }
         Ok(s)
     }
@@ -291,6 +366,43 @@ mod tests {
             Sketch::from_bytes(&all.to_bytes()).unwrap().to_bytes(),
             all.to_bytes()
         );
+    }
+
+    #[test]
+    fn sparse_and_dense_stores_agree() {
+        // Around the switch from pairs to a dense array, and merges of every mix of the two.
+        for distinct in [
+            1,
+            2,
+            5,
+            SPARSE_MAX - 1,
+            SPARSE_MAX,
+            SPARSE_MAX + 1,
+            3 * SPARSE_MAX,
+        ] {
+            let values: Vec<f64> = (0..distinct).map(|i| 1.5f64.powf(i as f64 / 3.0)).collect();
+            let mut all = Sketch::new();
+            values.iter().for_each(|&v| all.add(v));
+            for split in [0, 1, distinct / 2, distinct] {
+                let (mut a, mut b) = (Sketch::new(), Sketch::new());
+                values[..split].iter().for_each(|&v| a.add(v));
+                values[split..].iter().rev().for_each(|&v| b.add(v));
+                let mut ab = a.clone();
+                ab.merge(&b);
+                b.merge(&a);
+                for merged in [&ab, &b] {
+                    assert_eq!(
+                        merged.to_bytes(),
+                        all.to_bytes(),
+                        "{distinct} values split at {split}"
+                    );
+                    assert_eq!(merged.quantile(0.99), all.quantile(0.99));
+                }
+                let decoded = Sketch::from_bytes(&all.to_bytes()).unwrap();
+                assert_eq!(decoded.to_bytes(), all.to_bytes());
+                assert_eq!(decoded.quantile(0.5), all.quantile(0.5));
+            }
+        }
     }
 
     #[test]
