@@ -168,6 +168,8 @@ def main() -> None:
             flushes = analyzer.metric("outrider_analyzer_flush_seconds_count")
             write_seconds = analyzer.metric("outrider_analyzer_flush_seconds_sum")
             rows = max(analyzer.metric("outrider_analyzer_flush_rows_sum"), 1)
+            status = Path(f"/proc/{analyzer.pid}/status").read_text()
+            peak_rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
 
             ingest = Service("ingest", free_port(), env, home / "ingest.log")
             ingest.start()
@@ -206,6 +208,7 @@ def main() -> None:
           f"{rows:,.0f} ({per_row}) |")  # fmt: skip
     cores = " / ".join(f"{c / (end - first_done[0]):.2f}" for c in cpu_steady)
     print(f"| cores busy in steady state: analyzer / PostgreSQL / Kafka broker (of {os.cpu_count()}) | {cores} |")
+    print(f"| analyzer peak RSS | {peak_rss_mb:.0f} MB |")
     print(f"| ingest → visible in the stats API, p50 / p99 | {q[49] * 1000:.0f} ms / {q[98] * 1000:.0f} ms |")
 
 
