@@ -251,8 +251,8 @@ fn chunk_stats(agg: Aggregate, size: usize) -> ChunkStats {
 const MAX_EXPANDED_BYTES: usize = 256 << 20;
 
 thread_local! {
-    /// Each parse thread's zstd context and expanded-chunk buffer, kept from chunk to chunk: a fresh context and a
-    /// fresh megabyte of pages per chunk cost as much as a third of the expanding.
+    /// Each parse thread's zstd context and expanded-chunk buffer, kept from chunk to chunk instead of a new context
+    /// and a new megabyte of pages per chunk (less allocation; no throughput change measurable on its own here).
     static EXPAND: std::cell::RefCell<(zstd::zstd_safe::DCtx<'static>, Vec<u8>)> =
         std::cell::RefCell::new((zstd::zstd_safe::DCtx::create(), Vec::new()));
 }
