@@ -15,7 +15,8 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-from run import ensure_data  # bench/ is on sys.path when this script runs
+from analyzer_e2e import chunks  # bench/ is on sys.path when this script runs
+from run import ensure_data
 
 import logparse
 from outrider.devstack import Postgres
@@ -23,8 +24,6 @@ from outrider_analyzer.findings import Thresholds
 from outrider_analyzer.store import flush
 from outrider_common.db import migrate
 from outrider_common.events import LogChunk
-
-CHUNK = 1 << 20
 
 
 async def flush_all(dsn: str, parsed: list[tuple[LogChunk, logparse.ChunkStats]], per: int) -> tuple[float, int]:
@@ -47,15 +46,11 @@ def main() -> None:
     args = parser.parse_args()
 
     data = ensure_data("production_json", args.size_mb).read_bytes()  # the file `bench/run.py` uses
-    pieces, start = [], 0
-    while start < len(data):
-        end = data.rfind(b"\n", start, start + CHUNK) + 1 if start + CHUNK < len(data) else len(data)
-        pieces.append((start, data[start:end]))
-        start = end
+    pieces = chunks(data)  # ~1 MiB, as the e2e bench and ingest cut them
     results = logparse.parse_chunks([(p, "production_json", False) for _, p in pieces])
     stats = [s for s in results if isinstance(s, logparse.ChunkStats)]  # plain values always parse
     engagement = uuid.uuid4()
-    chunks = [LogChunk(engagement_id=engagement, source="bench", file_id="f", offset=offset, lines=p.count(b"\n"),
+    log_chunks = [LogChunk(engagement_id=engagement, source="bench", file_id="f", offset=offset, lines=p.count(b"\n"),
                        log_type="production_json") for offset, p in pieces]  # fmt: skip
 
     with tempfile.TemporaryDirectory(dir=Path(__file__).parent / "data") as tmp:
@@ -63,8 +58,8 @@ def main() -> None:
         pg.start()
         try:
             migrate(pg.dsn)
-            new = asyncio.run(flush_all(pg.dsn, list(zip(chunks, stats, strict=True)), args.chunks_per_flush))
-            again = [c.model_copy(update={"offset": c.offset + len(data)}) for c in chunks]  # new ids, same groups
+            new = asyncio.run(flush_all(pg.dsn, list(zip(log_chunks, stats, strict=True)), args.chunks_per_flush))
+            again = [c.model_copy(update={"offset": c.offset + len(data)}) for c in log_chunks]  # new ids, same groups
             existing = asyncio.run(flush_all(pg.dsn, list(zip(again, stats, strict=True)), args.chunks_per_flush))
         finally:
             pg.stop()

@@ -50,10 +50,6 @@ class Aggregate:
         """From a `log_stats` row."""
         return cls(**{n: record[n] for n in FIELDS})
 
-    def values(self) -> tuple[Any, ...]:
-        """Field values in `FIELDS` order (for SQL parameters)."""
-        return tuple(getattr(self, n) for n in FIELDS)
-
     def merge(self, other: "Aggregate") -> None:
         """Add `other` in place (counts and sums add, extremes widen, sketches merge)."""
         self.count += other.count

@@ -56,7 +56,7 @@ SELECT * FROM new WHERE count >= $1
 """
 # Rows that existed: locked in key order (no deadlock between replicas), their stored sketch read for merging.
 LOCK_EXISTING = f"""
-SELECT g.n, s.sketch AS stored, g.sketch AS added
+SELECT g.n, s.sketch AS stored
 FROM analyzer_stage g JOIN log_stats s USING ({ROW})
 ORDER BY {ROW}
 FOR UPDATE OF s
@@ -145,7 +145,7 @@ async def flush(
     judged = await conn.fetch(INSERT_NEW, limits.min_count)
     existing = await conn.fetch(LOCK_EXISTING)
     if existing:
-        merged = [_merge_sketches(r["stored"], r["added"]) for r in existing]
+        merged = [_merge_sketches(r["stored"], records[r["n"]][-1]) for r in existing]  # `n` indexes `records`
         judged += await conn.fetch(ADD_TO_EXISTING, limits.min_count, [r["n"] for r in existing], merged)
     result.rows = len(records)
 
