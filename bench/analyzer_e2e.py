@@ -114,6 +114,11 @@ def main() -> None:
         for value in values:
             logparse.parse_chunks([(value, "production_json", True)])  # one item: one thread
         zstd_reference = len(data) / (time.perf_counter() - start) / 1e6
+        # And as the analyzer calls it: batches of 64 zstd values (the analyzer's max_records), spread over every core.
+        start = time.perf_counter()
+        for i in range(0, len(values), 64):
+            logparse.parse_chunks([(value, "production_json", True) for value in values[i : i + 64]])
+        all_cores = len(data) / (time.perf_counter() - start) / 1e6
         del values
 
         pg, kafka = Postgres(home / "pg", durable=True), Kafka(home / "kafka")
@@ -202,7 +207,9 @@ def main() -> None:
     rate = f"{e2e:.0f} MB/s, {lines / elapsed:,.0f} lines/s"
     print(f"| Kafka → analyzer (1 replica) → PostgreSQL, from process start | {rate} |")
     print(f"| same, steady state (first commit → last commit) | {steady:.0f} MB/s |")
-    print(f"| steady state / logparse alone | {100 * steady / reference:.0f} % (target ≥ 60 %) |")
+    print(f"| same, zstd values in batches of 64 on all {os.cpu_count()} cores (parse_chunks) | {all_cores:.0f} MB/s |")
+    print(f"| steady state / logparse alone, one core | {100 * steady / reference:.0f} % (target ≥ 60 %) |")
+    print(f"| steady state / logparse alone, all cores, zstd values | {100 * steady / all_cores:.0f} % |")
     per_row = f"{1000 * write_seconds / rows:.2f} ms a row, {lines / rows:.0f} lines a row"
     print(f"| PostgreSQL writes: flushes, time, log_stats row updates | {flushes:.0f}, {write_seconds:.1f} s, "
           f"{rows:,.0f} ({per_row}) |")  # fmt: skip

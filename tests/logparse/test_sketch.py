@@ -43,6 +43,19 @@ def test_merge_equals_one_sketch_over_both(a: list[float], b: list[float]) -> No
     assert merged == sketch_of(a + b).to_bytes()
 
 
+@settings(max_examples=100, deadline=None)
+@given(groups=st.lists(st.lists(st.one_of(st.none(), durations), max_size=6), max_size=8))
+def test_merge_sketch_groups_equals_one_sketch_per_group(groups: list[list[list[float] | None]]) -> None:
+    """The batch merge the stats API and the analyzer's flush use: None skipped, a group without sketches is None."""
+    encoded = [[None if g is None else sketch_of(g).to_bytes() for g in group] for group in groups]
+    expected = [
+        sketch_of([v for g in group if g is not None for v in g]).to_bytes() if any(g is not None for g in group)
+        else None
+        for group in groups
+    ]  # fmt: skip
+    assert logparse.merge_sketch_groups(encoded) == expected
+
+
 @given(values=durations)
 def test_bytes_round_trip(values: list[float]) -> None:
     s = sketch_of(values)
@@ -65,6 +78,10 @@ def test_garbage_bytes_raise_value_error(garbage: bytes) -> None:
         logparse.merge_sketches(garbage, logparse.Sketch().to_bytes())
     with pytest.raises(ValueError, match="invalid sketch"):
         logparse.Sketch.from_bytes(garbage)
+    with pytest.raises(ValueError, match="invalid sketch"):
+        logparse.merge_sketch_groups([[logparse.Sketch().to_bytes()], [garbage]])
+    with pytest.raises(ValueError, match="invalid sketch"):
+        logparse.merge_sketch_groups([[garbage]])  # a lone sketch is checked too, not passed through
 
 
 def test_quantile_out_of_range_raises() -> None:

@@ -50,27 +50,8 @@ class Aggregate:
         """From a `log_stats` row."""
         return cls(**{n: record[n] for n in FIELDS})
 
-    def merge(self, other: "Aggregate") -> None:
-        """Add `other` in place (counts and sums add, extremes widen, sketches merge)."""
-        self.count += other.count
-        self.failed += other.failed
-        for name in SUMS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.duration_min_ms = _pick(min, self.duration_min_ms, other.duration_min_ms)
-        self.duration_max_ms = _pick(max, self.duration_max_ms, other.duration_max_ms)
-        if other.sketch is not None:
-            self.sketch = other.sketch if self.sketch is None else logparse.merge_sketches(self.sketch, other.sketch)
-
     def quantiles(self, qs: list[float]) -> list[float]:
         """Quantiles of the durations from the sketch (relative error ≤ logparse.RELATIVE_ACCURACY)."""
         if self.sketch is None or self.count == 0:
             return [0.0] * len(qs)
         return logparse.sketch_quantiles(self.sketch, qs)
-
-
-def _pick(f: Any, a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return float(f(a, b))

@@ -15,6 +15,7 @@ __all__ = [
     "detect_log_type",
     "merge_groups",
     "merge_rows",
+    "merge_sketch_groups",
     "merge_sketches",
     "parse_chunk",
     "parse_chunks",
@@ -292,6 +293,12 @@ def detect_log_type(data: bytes) -> str | None:
 
 def merge_sketches(a: bytes, b: bytes) -> bytes:
     """The sketch of both inputs' values; raises ValueError on bytes that are not a sketch."""
+
+def merge_sketch_groups(groups: list[list[bytes | None]]) -> list[bytes | None]:
+    """One sketch per group, the merge of its sketches (None skipped; None for a group with none).
+
+    Runs without the GIL, groups spread over all cores; raises ValueError on bytes that are not a sketch.
+    """
 
 def merge_groups(chunks: list[ChunkStats]) -> list[GroupStats]:
     """The groups of all `chunks` added together, one per (key, time bucket); chunks of one log type."""

@@ -100,10 +100,6 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
-def _merge_sketches(stored: bytes | None, added: bytes) -> bytes:
-    return logparse.merge_sketches(stored, added) if stored else added
-
-
 def _time(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
@@ -145,7 +141,8 @@ async def flush(
     judged = await conn.fetch(INSERT_NEW, limits.min_count)
     existing = await conn.fetch(LOCK_EXISTING)
     if existing:
-        merged = [_merge_sketches(r["stored"], records[r["n"]][-1]) for r in existing]  # `n` indexes `records`
+        pairs = [[r["stored"], records[r["n"]][-1]] for r in existing]  # `n` indexes `records`
+        merged = await asyncio.to_thread(logparse.merge_sketch_groups, pairs)
         judged += await conn.fetch(ADD_TO_EXISTING, limits.min_count, [r["n"] for r in existing], merged)
     result.rows = len(records)
 

@@ -1,21 +1,29 @@
 """Queries over `log_stats`: merge the stored per-minute aggregates into per-key figures."""
 
+import asyncio
 import math
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
-from outrider_common.logstats import FIELDS, Aggregate
+import logparse
+from outrider_common.logstats import FIELDS, SUMS, Aggregate
 from outrider_tracker.stats.models import KeyStats
 
-ROWS = f"""
-SELECT log_type, key, {", ".join(FIELDS)}
+# Counts and sums add up in PostgreSQL; the sketches come back as one array per key and merge in one Rust call.
+KEYS = f"""
+SELECT log_type, key, sum(count)::bigint AS count, sum(failed)::bigint AS failed,
+       {", ".join(f"sum({name}) AS {name}" for name in SUMS)},
+       min(duration_min_ms) AS duration_min_ms, max(duration_max_ms) AS duration_max_ms,
+       array_agg(sketch) AS sketches
 FROM log_stats
 WHERE engagement_id = $1
   AND ($2::text IS NULL OR log_type = $2)
   AND ($3::timestamptz IS NULL OR bucket_start >= $3)
   AND ($4::timestamptz IS NULL OR bucket_start < $4)
+GROUP BY log_type, key
+HAVING sum(count) > 0
 """
 SPAN = """
 SELECT min(start_time) AS first, max(end_time) AS last
@@ -49,15 +57,18 @@ async def get_key_stats(
     until: datetime | None,
 ) -> tuple[list[KeyStats], float]:
     """Per-key figures for an engagement over [since, until), sorted by score, and the span they cover."""
-    merged: dict[tuple[str, str], Aggregate] = {}
-    for row in await conn.fetch(ROWS, engagement_id, log_type, since, until):
-        merged.setdefault((row["log_type"], row["key"]), Aggregate()).merge(Aggregate.from_record(row))
+    rows = await conn.fetch(KEYS, engagement_id, log_type, since, until)
+    sketches = await asyncio.to_thread(logparse.merge_sketch_groups, [row["sketches"] for row in rows])
+    merged = {
+        (row["log_type"], row["key"]): Aggregate(**{n: row[n] for n in FIELDS if n != "sketch"}, sketch=sketch)
+        for row, sketch in zip(rows, sketches, strict=True)
+    }
     bounds = await conn.fetchrow(SPAN, engagement_id, log_type, since, until)
     span = 0.0
     if bounds and bounds["first"] and bounds["last"]:
         first = max(bounds["first"], since) if since else bounds["first"]
         last = min(bounds["last"], until) if until else bounds["last"]
         span = max((last - first).total_seconds(), 0.0)
-    stats = [key_stats(lt, key, agg, span) for (lt, key), agg in merged.items() if agg.count]
+    stats = [key_stats(lt, key, agg, span) for (lt, key), agg in merged.items()]
     stats.sort(key=lambda k: (-k.score, k.key))
     return stats, span
