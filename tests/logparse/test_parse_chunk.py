@@ -98,6 +98,9 @@ def test_merge_rows_are_merge_groups_as_log_stats_rows(logs: Path) -> None:
     assert len(rows) > 1
     assert sorted(rows) == sorted(expected)
     assert logparse.merge_rows([]) == []
+    numbered = logparse.merge_rows(halves, number_from=7, lead=("e", "production_json"))
+    assert [row[:3] for row in numbered] == [(7 + i, "e", "production_json") for i in range(len(rows))]
+    assert sorted(row[3:] for row in numbered) == sorted(rows)
 
 
 def test_parse_chunks_expands_zstd_and_agrees_with_parse_chunk(logs: Path) -> None:

@@ -157,11 +157,15 @@ fn merge_groups(
 /// `merge_groups` as plain tuples, ready to be written as table rows without a Python object per field:
 /// `(key, bucket_start, count, failed, duration_sum_ms, duration_sumsq_ms2, db_sum_ms, gitaly_sum_ms,
 /// redis_sum_ms, cpu_sum_ms, queue_sum_ms, duration_min_ms, duration_max_ms, sketch)`. Merging and serialising
-/// the sketches run without the GIL.
+/// the sketches run without the GIL. With `number_from`, each row starts with its number (`number_from`, +1, …),
+/// then the `lead` values (e.g. the engagement and log type), so the caller can COPY them as they are.
 #[pyfunction]
+#[pyo3(signature = (chunks, *, number_from = None, lead = Vec::new()))]
 fn merge_rows<'py>(
     py: Python<'py>,
     chunks: Vec<Bound<'py, ChunkStats>>,
+    number_from: Option<i64>,
+    lead: Vec<Bound<'py, PyAny>>,
 ) -> PyResult<Vec<Bound<'py, PyTuple>>> {
     let refs: Vec<&ChunkStats> = chunks.iter().map(Bound::get).collect();
     let rows: Vec<(Box<str>, i64, KeyAcc, Vec<u8>)> = py.detach(|| {
@@ -180,12 +184,17 @@ fn merge_rows<'py>(
             .collect()
     });
     rows.into_iter()
-        .map(|(key, bucket, acc, bytes)| {
+        .enumerate()
+        .map(|(i, (key, bucket, acc, bytes))| {
             let [db, gitaly, redis, cpu, queue] = acc.components;
             let floats = [
                 acc.sum, acc.sumsq, db, gitaly, redis, cpu, queue, acc.min, acc.max,
             ];
-            let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(14);
+            let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(15 + lead.len());
+            if let Some(first) = number_from {
+                items.push((first + i as i64).into_pyobject(py)?.into_any());
+            }
+            items.extend(lead.iter().cloned());
             items.push(PyString::new(py, &key).into_any());
             items.push(bucket.into_pyobject(py)?.into_any());
             items.push(acc.count.into_pyobject(py)?.into_any());

@@ -1,4 +1,5 @@
-from typing import final
+from collections.abc import Sequence
+from typing import Any, final
 
 __all__ = [
     "COMPONENTS",
@@ -304,12 +305,13 @@ def merge_groups(chunks: list[ChunkStats]) -> list[GroupStats]:
     """The groups of all `chunks` added together, one per (key, time bucket); chunks of one log type."""
 
 def merge_rows(
-    chunks: list[ChunkStats],
-) -> list[tuple[str, int, int, int, float, float, float, float, float, float, float, float, float, bytes]]:
+    chunks: list[ChunkStats], *, number_from: int | None = None, lead: Sequence[object] = ()
+) -> list[tuple[Any, ...]]:
     """`merge_groups` as plain tuples, ready to be written as rows without a Python object per field.
 
     Each is (key, bucket_start, count, failed, duration_sum_ms, duration_sumsq_ms2, db_sum_ms, gitaly_sum_ms,
-    redis_sum_ms, cpu_sum_ms, queue_sum_ms, duration_min_ms, duration_max_ms, sketch).
+    redis_sum_ms, cpu_sum_ms, queue_sum_ms, duration_min_ms, duration_max_ms, sketch), preceded by the `lead`
+    values and, with `number_from`, by the row's number before them (`number_from`, `number_from + 1`, …).
     """
 
 def sketch_quantiles(sketch: bytes, qs: list[float]) -> list[float]:

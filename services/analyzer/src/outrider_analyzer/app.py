@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -73,6 +74,10 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         broker.context.set_global("bucket_seconds", settings.bucket_seconds)
         tasks = [asyncio.create_task(flusher.run()), asyncio.create_task(relay.run(db.pool))]
         await broker.start()
+        # What start-up built (modules, FastAPI and pydantic schemas) lives as long as the process: frozen, the
+        # collector stops walking it on every full collection (perf: gc_collect_main and its visitors were ~2 % of
+        # the analyzer's samples at 500 MB/s).
+        gc.freeze()
         try:
             yield
         finally:

@@ -4,6 +4,7 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -130,9 +131,10 @@ async def flush(
         by_stream.setdefault((chunk.engagement_id, row[2]), []).append(stats)
     records: list[tuple[Any, ...]] = []
     for (engagement_id, log_type), chunk_stats in by_stream.items():
-        first = len(records)  # `n`, the staged row's number
-        rows_of_stream = await asyncio.to_thread(logparse.merge_rows, chunk_stats)  # the loop keeps fetching
-        records += [(first + i, engagement_id, log_type, *row) for i, row in enumerate(rows_of_stream)]
+        # Rows as STAGE_COLUMNS: `n` (the staged row's number, an index into `records`), engagement, log type, …
+        records += await asyncio.to_thread(  # the loop keeps fetching meanwhile
+            partial(logparse.merge_rows, chunk_stats, number_from=len(records), lead=(engagement_id, log_type))
+        )
     if not records:
         return result
 
