@@ -160,13 +160,14 @@ fn merge_groups(
 /// the sketches run without the GIL. With `number_from`, each row starts with its number (`number_from`, +1, …),
 /// then the `lead` values (e.g. the engagement and log type), so the caller can COPY them as they are.
 #[pyfunction]
-#[pyo3(signature = (chunks, *, number_from = None, lead = Vec::new()))]
+#[pyo3(signature = (chunks, *, number_from = None, lead = None))]
 fn merge_rows<'py>(
     py: Python<'py>,
     chunks: Vec<Bound<'py, ChunkStats>>,
     number_from: Option<i64>,
-    lead: Vec<Bound<'py, PyAny>>,
+    lead: Option<Vec<Bound<'py, PyAny>>>,
 ) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    let lead = lead.unwrap_or_default();
     let refs: Vec<&ChunkStats> = chunks.iter().map(Bound::get).collect();
     let rows: Vec<(Box<str>, i64, KeyAcc, Vec<u8>)> = py.detach(|| {
         merge(&refs)

@@ -305,7 +305,7 @@ def merge_groups(chunks: list[ChunkStats]) -> list[GroupStats]:
     """The groups of all `chunks` added together, one per (key, time bucket); chunks of one log type."""
 
 def merge_rows(
-    chunks: list[ChunkStats], *, number_from: int | None = None, lead: Sequence[object] = ()
+    chunks: list[ChunkStats], *, number_from: int | None = None, lead: Sequence[object] | None = None
 ) -> list[tuple[Any, ...]]:
     """`merge_groups` as plain tuples, ready to be written as rows without a Python object per field.
 
