@@ -213,11 +213,12 @@ def test_a_daily_digest_gathers_routine_reminders_into_one_message_per_channel(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
 ) -> None:
     hour = datetime.now(UTC).hour
-    # First quiet hours cover now: reminders are stored but nothing is posted. Then a notifier without them and with
-    # the digest hour now posts today's digest at once.
+    # First quiet hours cover now (and the next hour, should the clock turn one during the test): reminders are
+    # stored but nothing is posted. Then a notifier without them, whose digest hour (0) has passed whatever the time,
+    # posts today's digest at once.
     settings = notifier_settings(slack, OUTRIDER_TOUCHPOINT_LEAD_S="0", OUTRIDER_OVERDUE_GRACE_S="864000",
-                                 OUTRIDER_DIGEST_HOUR_UTC=str(hour),
-                                 OUTRIDER_QUIET_HOURS_UTC=f"[{hour}, {(hour + 1) % 24}]")  # fmt: skip
+                                 OUTRIDER_DIGEST_HOUR_UTC="0",
+                                 OUTRIDER_QUIET_HOURS_UTC=f"[{hour}, {(hour + 2) % 24}]")  # fmt: skip
     with running_services(
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
         names=("tracker", "notifier"), settings=settings,
