@@ -18,12 +18,11 @@ from pathlib import Path
 
 import asyncpg
 from analyzer_e2e import chunks  # bench/ is on sys.path when this script runs
+from analyzer_flush import flush_all
 from run import ensure_data
 
 import logparse
 from outrider.devstack import Postgres
-from outrider_analyzer.findings import Thresholds
-from outrider_analyzer.store import flush
 from outrider_common.db import migrate
 from outrider_common.events import LogChunk
 from outrider_tracker.stats.service import get_key_stats
@@ -60,16 +59,6 @@ async def measure(dsn: str, engagement: uuid.UUID, repeat: int) -> tuple[int, in
         await conn.close()
 
 
-async def write(dsn: str, parsed: list[tuple[LogChunk, logparse.ChunkStats]], per: int = 125) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        for i in range(0, len(parsed), per):
-            async with conn.transaction():
-                await flush(conn, parsed[i : i + per], bucket_seconds=60, limits=Thresholds())
-    finally:
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=1000, help="size of the generated production_json log")
@@ -90,7 +79,7 @@ def main() -> None:
         pg.start()
         try:
             migrate(pg.dsn)
-            asyncio.run(write(pg.dsn, list(zip(log_chunks, stats, strict=True))))
+            asyncio.run(flush_all(pg.dsn, list(zip(log_chunks, stats, strict=True)), 125))  # as the analyzer writes
             rows, keys, now, before = asyncio.run(measure(pg.dsn, engagement, args.repeat))
         finally:
             pg.stop()
