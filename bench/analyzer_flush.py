@@ -39,32 +39,39 @@ async def flush_all(dsn: str, parsed: list[tuple[LogChunk, logparse.ChunkStats]]
         await conn.close()
 
 
+def parsed_chunks(size_mb: int, engagement: uuid.UUID) -> tuple[int, list[tuple[LogChunk, logparse.ChunkStats]]]:
+    """The generated production_json log (the file `bench/run.py` uses) cut into ~1 MiB chunks as ingest cuts them,
+    each parsed: its size and the (headers, stats) pairs a flush takes."""
+    data = ensure_data("production_json", size_mb).read_bytes()
+    pieces = chunks(data)
+    results = logparse.parse_chunks([(p, "production_json", False) for _, p in pieces])
+    stats = [s for s in results if isinstance(s, logparse.ChunkStats)]  # plain values always parse
+    log_chunks = [LogChunk(engagement_id=engagement, source="bench", file_id="f", offset=offset, lines=p.count(b"\n"),
+                       log_type="production_json") for offset, p in pieces]  # fmt: skip
+    return len(data), list(zip(log_chunks, stats, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=200, help="size of the generated production_json log")
     parser.add_argument("--chunks-per-flush", type=int, default=125, help="~1 MiB chunks written per transaction")
     args = parser.parse_args()
 
-    data = ensure_data("production_json", args.size_mb).read_bytes()  # the file `bench/run.py` uses
-    pieces = chunks(data)  # ~1 MiB, as the e2e bench and ingest cut them
-    results = logparse.parse_chunks([(p, "production_json", False) for _, p in pieces])
-    stats = [s for s in results if isinstance(s, logparse.ChunkStats)]  # plain values always parse
-    engagement = uuid.uuid4()
-    log_chunks = [LogChunk(engagement_id=engagement, source="bench", file_id="f", offset=offset, lines=p.count(b"\n"),
-                       log_type="production_json") for offset, p in pieces]  # fmt: skip
+    size, parsed = parsed_chunks(args.size_mb, uuid.uuid4())
 
     with tempfile.TemporaryDirectory(dir=Path(__file__).parent / "data") as tmp:
         pg = Postgres(Path(tmp) / "pg", durable=True)
         pg.start()
         try:
             migrate(pg.dsn)
-            new = asyncio.run(flush_all(pg.dsn, list(zip(log_chunks, stats, strict=True)), args.chunks_per_flush))
-            again = [c.model_copy(update={"offset": c.offset + len(data)}) for c in log_chunks]  # new ids, same groups
-            existing = asyncio.run(flush_all(pg.dsn, list(zip(again, stats, strict=True)), args.chunks_per_flush))
+            new = asyncio.run(flush_all(pg.dsn, parsed, args.chunks_per_flush))
+            # The same groups under new chunk ids: every row exists.
+            again = [(c.model_copy(update={"offset": c.offset + size}), s) for c, s in parsed]
+            existing = asyncio.run(flush_all(pg.dsn, again, args.chunks_per_flush))
         finally:
             pg.stop()
 
-    print(f"| data | {len(data) / 1e6:.0f} MB, {len(pieces)} chunks, {args.chunks_per_flush} a flush |")
+    print(f"| data | {size / 1e6:.0f} MB, {len(parsed)} chunks, {args.chunks_per_flush} a flush |")
     for name, (seconds, rows) in (("rows new", new), ("rows that exist", existing)):
         print(f"| flush, {name} | {seconds:.2f} s for {rows:,} rows ({1000 * seconds / max(rows, 1):.3f} ms a row) |")
 

@@ -17,14 +17,11 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-from analyzer_e2e import chunks  # bench/ is on sys.path when this script runs
-from analyzer_flush import flush_all
-from run import ensure_data
+from analyzer_flush import flush_all, parsed_chunks  # bench/ is on sys.path when this script runs
 
 import logparse
 from outrider.devstack import Postgres
 from outrider_common.db import migrate
-from outrider_common.events import LogChunk
 from outrider_tracker.stats.service import get_key_stats
 
 QS = [0.5, 0.95, 0.99]
@@ -65,21 +62,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="queries timed each way (the median is printed)")
     args = parser.parse_args()
 
-    data = ensure_data("production_json", args.size_mb).read_bytes()  # the file `bench/run.py` uses
-    pieces = chunks(data)
-    stats = [s for s in logparse.parse_chunks([(p, "production_json", False) for _, p in pieces])
-             if isinstance(s, logparse.ChunkStats)]  # fmt: skip
     engagement = uuid.uuid4()
-    log_chunks = [LogChunk(engagement_id=engagement, source="bench", file_id="f", offset=offset, lines=p.count(b"\n"),
-                       log_type="production_json") for offset, p in pieces]  # fmt: skip
-    del data, pieces
+    _, parsed = parsed_chunks(args.size_mb, engagement)
 
     with tempfile.TemporaryDirectory(dir=Path(__file__).parent / "data") as tmp:
         pg = Postgres(Path(tmp) / "pg")
         pg.start()
         try:
             migrate(pg.dsn)
-            asyncio.run(flush_all(pg.dsn, list(zip(log_chunks, stats, strict=True)), 125))  # as the analyzer writes
+            asyncio.run(flush_all(pg.dsn, parsed, 125))  # as the analyzer writes
             rows, keys, now, before = asyncio.run(measure(pg.dsn, engagement, args.repeat))
         finally:
             pg.stop()
