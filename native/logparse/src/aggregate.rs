@@ -271,13 +271,17 @@ impl Aggregate {
         if line.len() > MAX_LINE_BYTES {
             return self.reject(Rejection::Bad("too_long"), line);
         }
-        let (parsed, prefix_time) = match format::split_prefix(line) {
-            Some((json, prefix_time)) => match format::parse_json(json) {
-                Ok(p) => (p, prefix_time),
+        let mut parsed = format::Line::default();
+        let prefix_time = match format::split_prefix(line) {
+            Some((json, prefix_time)) => match format::parse_json_into(json, &mut parsed) {
+                Ok(()) => prefix_time,
                 Err(reason) => return self.reject(Rejection::Bad(reason), line),
             },
             None => match format::parse_logfmt(line) {
-                Some(parsed) => parsed,
+                Some((p, prefix_time)) => {
+                    parsed = p;
+                    prefix_time
+                }
                 None => return self.reject(Rejection::Bad("not_json"), line),
             },
         };

@@ -639,10 +639,16 @@ fn unescape(raw: &str) -> String {
 
 /// Parse one JSON object into a [`Line`], naming the reason on failure.
 pub fn parse_json(json: &[u8]) -> Result<Line<'_>, &'static str> {
-    if let Some(line) = crate::scan::scan(json) {
-        return Ok(line);
+    let mut line = Line::default();
+    parse_json_into(json, &mut line).map(|()| line)
+}
+
+/// [`parse_json`] into an empty `line` the caller owns.
+pub fn parse_json_into<'a>(json: &'a [u8], line: &mut Line<'a>) -> Result<(), &'static str> {
+    if crate::scan::scan(json, line).is_some() {
+        return Ok(());
     }
-    serde_json::from_slice::<Line>(json).map_err(|e| {
+    *line = serde_json::from_slice::<Line>(json).map_err(|e| {
         if e.classify() == serde_json::error::Category::Data {
             "wrong_type"
         } else if std::str::from_utf8(json).is_err() {
@@ -650,7 +656,8 @@ pub fn parse_json(json: &[u8]) -> Result<Line<'_>, &'static str> {
         } else {
             "invalid_json"
         }
-    })
+    })?;
+    Ok(())
 }
 
 /// The format most lines at the head of `data` belong to.

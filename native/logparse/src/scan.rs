@@ -9,76 +9,113 @@ use crate::format::{Line, Val};
 /// Nesting deeper than this goes to serde_json (whose own limit is 128).
 const MAX_DEPTH: u32 = 64;
 
-/// Index of the first `"` or `\\` in `b`, sixteen bytes at a time with SSE2 (part of the x86_64 baseline, so
-/// no runtime detection): strings in log lines are short, and this beats `memchr2`'s per-call setup on them.
+/// Lines up to this many bytes keep their bitmaps on the stack; longer ones (rare) allocate.
+const STACK_WORDS: usize = 64;
+
+/// What one pass over a line finds: bit `i % 64` of `special[i / 64]` is set when byte `i` is `"` or `\\`,
+/// plus whether any byte is a raw control byte or not ASCII. Built sixty-four bytes at a time (SSE2, part of
+/// the x86_64 baseline), it replaces a search per string: the scanner then finds the end of each string with
+/// a shift and a trailing-zero count, the first step of simdjson's design without its full structural index.
+#[derive(Debug, Default, PartialEq)]
+struct Classes {
+    control: bool,
+    non_ascii: bool,
+}
+
+/// Fill `special` (one word per 64 bytes of `b`, rounded up) and report the line's classes.
+fn classify(b: &[u8], special: &mut [u64]) -> Classes {
+    debug_assert_eq!(special.len(), b.len().div_ceil(64));
+    let (blocks, tail) = b.split_at(b.len() - b.len() % 64);
+    let mut odd = 0u64;
+    for (word, block) in special.iter_mut().zip(blocks.chunks_exact(64)) {
+        let (m, o) = block64(block.try_into().expect("64 bytes"));
+        *word = m;
+        odd |= o;
+    }
+    if !tail.is_empty() {
+        // Spaces are none of the three kinds, so padding with them changes nothing.
+        let mut last = [b' '; 64];
+        last[..tail.len()].copy_from_slice(tail);
+        let (m, o) = block64(&last);
+        special[blocks.len() / 64] = m;
+        odd |= o;
+    }
+    Classes {
+        control: odd & 1 != 0,
+        non_ascii: odd & 2 != 0,
+    }
+}
+
+/// The `"`/`\\` bitmap of one 64-byte block, and bit 0/1 set for a control/non-ASCII byte in it.
 #[cfg(target_arch = "x86_64")]
-fn quote_or_backslash(b: &[u8]) -> Option<usize> {
+#[inline(always)]
+fn block64(block: &[u8; 64]) -> (u64, u64) {
     use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_setzero_si128,
     };
-    let mut i = 0;
-    // SAFETY: SSE2 is always available on x86_64; each unaligned 16-byte load lies within `b`.
+    // SAFETY: SSE2 is always available on x86_64; the four 16-byte loads lie within `block`.
     unsafe {
         let quote = _mm_set1_epi8(b'"' as i8);
         let backslash = _mm_set1_epi8(b'\\' as i8);
-        while i + 16 <= b.len() {
-            let v = _mm_loadu_si128(b.as_ptr().add(i).cast());
-            let hits = _mm_movemask_epi8(_mm_or_si128(
-                _mm_cmpeq_epi8(v, quote),
-                _mm_cmpeq_epi8(v, backslash),
-            ));
-            if hits != 0 {
-                return Some(i + hits.trailing_zeros() as usize);
-            }
-            i += 16;
+        let below_space = _mm_set1_epi8(0x1f);
+        let mut special = 0u64;
+        let mut control = _mm_setzero_si128();
+        let mut high = _mm_setzero_si128();
+        for k in 0..4 {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast());
+            let hits = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+            special |= u64::from(_mm_movemask_epi8(hits) as u16) << (16 * k);
+            // v <= 0x1f unsigned exactly when min(v, 0x1f) == v.
+            control = _mm_or_si128(control, _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v));
+            high = _mm_or_si128(high, v);
         }
+        let odd = u64::from(_mm_movemask_epi8(control) != 0)
+            | u64::from(_mm_movemask_epi8(high) != 0) << 1;
+        (special, odd)
     }
-    quote_or_backslash_swar(&b[i..]).map(|j| i + j)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn quote_or_backslash(b: &[u8]) -> Option<usize> {
-    quote_or_backslash_swar(b)
-}
-
-/// The same, eight bytes at a time in a `u64`.
-fn quote_or_backslash_swar(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has = |w: u64, c: u8| {
-        let x = w ^ (ONES * u64::from(c));
-        x.wrapping_sub(ONES) & !x & HIGHS
-    };
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"));
-        let hit = has(w, b'"') | has(w, b'\\');
-        if hit != 0 {
-            return Some(i + (hit.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
+fn block64(block: &[u8; 64]) -> (u64, u64) {
+    let mut special = 0u64;
+    let mut odd = 0u64;
+    for (i, &c) in block.iter().enumerate() {
+        special |= u64::from(c == b'"' || c == b'\\') << i;
+        odd |= u64::from(c < 0x20) | u64::from(c >= 0x80) << 1;
     }
-    b[i..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\')
-        .map(|j| i + j)
+    (special, odd)
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, 's> {
     b: &'a [u8],
     pos: usize,
+    /// The `"`/`\\` bitmap of `b`, from [`classify`].
+    special: &'s [u64],
 }
 
-/// Parse `json` into a [`Line`], or `None` to let serde_json handle it.
-pub fn scan(json: &[u8]) -> Option<Line<'_>> {
+/// Parse `json` into `line` (which must be empty), or `None` to let serde_json handle it (`line` is then
+/// partly filled). Filling the caller's `Line` in place saves copying its ~1 KB per line.
+pub fn scan<'a>(json: &'a [u8], line: &mut Line<'a>) -> Option<()> {
+    let words = json.len().div_ceil(64);
+    let mut stack = [0u64; STACK_WORDS];
+    let mut heap = Vec::new();
+    let special = if words <= STACK_WORDS {
+        &mut stack[..words]
+    } else {
+        heap.resize(words, 0);
+        &mut heap[..]
+    };
+    let classes = classify(json, special);
     // Raw control bytes are only valid JSON as whitespace outside strings; rare enough to leave to serde.
-    if json.iter().fold(false, |acc, &c| acc | (c < 0x20))
-        || !(json.is_ascii() || std::str::from_utf8(json).is_ok())
-    {
+    if classes.control || (classes.non_ascii && std::str::from_utf8(json).is_err()) {
         return None;
     }
-    let mut s = Scanner { b: json, pos: 0 };
-    let mut line = Line::default();
+    let mut s = Scanner {
+        b: json,
+        pos: 0,
+        special,
+    };
     s.expect(b'{')?;
     s.ws();
     if s.peek()? == b'}' {
@@ -108,10 +145,10 @@ pub fn scan(json: &[u8]) -> Option<Line<'_>> {
         }
     }
     s.ws();
-    (s.pos == s.b.len()).then_some(line)
+    (s.pos == s.b.len()).then_some(())
 }
 
-impl<'a> Scanner<'a> {
+impl<'a> Scanner<'a, '_> {
     /// The bytes between two ASCII delimiters as text.
     fn text(&self, start: usize, end: usize) -> &'a str {
         let bytes = &self.b[start..end];
@@ -141,10 +178,22 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Index of the first `"` or `\\` at or after `from`.
+    #[inline]
+    fn find_special(&self, from: usize) -> Option<usize> {
+        let mut w = from / 64;
+        let mut m = *self.special.get(w)? & (u64::MAX << (from % 64));
+        while m == 0 {
+            w += 1;
+            m = *self.special.get(w)?;
+        }
+        Some(w * 64 + m.trailing_zeros() as usize)
+    }
+
     /// The rest of a string without escapes (the opening quote consumed); `None` if it has one.
     fn plain_string(&mut self) -> Option<&'a str> {
         let start = self.pos;
-        let end = start + quote_or_backslash(&self.b[start..])?;
+        let end = self.find_special(start)?;
         if self.b[end] != b'"' {
             return None;
         }
@@ -155,7 +204,7 @@ impl<'a> Scanner<'a> {
     /// Skip the rest of a string (the opening quote consumed), checking its escapes.
     fn skip_string(&mut self) -> Option<()> {
         loop {
-            let i = self.pos + quote_or_backslash(&self.b[self.pos..])?;
+            let i = self.find_special(self.pos)?;
             self.pos = i + 1;
             if self.b[i] == b'"' {
                 return Some(());
@@ -199,6 +248,60 @@ impl<'a> Scanner<'a> {
         Some(self.text(start, self.pos))
     }
 
+    /// A number's value in one pass. Up to 19 digits without an exponent are read as an integer and scaled by
+    /// an exact power of ten: when both are exact in an f64, one correctly rounded division gives the same
+    /// result as a full decimal parse (Clinger's fast path). Anything else goes to `str::parse`.
+    fn number_value(&mut self) -> Option<f64> {
+        const POW10: [f64; 23] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        ];
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        self.pos += usize::from(negative);
+        let int_start = self.pos;
+        let mut mantissa = 0u64;
+        let mut push =
+            |c: u8| mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        match self.next()? {
+            b'0' => {}
+            c @ b'1'..=b'9' => {
+                push(c);
+                while let Some(c @ b'0'..=b'9') = self.peek() {
+                    push(c);
+                    self.pos += 1;
+                }
+            }
+            _ => return None,
+        }
+        let mut digits = self.pos - int_start;
+        let mut scale = 0;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            let frac_start = self.pos;
+            while let Some(c @ b'0'..=b'9') = self.peek() {
+                push(c);
+                self.pos += 1;
+            }
+            scale = self.pos - frac_start;
+            if scale == 0 {
+                return None;
+            }
+            digits += scale;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            self.one_or_more_digits()?;
+        } else if digits <= 19 && mantissa <= 1 << 53 && scale < POW10.len() {
+            let v = mantissa as f64 / POW10[scale];
+            return Some(if negative { -v } else { v });
+        }
+        self.text(start, self.pos).parse().ok()
+    }
+
     fn digits(&mut self) {
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.pos += 1;
@@ -228,7 +331,7 @@ impl<'a> Scanner<'a> {
             b'f' => self.literal(b"false").map(|()| Val::Other),
             b'[' | b'{' => self.skip_value(0).map(|()| Val::Other),
             _ => {
-                let v: f64 = self.number()?.parse().ok()?;
+                let v = self.number_value()?;
                 // serde_json rejects numbers beyond f64's range; let it say so.
                 v.is_finite().then_some(Val::Num(v))
             }
@@ -288,6 +391,11 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scan(json: &[u8]) -> Option<Line<'_>> {
+        let mut line = Line::default();
+        super::scan(json, &mut line).map(|()| line)
+    }
 
     const FIXTURES: [&[u8]; 4] = [
         include_bytes!("../../../tests/fixtures/logs/production_json.log"),
@@ -389,17 +497,88 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_first_quote_or_backslash_at_any_offset() {
-        for len in 0..40 {
-            for at in 0..=len {
-                let mut b = vec![b'a'; len];
-                if at < len {
-                    b[at] = if at % 2 == 0 { b'"' } else { b'\\' };
+    fn classifies_every_byte_at_any_length() {
+        let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+        for len in 0..300_usize {
+            for _ in 0..20 {
+                let b: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        b"ab\"\\ \x1f\x00\x7f\x80\xff"[(seed % 10) as usize]
+                    })
+                    .collect();
+                let mut special = vec![0u64; len.div_ceil(64)];
+                let classes = classify(&b, &mut special);
+                let want = Classes {
+                    control: b.iter().any(|&c| c < 0x20),
+                    non_ascii: !b.is_ascii(),
+                };
+                assert_eq!(classes, want, "{b:?}");
+                let s = Scanner {
+                    b: &b,
+                    pos: 0,
+                    special: &special,
+                };
+                for from in 0..=len {
+                    let naive = b[from..]
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\')
+                        .map(|i| from + i);
+                    assert_eq!(s.find_special(from), naive, "{b:?} from {from}");
                 }
-                let want = (at < len).then_some(at);
-                assert_eq!(quote_or_backslash(&b), want, "len {len} at {at}");
-                assert_eq!(quote_or_backslash_swar(&b), want, "len {len} at {at}");
             }
+        }
+    }
+
+    #[test]
+    fn reads_numbers_as_str_parse_does() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "0.5",
+            "9007199254740992",
+            "9007199254740993",
+            "1234567890123456789",
+            "12345678901234567890",
+            "0.1",
+            "0.30000000000000004",
+            "1e5",
+            "2.5E-3",
+            "123.4567890123456789012",
+        ]
+        .map(String::from)
+        .to_vec();
+        for _ in 0..100_000 {
+            let (int_digits, frac_digits) = (rand(12) as u32 + 1, rand(12) as u32 + 1);
+            let int = rand(10u64.pow(int_digits));
+            let frac = rand(10u64.pow(frac_digits));
+            let zeros = "0".repeat(rand(6) as usize);
+            let sign = if rand(4) == 0 { "-" } else { "" };
+            cases.push(format!("{sign}{int}.{zeros}{frac}"));
+            cases.push(format!("{sign}{int}"));
+        }
+        for case in cases {
+            let mut s = Scanner {
+                b: case.as_bytes(),
+                pos: 0,
+                special: &[],
+            };
+            let got = s.number_value();
+            assert_eq!(
+                got.map(f64::to_bits),
+                case.parse::<f64>().ok().map(f64::to_bits),
+                "{case}"
+            );
+            assert_eq!(s.pos, case.len(), "{case}");
         }
     }
 
