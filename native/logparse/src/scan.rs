@@ -12,17 +12,18 @@ const MAX_DEPTH: u32 = 64;
 /// Lines up to this many bytes keep their bitmaps on the stack; longer ones (rare) allocate.
 const STACK_WORDS: usize = 64;
 
-/// What one pass over a line finds: bit `i % 64` of `special[i / 64]` is set when byte `i` is `"` or `\\`,
-/// plus whether any byte is a raw control byte or not ASCII. Built sixty-four bytes at a time (SSE2, part of
-/// the x86_64 baseline), it replaces a search per string: the scanner then finds the end of each string with
-/// a shift and a trailing-zero count, the first step of simdjson's design without its full structural index.
+/// Whether a line holds any raw control byte, or any byte that is not ASCII.
 #[derive(Debug, Default, PartialEq)]
 struct Classes {
     control: bool,
     non_ascii: bool,
 }
 
-/// Fill `special` (one word per 64 bytes of `b`, rounded up) and report the line's classes.
+/// One pass over a line, sixty-four bytes at a time (SSE2, part of the x86_64 baseline): bit `i % 64` of
+/// `special[i / 64]` is set when byte `i` is `"` or `\\` (`special` has one word per 64 bytes of `b`, rounded
+/// up), and the line's [`Classes`] come back. The bitmap replaces a search per string: the scanner finds the end
+/// of each string with a shift and a trailing-zero count, the first step of simdjson's design without its full
+/// structural index.
 fn classify(b: &[u8], special: &mut [u64]) -> Classes {
     debug_assert_eq!(special.len(), b.len().div_ceil(64));
     let (blocks, tail) = b.split_at(b.len() - b.len() % 64);
