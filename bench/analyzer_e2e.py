@@ -226,6 +226,8 @@ def main() -> None:
             flushes = analyzer.metric("outrider_analyzer_flush_seconds_count")
             write_seconds = analyzer.metric("outrider_analyzer_flush_seconds_sum")
             rows = max(analyzer.metric("outrider_analyzer_flush_rows_sum"), 1)
+            steps = ("claim", "merge", "copy", "insert", "existing", "findings")
+            step_seconds = [analyzer.metric(f'outrider_analyzer_flush_step_seconds_sum{{step="{s}"}}') for s in steps]
             status = Path(f"/proc/{analyzer.pid}/status").read_text()
             peak_rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
 
@@ -266,6 +268,7 @@ def main() -> None:
     per_row = f"{1000 * write_seconds / rows:.2f} ms a row, {lines / rows:.0f} lines a row"
     print(f"| PostgreSQL writes: flushes, time, log_stats row updates | {flushes:.0f}, {write_seconds:.1f} s, "
           f"{rows:,.0f} ({per_row}) |")  # fmt: skip
+    print(f"| flush steps, seconds in all: {' / '.join(steps)} | {' / '.join(f'{t:.2f}' for t in step_seconds)} |")
     cores = " / ".join(f"{c / (end - first_done[0]):.2f}" for c in cpu_steady)
     print(f"| cores busy in steady state: analyzer / PostgreSQL / Kafka broker (of {os.cpu_count()}) | {cores} |")
     print(f"| Kafka broker | {broker} |")

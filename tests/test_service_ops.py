@@ -47,6 +47,14 @@ def test_every_service_is_live_ready_observable_and_stops_cleanly(
         while "outrider_analyzer_lines_total{" not in httpx.get(f"{svc['analyzer'].url}/metrics").text:
             assert time.monotonic() < deadline, "the analyzer never counted the sample"
             time.sleep(0.2)
+        # The flush that counted it timed each of its steps.
+        analyzer_metrics = httpx.get(f"{svc['analyzer'].url}/metrics").text
+        for step in ("claim", "merge", "copy", "insert", "existing", "findings"):
+            timed = re.search(
+                rf'^outrider_analyzer_flush_step_seconds_count{{step="{step}"}} (\S+)$', analyzer_metrics, re.M
+            )
+            assert timed is not None, step
+            assert float(timed.group(1)) >= 1, step
         problems = [
             p
             for name, service in svc.items()

@@ -68,6 +68,8 @@ def dashboards() -> dict[str, dict[str, Any]]:
             panel("Chunks by outcome / s", "short", (rate("outrider_analyzer_chunks_total", "outcome"),
                                                      "{{outcome}}")),
             panel("Flush latency p99", "s", (p99("outrider_analyzer_flush_seconds"), "p99")),
+            panel("Flush time by step (share of wall time)", "percentunit",
+                  (rate("outrider_analyzer_flush_step_seconds_sum", "step"), "{{step}}")),
             panel("Flush failures / s", "short", (rate("outrider_analyzer_flush_failures_total"), "failures")),
         ]),
     ])  # fmt: skip

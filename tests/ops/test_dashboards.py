@@ -22,7 +22,7 @@ def queries() -> list[str]:
 
 def metric_names() -> set[str]:
     """Metric families the panels query (histogram series map to their family)."""
-    return {re.sub(r"_bucket$", "", m) for q in queries() for m in METRIC.findall(q)}
+    return {re.sub(r"_(bucket|sum|count)$", "", m) for q in queries() for m in METRIC.findall(q)}
 
 
 def test_committed_json_is_what_the_code_builds() -> None:

@@ -16,6 +16,13 @@ FLUSH_SECONDS = Histogram(
     "Time to write one batch's aggregates to PostgreSQL.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+FLUSH_STEP_SECONDS = Histogram(
+    "outrider_analyzer_flush_step_seconds",
+    "Time one flush spends in each step: claim (chunk ids), merge (the batch's rows, in Rust), copy (into the staging"
+    " table), insert (new rows), existing (lock, merge sketches, add), findings (judge and record).",
+    ["step"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 FLUSH_ROWS = Histogram(
     "outrider_analyzer_flush_rows",
     "log_stats rows written by one flush.",

@@ -13,6 +13,7 @@ import asyncpg
 import logparse
 from logparse import ChunkStats
 from outrider_analyzer.findings import Thresholds, evaluate
+from outrider_analyzer.metrics import FLUSH_STEP_SECONDS
 from outrider_common import outbox
 from outrider_common.events import Finding, LogChunk
 from outrider_common.logstats import FIELDS, SUMS, Aggregate, StatsKey
@@ -96,6 +97,9 @@ class Flushed:
     findings: list[Finding] = field(default_factory=list)
 
 
+step = FLUSH_STEP_SECONDS.labels
+
+
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows to one list per column (the `unnest` parameters)."""
     return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
@@ -119,7 +123,8 @@ async def flush(
          sum(stats.bad_lines.values()), _time(stats.start_time), _time(stats.end_time))
         for chunk, stats in parsed
     ]  # fmt: skip
-    claimed = {(r["engagement_id"], r["chunk_id"]) for r in await conn.fetch(CLAIM_CHUNKS, *_columns(rows, 7))}
+    with step("claim").time():
+        claimed = {(r["engagement_id"], r["chunk_id"]) for r in await conn.fetch(CLAIM_CHUNKS, *_columns(rows, 7))}
     # Chunks of one engagement and log type are added up in Rust; their keys become rows.
     by_stream: dict[tuple[UUID, str], list[ChunkStats]] = {}
     for (chunk, stats), row in zip(parsed, rows, strict=True):
@@ -130,24 +135,36 @@ async def flush(
         result.counted.append((chunk, stats))
         by_stream.setdefault((chunk.engagement_id, row[2]), []).append(stats)
     records: list[tuple[Any, ...]] = []
-    for (engagement_id, log_type), chunk_stats in by_stream.items():
-        # Rows as STAGE_COLUMNS: `n` (the staged row's number, an index into `records`), engagement, log type, …
-        records += await asyncio.to_thread(  # the loop keeps fetching meanwhile
-            partial(logparse.merge_rows, chunk_stats, number_from=len(records), lead=(engagement_id, log_type))
-        )
+    with step("merge").time():
+        for (engagement_id, log_type), chunk_stats in by_stream.items():
+            # Rows as STAGE_COLUMNS: `n` (the staged row's number, an index into `records`), engagement, log type, …
+            records += await asyncio.to_thread(  # the loop keeps fetching meanwhile
+                partial(logparse.merge_rows, chunk_stats, number_from=len(records), lead=(engagement_id, log_type))
+            )
     if not records:
         return result
 
-    await conn.execute(STAGE)
-    await conn.copy_records_to_table("analyzer_stage", records=records, columns=STAGE_COLUMNS)
-    judged = await conn.fetch(INSERT_NEW, limits.min_count)
-    existing = await conn.fetch(LOCK_EXISTING)
-    if existing:
-        pairs = [[r["stored"], records[r["n"]][-1]] for r in existing]  # `n` indexes `records`
-        merged = await asyncio.to_thread(logparse.merge_sketch_groups, pairs)
-        judged += await conn.fetch(ADD_TO_EXISTING, limits.min_count, [r["n"] for r in existing], merged)
+    with step("copy").time():
+        await conn.execute(STAGE)
+        await conn.copy_records_to_table("analyzer_stage", records=records, columns=STAGE_COLUMNS)
+    with step("insert").time():
+        judged = await conn.fetch(INSERT_NEW, limits.min_count)
+    with step("existing").time():
+        existing = await conn.fetch(LOCK_EXISTING)
+        if existing:
+            pairs = [[r["stored"], records[r["n"]][-1]] for r in existing]  # `n` indexes `records`
+            merged = await asyncio.to_thread(logparse.merge_sketch_groups, pairs)
+            judged += await conn.fetch(ADD_TO_EXISTING, limits.min_count, [r["n"] for r in existing], merged)
     result.rows = len(records)
+    with step("findings").time():
+        result.findings = await _findings(conn, judged, bucket_seconds=bucket_seconds, limits=limits)
+    return result
 
+
+async def _findings(
+    conn: asyncpg.Connection, judged: list[asyncpg.Record], *, bucket_seconds: int, limits: Thresholds
+) -> list[Finding]:
+    """Judge the written rows that have enough requests; record and queue the findings not raised before."""
     candidates = [
         Finding(
             finding_id=uuid4(), engagement_id=where.engagement_id, rule=tripped.rule, log_type=where.log_type,
@@ -159,16 +176,16 @@ async def flush(
         for where in [StatsKey(row["engagement_id"], row["log_type"], row["key"], row["bucket_start"])]
         for tripped in evaluate(where, Aggregate.from_record(row), limits)
     ]  # fmt: skip
-    if candidates:
-        finding_rows = [
-            (f.engagement_id, f.rule, f.log_type, f.key, f.window_start, f.finding_id, json.dumps(f.figures))
-            for f in candidates
-        ]
-        # One finding per rule, key and window, however many chunks later cross the line again.
-        new = {r["finding_id"] for r in await conn.fetch(RECORD_FINDINGS, *_columns(finding_rows, 7))}
-        result.findings = [f for f in candidates if f.finding_id in new]
-        await outbox.add_many(
-            conn, producer="analyzer", topic=ANALYSIS_FINDINGS,
-            events=[(str(f.engagement_id), f) for f in result.findings],
-        )  # fmt: skip
-    return result
+    if not candidates:
+        return []
+    finding_rows = [
+        (f.engagement_id, f.rule, f.log_type, f.key, f.window_start, f.finding_id, json.dumps(f.figures))
+        for f in candidates
+    ]
+    # One finding per rule, key and window, however many chunks later cross the line again.
+    new = {r["finding_id"] for r in await conn.fetch(RECORD_FINDINGS, *_columns(finding_rows, 7))}
+    findings = [f for f in candidates if f.finding_id in new]
+    await outbox.add_many(
+        conn, producer="analyzer", topic=ANALYSIS_FINDINGS, events=[(str(f.engagement_id), f) for f in findings]
+    )
+    return findings
