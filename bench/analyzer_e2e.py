@@ -28,6 +28,7 @@ from generate import write  # bench/ is on sys.path when this script runs
 
 import logparse
 from outrider.devstack import Kafka, Postgres, Service, free_port
+from outrider_analyzer.metrics import FLUSH_STEPS
 from outrider_common.events import LogChunk
 
 CHUNK = 1 << 20
@@ -226,8 +227,9 @@ def main() -> None:
             flushes = analyzer.metric("outrider_analyzer_flush_seconds_count")
             write_seconds = analyzer.metric("outrider_analyzer_flush_seconds_sum")
             rows = max(analyzer.metric("outrider_analyzer_flush_rows_sum"), 1)
-            steps = ("claim", "merge", "copy", "insert", "existing", "findings")
-            step_seconds = [analyzer.metric(f'outrider_analyzer_flush_step_seconds_sum{{step="{s}"}}') for s in steps]
+            step_seconds = [
+                analyzer.metric(f'outrider_analyzer_flush_step_seconds_sum{{step="{s}"}}') for s in FLUSH_STEPS
+            ]
             status = Path(f"/proc/{analyzer.pid}/status").read_text()
             peak_rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
 
@@ -259,8 +261,8 @@ def main() -> None:
     print(f"| data | {len(data) / 1e6:.0f} MB, {lines:,} lines, {len(pieces)} chunks of ~1 MiB |")
     print(f"| logparse alone, one process, one core (best of 3) | {reference:.0f} MB/s |")
     print(f"| same, expanding the zstd values first | {zstd_reference:.0f} MB/s |")
-    rate = f"{e2e:.0f} MB/s, {lines / elapsed:,.0f} lines/s"
-    print(f"| Kafka → analyzer (1 replica) → PostgreSQL, from process start | {rate} |")
+    overall = f"{e2e:.0f} MB/s, {lines / elapsed:,.0f} lines/s"
+    print(f"| Kafka → analyzer (1 replica) → PostgreSQL, from process start | {overall} |")
     print(f"| same, steady state (first commit → last commit) | {steady:.0f} MB/s |")
     print(f"| same, zstd values in batches of 64 on all {os.cpu_count()} cores (parse_chunks) | {all_cores:.0f} MB/s |")
     print(f"| steady state / logparse alone, one core | {100 * steady / reference:.0f} % (target ≥ 60 %) |")
@@ -268,7 +270,9 @@ def main() -> None:
     per_row = f"{1000 * write_seconds / rows:.2f} ms a row, {lines / rows:.0f} lines a row"
     print(f"| PostgreSQL writes: flushes, time, log_stats row updates | {flushes:.0f}, {write_seconds:.1f} s, "
           f"{rows:,.0f} ({per_row}) |")  # fmt: skip
-    print(f"| flush steps, seconds in all: {' / '.join(steps)} | {' / '.join(f'{t:.2f}' for t in step_seconds)} |")
+    print(
+        f"| flush steps, seconds in all: {' / '.join(FLUSH_STEPS)} | {' / '.join(f'{t:.2f}' for t in step_seconds)} |"
+    )
     cores = " / ".join(f"{c / (end - first_done[0]):.2f}" for c in cpu_steady)
     print(f"| cores busy in steady state: analyzer / PostgreSQL / Kafka broker (of {os.cpu_count()}) | {cores} |")
     print(f"| Kafka broker | {broker} |")

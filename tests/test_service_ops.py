@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from outrider.devstack import ROOT
+from outrider_analyzer.metrics import FLUSH_STEPS
 from tests.stack import open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -49,7 +50,7 @@ def test_every_service_is_live_ready_observable_and_stops_cleanly(
             time.sleep(0.2)
         # The flush that counted it timed each of its steps.
         analyzer_metrics = httpx.get(f"{svc['analyzer'].url}/metrics").text
-        for step in ("claim", "merge", "copy", "insert", "existing", "findings"):
+        for step in FLUSH_STEPS:
             timed = re.search(
                 rf'^outrider_analyzer_flush_step_seconds_count{{step="{step}"}} (\S+)$', analyzer_metrics, re.M
             )

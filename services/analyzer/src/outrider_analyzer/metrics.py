@@ -16,13 +16,17 @@ FLUSH_SECONDS = Histogram(
     "Time to write one batch's aggregates to PostgreSQL.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# A flush's steps, in order: claim (chunk ids), merge (the batch's rows, in Rust), copy (into the staging table),
+# insert (new rows), existing (lock, merge sketches, add), findings (judge and record).
+FLUSH_STEPS = ("claim", "merge", "copy", "insert", "existing", "findings")
 FLUSH_STEP_SECONDS = Histogram(
     "outrider_analyzer_flush_step_seconds",
-    "Time one flush spends in each step: claim (chunk ids), merge (the batch's rows, in Rust), copy (into the staging"
-    " table), insert (new rows), existing (lock, merge sketches, add), findings (judge and record).",
+    f"Time one flush spends in each step ({', '.join(FLUSH_STEPS)}).",
     ["step"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+for _step in FLUSH_STEPS:  # every series exported from the start, at zero
+    FLUSH_STEP_SECONDS.labels(_step)
 FLUSH_ROWS = Histogram(
     "outrider_analyzer_flush_rows",
     "log_stats rows written by one flush.",
