@@ -157,13 +157,21 @@ def test_killing_analyzers_mid_stream_loses_and_doubles_nothing(
 
 
 async def _send_bad_records(bootstrap: str, topic: str) -> None:
-    """One record without the contract's headers, one whose value is not in the encoding its headers name."""
+    """One record without the contract's headers, one whose value is not in the encoding its headers name, one
+    whose zstd frame was damaged on the way (its content checksum no longer matches)."""
     chunk = LogChunk(engagement_id=uuid.uuid4(), source="x", file_id="f", offset=0, lines=1, encoding="zstd")
+    damaged = chunk.model_copy(update={"offset": 100})
+    frame = damaged.pack(b'{"controller":"A","action":"b","status":200,"duration_s":1}\n')
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(topic, b"{}\n", headers=[("source", b"x")])
         await producer.send_and_wait(topic, b"{}\n", headers=[(k, v.encode()) for k, v in chunk.to_headers().items()])
+        await producer.send_and_wait(
+            topic,
+            frame[:-1] + bytes([frame[-1] ^ 1]),
+            headers=[(k, v.encode()) for k, v in damaged.to_headers().items()],
+        )
     finally:
         await producer.stop()
 
@@ -211,10 +219,12 @@ def test_bad_records_go_to_the_dead_letter_topic_and_findings_are_raised_once(
             assert answer.status_code == 202
         wait_for_count(tracker, engagement, 60)
         seen = asyncio.run(_read_topics(kafka_bootstrap, topic_prefix, ("logs.raw.dead", "analysis.findings")))
-    headers_bad, value_bad = sorted(dict(d.headers)["dead-letter-reason"].decode() for d in seen["logs.raw.dead"])
+    headers_bad, *values_bad = sorted(dict(d.headers)["dead-letter-reason"].decode() for d in seen["logs.raw.dead"])
     assert headers_bad.startswith("bad headers: ")
     assert "engagement_id: Field required" in headers_bad
-    assert value_bad.startswith("bad value: value is not zstd")
+    assert len(values_bad) == 2
+    assert all(r.startswith("bad value: value is not zstd or is damaged") for r in values_bad)
+    assert sum("checksum" in r.lower() for r in values_bad) == 1  # the damaged frame, caught by its checksum
     (finding,) = seen["analysis.findings"]
     body = json.loads(finding.value)
     assert (body["rule"], body["key"], body["engagement_id"]) == ("slow_endpoint", "SlowController#show", engagement)

@@ -120,9 +120,31 @@ def test_parse_chunks_expands_zstd_and_agrees_with_parse_chunk(logs: Path) -> No
     assert isinstance(forced, logparse.ChunkStats)
     assert forced.groups == []  # the forced type, as parse_chunk does
     assert isinstance(broken, str)
-    assert broken.startswith("value is not zstd")
+    assert broken.startswith("value is not zstd or is damaged")
     with pytest.raises(ValueError, match="unknown log type"):
         logparse.parse_chunks([(data, "nginx", False)])
+
+
+def test_compress_chunk_writes_a_checksummed_frame_that_parse_chunks_verifies(logs: Path) -> None:
+    data = (logs / "production_json.log").read_bytes()
+    frame = logparse.compress_chunk(data)
+    # Frame header (RFC 8878 §3.1.1.1): magic, then the descriptor, whose bit 2 says a content checksum follows
+    # the last block and whose top bits give the content size field (the analyzer's one-shot expansion needs it).
+    assert frame[:4] == b"\x28\xb5\x2f\xfd"
+    descriptor = frame[4]
+    assert descriptor & 0x04, "no content checksum"
+    assert descriptor >> 6 or descriptor & 0x20, "no content size"
+    assert bytes(cramjam.zstd.decompress(frame)) == data
+    assert logparse.compress_chunk(data, level=1) != frame  # the level is used
+
+    # The last 4 bytes are the checksum: one wrong bit and the value is refused, not counted.
+    damaged = frame[:-1] + bytes([frame[-1] ^ 0x01])
+    good, bad = logparse.parse_chunks([(frame, None, True), (damaged, None, True)])
+    assert isinstance(good, logparse.ChunkStats)
+    assert good.lines == logparse.parse_chunk(data).lines
+    assert isinstance(bad, str)
+    assert bad.startswith("value is not zstd or is damaged")
+    assert "checksum" in bad.lower()
 
 
 def test_parse_chunks_refuses_a_value_that_expands_past_256_mib() -> None:

@@ -267,6 +267,40 @@ thread_local! {
         std::cell::RefCell::new((zstd::zstd_safe::DCtx::create(), Vec::new()));
 }
 
+thread_local! {
+    /// Each ingest worker thread's compression context, kept from chunk to chunk.
+    static COMPRESS: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress_frame(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    use zstd::stream::raw::CParameter;
+    COMPRESS.with_borrow_mut(|slot| {
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            let mut c = zstd::bulk::Compressor::new(level)?;
+            c.set_parameter(CParameter::ChecksumFlag(true))?;
+            c.set_parameter(CParameter::ContentSizeFlag(true))?;
+            *slot = Some((level, c));
+        }
+        let (_, c) = slot.as_mut().expect("set above");
+        c.compress(data)
+    })
+}
+
+/// `data` as one zstd frame that states its size and ends with a checksum of its content (XXH64), GIL released.
+///
+/// This is what ingest writes to `logs.raw`. The analyzer verifies the checksum as it expands the value, in its
+/// parse threads, so a value damaged anywhere between ingest and the analyzer is dead-lettered, not counted; that
+/// is why its consumer can skip Kafka's per-batch CRC check on the event loop.
+#[pyfunction]
+#[pyo3(signature = (data, level = 3))] // zstd's own default level
+fn compress_chunk<'py>(py: Python<'py>, data: &[u8], level: i32) -> PyResult<Bound<'py, PyBytes>> {
+    let frame = py
+        .detach(|| compress_frame(data, level))
+        .map_err(|e| PyValueError::new_err(format!("zstd compression failed: {e}")))?;
+    Ok(PyBytes::new(py, &frame))
+}
+
 /// Expand a zstd value (one frame or several) and hand the lines to `f`.
 fn with_expanded<R>(value: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R, String> {
     EXPAND.with_borrow_mut(|(dctx, out)| {
@@ -306,7 +340,7 @@ fn expand_zstd(
     let limit = MAX_EXPANDED_BYTES as u64;
     zstd::stream::read::Decoder::with_buffer(value)
         .and_then(|d| d.take(limit + 1).read_to_end(out))
-        .map_err(|e| format!("value is not zstd: {e}"))?;
+        .map_err(|e| format!("value is not zstd or is damaged: {e}"))?;
     if out.len() > MAX_EXPANDED_BYTES {
         return Err(too_big());
     }
@@ -315,7 +349,8 @@ fn expand_zstd(
 
 /// Expand (when `zstd`) and parse many chunks in one call: the GIL is released once and the chunks are spread
 /// over all cores. Each item is `(value, log_type, zstd)`; each result is a `ChunkStats`, or a `str` saying why
-/// the value could not be read (not zstd, or larger than 256 MiB expanded). Bad lines never make an error.
+/// the value could not be read (not zstd; damaged, so that a frame's checksum does not match; or larger than
+/// 256 MiB expanded). Bad lines never make an error.
 #[pyfunction]
 #[pyo3(signature = (items, bucket_seconds = 60))]
 fn parse_chunks<'py>(
@@ -754,6 +789,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySketch>()?;
     m.add_function(wrap_pyfunction!(parse_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(parse_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(compress_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(detect_log_type, m)?)?;
     m.add_function(wrap_pyfunction!(merge_sketches, m)?)?;
     m.add_function(wrap_pyfunction!(merge_sketch_groups, m)?)?;

@@ -13,6 +13,7 @@ __all__ = [
     "LogReport",
     "Sketch",
     "TopRow",
+    "compress_chunk",
     "detect_log_type",
     "merge_groups",
     "merge_rows",
@@ -286,7 +287,14 @@ def parse_chunk(data: bytes, log_type: str | None = None, bucket_seconds: int = 
 def parse_chunks(items: list[tuple[bytes, str | None, bool]], bucket_seconds: int = 60) -> list[ChunkStats | str]:
     """Expand (when the flag says zstd) and parse many chunks in one call, GIL released once, on all cores.
 
-    Each item is (value, log_type, zstd); each result a ChunkStats, or a str saying why the value could not be read.
+    Each item is (value, log_type, zstd); each result a ChunkStats, or a str saying why the value could not be
+    read (not zstd, damaged so that its checksum does not match, or too large).
+    """
+
+def compress_chunk(data: bytes, level: int = 3) -> bytes:
+    """One zstd frame of data that states its size and ends with a content checksum (GIL released).
+
+    What ingest writes to logs.raw; parse_chunks verifies the checksum as it expands the value.
     """
 
 def detect_log_type(data: bytes) -> str | None:
