@@ -230,6 +230,8 @@ def main() -> None:
             step_seconds = [
                 analyzer.metric(f'outrider_analyzer_flush_step_seconds_sum{{step="{s}"}}') for s in FLUSH_STEPS
             ]
+            findings = analyzer.metric("outrider_analyzer_findings_total")
+            collections = [analyzer.metric(f'python_gc_collections_total{{generation="{g}"}}') for g in range(3)]
             status = Path(f"/proc/{analyzer.pid}/status").read_text()
             peak_rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
 
@@ -273,6 +275,8 @@ def main() -> None:
     print(
         f"| flush steps, seconds in all: {' / '.join(FLUSH_STEPS)} | {' / '.join(f'{t:.2f}' for t in step_seconds)} |"
     )
+    print(f"| findings raised (each published through the outbox) | {findings:,.0f} |")
+    print(f"| Python GC collections, generation 0 / 1 / 2 | {' / '.join(f'{n:,.0f}' for n in collections)} |")
     cores = " / ".join(f"{c / (end - first_done[0]):.2f}" for c in cpu_steady)
     print(f"| cores busy in steady state: analyzer / PostgreSQL / Kafka broker (of {os.cpu_count()}) | {cores} |")
     print(f"| Kafka broker | {broker} |")

@@ -1,17 +1,22 @@
-"""The analyzer's flush against real PostgreSQL: adding to stored rows gives what one write of everything gives."""
+"""The analyzer's flush against real PostgreSQL: adding to stored rows gives what one write of everything gives, and
+it reads back every row a finding could come from."""
 
+import asyncio
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import logparse
-from outrider_analyzer.findings import Thresholds
+from outrider_analyzer.findings import Thresholds, candidate_params, candidates_sql, evaluate
 from outrider_analyzer.store import flush
 from outrider_common.db import migrate
 from outrider_common.events import LogChunk
-from outrider_common.logstats import FIELDS
+from outrider_common.logstats import FIELDS, Aggregate, StatsKey
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
 QUANTILES = [0.5, 0.95, 0.99]
@@ -63,3 +68,82 @@ async def test_flushes_that_add_to_stored_rows_equal_one_flush_of_everything(dat
     assert got.keys() == expected.keys()
     for where, values in got.items():
         assert values == pytest.approx(expected[where]), where
+
+
+# A window: log type, requests, failed ones, request durations (ms), mean Sidekiq queue time (ms).
+Window = tuple[str, int, int, list[float], float]
+windows = st.lists(
+    st.tuples(
+        st.sampled_from(logparse.LOG_TYPES),
+        st.integers(1, 120),
+        st.floats(0, 1),
+        st.lists(st.floats(0.5, 20_000), min_size=1, max_size=20),
+        st.floats(0, 30_000),
+    ).map(lambda w: (w[0], w[1], round(w[1] * w[2]), w[3], w[4])),
+    min_size=1,
+    max_size=30,
+)
+limits_strategy = st.builds(
+    Thresholds,
+    min_count=st.integers(1, 40),
+    slow_endpoint_p99_ms=st.sampled_from([5000.0, 20.0, 1000.0]) | st.floats(1, 20_000),
+    error_rate=st.sampled_from([0.05, 0.1, 0.5]) | st.floats(0.001, 1),
+    slow_gitaly_p99_ms=st.sampled_from([1000.0, 5000.0]) | st.floats(1, 20_000),
+    sidekiq_queue_ms=st.sampled_from([10_000.0]) | st.floats(1, 30_000),
+)
+
+
+def _aggregate(window: Window) -> Aggregate:
+    _, count, failed, durations, queue_mean = window
+    sketch = logparse.Sketch()
+    sketch.extend(durations)
+    return Aggregate(count=count, failed=failed, duration_max_ms=max(durations), queue_sum_ms=queue_mean * count,
+                     sketch=sketch.to_bytes())  # fmt: skip
+
+
+def test_the_flush_reads_back_every_window_a_rule_could_fire_on(database_dsn: str) -> None:
+    """`candidates_sql` (run by PostgreSQL) keeps every window `evaluate` fires on, and drops quiet ones."""
+    migrate(database_dsn)
+    query = f"""
+        SELECT i FROM unnest($5::integer[], $6::bigint[], $7::bigint[], $8::float8[], $9::float8[])
+            AS w(i, count, failed, duration_max_ms, queue_sum_ms)
+        WHERE {candidates_sql(1)}
+    """
+
+    with asyncio.Runner() as runner:
+        conn = runner.run(asyncpg.connect(database_dsn))
+
+        def kept(windows: list[Window], limits: Thresholds) -> set[int]:
+            aggs = [_aggregate(w) for w in windows]
+            columns = [list(range(len(aggs))), [a.count for a in aggs], [a.failed for a in aggs],
+                       [a.duration_max_ms for a in aggs], [a.queue_sum_ms for a in aggs]]  # fmt: skip
+            return {r["i"] for r in runner.run(conn.fetch(query, *candidate_params(limits), *columns))}
+
+        def fired(windows: list[Window], limits: Thresholds) -> set[int]:
+            at = datetime(2024, 5, 1, tzinfo=UTC)
+            return {i for i, w in enumerate(windows) if evaluate(StatsKey(uuid.UUID(int=0), w[0], "k", at),
+                                                                 _aggregate(w), limits)}  # fmt: skip
+
+        @settings(max_examples=150, deadline=None)
+        @given(windows, limits_strategy)
+        def superset(windows: list[Window], limits: Thresholds) -> None:
+            assert fired(windows, limits) <= kept(windows, limits)
+
+        try:
+            superset()
+            # On the edges (a share of failures or a mean queue time exactly at the limit: not over it) and in
+            # between: each rule's window is kept, a quiet or thin one is not.
+            limits = Thresholds(min_count=20, error_rate=0.05, slow_endpoint_p99_ms=5000, sidekiq_queue_ms=10_000)
+            cases: list[Window] = [
+                ("production_json", 40, 0, [100.0] * 5 + [9000.0] * 5, 0.0),  # slow: fires
+                ("api_json", 20, 2, [100.0], 0.0),  # 10 % failed: fires
+                ("production_json", 20, 1, [100.0], 0.0),  # 5 % failed: at the limit, quiet
+                ("sidekiq", 20, 0, [100.0], 10_001.0),  # queued too long: fires
+                ("sidekiq", 20, 0, [100.0], 10_000.0),  # at the limit: quiet
+                ("production_json", 19, 19, [9000.0], 0.0),  # too few requests to judge
+                ("gitaly", 50, 0, [100.0, 200.0], 0.0),  # quiet
+            ]
+            assert fired(cases, limits) == {0, 1, 3}
+            assert kept(cases, limits) == {0, 1, 3}
+        finally:
+            runner.run(conn.close())

@@ -12,7 +12,7 @@ import asyncpg
 
 import logparse
 from logparse import ChunkStats
-from outrider_analyzer.findings import Thresholds, evaluate
+from outrider_analyzer.findings import Thresholds, candidate_params, candidates_sql, evaluate
 from outrider_analyzer.metrics import FLUSH_STEP_SECONDS
 from outrider_common import outbox
 from outrider_common.events import Finding, LogChunk
@@ -41,8 +41,8 @@ CREATE TEMP TABLE IF NOT EXISTS analyzer_stage (
 """
 ROW = "engagement_id, log_type, key, bucket_start"
 # New rows are written whole, in key order, so concurrent replicas insert (and wait on each other) in the same
-# order; their staged rows are dropped, which leaves those whose row already exists. Returns the new rows with
-# enough requests to judge for findings.
+# order; their staged rows are dropped, which leaves those whose row already exists. Returns the new rows that
+# could raise a finding.
 INSERT_NEW = f"""
 WITH new AS (
     INSERT INTO log_stats ({ROW}, {", ".join(FIELDS)})
@@ -54,7 +54,7 @@ WITH new AS (
     WHERE (g.engagement_id, g.log_type, g.key, g.bucket_start)
         = (new.engagement_id, new.log_type, new.key, new.bucket_start)
 )
-SELECT * FROM new WHERE count >= $1
+SELECT * FROM new WHERE {candidates_sql(1)}
 """
 # Rows that existed: locked in key order (no deadlock between replicas), their stored sketch read for merging.
 LOCK_EXISTING = f"""
@@ -69,7 +69,7 @@ ADD_TO_EXISTING = f"""
 WITH updated AS (
     INSERT INTO log_stats ({ROW}, {", ".join(FIELDS)})
     SELECT {ROW}, {", ".join(FIELDS[:-1])}, m.sketch
-    FROM analyzer_stage JOIN unnest($2::integer[], $3::bytea[]) AS m(n, sketch) USING (n) ORDER BY {ROW}
+    FROM analyzer_stage JOIN unnest($1::integer[], $2::bytea[]) AS m(n, sketch) USING (n) ORDER BY {ROW}
     ON CONFLICT ({ROW}) DO UPDATE SET
         {", ".join(f"{n} = log_stats.{n} + excluded.{n}" for n in ("count", "failed", *SUMS))},
         duration_min_ms = least(log_stats.duration_min_ms, excluded.duration_min_ms),
@@ -77,7 +77,7 @@ WITH updated AS (
         sketch = excluded.sketch
     RETURNING *
 )
-SELECT * FROM updated WHERE count >= $1
+SELECT * FROM updated WHERE {candidates_sql(3)}
 """
 RECORD_FINDINGS = """
 INSERT INTO findings (engagement_id, rule, log_type, key, window_start, finding_id, figures)
@@ -148,13 +148,13 @@ async def flush(
         await conn.execute(STAGE)
         await conn.copy_records_to_table("analyzer_stage", records=records, columns=STAGE_COLUMNS)
     with step("insert").time():
-        judged = await conn.fetch(INSERT_NEW, limits.min_count)
+        judged = await conn.fetch(INSERT_NEW, *candidate_params(limits))
     with step("existing").time():
         existing = await conn.fetch(LOCK_EXISTING)
         if existing:
             pairs = [[r["stored"], records[r["n"]][-1]] for r in existing]  # `n` indexes `records`
             merged = await asyncio.to_thread(logparse.merge_sketch_groups, pairs)
-            judged += await conn.fetch(ADD_TO_EXISTING, limits.min_count, [r["n"] for r in existing], merged)
+            judged += await conn.fetch(ADD_TO_EXISTING, [r["n"] for r in existing], merged, *candidate_params(limits))
     result.rows = len(records)
     with step("findings").time():
         result.findings = await _findings(conn, judged, bucket_seconds=bucket_seconds, limits=limits)
@@ -164,7 +164,7 @@ async def flush(
 async def _findings(
     conn: asyncpg.Connection, judged: list[asyncpg.Record], *, bucket_seconds: int, limits: Thresholds
 ) -> list[Finding]:
-    """Judge the written rows that have enough requests; record and queue the findings not raised before."""
+    """Judge the written rows that could raise one; record and queue the findings not raised before."""
     candidates = [
         Finding(
             finding_id=uuid4(), engagement_id=where.engagement_id, rule=tripped.rule, log_type=where.log_type,
