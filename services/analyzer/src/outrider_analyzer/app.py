@@ -11,7 +11,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY
 
-from outrider_analyzer.handlers import dead_letterer, on_log_chunks
+from outrider_analyzer.handlers import dead_letterer, on_log_chunks, undecoded
 from outrider_analyzer.observability import kafka_middlewares
 from outrider_analyzer.pipeline import DrainOnRevoke, Flusher
 from outrider_analyzer.settings import AnalyzerSettings
@@ -65,6 +65,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         # threads verify (LogChunk.pack), which guards it from ingest on, and a damaged one is dead-lettered.
         check_crcs=False,
         listener=DrainOnRevoke(flusher),
+        decoder=undecoded,
     )(on_log_chunks)
 
     @asynccontextmanager

@@ -20,6 +20,13 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 
+def undecoded(msg: KafkaMessage) -> None:
+    """The subscriber's decoder: `on_log_chunks` reads the records themselves (`msg.raw_message`), so FastStream's
+    own batch decoding, which re-parses every record into a message of its own, is skipped (py-spy: 2.6 % of the
+    event loop)."""
+    return None
+
+
 async def on_log_chunks(
     msg: KafkaMessage,
     flusher: Annotated[Flusher, Context("flusher")],
