@@ -147,3 +147,23 @@ def test_the_flush_reads_back_every_window_a_rule_could_fire_on(database_dsn: st
             assert kept(cases, limits) == {0, 1, 3}
         finally:
             runner.run(conn.close())
+
+
+async def test_a_key_with_a_nul_character_is_stored_not_retried_forever(database_dsn: str) -> None:
+    """PostgreSQL text cannot hold U+0000, which JSON may escape into a controller or route name."""
+    migrate(database_dsn)
+    engagement = uuid.uuid4()
+    line = (
+        b'{"controller":"Nul\\u0000Controller","action":"show","status":200,"duration_s":1,'
+        b'"time":"2024-05-01T10:00:00Z"}\n'
+    )
+    chunk = LogChunk(engagement_id=engagement, source="t", file_id="nul", offset=0, lines=1)
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        async with conn.transaction():
+            done = await flush(conn, [(chunk, logparse.parse_chunk(line))], bucket_seconds=60, limits=Thresholds())
+        keys = [r["key"] for r in await conn.fetch("SELECT key FROM log_stats WHERE engagement_id = $1", engagement)]
+    finally:
+        await conn.close()
+    assert done.rows == 1
+    assert keys == ["Nul\ufffdController#show"]

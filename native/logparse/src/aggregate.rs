@@ -312,6 +312,11 @@ impl Aggregate {
         self.key_buf.push_str(rec.key.0);
         self.key_buf.push_str(rec.key.1);
         self.key_buf.push_str(rec.key.2);
+        if self.key_buf.contains('\0') {
+            // JSON may escape U+0000 into a name; PostgreSQL text cannot hold it, and a key the analyzer cannot
+            // store would stop its flushes for good.
+            self.key_buf = self.key_buf.replace('\0', "\u{FFFD}");
+        }
         let exact = self.opts.exact;
         self.groups
             .entry(bucket)
