@@ -2,6 +2,9 @@
 it reads back every row a finding could come from."""
 
 import asyncio
+import json
+import random
+import string
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,3 +170,25 @@ async def test_a_key_with_a_nul_character_is_stored_not_retried_forever(database
         await conn.close()
     assert done.rows == 1
     assert keys == ["Nul\ufffdController#show"]
+
+
+async def test_a_key_too_long_for_an_index_is_cut_and_still_counted(database_dsn: str) -> None:
+    """PostgreSQL's btree index takes keys up to ~2.7 kB; a route or class name past 1 kB is cut with `…`."""
+    migrate(database_dsn)
+    engagement = uuid.uuid4()
+    name = "".join(random.Random(7).choices(string.ascii_letters + "é", k=5000))  # barely compressible
+    line = json.dumps({"controller": name, "action": "show", "status": 200, "duration_s": 1,
+                       "time": "2024-05-01T10:00:00Z"}).encode() + b"\n"  # fmt: skip
+    chunk = LogChunk(engagement_id=engagement, source="t", file_id="long", offset=0, lines=2)
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        async with conn.transaction():
+            await flush(conn, [(chunk, logparse.parse_chunk(line * 2))], bucket_seconds=60, limits=Thresholds())
+        rows = await conn.fetch("SELECT key, count FROM log_stats WHERE engagement_id = $1", engagement)
+    finally:
+        await conn.close()
+    ((key, count),) = rows
+    assert count == 2
+    assert key.endswith("…")
+    assert name.startswith(key[:-1])
+    assert 1000 < len(key[:-1].encode()) <= 1024

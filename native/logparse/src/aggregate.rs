@@ -20,6 +20,9 @@ const ERROR_SAMPLE_BYTES: usize = 2000;
 /// Below this many bytes per core, splitting the input costs more than it saves.
 const MIN_SPLIT_BYTES: usize = 1 << 20;
 
+/// Longest key kept whole (bytes); longer ones are cut at a character boundary and end with `…`.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     pub log_type: Option<LogType>,
@@ -316,6 +319,16 @@ impl Aggregate {
             // JSON may escape U+0000 into a name; PostgreSQL text cannot hold it, and a key the analyzer cannot
             // store would stop its flushes for good.
             self.key_buf = self.key_buf.replace('\0', "\u{FFFD}");
+        }
+        if self.key_buf.len() > MAX_KEY_BYTES {
+            // No real controller, route, RPC or worker name is this long; PostgreSQL's btree index refuses keys
+            // past ~2.7 kB, so a longer one would stop the analyzer's flushes too.
+            let mut cut = MAX_KEY_BYTES;
+            while !self.key_buf.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.key_buf.truncate(cut);
+            self.key_buf.push('…');
         }
         let exact = self.opts.exact;
         self.groups
