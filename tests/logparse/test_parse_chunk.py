@@ -1,5 +1,7 @@
 """The analyzer contract: parse_chunk groups per key and time bucket with sums and a sketch."""
 
+import struct
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,19 +90,62 @@ def test_merge_groups_adds_chunks_as_if_parsed_together(logs: Path) -> None:
     assert logparse.merge_groups([]) == []
 
 
-def test_merge_rows_are_merge_groups_as_log_stats_rows(logs: Path) -> None:
+def _read_copy(stream: bytes) -> list[list[bytes | None]]:
+    """PostgreSQL's binary COPY format (docs: COPY, "Binary Format"), read back field by field."""
+    assert stream[:11] == b"PGCOPY\n\xff\r\n\0"
+    flags, extension = struct.unpack_from(">ii", stream, 11)
+    assert (flags, extension) == (0, 0)
+    at, rows = 19, []
+    while (width := struct.unpack_from(">h", stream, at)[0]) != -1:
+        at += 2
+        row: list[bytes | None] = []
+        for _ in range(width):
+            (size,) = struct.unpack_from(">i", stream, at)
+            at += 4
+            row.append(None if size == -1 else stream[at : at + size])
+            at += max(size, 0)
+        rows.append(row)
+    assert at + 2 == len(stream)  # the trailer ends it
+    return rows
+
+
+def test_stage_rows_are_merge_groups_as_binary_copy_rows(logs: Path) -> None:
     lines = (logs / "production_json.log").read_bytes().splitlines(keepends=True)
     halves = [logparse.parse_chunk(b"".join(lines[::2])), logparse.parse_chunk(b"".join(lines[1::2]))]
+    one, two = uuid.uuid4(), uuid.uuid4()
 
-    rows = logparse.merge_rows(halves)
+    staged = logparse.stage_rows([(one.bytes, "production_json", halves), (two.bytes, "api_json", halves[:1])])
 
-    expected = [(g.key, g.bucket_start, *(getattr(g, n) for n in FIELDS)) for g in logparse.merge_groups(halves)]
-    assert len(rows) > 1
-    assert sorted(rows) == sorted(expected)
-    assert logparse.merge_rows([]) == []
-    numbered = logparse.merge_rows(halves, number_from=7, lead=("e", "production_json"))
-    assert [row[:3] for row in numbered] == [(7 + i, "e", "production_json") for i in range(len(rows))]
-    assert sorted(row[3:] for row in numbered) == sorted(rows)
+    columns = logparse.STAGE_COLUMNS
+    assert columns == ["n", "engagement_id", "log_type", "key", "bucket", *FIELDS]
+    decode = {"n": lambda b: struct.unpack(">i", b)[0], "engagement_id": lambda b: uuid.UUID(bytes=b),
+              "log_type": bytes.decode, "key": bytes.decode, "bucket": lambda b: struct.unpack(">q", b)[0],
+              "count": lambda b: struct.unpack(">q", b)[0], "failed": lambda b: struct.unpack(">q", b)[0],
+              "sketch": bytes}  # fmt: skip
+    rows = [
+        {c: decode.get(c, lambda b: struct.unpack(">d", b)[0])(v) for c, v in zip(columns, row, strict=True)}
+        for row in _read_copy(staged.copy)
+    ]
+    assert len(staged) == len(rows) > 2
+    assert [r["n"] for r in rows] == list(range(len(rows)))
+    for n, r in enumerate(rows):
+        assert staged.sketch(n) == r["sketch"]
+    with pytest.raises(ValueError, match="no staged row"):
+        staged.sketch(len(rows))
+
+    def expected(chunks: list[logparse.ChunkStats]) -> list[tuple[object, ...]]:
+        return sorted((g.key, g.bucket_start, *(getattr(g, n) for n in FIELDS)) for g in logparse.merge_groups(chunks))
+
+    for engagement, log_type, chunks in ((one, "production_json", halves), (two, "api_json", halves[:1])):
+        got = sorted(
+            (r["key"], r["bucket"], *(r[n] for n in FIELDS))
+            for r in rows
+            if (r["engagement_id"], r["log_type"]) == (engagement, log_type)
+        )
+        assert got == expected(chunks)
+    assert len(logparse.stage_rows([])) == 0
+    with pytest.raises(ValueError, match="16 bytes"):
+        logparse.stage_rows([(b"short", "production_json", halves)])
 
 
 def test_parse_chunks_expands_zstd_and_agrees_with_parse_chunk(logs: Path) -> None:

@@ -6,7 +6,7 @@ use hashbrown::HashMap;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyString};
 use rayon::prelude::*;
 
 use crate::aggregate::{Aggregate, KeyAcc, Options, Summary};
@@ -154,59 +154,119 @@ fn merge_groups(
     group_stats(py, &merged)
 }
 
-/// `merge_groups` as plain tuples, ready to be written as table rows without a Python object per field:
-/// `(key, bucket_start, count, failed, duration_sum_ms, duration_sumsq_ms2, db_sum_ms, gitaly_sum_ms,
-/// redis_sum_ms, cpu_sum_ms, queue_sum_ms, duration_min_ms, duration_max_ms, sketch)`. Merging and serialising
-/// the sketches run without the GIL. With `number_from`, each row starts with its number (`number_from`, +1, …),
-/// then the `lead` values (e.g. the engagement and log type), so the caller can COPY them as they are.
+/// A flush's rows in PostgreSQL's binary COPY format, built without the GIL (see `stage_rows`).
+#[pyclass(frozen, module = "logparse")]
+struct StagedRows {
+    /// The whole COPY stream: signature, header, one tuple per row, trailer.
+    #[pyo3(get)]
+    copy: Py<PyBytes>,
+    /// Where each row's sketch sits in `copy` (start, length), by row number.
+    sketches: Vec<(usize, usize)>,
+}
+
+#[pymethods]
+impl StagedRows {
+    fn __len__(&self) -> usize {
+        self.sketches.len()
+    }
+
+    /// The serialised sketch of row `n` (the bytes it was staged with).
+    fn sketch<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let &(start, len) = self
+            .sketches
+            .get(n)
+            .ok_or_else(|| PyValueError::new_err(format!("no staged row {n}")))?;
+        Ok(PyBytes::new(
+            py,
+            &self.copy.bind(py).as_bytes()[start..start + len],
+        ))
+    }
+}
+
+/// Columns of each staged row, in order: what `StagedRows.copy` holds and the COPY must name.
+const STAGE_COLUMNS: [&str; 17] = [
+    "n",
+    "engagement_id",
+    "log_type",
+    "key",
+    "bucket",
+    "count",
+    "failed",
+    "duration_sum_ms",
+    "duration_sumsq_ms2",
+    "db_sum_ms",
+    "gitaly_sum_ms",
+    "redis_sum_ms",
+    "cpu_sum_ms",
+    "queue_sum_ms",
+    "duration_min_ms",
+    "duration_max_ms",
+    "sketch",
+];
+
+/// Append one COPY field: its length, then its bytes.
+fn copy_field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// The groups of each stream's chunks added together (as `merge_groups`), one row per (key, time bucket), written
+/// straight into PostgreSQL's binary COPY format with the columns `STAGE_COLUMNS` names: a row number from 0, the
+/// stream's engagement (16 UUID bytes) and log type, then the key's numbers and sketch. Merging and encoding run
+/// without the GIL, and no Python object is made per row or field.
 #[pyfunction]
-#[pyo3(signature = (chunks, *, number_from = None, lead = None))]
-fn merge_rows<'py>(
-    py: Python<'py>,
-    chunks: Vec<Bound<'py, ChunkStats>>,
-    number_from: Option<i64>,
-    lead: Option<Vec<Bound<'py, PyAny>>>,
-) -> PyResult<Vec<Bound<'py, PyTuple>>> {
-    let lead = lead.unwrap_or_default();
-    let refs: Vec<&ChunkStats> = chunks.iter().map(Bound::get).collect();
-    let rows: Vec<(Box<str>, i64, KeyAcc, Vec<u8>)> = py.detach(|| {
-        merge(&refs)
-            .into_iter()
-            .flat_map(|(bucket, keys)| {
-                keys.into_iter().map(move |(key, acc)| {
-                    let bytes = acc
+fn stage_rows(
+    py: Python<'_>,
+    streams: Vec<(Bound<'_, PyBytes>, String, Vec<Bound<'_, ChunkStats>>)>,
+) -> PyResult<StagedRows> {
+    let mut work = Vec::with_capacity(streams.len());
+    for (engagement, log_type, chunks) in &streams {
+        let engagement: [u8; 16] = engagement
+            .as_bytes()
+            .try_into()
+            .map_err(|_| PyValueError::new_err("an engagement id is 16 bytes (UUID.bytes)"))?;
+        let refs: Vec<&ChunkStats> = chunks.iter().map(Bound::get).collect();
+        work.push((engagement, log_type.as_str(), refs));
+    }
+    let (payload, sketches) = py.detach(|| {
+        let mut out = Vec::with_capacity(1 << 20);
+        out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        out.extend_from_slice(&[0; 8]); // flags, header extension length
+        let mut sketches = Vec::new();
+        for (engagement, log_type, refs) in &work {
+            for (bucket, keys) in merge(refs) {
+                for (key, acc) in keys {
+                    let [db, gitaly, redis, cpu, queue] = acc.components;
+                    out.extend_from_slice(&(STAGE_COLUMNS.len() as i16).to_be_bytes());
+                    copy_field(&mut out, &(sketches.len() as i32).to_be_bytes());
+                    copy_field(&mut out, engagement);
+                    copy_field(&mut out, log_type.as_bytes());
+                    copy_field(&mut out, key.as_bytes());
+                    copy_field(&mut out, &bucket.to_be_bytes());
+                    copy_field(&mut out, &(acc.count as i64).to_be_bytes());
+                    copy_field(&mut out, &(acc.failed as i64).to_be_bytes());
+                    for f in [
+                        acc.sum, acc.sumsq, db, gitaly, redis, cpu, queue, acc.min, acc.max,
+                    ] {
+                        copy_field(&mut out, &f.to_be_bytes());
+                    }
+                    let sketch = acc
                         .sketch
                         .as_ref()
                         .map(sketch::Sketch::to_bytes)
                         .unwrap_or_default();
-                    (key, bucket, acc, bytes)
-                })
-            })
-            .collect()
+                    sketches.push((out.len() + 4, sketch.len()));
+                    copy_field(&mut out, &sketch);
+                }
+            }
+        }
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        (out, sketches)
     });
-    rows.into_iter()
-        .enumerate()
-        .map(|(i, (key, bucket, acc, bytes))| {
-            let [db, gitaly, redis, cpu, queue] = acc.components;
-            let floats = [
-                acc.sum, acc.sumsq, db, gitaly, redis, cpu, queue, acc.min, acc.max,
-            ];
-            let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(15 + lead.len());
-            if let Some(first) = number_from {
-                items.push((first + i as i64).into_pyobject(py)?.into_any());
-            }
-            items.extend(lead.iter().cloned());
-            items.push(PyString::new(py, &key).into_any());
-            items.push(bucket.into_pyobject(py)?.into_any());
-            items.push(acc.count.into_pyobject(py)?.into_any());
-            items.push(acc.failed.into_pyobject(py)?.into_any());
-            for f in floats {
-                items.push(f.into_pyobject(py)?.into_any());
-            }
-            items.push(PyBytes::new(py, &bytes).into_any());
-            PyTuple::new(py, items)
-        })
-        .collect()
+    Ok(StagedRows {
+        copy: PyBytes::new(py, &payload).unbind(),
+        sketches,
+    })
 }
 
 #[pyfunction]
@@ -794,7 +854,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merge_sketches, m)?)?;
     m.add_function(wrap_pyfunction!(merge_sketch_groups, m)?)?;
     m.add_function(wrap_pyfunction!(merge_groups, m)?)?;
-    m.add_function(wrap_pyfunction!(merge_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(stage_rows, m)?)?;
+    m.add("STAGE_COLUMNS", STAGE_COLUMNS)?;
+    m.add_class::<StagedRows>()?;
     m.add_function(wrap_pyfunction!(sketch_quantiles, m)?)?;
     m.add("DIMENSIONS", crate::format::DIMENSIONS.to_vec())?;
     m.add("COMPONENTS", crate::format::COMPONENTS.to_vec())?;

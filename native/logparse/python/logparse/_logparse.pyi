@@ -1,10 +1,10 @@
-from collections.abc import Sequence
-from typing import Any, final
+from typing import final
 
 __all__ = [
     "COMPONENTS",
     "DIMENSIONS",
     "RELATIVE_ACCURACY",
+    "STAGE_COLUMNS",
     "ChunkStats",
     "ErrorEvent",
     "ErrorGroup",
@@ -12,16 +12,17 @@ __all__ = [
     "KeyStats",
     "LogReport",
     "Sketch",
+    "StagedRows",
     "TopRow",
     "compress_chunk",
     "detect_log_type",
     "merge_groups",
-    "merge_rows",
     "merge_sketch_groups",
     "merge_sketches",
     "parse_chunk",
     "parse_chunks",
     "sketch_quantiles",
+    "stage_rows",
 ]
 
 COMPONENTS: list[str]
@@ -260,6 +261,20 @@ class LogReport:
     def errors(self) -> list[ErrorGroup]:
         """Failures grouped by kind (needs errors=True)."""
 
+STAGE_COLUMNS: list[str]
+"""Columns of each row stage_rows writes, in order (name them in the COPY)."""
+
+@final
+class StagedRows:
+    """A flush's rows as a binary COPY stream (stage_rows)."""
+
+    @property
+    def copy(self) -> bytes:
+        """Signature, header, one tuple per row with the STAGE_COLUMNS, trailer."""
+    def __len__(self) -> int: ...
+    def sketch(self, n: int) -> bytes:
+        """The serialised sketch row n was staged with; ValueError past the last row."""
+
 @final
 class Sketch:
     """A mergeable quantile sketch of durations (relative error ≤ 1%)."""
@@ -312,14 +327,10 @@ def merge_sketch_groups(groups: list[list[bytes | None]]) -> list[bytes | None]:
 def merge_groups(chunks: list[ChunkStats]) -> list[GroupStats]:
     """The groups of all `chunks` added together, one per (key, time bucket); chunks of one log type."""
 
-def merge_rows(
-    chunks: list[ChunkStats], *, number_from: int | None = None, lead: Sequence[object] | None = None
-) -> list[tuple[Any, ...]]:
-    """`merge_groups` as plain tuples, ready to be written as rows without a Python object per field.
-
-    Each is (key, bucket_start, count, failed, duration_sum_ms, duration_sumsq_ms2, db_sum_ms, gitaly_sum_ms,
-    redis_sum_ms, cpu_sum_ms, queue_sum_ms, duration_min_ms, duration_max_ms, sketch), preceded by the `lead`
-    values and, with `number_from`, by the row's number before them (`number_from`, `number_from + 1`, …).
+def stage_rows(streams: list[tuple[bytes, str, list[ChunkStats]]]) -> StagedRows:
+    """Each stream's chunks (engagement id as UUID.bytes, log type, chunks) added together as merge_groups does,
+    one row per key and time bucket, in PostgreSQL's binary COPY format with the columns STAGE_COLUMNS names
+    (rows numbered from 0). Merging and encoding run without the GIL.
     """
 
 def sketch_quantiles(sketch: bytes, qs: list[float]) -> list[float]:

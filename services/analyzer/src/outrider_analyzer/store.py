@@ -4,7 +4,6 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -27,10 +26,9 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigin
 ON CONFLICT DO NOTHING
 RETURNING engagement_id, chunk_id
 """
-# The merged groups of a flush are COPYed into a session-local table (far cheaper than one array parameter per
-# column) and go into `log_stats` from there: new rows whole, and for rows that exist the numbers add up on the
-# server, so only the sketches make a round trip.
-STAGE_COLUMNS = ("n", "engagement_id", "log_type", "key", "bucket", *FIELDS)
+# The merged groups of a flush are COPYed into a session-local table (logparse writes them in the binary COPY
+# format, without a Python object per row) and go into `log_stats` from there: new rows whole, and for rows that
+# exist the numbers add up on the server, so only the sketches make a round trip.
 STAGE = f"""
 CREATE TEMP TABLE IF NOT EXISTS analyzer_stage (
     n integer PRIMARY KEY, engagement_id uuid, log_type text, key text, bucket bigint,
@@ -134,28 +132,26 @@ async def flush(
         claimed.discard((chunk.engagement_id, chunk.chunk_id))
         result.counted.append((chunk, stats))
         by_stream.setdefault((chunk.engagement_id, row[2]), []).append(stats)
-    records: list[tuple[Any, ...]] = []
+    streams = [(engagement_id.bytes, log_type, chunks) for (engagement_id, log_type), chunks in by_stream.items()]
     with step("merge").time():
-        for (engagement_id, log_type), chunk_stats in by_stream.items():
-            # Rows as STAGE_COLUMNS: `n` (the staged row's number, an index into `records`), engagement, log type, …
-            records += await asyncio.to_thread(  # the loop keeps fetching meanwhile
-                partial(logparse.merge_rows, chunk_stats, number_from=len(records), lead=(engagement_id, log_type))
-            )
-    if not records:
+        staged = await asyncio.to_thread(logparse.stage_rows, streams)  # the loop keeps fetching meanwhile
+    if not staged:
         return result
 
     with step("copy").time():
         await conn.execute(STAGE)
-        await conn.copy_records_to_table("analyzer_stage", records=records, columns=STAGE_COLUMNS)
+        # A memoryview: asyncpg would take bytes for a file path.
+        copy = memoryview(staged.copy)
+        await conn.copy_to_table("analyzer_stage", source=copy, columns=logparse.STAGE_COLUMNS, format="binary")
     with step("insert").time():
         judged = await conn.fetch(INSERT_NEW, *candidate_params(limits))
     with step("existing").time():
         existing = await conn.fetch(LOCK_EXISTING)
         if existing:
-            pairs = [[r["stored"], records[r["n"]][-1]] for r in existing]  # `n` indexes `records`
+            pairs = [[r["stored"], staged.sketch(r["n"])] for r in existing]
             merged = await asyncio.to_thread(logparse.merge_sketch_groups, pairs)
             judged += await conn.fetch(ADD_TO_EXISTING, [r["n"] for r in existing], merged, *candidate_params(limits))
-    result.rows = len(records)
+    result.rows = len(staged)
     with step("findings").time():
         result.findings = await _findings(conn, judged, bucket_seconds=bucket_seconds, limits=limits)
     return result
