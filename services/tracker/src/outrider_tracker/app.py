@@ -49,7 +49,7 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
             KafkaTelemetryMiddleware(tracer_provider=setup_tracing("tracker")),
         ),
     )
-    relay = Relay("tracker", broker, settings.topic)
+    relay = Relay("tracker", settings.kafka_bootstrap_servers, settings.topic)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
