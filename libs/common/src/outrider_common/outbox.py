@@ -99,23 +99,23 @@ class Relay:
         self._published.inc(len(rows))
         return len(rows)
 
+    async def _start_producer(self) -> AIOKafkaProducer:
+        kafka = AIOKafkaProducer(bootstrap_servers=self._bootstrap, client_id=f"outrider-{self.producer}-outbox",
+                                 enable_idempotence=True, acks="all")  # fmt: skip
+        try:
+            await kafka.start()
+        except BaseException:
+            await kafka.stop()
+            raise
+        return kafka
+
     async def run(self, pool: asyncpg.Pool) -> None:
         """Publish until cancelled; `wake.set()` triggers a pass at once, otherwise one runs every second."""
         kafka: AIOKafkaProducer | None = None
         try:
             while True:
                 try:
-                    if kafka is None:
-                        kafka = AIOKafkaProducer(
-                            bootstrap_servers=self._bootstrap, client_id=f"outrider-{self.producer}-outbox",
-                            enable_idempotence=True, acks="all",
-                        )  # fmt: skip
-                        try:
-                            await kafka.start()
-                        except BaseException:
-                            await kafka.stop()
-                            kafka = None  # a new producer next pass: Kafka may not be up yet
-                            raise
+                    kafka = kafka or await self._start_producer()  # Kafka may not be up yet: again next pass
                     while await self.publish_pending(pool, kafka):
                         pass
                     self._pending.set(
