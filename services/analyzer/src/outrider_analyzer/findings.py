@@ -28,8 +28,8 @@ class Tripped:
 
 def candidates_sql(first: int) -> str:
     """SQL over `log_stats` columns true for every row `evaluate` could fire on, with `candidate_params` bound from
-    placeholder `$first` on. A flush reads back and judges only these rows (~1 in 5 of the busy windows in the
-    bench's data), not every row it wrote.
+    placeholder `$first` on. A flush reads back and judges only these rows, not every busy row it wrote (most
+    busy windows are quiet).
 
     Each rule's condition, loosened to hold for every log type, in evaluate's own arithmetic (float8 division), so
     nothing evaluate fires on is left out; tests/test_analyzer_store.py checks that on random windows.
