@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import logparse
 from outrider_analyzer.findings import Thresholds, candidate_params, candidates_sql, evaluate
-from outrider_analyzer.store import flush
+from outrider_analyzer.store import Flushed, flush
 from outrider_common.db import migrate
 from outrider_common.events import LogChunk
 from outrider_common.logstats import FIELDS, Aggregate, StatsKey
@@ -152,41 +152,37 @@ def test_the_flush_reads_back_every_window_a_rule_could_fire_on(database_dsn: st
             runner.run(conn.close())
 
 
+async def _flush_lines(dsn: str, data: bytes) -> tuple[Flushed, list[asyncpg.Record]]:
+    """Flush `data` as one chunk of a new engagement; what the flush did and the key and count it stored per row."""
+    migrate(dsn)
+    engagement = uuid.uuid4()
+    chunk = LogChunk(engagement_id=engagement, source="t", file_id="f", offset=0, lines=data.count(b"\n"))
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            done = await flush(conn, [(chunk, logparse.parse_chunk(data))], bucket_seconds=60, limits=Thresholds())
+        return done, await conn.fetch("SELECT key, count FROM log_stats WHERE engagement_id = $1", engagement)
+    finally:
+        await conn.close()
+
+
 async def test_a_key_with_a_nul_character_is_stored_not_retried_forever(database_dsn: str) -> None:
     """PostgreSQL text cannot hold U+0000, which JSON may escape into a controller or route name."""
-    migrate(database_dsn)
-    engagement = uuid.uuid4()
     line = (
         b'{"controller":"Nul\\u0000Controller","action":"show","status":200,"duration_s":1,'
         b'"time":"2024-05-01T10:00:00Z"}\n'
     )
-    chunk = LogChunk(engagement_id=engagement, source="t", file_id="nul", offset=0, lines=1)
-    conn = await asyncpg.connect(database_dsn)
-    try:
-        async with conn.transaction():
-            done = await flush(conn, [(chunk, logparse.parse_chunk(line))], bucket_seconds=60, limits=Thresholds())
-        keys = [r["key"] for r in await conn.fetch("SELECT key FROM log_stats WHERE engagement_id = $1", engagement)]
-    finally:
-        await conn.close()
+    done, rows = await _flush_lines(database_dsn, line)
     assert done.rows == 1
-    assert keys == ["Nul\ufffdController#show"]
+    assert [r["key"] for r in rows] == ["Nul\ufffdController#show"]
 
 
 async def test_a_key_too_long_for_an_index_is_cut_and_still_counted(database_dsn: str) -> None:
     """PostgreSQL's btree index takes keys up to ~2.7 kB; a route or class name past 1 kB is cut with `…`."""
-    migrate(database_dsn)
-    engagement = uuid.uuid4()
     name = "".join(random.Random(7).choices(string.ascii_letters + "é", k=5000))  # barely compressible
     line = json.dumps({"controller": name, "action": "show", "status": 200, "duration_s": 1,
                        "time": "2024-05-01T10:00:00Z"}).encode() + b"\n"  # fmt: skip
-    chunk = LogChunk(engagement_id=engagement, source="t", file_id="long", offset=0, lines=2)
-    conn = await asyncpg.connect(database_dsn)
-    try:
-        async with conn.transaction():
-            await flush(conn, [(chunk, logparse.parse_chunk(line * 2))], bucket_seconds=60, limits=Thresholds())
-        rows = await conn.fetch("SELECT key, count FROM log_stats WHERE engagement_id = $1", engagement)
-    finally:
-        await conn.close()
+    _, rows = await _flush_lines(database_dsn, line * 2)
     ((key, count),) = rows
     assert count == 2
     assert key.endswith("…")

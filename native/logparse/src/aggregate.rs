@@ -23,6 +23,23 @@ const MIN_SPLIT_BYTES: usize = 1 << 20;
 /// Longest key kept whole (bytes); longer ones are cut at a character boundary and end with `…`.
 pub const MAX_KEY_BYTES: usize = 1024;
 
+/// A key the analyzer can store: PostgreSQL text cannot hold U+0000 (JSON may escape one into a name), which
+/// becomes U+FFFD, and its btree index refuses keys past ~2.7 kB, so one past `MAX_KEY_BYTES` is cut. No real
+/// controller, route, RPC or worker name is that long, and either key would stop the analyzer's flushes for good.
+fn storable(key: &mut String) {
+    if key.contains('\0') {
+        *key = key.replace('\0', "\u{FFFD}");
+    }
+    if key.len() > MAX_KEY_BYTES {
+        let mut cut = MAX_KEY_BYTES;
+        while !key.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        key.truncate(cut);
+        key.push('…');
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     pub log_type: Option<LogType>,
@@ -315,21 +332,7 @@ impl Aggregate {
         self.key_buf.push_str(rec.key.0);
         self.key_buf.push_str(rec.key.1);
         self.key_buf.push_str(rec.key.2);
-        if self.key_buf.contains('\0') {
-            // JSON may escape U+0000 into a name; PostgreSQL text cannot hold it, and a key the analyzer cannot
-            // store would stop its flushes for good.
-            self.key_buf = self.key_buf.replace('\0', "\u{FFFD}");
-        }
-        if self.key_buf.len() > MAX_KEY_BYTES {
-            // No real controller, route, RPC or worker name is this long; PostgreSQL's btree index refuses keys
-            // past ~2.7 kB, so a longer one would stop the analyzer's flushes too.
-            let mut cut = MAX_KEY_BYTES;
-            while !self.key_buf.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            self.key_buf.truncate(cut);
-            self.key_buf.push('…');
-        }
+        storable(&mut self.key_buf);
         let exact = self.opts.exact;
         self.groups
             .entry(bucket)

@@ -143,14 +143,15 @@ async def flush(
         # A memoryview: asyncpg would take bytes for a file path.
         copy = memoryview(staged.copy)
         await conn.copy_to_table("analyzer_stage", source=copy, columns=logparse.STAGE_COLUMNS, format="binary")
+    candidates = candidate_params(limits)
     with step("insert").time():
-        judged = await conn.fetch(INSERT_NEW, *candidate_params(limits))
+        judged = await conn.fetch(INSERT_NEW, *candidates)
     with step("existing").time():
         existing = await conn.fetch(LOCK_EXISTING)
         if existing:
             pairs = [[r["stored"], staged.sketch(r["n"])] for r in existing]
             merged = await asyncio.to_thread(logparse.merge_sketch_groups, pairs)
-            judged += await conn.fetch(ADD_TO_EXISTING, [r["n"] for r in existing], merged, *candidate_params(limits))
+            judged += await conn.fetch(ADD_TO_EXISTING, [r["n"] for r in existing], merged, *candidates)
     result.rows = len(staged)
     with step("findings").time():
         result.findings = await _findings(conn, judged, bucket_seconds=bucket_seconds, limits=limits)
