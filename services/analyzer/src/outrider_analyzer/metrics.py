@@ -21,7 +21,7 @@ FLUSH_SECONDS = Histogram(
 FLUSH_STEPS = ("claim", "merge", "copy", "insert", "existing", "findings")
 FLUSH_STEP_SECONDS = Histogram(
     "outrider_analyzer_flush_step_seconds",
-    f"Time one flush spends in each step ({', '.join(FLUSH_STEPS)}).",
+    f"Time one flush spends in each step ({', '.join(FLUSH_STEPS)}); merge runs ahead, beside the previous flush.",
     ["step"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )

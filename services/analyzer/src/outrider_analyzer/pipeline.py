@@ -1,7 +1,8 @@
 """Between Kafka and PostgreSQL: chunks queue here, in record order, while they are parsed and one flusher writes.
 
 The subscriber starts parsing each batch in worker threads, hands the unfinished parses to `Flusher.add` and goes
-back to Kafka at once, so fetching, parsing and the write of the previous lot all overlap. Under load each flush
+back to Kafka at once, so fetching, parsing, merging the next lot's rows and the write of the previous lot all
+overlap. Under load each flush
 takes everything that queued meanwhile (group commit); at low load a chunk is written as soon as it is parsed.
 Offsets are committed only after the flush that holds their chunks, so a crash loses nothing; chunk ids make
 anything read twice count once. A failed flush is retried with the same chunks until it lands, while a full queue
@@ -25,10 +26,10 @@ from tenacity import (
     wait_exponential,
 )
 
-from logparse import ChunkStats
+from logparse import ChunkStats, StagedRows
 from outrider_analyzer import metrics
 from outrider_analyzer.findings import Thresholds
-from outrider_analyzer.store import Flushed, flush
+from outrider_analyzer.store import Flushed, flush, stage
 from outrider_common.db import Database
 from outrider_common.events import LogChunk
 
@@ -59,6 +60,15 @@ class Handled:
     stats: ChunkStats | None = None
     span: trace.SpanContext | None = None
     dead: DeadLetter | None = None
+
+
+@dataclass(frozen=True)
+class Lot:
+    """What one flush writes: the handled records, the parsed chunks among them, their rows staged ahead."""
+
+    batch: list[Handled]
+    parsed: list[tuple[LogChunk, ChunkStats]]
+    staged: StagedRows | None
 
 
 class Flusher:
@@ -105,21 +115,45 @@ class Flusher:
         await self._idle.wait()
 
     async def run(self) -> None:
-        """Write whatever is queued, one flush at a time, until cancelled."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._pending, self._pending_bytes = self._pending, [], 0
-            self._room.set()
-            if batch:
-                await self._write(batch)
-            if not self._pending:
-                self._idle.set()
+        """Write whatever is queued, one flush at a time, until cancelled.
 
-    async def _write(self, handling: list[asyncio.Future[list[Handled]]]) -> None:
+        The next lot is gathered and staged (`store.stage`) while the previous one's transaction runs, so the
+        merge is off the serial path; the transactions and offset commits themselves stay one after the other.
+        """
+        writing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                if not self._pending:
+                    if writing is None:
+                        self._idle.set()
+                        await self._wake.wait()
+                    else:  # nothing to stage: wait for the write in flight or for new work, whichever comes first
+                        woken = asyncio.ensure_future(self._wake.wait())
+                        await asyncio.wait([woken, writing], return_when=asyncio.FIRST_COMPLETED)
+                        woken.cancel()
+                        if writing.done():
+                            writing.result()
+                            writing = None
+                    continue
+                self._wake.clear()
+                batch, self._pending, self._pending_bytes = self._pending, [], 0
+                self._room.set()
+                lot = await self._prepare(batch)
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(self._write(lot))
+        finally:
+            if writing is not None:
+                writing.cancel()
+
+    async def _prepare(self, handling: list[asyncio.Future[list[Handled]]]) -> Lot:
         batch = [h for batch in await asyncio.gather(*handling) for h in batch]  # batches, records in Kafka order
-        dead = [h.dead for h in batch if h.dead is not None]
         parsed = [(h.chunk, h.stats) for h in batch if h.chunk is not None and h.stats is not None]
+        return Lot(batch, parsed, await stage(parsed) if parsed else None)
+
+    async def _write(self, lot: Lot) -> None:
+        batch, parsed = lot.batch, lot.parsed
+        dead = [h.dead for h in batch if h.dead is not None]
         links = [trace.Link(h.span) for h in batch if h.span is not None]
         flushed = Flushed()
         async for attempt in AsyncRetrying(
@@ -134,8 +168,11 @@ class Flusher:
                 while dead:  # before the offsets move past them; a retry sends only those not sent yet
                     await self._dead_letter(dead[0])
                     dead.pop(0)
-                async with self._db.pool.acquire() as conn, conn.transaction():
-                    flushed = await flush(conn, parsed, bucket_seconds=self._bucket_seconds, limits=self._limits)
+                if parsed:
+                    async with self._db.pool.acquire() as conn, conn.transaction():
+                        flushed = await flush(
+                            conn, parsed, bucket_seconds=self._bucket_seconds, limits=self._limits, staged=lot.staged
+                        )
         await self._commit(batch)
         self._count(batch, flushed)
 

@@ -107,34 +107,52 @@ def _time(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
+def _log_type(chunk: LogChunk, stats: ChunkStats) -> str:
+    return stats.log_type or chunk.log_type or "unknown"
+
+
+async def stage(parsed: list[tuple[LogChunk, ChunkStats]]) -> logparse.StagedRows:
+    """`parsed` merged into rows (one per engagement, log type, key and time bucket) and encoded for the COPY.
+
+    Chunks of one engagement and log type are added up in Rust, off the event loop. It needs no database, so the
+    flusher stages a lot while the previous lot's transaction runs.
+    """
+    by_stream: dict[tuple[UUID, str], list[ChunkStats]] = {}
+    for chunk, stats in parsed:
+        by_stream.setdefault((chunk.engagement_id, _log_type(chunk, stats)), []).append(stats)
+    streams = [(engagement_id.bytes, log_type, chunks) for (engagement_id, log_type), chunks in by_stream.items()]
+    with step("merge").time():
+        return await asyncio.to_thread(logparse.stage_rows, streams)  # the loop keeps fetching meanwhile
+
+
 async def flush(
     conn: asyncpg.Connection,
     parsed: list[tuple[LogChunk, ChunkStats]],
     *,
     bucket_seconds: int,
     limits: Thresholds,
+    staged: logparse.StagedRows | None = None,
 ) -> Flushed:
-    """Count every chunk not counted before, in one transaction the caller owns."""
+    """Count every chunk not counted before, in one transaction the caller owns.
+
+    `staged`: `stage(parsed)`, done ahead; used when every chunk is new, staged again without the others if not.
+    """
     result = Flushed()
     rows = [
-        (chunk.engagement_id, chunk.chunk_id, stats.log_type or chunk.log_type or "unknown", stats.lines,
-         sum(stats.bad_lines.values()), _time(stats.start_time), _time(stats.end_time))
+        (chunk.engagement_id, chunk.chunk_id, _log_type(chunk, stats), stats.lines, sum(stats.bad_lines.values()),
+         _time(stats.start_time), _time(stats.end_time))
         for chunk, stats in parsed
     ]  # fmt: skip
     with step("claim").time():
         claimed = {(r["engagement_id"], r["chunk_id"]) for r in await conn.fetch(CLAIM_CHUNKS, *_columns(rows, 7))}
-    # Chunks of one engagement and log type are added up in Rust; their keys become rows.
-    by_stream: dict[tuple[UUID, str], list[ChunkStats]] = {}
-    for (chunk, stats), row in zip(parsed, rows, strict=True):
+    for chunk, stats in parsed:
         if (chunk.engagement_id, chunk.chunk_id) not in claimed:
             result.duplicates += 1  # counted before, or twice in this batch
             continue
         claimed.discard((chunk.engagement_id, chunk.chunk_id))
         result.counted.append((chunk, stats))
-        by_stream.setdefault((chunk.engagement_id, row[2]), []).append(stats)
-    streams = [(engagement_id.bytes, log_type, chunks) for (engagement_id, log_type), chunks in by_stream.items()]
-    with step("merge").time():
-        staged = await asyncio.to_thread(logparse.stage_rows, streams)  # the loop keeps fetching meanwhile
+    if staged is None or result.duplicates:
+        staged = await stage(result.counted)
     if not staged:
         return result
 
