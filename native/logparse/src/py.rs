@@ -462,8 +462,12 @@ fn merge_sketches<'py>(py: Python<'py>, a: &[u8], b: &[u8]) -> PyResult<Bound<'p
     Ok(PyBytes::new(py, &s.to_bytes()))
 }
 
+/// Fewer groups than this are merged on the calling thread: rayon's pool may be busy with parse jobs queued ahead
+/// (the analyzer's flush merges a few hundred, and waits for them), and a few hundred merges take well under 1 ms.
+const PARALLEL_GROUPS: usize = 4096;
+
 /// One sketch per group: the merge of the group's sketches (`None`s skipped; `None` for a group with none). The
-/// decoding, merging and encoding run without the GIL, the groups spread over all cores — the stats API merges
+/// decoding, merging and encoding run without the GIL, many groups spread over all cores — the stats API merges
 /// tens of thousands of stored minute sketches per query, the analyzer's flush a stored and an added one per row.
 #[pyfunction]
 fn merge_sketch_groups<'py>(
@@ -474,21 +478,23 @@ fn merge_sketch_groups<'py>(
         .iter()
         .map(|g| g.iter().flatten().map(|b| b.as_bytes()).collect())
         .collect();
+    let merge = |group: &Vec<&[u8]>| match group.as_slice() {
+        [] => Ok(None),
+        [one] => sketch::Sketch::from_bytes(one).map(|_| Some(one.to_vec())), // checked, not re-encoded
+        [first, rest @ ..] => {
+            let mut s = sketch::Sketch::from_bytes(first)?;
+            for b in rest {
+                s.merge(&sketch::Sketch::from_bytes(b)?);
+            }
+            Ok(Some(s.to_bytes()))
+        }
+    };
     let merged: Vec<Result<Option<Vec<u8>>, sketch::DecodeError>> = py.detach(|| {
-        borrowed
-            .par_iter()
-            .map(|group| match group.as_slice() {
-                [] => Ok(None),
-                [one] => sketch::Sketch::from_bytes(one).map(|_| Some(one.to_vec())), // checked, not re-encoded
-                [first, rest @ ..] => {
-                    let mut s = sketch::Sketch::from_bytes(first)?;
-                    for b in rest {
-                        s.merge(&sketch::Sketch::from_bytes(b)?);
-                    }
-                    Ok(Some(s.to_bytes()))
-                }
-            })
-            .collect()
+        if borrowed.len() < PARALLEL_GROUPS {
+            borrowed.iter().map(merge).collect()
+        } else {
+            borrowed.par_iter().map(merge).collect()
+        }
     });
     merged
         .into_iter()

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,6 +86,11 @@ RETURNING finding_id
 """
 
 
+# The flush's Rust calls (merge and encode a lot, merge stored sketches) get threads of their own: in asyncio's
+# default executor they would queue behind the parse jobs of every batch fetched meanwhile, on the serial path.
+_RUST = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analyzer-flush")
+
+
 @dataclass
 class Flushed:
     """What one flush did."""
@@ -122,7 +128,9 @@ async def stage(parsed: list[tuple[LogChunk, ChunkStats]]) -> logparse.StagedRow
         by_stream.setdefault((chunk.engagement_id, _log_type(chunk, stats)), []).append(stats)
     streams = [(engagement_id.bytes, log_type, chunks) for (engagement_id, log_type), chunks in by_stream.items()]
     with step("merge").time():
-        return await asyncio.to_thread(logparse.stage_rows, streams)  # the loop keeps fetching meanwhile
+        return await asyncio.get_running_loop().run_in_executor(
+            _RUST, logparse.stage_rows, streams
+        )  # the loop keeps fetching meanwhile
 
 
 async def flush(
@@ -168,7 +176,7 @@ async def flush(
         existing = await conn.fetch(LOCK_EXISTING)
         if existing:
             pairs = [[r["stored"], staged.sketch(r["n"])] for r in existing]
-            merged = await asyncio.to_thread(logparse.merge_sketch_groups, pairs)
+            merged = await asyncio.get_running_loop().run_in_executor(_RUST, logparse.merge_sketch_groups, pairs)
             judged += await conn.fetch(ADD_TO_EXISTING, [r["n"] for r in existing], merged, *candidates)
     result.rows = len(staged)
     with step("findings").time():
