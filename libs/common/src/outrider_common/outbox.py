@@ -2,9 +2,11 @@
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -20,7 +22,12 @@ tracer = trace.get_tracer(__name__)
 TOPICS = {t.name: t for t in ALL_TOPICS}
 
 
-INSERT = "INSERT INTO outbox (producer, topic, key, payload, trace_context) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)"
+# One statement for any number of events, inserted (and so numbered) in the order given.
+INSERT = """
+INSERT INTO outbox (producer, topic, key, payload, trace_context)
+SELECT $1, $2, e.key, e.payload::jsonb, $5::jsonb
+FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS e(key, payload, i) ORDER BY e.i
+"""
 
 
 async def add(conn: asyncpg.Connection, *, producer: str, topic: Topic, key: str, event: BaseModel) -> None:
@@ -36,9 +43,8 @@ async def add_many(
     propagate.inject(carrier)  # the change's trace, continued when the relay publishes
     context = json.dumps(carrier)
     if events:
-        await conn.executemany(
-            INSERT, [(producer, topic.name, key, event.model_dump_json(), context) for key, event in events]
-        )
+        keys, payloads = [key for key, _ in events], [event.model_dump_json() for _, event in events]
+        await conn.execute(INSERT, producer, topic.name, keys, payloads, context)
 
 
 class Relay:
@@ -57,7 +63,7 @@ class Relay:
         self._failures = Counter(f"outrider_{producer}_outbox_relay_failures_total", "Relay passes that failed.", [])
         self._pending = Gauge(f"outrider_{producer}_outbox_pending", "Outbox events not yet published.")
 
-    async def publish_pending(self, pool: asyncpg.Pool, kafka: AIOKafkaProducer, *, batch: int = 100) -> int:
+    async def publish_pending(self, pool: asyncpg.Pool, kafka: AIOKafkaProducer, *, batch: int = 500) -> int:
         """Publish up to `batch` rows with `kafka`; returns how many.
 
         The rows stay locked until Kafka acknowledged them; a crash in between publishes them again, so consumers
@@ -74,23 +80,11 @@ class Relay:
             # requests instead of one round trip each (the idempotent producer keeps each partition's order); the
             # rows are marked only once Kafka acknowledged every one of them.
             acks = []
-            for row in rows:
-                topic = self._topic_name(TOPICS[row["topic"]])
-                origin = propagate.extract(json.loads(row["trace_context"]))
-                with (
-                    tracer.start_as_current_span("outbox relay", context=origin),
-                    tracer.start_as_current_span(
-                        f"{topic} publish",
-                        kind=SpanKind.PRODUCER,
-                        attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
-                    ),
-                ):
-                    carrier = {"content-type": "application/json", "correlation_id": str(row["id"])}
-                    propagate.inject(carrier)  # the consumer's span continues this trace
-                    headers = [(k, v.encode()) for k, v in carrier.items()]
-                    acks.append(
-                        await kafka.send(topic, row["payload"].encode(), key=row["key"].encode(), headers=headers)
-                    )
+            # The events of one change share its trace context (a flush's findings, say): one relay span each.
+            for context, events in itertools.groupby(rows, key=lambda r: r["trace_context"]):
+                with tracer.start_as_current_span("outbox relay", context=propagate.extract(json.loads(context))):
+                    for row in events:
+                        acks.append(await self._send(kafka, row))
             await asyncio.gather(*acks)
             if rows:
                 await conn.execute(
@@ -98,6 +92,22 @@ class Relay:
                 )
         self._published.inc(len(rows))
         return len(rows)
+
+    async def _send(self, kafka: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:
+        """Queue one row's event with a producer span, whose context the consumer's span continues."""
+        topic = self._topic_name(TOPICS[row["topic"]])
+        with tracer.start_as_current_span(
+            f"{topic} publish",
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
+        ):
+            carrier = {"content-type": "application/json", "correlation_id": str(row["id"])}
+            propagate.inject(carrier)
+            headers = [(k, v.encode()) for k, v in carrier.items()]
+            ack: asyncio.Future[Any] = await kafka.send(
+                topic, row["payload"].encode(), key=row["key"].encode(), headers=headers
+            )
+            return ack
 
     async def _start_producer(self) -> AIOKafkaProducer:
         kafka = AIOKafkaProducer(bootstrap_servers=self._bootstrap, client_id=f"outrider-{self.producer}-outbox",

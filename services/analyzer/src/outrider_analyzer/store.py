@@ -188,26 +188,29 @@ async def _findings(
     conn: asyncpg.Connection, judged: list[asyncpg.Record], *, bucket_seconds: int, limits: Thresholds
 ) -> list[Finding]:
     """Judge the written rows that could raise one; record and queue the findings not raised before."""
-    candidates = [
-        Finding(
-            finding_id=uuid4(), engagement_id=where.engagement_id, rule=tripped.rule, log_type=where.log_type,
-            key=where.key, window_start=where.bucket_start,
-            window_end=where.bucket_start + timedelta(seconds=bucket_seconds), summary=tripped.summary,
-            figures=tripped.figures,
-        )
+    tripped = [
+        (where, rule, uuid4())
         for row in judged
         for where in [StatsKey(row["engagement_id"], row["log_type"], row["key"], row["bucket_start"])]
-        for tripped in evaluate(where, Aggregate.from_record(row), limits)
-    ]  # fmt: skip
-    if not candidates:
+        for rule in evaluate(where, Aggregate.from_record(row), limits)
+    ]
+    if not tripped:
         return []
     finding_rows = [
-        (f.engagement_id, f.rule, f.log_type, f.key, f.window_start, f.finding_id, json.dumps(f.figures))
-        for f in candidates
+        (w.engagement_id, t.rule, w.log_type, w.key, w.bucket_start, finding_id, json.dumps(t.figures))
+        for w, t, finding_id in tripped
     ]
     # One finding per rule, key and window, however many chunks later cross the line again.
     new = {r["finding_id"] for r in await conn.fetch(RECORD_FINDINGS, *_columns(finding_rows, 7))}
-    findings = [f for f in candidates if f.finding_id in new]
+    findings = [
+        Finding(
+            finding_id=finding_id, engagement_id=w.engagement_id, rule=t.rule, log_type=w.log_type, key=w.key,
+            window_start=w.bucket_start, window_end=w.bucket_start + timedelta(seconds=bucket_seconds),
+            summary=t.summary, figures=t.figures,
+        )
+        for w, t, finding_id in tripped
+        if finding_id in new
+    ]  # fmt: skip
     await outbox.add_many(
         conn, producer="analyzer", topic=ANALYSIS_FINDINGS, events=[(str(f.engagement_id), f) for f in findings]
     )
