@@ -2,11 +2,10 @@
 
 The subscriber starts parsing each batch in worker threads, hands the unfinished parses to `Flusher.add` and goes
 back to Kafka at once, so fetching, parsing, merging the next lot's rows and the write of the previous lot all
-overlap. Under load each flush
-takes everything that queued meanwhile (group commit); at low load a chunk is written as soon as it is parsed.
-Offsets are committed only after the flush that holds their chunks, so a crash loses nothing; chunk ids make
-anything read twice count once. A failed flush is retried with the same chunks until it lands, while a full queue
-stops consumption (backpressure).
+overlap. Under load each flush takes everything that queued meanwhile (group commit); at low load a chunk is
+written as soon as it is parsed. Offsets are committed only after the flush that holds their chunks, so a crash
+loses nothing; chunk ids make anything read twice count once. A failed flush is retried with the same chunks until
+it lands, while a full queue stops consumption (backpressure).
 """
 
 import asyncio

@@ -132,10 +132,9 @@ async def stage(parsed: list[tuple[LogChunk, ChunkStats]]) -> logparse.StagedRow
     for chunk, stats in parsed:
         by_stream.setdefault((chunk.engagement_id, _log_type(chunk, stats)), []).append(stats)
     streams = [(engagement_id.bytes, log_type, chunks) for (engagement_id, log_type), chunks in by_stream.items()]
-    with step("merge").time():
-        return await asyncio.get_running_loop().run_in_executor(
-            _RUST, logparse.stage_rows, streams
-        )  # the loop keeps fetching meanwhile
+    loop = asyncio.get_running_loop()
+    with step("merge").time():  # the loop keeps fetching meanwhile
+        return await loop.run_in_executor(_RUST, logparse.stage_rows, streams)
 
 
 async def flush(
