@@ -35,7 +35,10 @@ def chunks(engagement: uuid.UUID, lines: list[bytes], pieces: int) -> list[tuple
     return out
 
 
-async def stored(conn: asyncpg.Connection, engagement: uuid.UUID) -> dict[tuple[str, object], list[float]]:
+Rows = dict[tuple[str, object], list[float]]  # (key, bucket start) -> numbers, then sketch quantiles
+
+
+async def stored(conn: asyncpg.Connection, engagement: uuid.UUID) -> Rows:
     """Each row's numbers, and the sketch's quantiles in place of its bytes."""
     rows = await conn.fetch("SELECT * FROM log_stats WHERE engagement_id = $1", engagement)
     return {
@@ -47,9 +50,21 @@ async def stored(conn: asyncpg.Connection, engagement: uuid.UUID) -> dict[tuple[
     }
 
 
+def fixture_lines() -> list[bytes]:
+    """The production_json fixture's lines, each with its newline."""
+    return (FIXTURES / "production_json.log").read_bytes().splitlines(keepends=True)
+
+
+def assert_same_rows(got: Rows, expected: Rows) -> None:
+    """The same rows, with the same numbers and sketch quantiles."""
+    assert got.keys() == expected.keys()
+    for where, values in got.items():
+        assert values == pytest.approx(expected[where]), where
+
+
 async def test_flushes_that_add_to_stored_rows_equal_one_flush_of_everything(database_dsn: str) -> None:
     migrate(database_dsn)
-    lines = (FIXTURES / "production_json.log").read_bytes().splitlines(keepends=True)
+    lines = fixture_lines()
     at_once, piecemeal = uuid.uuid4(), uuid.uuid4()
     limits = Thresholds()
     conn = await asyncpg.connect(database_dsn)
@@ -68,16 +83,14 @@ async def test_flushes_that_add_to_stored_rows_equal_one_flush_of_everything(dat
         await conn.close()
     assert whole.rows == len(expected) > 1
     assert (again.duplicates, again.rows) == (2, 0)
-    assert got.keys() == expected.keys()
-    for where, values in got.items():
-        assert values == pytest.approx(expected[where]), where
+    assert_same_rows(got, expected)
 
 
 async def test_rows_staged_ahead_are_staged_again_without_the_chunks_counted_before(database_dsn: str) -> None:
     """The flusher stages a lot before its transaction claims the chunks; a chunk counted meanwhile (a re-read after
     a restart, or the same chunk twice in one lot) must not reach the rows through the staged-ahead copy."""
     migrate(database_dsn)
-    lines = (FIXTURES / "production_json.log").read_bytes().splitlines(keepends=True)
+    lines = fixture_lines()
     ahead, plain = uuid.uuid4(), uuid.uuid4()
     limits = Thresholds()
     conn = await asyncpg.connect(database_dsn)
@@ -105,9 +118,7 @@ async def test_rows_staged_ahead_are_staged_again_without_the_chunks_counted_bef
         await conn.close()
     requests = [b"".join(lines), b"".join(lines[:7])]  # every line once, plus the last chunk's
     assert total == sum(g.count for data in requests for g in logparse.merge_groups([logparse.parse_chunk(data)]))
-    assert got.keys() == expected.keys()
-    for where, values in got.items():
-        assert values == pytest.approx(expected[where]), where
+    assert_same_rows(got, expected)
 
 
 # A window: log type, requests, failed ones, request durations (ms), mean Sidekiq queue time (ms).

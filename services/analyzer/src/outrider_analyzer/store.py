@@ -56,8 +56,8 @@ WITH new AS (
 SELECT * FROM new WHERE {candidates_sql(1)}
 """
 # Rows that existed: locked in key order (no deadlock between replicas), their stored sketch read for merging. Each
-# is looked up by primary key (LATERAL): a join would let the planner hash a scan of the whole of log_stats, which
-# only grows (auto_explain: 7-15 ms a flush at 17,527 rows, the bench's 1 GB).
+# is looked up by primary key (LATERAL): as a join, the planner hashed a scan of the whole of log_stats every flush,
+# a cost that grows with the table.
 LOCK_EXISTING = f"""
 SELECT g.n, s.stored
 FROM (SELECT n, {ROW} FROM analyzer_stage ORDER BY {ROW}) g
