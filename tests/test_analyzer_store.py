@@ -6,6 +6,7 @@ import json
 import random
 import string
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,60 +63,59 @@ def assert_same_rows(got: Rows, expected: Rows) -> None:
         assert values == pytest.approx(expected[where]), where
 
 
-async def test_flushes_that_add_to_stored_rows_equal_one_flush_of_everything(database_dsn: str) -> None:
+@pytest.fixture
+async def store(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a database with the analyzer's tables."""
     migrate(database_dsn)
-    lines = fixture_lines()
-    at_once, piecemeal = uuid.uuid4(), uuid.uuid4()
-    limits = Thresholds()
     conn = await asyncpg.connect(database_dsn)
     try:
-        async with conn.transaction():
-            whole = await flush(conn, chunks(at_once, lines, 1), bucket_seconds=60, limits=limits)
-        parts = chunks(piecemeal, lines, 4)
-        for part in parts:  # each flush after the first finds every row stored and adds to it
-            async with conn.transaction():
-                await flush(conn, [part], bucket_seconds=60, limits=limits)
-        async with conn.transaction():  # a chunk seen before is skipped, rows untouched
-            again = await flush(conn, parts[:2], bucket_seconds=60, limits=limits)
-
-        expected, got = await stored(conn, at_once), await stored(conn, piecemeal)
+        yield conn
     finally:
         await conn.close()
+
+
+async def test_flushes_that_add_to_stored_rows_equal_one_flush_of_everything(store: asyncpg.Connection) -> None:
+    conn, lines, limits = store, fixture_lines(), Thresholds()
+    at_once, piecemeal = uuid.uuid4(), uuid.uuid4()
+    async with conn.transaction():
+        whole = await flush(conn, chunks(at_once, lines, 1), bucket_seconds=60, limits=limits)
+    parts = chunks(piecemeal, lines, 4)
+    for part in parts:  # each flush after the first finds every row stored and adds to it
+        async with conn.transaction():
+            await flush(conn, [part], bucket_seconds=60, limits=limits)
+    async with conn.transaction():  # a chunk seen before is skipped, rows untouched
+        again = await flush(conn, parts[:2], bucket_seconds=60, limits=limits)
+
+    expected, got = await stored(conn, at_once), await stored(conn, piecemeal)
     assert whole.rows == len(expected) > 1
     assert (again.duplicates, again.rows) == (2, 0)
     assert_same_rows(got, expected)
 
 
-async def test_rows_staged_ahead_are_staged_again_without_the_chunks_counted_before(database_dsn: str) -> None:
+async def test_rows_staged_ahead_are_staged_again_without_the_chunks_counted_before(store: asyncpg.Connection) -> None:
     """The flusher stages a lot before its transaction claims the chunks; a chunk counted meanwhile (a re-read after
     a restart, or the same chunk twice in one lot) must not reach the rows through the staged-ahead copy."""
-    migrate(database_dsn)
-    lines = fixture_lines()
+    conn, lines, limits = store, fixture_lines(), Thresholds()
     ahead, plain = uuid.uuid4(), uuid.uuid4()
-    limits = Thresholds()
-    conn = await asyncpg.connect(database_dsn)
-    try:
-        for engagement in (ahead, plain):
-            parts = chunks(engagement, lines, 4)
-            async with conn.transaction():
-                await flush(conn, parts[:2], bucket_seconds=60, limits=limits)
-            lot = [parts[1], *parts[1:]]  # part 1 counted before, and twice in the lot
-            staged = await stage(lot) if engagement == ahead else None
-            assert staged is None or len(staged) > 0
-            async with conn.transaction():
-                done = await flush(conn, lot, bucket_seconds=60, limits=limits, staged=staged)
-            assert (done.duplicates, len(done.counted)) == (2, 2)
-            data = b"".join(lines[:7])
-            chunk = LogChunk(engagement_id=engagement, source="t", file_id="g", offset=0, lines=7)
-            rest = [(chunk, logparse.parse_chunk(data, "production_json"))]
-            async with conn.transaction():  # all new: the staged-ahead rows are used as they are
-                done = await flush(conn, rest, bucket_seconds=60, limits=limits, staged=await stage(rest))
-            assert (done.duplicates, len(done.counted)) == (0, 1)
-            assert done.rows > 0
-        got, expected = await stored(conn, ahead), await stored(conn, plain)
-        total = await conn.fetchval("SELECT sum(count) FROM log_stats WHERE engagement_id = $1", ahead)
-    finally:
-        await conn.close()
+    for engagement in (ahead, plain):
+        parts = chunks(engagement, lines, 4)
+        async with conn.transaction():
+            await flush(conn, parts[:2], bucket_seconds=60, limits=limits)
+        lot = [parts[1], *parts[1:]]  # part 1 counted before, and twice in the lot
+        staged = await stage(lot) if engagement == ahead else None
+        assert staged is None or len(staged) > 0
+        async with conn.transaction():
+            done = await flush(conn, lot, bucket_seconds=60, limits=limits, staged=staged)
+        assert (done.duplicates, len(done.counted)) == (2, 2)
+        data = b"".join(lines[:7])
+        chunk = LogChunk(engagement_id=engagement, source="t", file_id="g", offset=0, lines=7)
+        rest = [(chunk, logparse.parse_chunk(data, "production_json"))]
+        async with conn.transaction():  # all new: the staged-ahead rows are used as they are
+            done = await flush(conn, rest, bucket_seconds=60, limits=limits, staged=await stage(rest))
+        assert (done.duplicates, len(done.counted)) == (0, 1)
+        assert done.rows > 0
+    got, expected = await stored(conn, ahead), await stored(conn, plain)
+    total = await conn.fetchval("SELECT sum(count) FROM log_stats WHERE engagement_id = $1", ahead)
     requests = [b"".join(lines), b"".join(lines[:7])]  # every line once, plus the last chunk's
     assert total == sum(g.count for data in requests for g in logparse.merge_groups([logparse.parse_chunk(data)]))
     assert_same_rows(got, expected)
