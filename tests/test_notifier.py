@@ -8,13 +8,16 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from outrider.devstack import Service, free_port
 from outrider.slack_local import LocalSlack
+from outrider_common.events import Finding
 from tests.stack import as_admin, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -49,18 +52,19 @@ def engagement(tracker: str, name: str, channel: str | None = "#acme-rollout") -
     return str(as_admin.post(f"{tracker}/v1/engagements", json=body).raise_for_status().json()["id"])
 
 
-def deliveries(dsn: str) -> list[dict[str, Any]]:
+def rows(dsn: str, query: str) -> list[dict[str, Any]]:
     async def fetch() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(dsn)
         try:
-            return [
-                dict(r)
-                for r in await conn.fetch("SELECT reminder_id, attempt, outcome, error FROM deliveries ORDER BY id")
-            ]
+            return [dict(r) for r in await conn.fetch(query)]
         finally:
             await conn.close()
 
     return asyncio.run(fetch())
+
+
+def deliveries(dsn: str) -> list[dict[str, Any]]:
+    return rows(dsn, "SELECT reminder_id, attempt, outcome, error FROM deliveries ORDER BY id")
 
 
 def test_touchpoint_reminder_goes_out_once_at_its_time_and_a_held_touchpoint_cancels_the_rest(
@@ -267,3 +271,88 @@ def test_an_incoming_webhook_can_stand_in_for_the_bot_token(
     assert message["channel"] == "(webhook)"
     assert "Stage changed" in message["text"]
     assert [d["outcome"] for d in deliveries(database_dsn)] == ["sending", "sent"]
+
+
+def finding(engagement_id: str, n: int) -> Finding:
+    start = datetime(2026, 11, 20, 10, n, tzinfo=UTC)
+    key = f"Projects::IssuesController#action_{n:02d}"
+    return Finding(finding_id=uuid4(), engagement_id=UUID(engagement_id), rule="slow_endpoint",
+                   log_type="production_json", key=key, window_start=start, window_end=start + timedelta(minutes=1),
+                   summary=f"{key}: p99 {2000 + n} ms over the 1000 ms limit",
+                   figures={"p99_ms": 2000.0 + n, "limit_ms": 1000.0})  # fmt: skip
+
+
+def publish(bootstrap: str, topic: str, findings: list[Finding]) -> None:
+    """`findings` on the topic as the analyzer's outbox relay writes them."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for f in findings:
+                await producer.send_and_wait(topic, f.model_dump_json().encode(), key=str(f.engagement_id).encode(),
+                                             headers=[("content-type", b"application/json")])  # fmt: skip
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def test_an_engagements_findings_go_out_the_first_at_once_then_together_once_a_window(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "notifier"), settings=notifier_settings(slack, OUTRIDER_FINDING_GROUP_S="4"),
+    ) as svc:  # fmt: skip
+        tracker, metrics = svc["tracker"].url, svc["notifier"].url + "/metrics"
+        acme, initech = engagement(tracker, "ACME 10k"), engagement(tracker, "Initech", channel="#initech")
+        until(lambda: 'events_total{type="engagement.created"} 2.0' in httpx.get(metrics).text, "both engagements")
+        topic = f"{topic_prefix}analysis.findings"
+
+        first = finding(acme, 0)
+        publish(kafka_bootstrap, topic, [first])
+        (alone,) = until(lambda: slack.messages, "the first finding, at once")
+        told = time.monotonic()
+        assert alone["channel"] == "#acme-rollout"
+        assert alone["text"] == f"ACME (ACME 10k): New finding: {first.summary} (<@U024BE7LH>)"
+
+        later, other = [finding(acme, n) for n in range(1, 13)], finding(initech, 30)
+        publish(kafka_bootstrap, topic, [*later, other, first])  # `first` again: a redelivery
+        until(lambda: 'events_total{type="finding"} 15.0' in httpx.get(metrics).text, "all findings consumed")
+        # Initech had no finding message yet: its first goes at once. ACME's twelve wait out its window.
+        until(lambda: len(slack.messages) == 2, "Initech's first finding")
+        assert slack.messages[1]["channel"] == "#initech"
+        group = until(lambda: slack.messages[2] if len(slack.messages) > 2 else None, "ACME's twelve, together")
+        assert time.monotonic() - told > 3.0  # held until 4 s after the first message
+        assert group["channel"] == "#acme-rollout"
+        assert group["text"] == "ACME (ACME 10k): 12 new findings (<@U024BE7LH>)"
+        listed = str(group["blocks"])
+        assert all(f.summary in listed for f in later[:10])
+        assert not any(f.summary in listed for f in later[10:])
+        assert "… and 2 more on the engagement's status page." in listed
+        time.sleep(1.5)
+    assert len(slack.messages) == 3  # the redelivered finding was not told again
+    sent = rows(database_dsn, "SELECT r.payload->>'summary' AS summary, d.slack_ts FROM deliveries d"
+                              " JOIN reminders r ON r.id = d.reminder_id WHERE d.outcome = 'sent'")  # fmt: skip
+    assert sorted(d["summary"] for d in sent) == sorted(f.summary for f in [first, *later, other])
+    assert len({d["slack_ts"] for d in sent if d["summary"] in {f.summary for f in later}}) == 1
+
+
+def test_with_no_group_window_each_finding_is_a_message_of_its_own(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "notifier"), settings=notifier_settings(slack, OUTRIDER_FINDING_GROUP_S="0"),
+    ) as svc:  # fmt: skip
+        acme = engagement(svc["tracker"].url, "ACME 10k")
+        metrics = svc["notifier"].url + "/metrics"
+        until(lambda: 'events_total{type="engagement.created"} 1.0' in httpx.get(metrics).text, "the engagement")
+        findings = [finding(acme, n) for n in range(3)]
+        publish(kafka_bootstrap, f"{topic_prefix}analysis.findings", findings)
+        until(lambda: len(slack.messages) >= 3, "three messages")
+        time.sleep(1)
+    assert sorted(m["text"] for m in slack.messages) == sorted(
+        f"ACME (ACME 10k): New finding: {f.summary} (<@U024BE7LH>)" for f in findings
+    )

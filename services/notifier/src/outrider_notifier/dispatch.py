@@ -7,6 +7,7 @@ import logging
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from opentelemetry import propagate, trace
@@ -41,20 +42,24 @@ class Dispatcher:
         now = datetime.now(UTC)
         if in_quiet_hours(now, self._settings.quiet_hours_utc):
             return 0
-        digest_hour = self._settings.digest_hour_utc
-        held = DIGEST_KINDS if digest_hour is not None else ()
+        digest_hour, group_s = self._settings.digest_hour_utc, self._settings.finding_group_s
+        held = (*(DIGEST_KINDS if digest_hour is not None else ()), *(("finding",) if group_s > 0 else ()))
         due = await store.claim_due(
-            self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5, held_for_digest=held
+            self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5, held_back=held
         )
         for reminder in due:
-            with tracer.start_as_current_span(
-                "notifier post to Slack", context=propagate.extract(reminder["trace_context"]),
-                attributes={"outrider.reminder_kind": reminder["kind"], "outrider.attempt": reminder["attempts"]},
-            ):  # fmt: skip
-                await self._deliver(reminder)
+            await self._post([reminder], reminder["kind"], reminder["engagement_id"])
+        attempted = len(due)
+        if group_s > 0:
+            groups = await store.claim_findings(
+                self._pool, now=now, stale_after_s=self._settings.stale_sending_s, group_s=group_s
+            )
+            for engagement_id, findings in groups.items():
+                await self._post(findings, "finding", engagement_id)
+                attempted += len(findings)
         if digest_hour is not None and now.hour >= digest_hour:
             await self._send_digests(now)
-        return len(due)
+        return attempted
 
     async def _send_digests(self, now: datetime) -> None:
         claimed = await store.claim_digests(
@@ -62,38 +67,50 @@ class Dispatcher:
         )
         for channel, items in claimed.items():
             text, blocks = messaging.build_digest(items, tracker_url=self._settings.tracker_url)
+            attempts = [(item["id"], item["attempts"] + 1) for item in items]
             try:
                 posted = await self._sender.post(channel=channel, text=text, blocks=blocks)
             except (RetryLater, GiveUp) as exc:
                 metrics.SLACK_ERRORS.labels(exc.kind).inc()
                 await store.release_digest(self._pool, day=now.date(), channel=channel)
-                for item in items:
-                    await store.mark_retry(self._pool, reminder_id=item["id"], attempt=item["attempts"] + 1,
-                                           error=exc.kind, at=now + timedelta(seconds=backoff(1, None)),
-                                           give_up=False)  # fmt: skip
+                await store.mark_retry(self._pool, attempts=attempts, error=exc.kind,
+                                       at=now + timedelta(seconds=backoff(1, None)), give_up=False)  # fmt: skip
                 continue
-            for item in items:
-                await store.mark_sent(self._pool, reminder_id=item["id"], attempt=item["attempts"] + 1,
-                                      channel=posted.channel, ts=posted.ts)  # fmt: skip
-                metrics.REMINDERS.labels("sent").inc()
+            await store.mark_sent(self._pool, attempts=attempts, channel=posted.channel, ts=posted.ts)
+            metrics.REMINDERS.labels("sent").inc(len(items))
 
-    async def _deliver(self, reminder: dict[str, Any]) -> None:
-        info = await store.engagement_info(self._pool, reminder["engagement_id"])
+    async def _post(self, reminders: list[dict[str, Any]], kind: str, engagement_id: UUID) -> None:
+        """One Slack message about `reminders` (claimed, all of `kind` and of one engagement): one reminder, or a
+        group of findings. The first reminder's trace continues in the post, the others' are linked."""
+        others = [trace.get_current_span(propagate.extract(r["trace_context"])) for r in reminders[1:]]
+        links = [trace.Link(span.get_span_context()) for span in others if span.get_span_context().is_valid]
+        attempt = max(r["attempts"] for r in reminders)
+        with tracer.start_as_current_span(
+            "notifier post to Slack", context=propagate.extract(reminders[0]["trace_context"]), links=links,
+            attributes={"outrider.reminder_kind": kind, "outrider.attempt": attempt,
+                        "outrider.reminders": len(reminders)},
+        ):  # fmt: skip
+            await self._deliver(reminders, kind, engagement_id)
+
+    async def _deliver(self, reminders: list[dict[str, Any]], kind: str, engagement_id: UUID) -> None:
+        info = await store.engagement_info(self._pool, engagement_id)
         name, customer, channel = (
             (info["name"], info["customer"], info["slack_channel"])
             if info
-            else (str(reminder["engagement_id"]), "(unknown customer)", None)
+            else (str(engagement_id), "(unknown customer)", None)
         )
         owners = json.loads(info["owners"]) if info else {}
-        text, blocks = messaging.build(
-            reminder["kind"],
-            reminder["payload"],
-            name=name,
-            customer=customer,
-            status_url=f"{self._settings.tracker_url}/v1/engagements/{reminder['engagement_id']}/status",
-            owners=owners,
-        )
-        attempt = reminder["attempts"]
+        status_url = f"{self._settings.tracker_url}/v1/engagements/{engagement_id}/status"
+        if len(reminders) == 1:
+            text, blocks = messaging.build(
+                kind, reminders[0]["payload"], name=name, customer=customer, status_url=status_url, owners=owners
+            )
+        else:
+            text, blocks = messaging.build_findings(
+                [r["payload"] for r in reminders], name=name, customer=customer, status_url=status_url, owners=owners
+            )
+        attempts = [(r["id"], r["attempts"]) for r in reminders]
+        attempt = max(a for _, a in attempts)
         try:
             posted = await self._sender.post(
                 channel=channel or self._settings.default_channel, text=text, blocks=blocks
@@ -104,27 +121,25 @@ class Dispatcher:
             delay = backoff(attempt, exc.after_s if isinstance(exc, RetryLater) else None)
             await store.mark_retry(
                 self._pool,
-                reminder_id=reminder["id"],
-                attempt=attempt,
+                attempts=attempts,
                 error=exc.kind,
                 at=datetime.now(UTC) + timedelta(seconds=delay),
                 give_up=give_up,
             )
             if give_up:
-                metrics.REMINDERS.labels("failed").inc()
+                metrics.REMINDERS.labels("failed").inc(len(reminders))
                 log.error(
-                    "reminder failed id=%s kind=%s error=%s attempts=%s",
-                    reminder["id"],
-                    reminder["kind"],
+                    "reminder failed ids=%s kind=%s error=%s attempts=%s",
+                    ",".join(str(r["id"]) for r in reminders),
+                    kind,
                     exc.kind,
                     attempt,
                 )
             return
-        await store.mark_sent(
-            self._pool, reminder_id=reminder["id"], attempt=attempt, channel=posted.channel, ts=posted.ts
-        )
-        metrics.REMINDERS.labels("sent").inc()
-        metrics.LATENCY.observe(max((datetime.now(UTC) - reminder["due_at"]).total_seconds(), 0.0))
+        await store.mark_sent(self._pool, attempts=attempts, channel=posted.channel, ts=posted.ts)
+        metrics.REMINDERS.labels("sent").inc(len(reminders))
+        for reminder in reminders:
+            metrics.LATENCY.observe(max((datetime.now(UTC) - reminder["due_at"]).total_seconds(), 0.0))
 
     async def run(self) -> None:
         """Deliver until cancelled: at once when woken, else every `dispatch_interval_s`."""

@@ -54,7 +54,7 @@ async def on_finding(
     pool: Annotated[asyncpg.Pool, Context("pool")],
     wake: Annotated[asyncio.Event, Context("wake_dispatcher")],
 ) -> None:
-    """A new finding is told at once."""
+    """A new finding becomes a reminder due now (the dispatcher groups an engagement's findings)."""
     metrics.EVENTS.labels("finding").inc()
     if await store.schedule(
         pool, engagement_id=finding.engagement_id, planned=plan_for_finding(finding, now=datetime.now(UTC))

@@ -79,3 +79,31 @@ def build_digest(items: list[dict[str, Any]], *, tracker_url: str) -> tuple[str,
     blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines[i : i + 20])}}
                for i in range(0, len(lines), 20)]  # fmt: skip
     return header + "\n" + "\n".join(lines), blocks
+
+
+FINDINGS_SHOWN = 10  # a group lists this many findings; the rest are counted (all are on the status page)
+
+
+def build_findings(
+    payloads: list[dict[str, Any]], *, name: str, customer: str, status_url: str, owners: dict[str, str] | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """One message for a group of an engagement's findings: the first few, each with its log type and window, how
+    many more, and the link to the engagement's status."""
+    head = f"{len(payloads)} new findings"
+    who = mention("finding", {}, owners or {})
+    lines = [
+        f"• *{str(p.get('summary', ''))[:200]}* ({p.get('log_type')}, window {str(p.get('window_start', ''))[:16]})"
+        for p in payloads[:FINDINGS_SHOWN]
+    ]
+    if len(payloads) > FINDINGS_SHOWN:
+        lines.append(f"… and {len(payloads) - FINDINGS_SHOWN} more on the engagement's status page.")
+    text = f"{customer} ({name}): {head}" + (f" ({who})" if who else "")
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": f"*{customer}* · {name}\n{head}" + (f"\n{who}" if who else "")}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
+        {"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Engagement status"}, "url": status_url}
+        ]},
+    ]  # fmt: skip
+    return text, blocks

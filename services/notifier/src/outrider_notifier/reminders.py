@@ -79,7 +79,7 @@ def subjects_cancelled_by(event: EngagementEvent) -> list[str]:
 
 
 def plan_for_finding(finding: Finding, *, now: datetime) -> Planned:
-    """A finding is worth telling at once."""
+    """A finding is due at once (the dispatcher may hold it for its engagement's next group: `finding_group_s`)."""
     return Planned(
         f"finding:{finding.finding_id}", "finding", str(finding.finding_id), now, finding.model_dump(mode="json")
     )

@@ -18,6 +18,12 @@ class NotifierSettings(ServiceSettings):
     digest_hour_utc: int | None = Field(
         None, ge=0, le=23, description="When set, routine reminders go out as one daily message per channel then."
     )
+    finding_group_s: float = Field(
+        300,
+        ge=0,
+        description="An engagement's first finding is posted at once; those after it wait until this long after its"
+        " last finding message and go out together, in one message (0: each finding in a message of its own).",
+    )
     default_channel: str = Field("#outrider", description="Channel for engagements without one of their own.")
     tracker_url: str = Field("http://127.0.0.1:8003", description="Base of the links to engagement status pages.")
     touchpoint_lead_s: float | None = Field(

@@ -99,15 +99,16 @@ RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.trac
 
 
 async def claim_due(
-    pool: asyncpg.Pool, *, now: datetime, stale_after_s: float, limit: int = 20, held_for_digest: tuple[str, ...] = ()
+    pool: asyncpg.Pool, *, now: datetime, stale_after_s: float, limit: int = 20, held_back: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
-    """Mark due reminders 'sending' and log the attempt, committed before anything is posted.
+    """Mark due reminders 'sending' and log the attempt, committed before anything is posted (`held_back`: kinds
+    posted together elsewhere — the daily digest, finding groups).
 
     A reminder still 'sending' after `stale_after_s` belonged to a notifier that died mid-delivery: it is claimed
     again and may be posted a second time — the one duplicate a crash can cause, and the log records it.
     """
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(CLAIM, now, stale_after_s, limit, list(held_for_digest))
+        rows = await conn.fetch(CLAIM, now, stale_after_s, limit, list(held_back))
         await conn.executemany(
             "INSERT INTO deliveries (reminder_id, attempt, outcome) VALUES ($1, $2, $3)",
             [(r["id"], r["attempts"], "resending_after_crash" if r["was"] == "sending" else "sending") for r in rows],
@@ -123,37 +124,92 @@ async def engagement_info(conn: asyncpg.Connection | asyncpg.Pool, engagement_id
     )
 
 
-async def mark_sent(pool: asyncpg.Pool, *, reminder_id: UUID, attempt: int, channel: str, ts: str) -> None:
-    """Record a delivery Slack accepted."""
+async def mark_sent(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]], channel: str, ts: str) -> None:
+    """Record a post Slack accepted, for each (reminder id, attempt) it carried."""
+    ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("UPDATE reminders SET status = 'sent', sent_at = now() WHERE id = $1", reminder_id)
+        await conn.execute("UPDATE reminders SET status = 'sent', sent_at = now() WHERE id = any($1::uuid[])", ids)
         await conn.execute(
-            "INSERT INTO deliveries (reminder_id, attempt, outcome, channel, slack_ts) VALUES ($1, $2, 'sent', $3, $4)",
-            reminder_id,
-            attempt,
+            "INSERT INTO deliveries (reminder_id, attempt, outcome, channel, slack_ts)"
+            " SELECT r, a, 'sent', $3, $4 FROM unnest($1::uuid[], $2::int[]) AS d(r, a)",
+            ids,
+            numbers,
             channel,
             ts,
         )
 
 
 async def mark_retry(
-    pool: asyncpg.Pool, *, reminder_id: UUID, attempt: int, error: str, at: datetime, give_up: bool
+    pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]], error: str, at: datetime, give_up: bool
 ) -> None:
-    """Put a reminder back for a later attempt, or mark it failed."""
+    """Put reminders back for a later attempt, or mark them failed, for each (reminder id, attempt) of a post."""
+    ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
+    outcome = "failed" if give_up else "retry"
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "UPDATE reminders SET status = $2, next_attempt_at = $3 WHERE id = $1",
-            reminder_id,
+            "UPDATE reminders SET status = $2, next_attempt_at = $3 WHERE id = any($1::uuid[])",
+            ids,
             "failed" if give_up else "pending",
             at,
         )
         await conn.execute(
-            "INSERT INTO deliveries (reminder_id, attempt, outcome, error) VALUES ($1, $2, $3, $4)",
-            reminder_id,
-            attempt,
-            "failed" if give_up else "retry",
+            "INSERT INTO deliveries (reminder_id, attempt, outcome, error)"
+            " SELECT r, a, $3, $4 FROM unnest($1::uuid[], $2::int[]) AS d(r, a)",
+            ids,
+            numbers,
+            outcome,
             error,
         )
+
+
+# Due findings of engagements whose last finding message is older than the group interval ($3 seconds); a
+# finding left 'sending' by a notifier that died is claimed again, as in CLAIM.
+FINDINGS_DUE = """
+SELECT r.id, r.engagement_id, r.payload, r.due_at, r.attempts, r.trace_context, r.status AS was
+FROM reminders r
+WHERE r.kind = 'finding'
+  AND ((r.status = 'pending' AND r.next_attempt_at <= $1)
+       OR (r.status = 'sending' AND r.claimed_at < $1 - make_interval(secs => $2)))
+  AND NOT EXISTS (
+      SELECT FROM reminders s
+      WHERE s.engagement_id = r.engagement_id AND s.kind = 'finding' AND s.status = 'sent'
+        AND s.sent_at > $1 - make_interval(secs => $3))
+ORDER BY r.due_at
+LIMIT $4
+FOR UPDATE OF r SKIP LOCKED
+"""
+
+
+async def claim_findings(
+    pool: asyncpg.Pool, *, now: datetime, stale_after_s: float, group_s: float, limit: int = 5000
+) -> dict[UUID, list[dict[str, Any]]]:
+    """Claim the due findings of every engagement that may be told again, grouped by engagement (one message
+    each), marked 'sending' with the attempt logged, as `claim_due` does."""
+    groups: dict[UUID, list[dict[str, Any]]] = {}
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(FINDINGS_DUE, now, stale_after_s, group_s, limit)
+        await conn.execute(
+            "UPDATE reminders SET status = 'sending', attempts = attempts + 1, claimed_at = $2"
+            " WHERE id = any($1::uuid[])",
+            [r["id"] for r in rows],
+            now,
+        )
+        await conn.execute(
+            "INSERT INTO deliveries (reminder_id, attempt, outcome)"
+            " SELECT r, a, o FROM unnest($1::uuid[], $2::int[], $3::text[]) AS d(r, a, o)",
+            [r["id"] for r in rows],
+            [r["attempts"] + 1 for r in rows],
+            ["resending_after_crash" if r["was"] == "sending" else "sending" for r in rows],
+        )
+    for row in rows:
+        item = {
+            **dict(row),
+            "attempts": row["attempts"] + 1,
+            "payload": json.loads(row["payload"]),
+            "trace_context": json.loads(row["trace_context"]),
+        }
+        groups.setdefault(row["engagement_id"], []).append(item)
+    return groups
 
 
 DIGEST_ROWS = """
