@@ -50,7 +50,9 @@ def test_type_option_overrides_detection(run: Run, logs: Path) -> None:
 
 
 def test_missing_file_and_corrupt_gzip_are_errors(run: Run, logs: Path, tmp_path: Path) -> None:
-    assert "no such file" in run(tmp_path / "nope.log", code=2).stderr
+    # One line however long the path (it was wrapped at 80 columns, breaking the message), brackets kept as typed.
+    missing = tmp_path / ("[prod] " + "production_json" * 6 + ".log")
+    assert run(missing, code=2).stderr == f"error: {missing}: no such file\n"
     broken = tmp_path / "@4000.s"
     broken.write_bytes(gzip.compress((logs / "gitaly.log").read_bytes())[:60])
     assert "error:" in run(broken, code=2).stderr

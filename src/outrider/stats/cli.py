@@ -9,6 +9,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 import logparse
@@ -93,7 +94,8 @@ def _fail_cleanly(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except (StatsError, views.ViewError, sources.InputError, ValueError) as e:
-            Console(stderr=True).print(f"[red]error:[/red] {e}", highlight=False)
+            # soft_wrap: one line whatever the width (a wrapped path cannot be copied or grepped)
+            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
             raise typer.Exit(2) from None
 
     return run
