@@ -33,11 +33,13 @@ def _call(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
     try:
         response = httpx.request(method, url, timeout=30, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
-        console.print(f"tracker not reachable at {url}: {exc}", style="red", markup=False)
+        console.print(f"tracker not reachable at {url}: {exc}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     if response.status_code >= 400:
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        console.print(f"{response.status_code}: {body.get('detail', response.text)}", style="red", markup=False)
+        console.print(
+            f"{response.status_code}: {body.get('detail', response.text)}", style="red", markup=False, soft_wrap=True
+        )
         for missing in body.get("missing", []):
             console.print(f"  missing: {missing}")
         raise typer.Exit(1)

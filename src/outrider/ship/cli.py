@@ -66,7 +66,7 @@ def _uploader(ctx: typer.Context) -> Uploader:
         raise typer.BadParameter("--engagement and a token (OUTRIDER_SHIP_TOKEN or --token) are required")
     uploader = Uploader(
         target.url.rstrip("/"), target.engagement, target.token, target.source,
-        on_retry=lambda message: console.print(message, style="yellow", markup=False),
+        on_retry=lambda message: console.print(message, style="yellow", markup=False, soft_wrap=True),
     )  # fmt: skip
     ctx.call_on_close(uploader.close)
     return uploader
@@ -137,13 +137,13 @@ def tail(
                             shipped[path] += len(batch.data)
                     except FileRefused as exc:  # this file stops at the refused bytes; the others go on
                         refused[path] = str(exc)
-                        console.print(str(exc), style="red", markup=False)
+                        console.print(str(exc), style="red", markup=False, soft_wrap=True)
                     live.update(view())
                 if once:
                     break
                 time.sleep(interval)
     except ShipError as exc:
-        console.print(str(exc), style="red", markup=False)
+        console.print(str(exc), style="red", markup=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     finally:
         for tailer in tailers.values():
@@ -166,7 +166,7 @@ def bundle(
     uploader = _uploader(ctx)
     found = list(members(path))
     if not found:
-        console.print(f"no GitLab log files in {path}", style="yellow", markup=False)
+        console.print(f"no GitLab log files in {path}", style="yellow", markup=False, soft_wrap=True)
         raise typer.Exit(1)
     columns = (*Progress.get_default_columns()[:1], BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, console=console) as progress:
@@ -177,7 +177,7 @@ def bundle(
                 try:
                     uploader.send(Batch(Path(name), file_id, offset, piece), log_type)
                 except ShipError as exc:
-                    console.print(str(exc), style="red", markup=False)
+                    console.print(str(exc), style="red", markup=False, soft_wrap=True)
                     raise typer.Exit(1) from exc
                 progress.advance(task, len(piece))
     console.print(f"shipped {len(found)} files from {path}")
