@@ -188,6 +188,8 @@ async def claim_findings(
     groups: dict[UUID, list[dict[str, Any]]] = {}
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(FINDINGS_DUE, now, stale_after_s, group_s, limit)
+        if not rows:  # the usual pass
+            return groups
         await conn.execute(
             "UPDATE reminders SET status = 'sending', attempts = attempts + 1, claimed_at = $2"
             " WHERE id = any($1::uuid[])",
