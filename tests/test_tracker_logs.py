@@ -1,10 +1,13 @@
-"""Touchpoints, the risk log (with findings promoted once), the portfolio and its gauges, through the real stack."""
+"""Touchpoints, the risk log (with findings promoted once), the portfolio and its gauges, the findings list,
+through the real stack."""
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -26,7 +29,7 @@ def until(check, what: str, timeout: float = 30):  # type: ignore[no-untyped-def
     return result
 
 
-def test_touchpoints_risks_and_portfolio(
+def test_touchpoints_risks_portfolio_and_findings(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     with running_services(
@@ -118,3 +121,36 @@ def test_touchpoints_risks_and_portfolio(
             "risk_id": manual.json()["id"], "title": "No staging environment", "status": "mitigated",
             "mitigation": "staging built in week 2",
         }  # fmt: skip
+
+        # Every finding, a page at a time: the analyzer's, and thirty more windows of another rule written as the
+        # analyzer writes them.
+        asyncio.run(_write_findings(database_dsn, eid, 30))
+        page = as_admin.get(f"{base}/findings").json()
+        assert (page["total"], len(page["findings"])) == (31, 31)
+        windows = [f["window_start"] for f in page["findings"]]
+        assert windows == sorted(windows, reverse=True)  # newest window first
+        (slow,) = as_admin.get(f"{base}/findings", params={"rule": "slow_endpoint"}).json()["findings"]
+        assert (slow["key"], slow["figures"]["count"], slow["figures"]["limit_ms"]) == ("SlowController#show", 25, 5000)
+        assert abs(slow["figures"]["p99_ms"] - 9000) <= 90  # from the sketch: within 1 %
+        tail = as_admin.get(f"{base}/findings", params={"limit": 10, "offset": 25}).json()
+        assert (tail["total"], len(tail["findings"]), tail["findings"][-1]["rule"]) == (31, 6, "slow_endpoint")
+        ranged = as_admin.get(f"{base}/findings", params={"since": "2024-05-02T00:10:00Z",
+                                                          "until": "2024-05-02T00:20:00Z"}).json()  # fmt: skip
+        assert [f["key"] for f in ranged["findings"]] == [f"Busy#{i:02d}" for i in range(19, 9, -1)]
+        assert as_admin.get(f"{tracker}/v1/engagements/{other}/findings").json()["total"] == 0
+        assert as_admin.get(f"{tracker}/v1/engagements/{uuid.uuid4()}/findings").status_code == 404
+        assert as_admin.get(f"{base}/findings", params={"limit": 0}).status_code == 422
+
+
+async def _write_findings(dsn: str, engagement_id: str, n: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        start = datetime(2024, 5, 2, tzinfo=UTC)
+        await conn.executemany(
+            "INSERT INTO findings (engagement_id, rule, log_type, key, window_start, finding_id, figures)"
+            " VALUES ($1, 'error_spike', 'production_json', $2, $3, $4, $5::jsonb)",
+            [(uuid.UUID(engagement_id), f"Busy#{i:02d}", start + timedelta(minutes=i), uuid.uuid4(),
+              '{"count": 40, "failed": 20, "rate": 0.5, "limit": 0.05}') for i in range(n)],
+        )  # fmt: skip
+    finally:
+        await conn.close()

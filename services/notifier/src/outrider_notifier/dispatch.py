@@ -107,8 +107,9 @@ class Dispatcher:
             )
         else:
             text, blocks = messaging.build_findings(
-                [r["payload"] for r in reminders], name=name, customer=customer, status_url=status_url, owners=owners
-            )
+                [r["payload"] for r in reminders], name=name, customer=customer, status_url=status_url,
+                findings_url=f"{self._settings.tracker_url}/v1/engagements/{engagement_id}/findings", owners=owners,
+            )  # fmt: skip
         attempts = [(r["id"], r["attempts"]) for r in reminders]
         attempt = max(a for _, a in attempts)
         try:

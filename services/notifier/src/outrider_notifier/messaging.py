@@ -81,14 +81,20 @@ def build_digest(items: list[dict[str, Any]], *, tracker_url: str) -> tuple[str,
     return header + "\n" + "\n".join(lines), blocks
 
 
-FINDINGS_SHOWN = 10  # a group lists this many findings; the rest are counted (all are on the status page)
+FINDINGS_SHOWN = 10  # a group lists this many findings; the rest are counted, linked to the tracker's list
 
 
 def build_findings(
-    payloads: list[dict[str, Any]], *, name: str, customer: str, status_url: str, owners: dict[str, str] | None = None
+    payloads: list[dict[str, Any]],
+    *,
+    name: str,
+    customer: str,
+    status_url: str,
+    findings_url: str,
+    owners: dict[str, str] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """One message for a group of an engagement's findings: the first few, each with its log type and window, how
-    many more, and the link to the engagement's status."""
+    many more (linked to the engagement's findings list), and the link to its status."""
     head = f"{len(payloads)} new findings"
     who = mention("finding", {}, owners or {})
     lines = [
@@ -96,7 +102,7 @@ def build_findings(
         for p in payloads[:FINDINGS_SHOWN]
     ]
     if len(payloads) > FINDINGS_SHOWN:
-        lines.append(f"… and {len(payloads) - FINDINGS_SHOWN} more on the engagement's status page.")
+        lines.append(f"… and <{findings_url}|{len(payloads) - FINDINGS_SHOWN} more>.")
     text = f"{customer} ({name}): {head}" + (f" ({who})" if who else "")
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn",

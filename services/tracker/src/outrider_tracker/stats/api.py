@@ -1,4 +1,4 @@
-"""`GET /v1/engagements/{id}/stats`: what the customer's logs say."""
+"""`GET /v1/engagements/{id}/stats` and `/findings`: what the customer's logs say."""
 
 from datetime import datetime
 from typing import Annotated
@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from outrider_tracker.engagement import service as engagements
 from outrider_tracker.stats import service
-from outrider_tracker.stats.models import EngagementStats
+from outrider_tracker.stats.models import EngagementFindings, EngagementStats
 
 router = APIRouter(prefix="/v1/engagements", tags=["stats"])
 
@@ -36,3 +36,28 @@ async def get_stats(
         engagement_id=engagement_id, since=since, until=until, span_seconds=span,
         total_count=sum(k.count for k in keys), keys=keys[:limit],
     )  # fmt: skip
+
+
+@router.get(
+    "/{engagement_id}/findings",
+    summary="Findings the analyzer raised on the engagement's logs, newest window first, a page at a time",
+    responses={404: {"description": "No such engagement"}},
+)
+async def get_findings(
+    engagement_id: UUID,
+    request: Request,
+    rule: Annotated[str | None, Query(description="slow_endpoint, error_spike, slow_gitaly or sidekiq_latency")] = None,
+    log_type: Annotated[str | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
+    since: Annotated[datetime | None, Query(description="Windows starting at or after this")] = None,
+    until: Annotated[datetime | None, Query(description="Windows starting before this")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> EngagementFindings:
+    pool = request.app.state.db.pool
+    if await engagements.get(pool, engagement_id=engagement_id) is None:
+        raise HTTPException(404, f"engagement {engagement_id} not found")
+    total, findings = await service.get_findings(
+        pool, engagement_id=engagement_id, rule=rule, log_type=log_type, since=since, until=until, limit=limit,
+        offset=offset,
+    )  # fmt: skip
+    return EngagementFindings(engagement_id=engagement_id, total=total, findings=findings)

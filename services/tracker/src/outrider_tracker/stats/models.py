@@ -42,3 +42,23 @@ class EngagementStats(BaseModel):
     span_seconds: float = Field(description="time span of the logs the figures cover")
     total_count: int = Field(description="requests over every key, also those past `limit`")
     keys: list[KeyStats]
+
+
+class FindingRead(BaseModel):
+    """A finding the analyzer raised: a rule a key broke in one time window, with the figures that broke it."""
+
+    finding_id: UUID
+    rule: str = Field(description="slow_endpoint, error_spike, slow_gitaly or sidekiq_latency")
+    log_type: str
+    key: str
+    window_start: datetime
+    figures: dict[str, float] = Field(description="the numbers that tripped the rule and its threshold")
+    raised_at: datetime
+
+
+class EngagementFindings(BaseModel):
+    """A page of an engagement's findings, newest window first, and how many match in all."""
+
+    engagement_id: UUID
+    total: int = Field(description="findings matching the filters, on every page")
+    findings: list[FindingRead]

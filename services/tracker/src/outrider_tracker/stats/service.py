@@ -1,6 +1,7 @@
-"""Queries over `log_stats`: merge the stored per-minute aggregates into per-key figures."""
+"""Queries over `log_stats` (merge the stored per-minute aggregates into per-key figures) and `findings`."""
 
 import asyncio
+import json
 import math
 from datetime import datetime
 from uuid import UUID
@@ -9,7 +10,7 @@ import asyncpg
 
 import logparse
 from outrider_common.logstats import FIELDS, SUMS, Aggregate
-from outrider_tracker.stats.models import KeyStats
+from outrider_tracker.stats.models import FindingRead, KeyStats
 
 # Counts and sums add up in PostgreSQL; the sketches come back as one array per key and merge in one Rust call.
 KEYS = f"""
@@ -72,3 +73,31 @@ async def get_key_stats(
     stats = [key_stats(lt, key, agg, span) for (lt, key), agg in merged.items()]
     stats.sort(key=lambda k: (-k.score, k.key))
     return stats, span
+
+
+async def get_findings(
+    pool: asyncpg.Pool,
+    *,
+    engagement_id: UUID,
+    rule: str | None,
+    log_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[FindingRead]]:
+    """How many findings match, and one page of them, newest window first."""
+    where = (
+        "engagement_id = $1 AND ($2::text IS NULL OR rule = $2) AND ($3::text IS NULL OR log_type = $3)"
+        " AND ($4::timestamptz IS NULL OR window_start >= $4) AND ($5::timestamptz IS NULL OR window_start < $5)"
+    )
+    params = (engagement_id, rule, log_type, since, until)
+    total = await pool.fetchval(f"SELECT count(*) FROM findings WHERE {where}", *params)
+    rows = await pool.fetch(
+        "SELECT finding_id, rule, log_type, key, window_start, figures, created_at AS raised_at FROM findings"
+        f" WHERE {where} ORDER BY window_start DESC, rule, log_type, key LIMIT $6 OFFSET $7",
+        *params,
+        limit,
+        offset,
+    )
+    return total, [FindingRead(**{**dict(r), "figures": json.loads(r["figures"])}) for r in rows]
