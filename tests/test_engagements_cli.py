@@ -1,9 +1,14 @@
 """`outrider engagements …` against a real tracker."""
 
+import asyncio
+import json
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.stack import as_admin, running_services
@@ -19,7 +24,7 @@ def run(*args: str, tracker: str, token: str = "") -> subprocess.CompletedProces
     )  # fmt: skip
 
 
-def test_list_status_advance_and_portfolio(
+def test_list_status_advance_portfolio_and_findings(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     with running_services(
@@ -60,6 +65,34 @@ def test_list_status_advance_and_portfolio(
         portfolio = run("portfolio", tracker=tracker, token=viewer)
         assert "ai-assistant-rollout" in portfolio.stdout
         assert "Overdue touchpoints: 0" in portfolio.stdout
+
+        asyncio.run(_write_findings(database_dsn, eid))
+        listed_findings = run("findings", eid, tracker=tracker, token=viewer)
+        assert listed_findings.returncode == 0, listed_findings.stderr
+        assert "2 of 2 findings" in listed_findings.stdout
+        assert "2024-05-01 10:07" in listed_findings.stdout
+        assert "p99_ms 8123, limit_ms 1000" in listed_findings.stdout
+        spikes = run("findings", eid, "--rule", "error_spike", tracker=tracker, token=viewer).stdout
+        assert "1 of 1 findings" in spikes
+        assert "Chat::CompletionsController#create" in spikes
+        assert "Projects::IssuesController#index" not in spikes
     down = run("list", tracker=tracker)
     assert down.returncode == 2
     assert "tracker not reachable" in down.stdout
+
+
+async def _write_findings(dsn: str, engagement_id: str) -> None:
+    """Two findings, written as the analyzer writes them."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO findings (engagement_id, rule, log_type, key, window_start, finding_id, figures)"
+            " VALUES ($1, $2, 'production_json', $3, $4, $5, $6::jsonb)",
+            [(uuid.UUID(engagement_id), rule, key, datetime(2024, 5, 1, 10, minute, tzinfo=UTC), uuid.uuid4(),
+              json.dumps(figures))
+             for rule, key, minute, figures in (
+                 ("slow_endpoint", "Projects::IssuesController#index", 7, {"p99_ms": 8123, "limit_ms": 1000}),
+                 ("error_spike", "Chat::CompletionsController#create", 9, {"rate": 0.25, "limit": 0.05}))],
+        )  # fmt: skip
+    finally:
+        await conn.close()

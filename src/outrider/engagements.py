@@ -91,6 +91,26 @@ def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003",
 
 
 @app.command()
+def findings(
+    engagement_id: str,
+    tracker: TrackerOption = "http://127.0.0.1:8003",
+    token: TokenOption = None,
+    rule: Annotated[str | None, typer.Option(help="slow_endpoint, error_spike, slow_gitaly, sidekiq_latency.")] = None,
+    log_type: Annotated[str | None, typer.Option(help="production_json, api_json, gitaly or sidekiq.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest window first.")] = 50,
+) -> None:
+    """What the analyzer found in the engagement's logs: rule, key, window and the figures that tripped it."""
+    params = {k: v for k, v in {"rule": rule, "log_type": log_type, "limit": limit}.items() if v}
+    page = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/findings", token, params=params)
+    table = Table("window (UTC)", "rule", "log type", "key", "figures",
+                  title=f"{len(page['findings'])} of {page['total']:,} findings")  # fmt: skip
+    for f in page["findings"]:
+        figures = ", ".join(f"{k} {v:g}" for k, v in f["figures"].items())
+        table.add_row(f["window_start"][:16].replace("T", " "), f["rule"], f["log_type"], f["key"], figures)
+    console.print(table)
+
+
+@app.command()
 def portfolio(tracker: TrackerOption = "http://127.0.0.1:8003", token: TokenOption = None) -> None:
     """Engagements per stage, overdue touchpoints, stalled engagements."""
     p = _call("GET", f"{tracker}/v1/portfolio", token)
