@@ -1,10 +1,15 @@
 """Starting the four Outrider services as real processes against the session's Kafka and PostgreSQL."""
 
+import asyncio
+import json
 import secrets
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from outrider.devstack import SERVICES, Service, free_port
@@ -51,3 +56,21 @@ def open_engagement(tracker: str, name: str = "ACME 10k") -> tuple[str, dict[str
     engagement_id = engagement.json()["id"]
     token = as_admin.post(f"{tracker}/v1/engagements/{engagement_id}/tokens", json={"name": "test"}).raise_for_status()
     return engagement_id, {"Authorization": f"Bearer {token.json()['token']}"}
+
+
+def write_findings(dsn: str, engagement_id: str, findings: list[tuple[str, str, datetime, dict[str, float]]]) -> None:
+    """(rule, key, window start, figures) of production_json findings, written as the analyzer writes them."""
+
+    async def write() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.executemany(
+                "INSERT INTO findings (engagement_id, rule, log_type, key, window_start, finding_id, figures)"
+                " VALUES ($1, $2, 'production_json', $3, $4, $5, $6::jsonb)",
+                [(uuid.UUID(engagement_id), rule, key, window, uuid.uuid4(), json.dumps(figures))
+                 for rule, key, window, figures in findings],
+            )  # fmt: skip
+        finally:
+            await conn.close()
+
+    asyncio.run(write())

@@ -1,17 +1,13 @@
 """`outrider engagements …` against a real tracker."""
 
-import asyncio
-import json
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.stack import as_admin, running_services
+from tests.stack import as_admin, running_services, write_findings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 OUTRIDER = str(Path(sys.executable).parent / "outrider")
@@ -66,7 +62,12 @@ def test_list_status_advance_portfolio_and_findings(
         assert "ai-assistant-rollout" in portfolio.stdout
         assert "Overdue touchpoints: 0" in portfolio.stdout
 
-        asyncio.run(_write_findings(database_dsn, eid))
+        write_findings(database_dsn, eid, [
+            ("slow_endpoint", "Projects::IssuesController#index", datetime(2024, 5, 1, 10, 7, tzinfo=UTC),
+             {"p99_ms": 8123, "limit_ms": 1000}),
+            ("error_spike", "Chat::CompletionsController#create", datetime(2024, 5, 1, 10, 9, tzinfo=UTC),
+             {"rate": 0.25, "limit": 0.05}),
+        ])  # fmt: skip
         listed_findings = run("findings", eid, tracker=tracker, token=viewer)
         assert listed_findings.returncode == 0, listed_findings.stderr
         assert "2 of 2 findings" in listed_findings.stdout
@@ -79,20 +80,3 @@ def test_list_status_advance_portfolio_and_findings(
     down = run("list", tracker=tracker)
     assert down.returncode == 2
     assert "tracker not reachable" in down.stdout
-
-
-async def _write_findings(dsn: str, engagement_id: str) -> None:
-    """Two findings, written as the analyzer writes them."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.executemany(
-            "INSERT INTO findings (engagement_id, rule, log_type, key, window_start, finding_id, figures)"
-            " VALUES ($1, $2, 'production_json', $3, $4, $5, $6::jsonb)",
-            [(uuid.UUID(engagement_id), rule, key, datetime(2024, 5, 1, 10, minute, tzinfo=UTC), uuid.uuid4(),
-              json.dumps(figures))
-             for rule, key, minute, figures in (
-                 ("slow_endpoint", "Projects::IssuesController#index", 7, {"p99_ms": 8123, "limit_ms": 1000}),
-                 ("error_spike", "Chat::CompletionsController#create", 9, {"rate": 0.25, "limit": 0.05}))],
-        )  # fmt: skip
-    finally:
-        await conn.close()

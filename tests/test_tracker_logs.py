@@ -1,17 +1,15 @@
 """Touchpoints, the risk log (with findings promoted once), the portfolio and its gauges, the findings list,
 through the real stack."""
 
-import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
-from tests.stack import as_admin, open_engagement, running_services
+from tests.stack import as_admin, open_engagement, running_services, write_findings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 SLOW = b"".join(
@@ -124,7 +122,10 @@ def test_touchpoints_risks_portfolio_and_findings(
 
         # Every finding, a page at a time: the analyzer's, and thirty more windows of another rule written as the
         # analyzer writes them.
-        asyncio.run(_write_findings(database_dsn, eid, 30))
+        spikes = {"count": 40, "failed": 20, "rate": 0.5, "limit": 0.05}
+        start = datetime(2024, 5, 2, tzinfo=UTC)
+        write_findings(database_dsn, eid, [("error_spike", f"Busy#{i:02d}", start + timedelta(minutes=i), spikes)
+                                           for i in range(30)])  # fmt: skip
         page = as_admin.get(f"{base}/findings").json()
         assert (page["total"], len(page["findings"])) == (31, 31)
         windows = [f["window_start"] for f in page["findings"]]
@@ -140,17 +141,3 @@ def test_touchpoints_risks_portfolio_and_findings(
         assert as_admin.get(f"{tracker}/v1/engagements/{other}/findings").json()["total"] == 0
         assert as_admin.get(f"{tracker}/v1/engagements/{uuid.uuid4()}/findings").status_code == 404
         assert as_admin.get(f"{base}/findings", params={"limit": 0}).status_code == 422
-
-
-async def _write_findings(dsn: str, engagement_id: str, n: int) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        start = datetime(2024, 5, 2, tzinfo=UTC)
-        await conn.executemany(
-            "INSERT INTO findings (engagement_id, rule, log_type, key, window_start, finding_id, figures)"
-            " VALUES ($1, 'error_spike', 'production_json', $2, $3, $4, $5::jsonb)",
-            [(uuid.UUID(engagement_id), f"Busy#{i:02d}", start + timedelta(minutes=i), uuid.uuid4(),
-              '{"count": 40, "failed": 20, "rate": 0.5, "limit": 0.05}') for i in range(n)],
-        )  # fmt: skip
-    finally:
-        await conn.close()
