@@ -90,9 +90,9 @@ class Dispatcher:
             attributes={"outrider.reminder_kind": kind, "outrider.attempt": attempt,
                         "outrider.reminders": len(reminders)},
         ):  # fmt: skip
-            await self._deliver(reminders, kind, engagement_id)
+            await self._deliver(reminders, kind, engagement_id, attempt)
 
-    async def _deliver(self, reminders: list[dict[str, Any]], kind: str, engagement_id: UUID) -> None:
+    async def _deliver(self, reminders: list[dict[str, Any]], kind: str, engagement_id: UUID, attempt: int) -> None:
         info = await store.engagement_info(self._pool, engagement_id)
         name, customer, channel = (
             (info["name"], info["customer"], info["slack_channel"])
@@ -111,7 +111,6 @@ class Dispatcher:
                 findings_url=f"{self._settings.tracker_url}/v1/engagements/{engagement_id}/findings", owners=owners,
             )  # fmt: skip
         attempts = [(r["id"], r["attempts"]) for r in reminders]
-        attempt = max(a for _, a in attempts)
         try:
             posted = await self._sender.post(
                 channel=channel or self._settings.default_channel, text=text, blocks=blocks

@@ -54,12 +54,19 @@ def build(
         "finding": (f"New finding: *{payload.get('summary', '')}*",
                     f"{payload.get('log_type')} logs, window starting {str(payload.get('window_start', ''))[:16]}."),
     }.get(kind, (kind, ""))  # fmt: skip
-    who = mention(kind, payload, owners or {})
+    detail = {"type": "context", "elements": [{"type": "mrkdwn", "text": why}]}
+    return _message(customer, name, what, mention(kind, payload, owners or {}), detail, status_url)
+
+
+def _message(
+    customer: str, name: str, what: str, who: str | None, detail: dict[str, Any], status_url: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """Fallback text and blocks: who and what, `detail` under it, the button to the engagement's status."""
     text = f"{customer} ({name}): {what.replace('*', '')}" + (f" ({who})" if who else "")
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn",
                                      "text": f"*{customer}* · {name}\n{what}" + (f"\n{who}" if who else "")}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": why}]},
+        detail,
         {"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Engagement status"}, "url": status_url}
         ]},
@@ -95,21 +102,12 @@ def build_findings(
 ) -> tuple[str, list[dict[str, Any]]]:
     """One message for a group of an engagement's findings: the first few, each with its log type and window, how
     many more (linked to the engagement's findings list), and the link to its status."""
-    head = f"{len(payloads)} new findings"
-    who = mention("finding", {}, owners or {})
     lines = [
         f"• *{str(p.get('summary', ''))[:200]}* ({p.get('log_type')}, window {str(p.get('window_start', ''))[:16]})"
         for p in payloads[:FINDINGS_SHOWN]
     ]
     if len(payloads) > FINDINGS_SHOWN:
         lines.append(f"… and <{findings_url}|{len(payloads) - FINDINGS_SHOWN} more>.")
-    text = f"{customer} ({name}): {head}" + (f" ({who})" if who else "")
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn",
-                                     "text": f"*{customer}* · {name}\n{head}" + (f"\n{who}" if who else "")}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
-        {"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "Engagement status"}, "url": status_url}
-        ]},
-    ]  # fmt: skip
-    return text, blocks
+    detail = {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
+    who = mention("finding", {}, owners or {})
+    return _message(customer, name, f"{len(payloads)} new findings", who, detail, status_url)

@@ -107,12 +107,19 @@ async def claim_due(
     A reminder still 'sending' after `stale_after_s` belonged to a notifier that died mid-delivery: it is claimed
     again and may be posted a second time — the one duplicate a crash can cause, and the log records it.
     """
+    return await _claim(pool, CLAIM, now, stale_after_s, limit, list(held_back))
+
+
+async def _claim(pool: asyncpg.Pool, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Run a claim statement (CLAIM's shape), log each attempt, and return the claimed reminders decoded."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(CLAIM, now, stale_after_s, limit, list(held_back))
-        await conn.executemany(
-            "INSERT INTO deliveries (reminder_id, attempt, outcome) VALUES ($1, $2, $3)",
-            [(r["id"], r["attempts"], "resending_after_crash" if r["was"] == "sending" else "sending") for r in rows],
-        )
+        rows = await conn.fetch(sql, *args)
+        if rows:
+            await conn.executemany(
+                "INSERT INTO deliveries (reminder_id, attempt, outcome) VALUES ($1, $2, $3)",
+                [(r["id"], r["attempts"], "resending_after_crash" if r["was"] == "sending" else "sending")
+                 for r in rows],
+            )  # fmt: skip
     return [{**dict(r), "payload": json.loads(r["payload"]), "trace_context": json.loads(r["trace_context"])}
             for r in rows]  # fmt: skip
 
@@ -162,55 +169,37 @@ async def mark_retry(
         )
 
 
-# Due findings of engagements whose last finding message is older than the group interval ($3 seconds); a
-# finding left 'sending' by a notifier that died is claimed again, as in CLAIM.
-FINDINGS_DUE = """
-SELECT r.id, r.engagement_id, r.payload, r.due_at, r.attempts, r.trace_context, r.status AS was
-FROM reminders r
-WHERE r.kind = 'finding'
-  AND ((r.status = 'pending' AND r.next_attempt_at <= $1)
-       OR (r.status = 'sending' AND r.claimed_at < $1 - make_interval(secs => $2)))
-  AND NOT EXISTS (
-      SELECT FROM reminders s
-      WHERE s.engagement_id = r.engagement_id AND s.kind = 'finding' AND s.status = 'sent'
-        AND s.sent_at > $1 - make_interval(secs => $3))
-ORDER BY r.due_at
-LIMIT $4
-FOR UPDATE OF r SKIP LOCKED
+# CLAIM for findings: those due of engagements whose last finding message is older than the group interval ($3
+# seconds), a finding left 'sending' by a notifier that died included.
+CLAIM_FINDINGS = """
+UPDATE reminders r SET status = 'sending', attempts = r.attempts + 1, claimed_at = now()
+FROM (
+    SELECT id, status AS was FROM reminders c
+    WHERE c.kind = 'finding'
+      AND ((c.status = 'pending' AND c.next_attempt_at <= $1)
+           OR (c.status = 'sending' AND c.claimed_at < $1 - make_interval(secs => $2)))
+      AND NOT EXISTS (
+          SELECT FROM reminders s
+          WHERE s.engagement_id = c.engagement_id AND s.kind = 'finding' AND s.status = 'sent'
+            AND s.sent_at > $1 - make_interval(secs => $3))
+    ORDER BY c.due_at
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE r.id = due.id
+RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.trace_context, due.was
 """
 
 
 async def claim_findings(
     pool: asyncpg.Pool, *, now: datetime, stale_after_s: float, group_s: float, limit: int = 5000
 ) -> dict[UUID, list[dict[str, Any]]]:
-    """Claim the due findings of every engagement that may be told again, grouped by engagement (one message
-    each), marked 'sending' with the attempt logged, as `claim_due` does."""
+    """`claim_due` for findings: those of every engagement that may be told again, grouped by engagement (one
+    message each), oldest first."""
     groups: dict[UUID, list[dict[str, Any]]] = {}
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(FINDINGS_DUE, now, stale_after_s, group_s, limit)
-        if not rows:  # the usual pass
-            return groups
-        await conn.execute(
-            "UPDATE reminders SET status = 'sending', attempts = attempts + 1, claimed_at = $2"
-            " WHERE id = any($1::uuid[])",
-            [r["id"] for r in rows],
-            now,
-        )
-        await conn.execute(
-            "INSERT INTO deliveries (reminder_id, attempt, outcome)"
-            " SELECT r, a, o FROM unnest($1::uuid[], $2::int[], $3::text[]) AS d(r, a, o)",
-            [r["id"] for r in rows],
-            [r["attempts"] + 1 for r in rows],
-            ["resending_after_crash" if r["was"] == "sending" else "sending" for r in rows],
-        )
-    for row in rows:
-        item = {
-            **dict(row),
-            "attempts": row["attempts"] + 1,
-            "payload": json.loads(row["payload"]),
-            "trace_context": json.loads(row["trace_context"]),
-        }
-        groups.setdefault(row["engagement_id"], []).append(item)
+    claimed = await _claim(pool, CLAIM_FINDINGS, now, stale_after_s, group_s, limit)
+    for item in sorted(claimed, key=lambda r: r["due_at"]):  # RETURNING keeps no order
+        groups.setdefault(item["engagement_id"], []).append(item)
     return groups
 
 

@@ -2,11 +2,10 @@
 
 from datetime import datetime
 from typing import Annotated
-from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from outrider_tracker.engagement import service as engagements
+from outrider_tracker.stage.api import NOT_FOUND, Engagement
 from outrider_tracker.stats import service
 from outrider_tracker.stats.models import EngagementFindings, EngagementStats
 
@@ -16,24 +15,21 @@ router = APIRouter(prefix="/v1/engagements", tags=["stats"])
 @router.get(
     "/{engagement_id}/stats",
     summary="Log statistics per key, sorted by score (count * p99), like `outrider stats`",
-    responses={404: {"description": "No such engagement"}},
+    responses=NOT_FOUND,
 )
 async def get_stats(
-    engagement_id: UUID,
+    engagement: Engagement,
     request: Request,
     log_type: Annotated[str | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
     since: Annotated[datetime | None, Query(description="Start of the range (inclusive)")] = None,
     until: Annotated[datetime | None, Query(description="End of the range (exclusive)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EngagementStats:
-    pool = request.app.state.db.pool
-    if await engagements.get(pool, engagement_id=engagement_id) is None:
-        raise HTTPException(404, f"engagement {engagement_id} not found")
     keys, span = await service.get_key_stats(
-        pool, engagement_id=engagement_id, log_type=log_type, since=since, until=until
+        request.app.state.db.pool, engagement_id=engagement.id, log_type=log_type, since=since, until=until
     )
     return EngagementStats(
-        engagement_id=engagement_id, since=since, until=until, span_seconds=span,
+        engagement_id=engagement.id, since=since, until=until, span_seconds=span,
         total_count=sum(k.count for k in keys), keys=keys[:limit],
     )  # fmt: skip
 
@@ -41,10 +37,10 @@ async def get_stats(
 @router.get(
     "/{engagement_id}/findings",
     summary="Findings the analyzer raised on the engagement's logs, newest window first, a page at a time",
-    responses={404: {"description": "No such engagement"}},
+    responses=NOT_FOUND,
 )
 async def get_findings(
-    engagement_id: UUID,
+    engagement: Engagement,
     request: Request,
     rule: Annotated[str | None, Query(description="slow_endpoint, error_spike, slow_gitaly or sidekiq_latency")] = None,
     log_type: Annotated[str | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
@@ -53,11 +49,8 @@ async def get_findings(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> EngagementFindings:
-    pool = request.app.state.db.pool
-    if await engagements.get(pool, engagement_id=engagement_id) is None:
-        raise HTTPException(404, f"engagement {engagement_id} not found")
     total, findings = await service.get_findings(
-        pool, engagement_id=engagement_id, rule=rule, log_type=log_type, since=since, until=until, limit=limit,
-        offset=offset,
+        request.app.state.db.pool, engagement_id=engagement.id, rule=rule, log_type=log_type, since=since,
+        until=until, limit=limit, offset=offset,
     )  # fmt: skip
-    return EngagementFindings(engagement_id=engagement_id, total=total, findings=findings)
+    return EngagementFindings(engagement_id=engagement.id, total=total, findings=findings)
