@@ -29,7 +29,7 @@ from generate import write  # bench/ is on sys.path when this script runs
 import logparse
 from outrider.devstack import Kafka, Postgres, Service, free_port
 from outrider_analyzer.metrics import FLUSH_STEPS
-from outrider_common.events import LogChunk
+from outrider_common.events import Encoding, LogChunk
 
 CHUNK = 1 << 20
 ADMIN_TOKEN = "otr_bench_admin_" + secrets.token_urlsafe(16)  # the tracker's bootstrap token for this run
@@ -46,14 +46,17 @@ def chunks(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-async def produce(bootstrap: str, topic: str, engagement: uuid.UUID, pieces: list[tuple[int, bytes]]) -> None:
-    # As ingest writes them: zstd values (LogChunk.pack), no Kafka batch compression on top.
+async def produce(
+    bootstrap: str, topic: str, engagement: uuid.UUID, pieces: list[tuple[int, bytes]], encoding: Encoding
+) -> None:
+    # As ingest writes them: zstd values (LogChunk.pack), no Kafka batch compression on top; or, with
+    # `--encoding identity`, the lines as they are.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20, linger_ms=5, acks="all")
     await producer.start()
     try:
         for offset, data in pieces:
             chunk = LogChunk(engagement_id=engagement, source="bench", file_id="production_json.log", offset=offset,
-                             lines=data.count(b"\n"), log_type="production_json", encoding="zstd")  # fmt: skip
+                             lines=data.count(b"\n"), log_type="production_json", encoding=encoding)  # fmt: skip
             headers = [(k, v.encode()) for k, v in chunk.to_headers().items()]
             await producer.send(topic, chunk.pack(data), key=chunk.key, headers=headers)
         await producer.flush()
@@ -142,6 +145,8 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=200, help="size of the generated production_json log")
     parser.add_argument("--latency-samples", type=int, default=40)
     parser.add_argument("--cold-broker", action="store_true", help="skip the broker's warm-up (see warm_broker)")
+    parser.add_argument("--encoding", choices=["zstd", "identity"], default="zstd",
+                        help="record values as ingest writes them (zstd) or uncompressed, for comparison")  # fmt: skip
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=Path(__file__).parent / "data") as tmp:
@@ -193,7 +198,11 @@ def main() -> None:
             engagement = httpx.post(
                 f"{tracker.url}/v1/engagements", json={"name": "bench", "customer": "b"}, headers=ADMIN
             ).json()
-            asyncio.run(produce(kafka.bootstrap_servers, f"{prefix}logs.raw", uuid.UUID(engagement["id"]), pieces))
+            asyncio.run(
+                produce(
+                    kafka.bootstrap_servers, f"{prefix}logs.raw", uuid.UUID(engagement["id"]), pieces, args.encoding
+                )
+            )
             broker = "cold: started for this run, no warm-up"
             if not args.cold_broker:
                 assert kafka.pid is not None

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import final
 
 __all__ = [
@@ -299,7 +300,7 @@ class Sketch:
 def parse_chunk(data: bytes, log_type: str | None = None, bucket_seconds: int = 60) -> ChunkStats:
     """Aggregate newline-separated lines per key and time bucket (GIL released); never raises on bad lines."""
 
-def parse_chunks(items: list[tuple[bytes, str | None, bool]], bucket_seconds: int = 60) -> list[ChunkStats | str]:
+def parse_chunks(items: Sequence[tuple[bytes, str | None, bool]], bucket_seconds: int = 60) -> list[ChunkStats | str]:
     """Expand (when the flag says zstd) and parse many chunks in one call, GIL released once, on all cores.
 
     Each item is (value, log_type, zstd); each result a ChunkStats, or a str saying why the value could not be
