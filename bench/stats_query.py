@@ -44,7 +44,7 @@ async def measure(dsn: str, engagement: uuid.UUID, repeat: int) -> tuple[int, in
         now, before = [], []
         for _ in range(repeat):
             start = time.perf_counter()
-            keys, _ = await get_key_stats(conn, engagement_id=engagement, log_type=None, since=None, until=None)
+            keys = (await get_key_stats(conn, engagement_id=engagement, log_type=None, since=None, until=None)).keys
             now.append(time.perf_counter() - start)
             start = time.perf_counter()
             old = await per_row(conn, engagement)

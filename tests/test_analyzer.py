@@ -22,7 +22,7 @@ from bench.baseline import _record
 from bench.generate import write
 from outrider.devstack import Service, free_port
 from outrider_common.events import LogChunk
-from tests.stack import as_admin, open_engagement, running_services
+from tests.stack import ADMIN_TOKEN, as_admin, open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 FORMATS = ("production_json", "api_json", "gitaly", "sidekiq")
@@ -112,6 +112,53 @@ def test_stored_stats_agree_with_outrider_stats(
                     rank = q * (len(values) - 1)
                     low, high = values[int(rank)], values[min(int(rank) + 1, len(values) - 1)]
                     assert low * 0.99 - 1e-9 <= got[name] <= high * 1.01 + 1e-9, (log_type, key, name)
+
+            # `outrider engagements stats`: the offline table's columns, rows and TOTAL row from the stored figures.
+            live = subprocess.run(
+                [str(Path(sys.executable).parent / "outrider"), "engagements", "stats", engagement, "--tracker",
+                 tracker, "--log-type", log_type, "--format", "json", "--limit", "1000", "--sort-by", "count"],
+                capture_output=True, text=True, env={**os.environ, "OUTRIDER_API_TOKEN": ADMIN_TOKEN},
+            )  # fmt: skip
+            assert live.returncode == 0, live.stdout + live.stderr
+            offline = json.loads(cli.stdout)["sections"][0]
+            (section,) = json.loads(live.stdout)["sections"]
+            assert list(section["rows"][0]) == list(offline["rows"][0])  # the same columns, in the same order
+            counts = [(row["count"], row["key"]) for row in section["rows"]]
+            assert counts == sorted(counts, key=lambda c: (-c[0], c[1]))
+            assert {row["key"]: row["count"] for row in section["rows"]} == {
+                key: row["count"] for key, row in expected.items()
+            }
+            want_total, got_total = offline["totals"], section["totals"]
+            assert got_total["key"] == want_total["key"] == "TOTAL"
+            assert (got_total["count"], got_total["max"], got_total["min"]) == (
+                want_total["count"], pytest.approx(want_total["max"], abs=1e-3),
+                pytest.approx(want_total["min"], abs=1e-3),
+            )  # fmt: skip
+            every = sorted(v for values in refs[log_type].values() for v in values)
+            rank = 0.99 * (len(every) - 1)
+            low, high = every[int(rank)], every[min(int(rank) + 1, len(every) - 1)]
+            assert low * 0.99 - 1e-9 <= got_total["p99"] <= high * 1.01 + 1e-9, log_type
+        # Without --log-type: a table each, the key column named as `outrider stats` names it.
+        tables = subprocess.run(
+            [str(Path(sys.executable).parent / "outrider"), "engagements", "stats", engagement, "--tracker", tracker,
+             "--limit", "3", "--print-fields", "count,p99,fail"],
+            capture_output=True, text=True, env={**os.environ, "OUTRIDER_API_TOKEN": ADMIN_TOKEN, "COLUMNS": "200"},
+        )  # fmt: skip
+        assert tables.returncode == 0, tables.stdout + tables.stderr
+        for header in ("CONTROLLER", "ROUTE", "METHOD", "WORKER"):
+            assert header in tables.stdout
+        assert tables.stdout.count("TOTAL") == 4
+        assert "P99_ms" in tables.stdout
+        assert "%FAIL" in tables.stdout
+        assert "RPS" not in tables.stdout
+        assert "percentiles from the stored sketches (within 1 %)" in tables.stdout
+        refused = subprocess.run(
+            [str(Path(sys.executable).parent / "outrider"), "engagements", "stats", engagement, "--tracker", tracker,
+             "--sort-by", "nonsense"],
+            capture_output=True, text=True, env={**os.environ, "OUTRIDER_API_TOKEN": ADMIN_TOKEN},
+        )  # fmt: skip
+        assert refused.returncode == 2
+        assert "unknown field 'nonsense'" in refused.stdout
 
 
 def test_killing_analyzers_mid_stream_loses_and_doubles_nothing(

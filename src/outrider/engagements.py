@@ -1,5 +1,7 @@
 """`outrider engagements …`: the common tracker queries as tables."""
 
+import json
+from datetime import timedelta
 from typing import Annotated, Any
 
 import httpx
@@ -7,6 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+import logparse
+from outrider.stats import views
+from outrider.stats.render import OutputFormat, Section, emit, to_json
 from outrider.up import ADMIN_TOKEN_FILE
 
 app = typer.Typer(help="Query and move engagements through the tracker API.", no_args_is_help=True)
@@ -37,9 +42,10 @@ def _call(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
         raise typer.Exit(2) from exc
     if response.status_code >= 400:
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        console.print(
-            f"{response.status_code}: {body.get('detail', response.text)}", style="red", markup=False, soft_wrap=True
-        )
+        detail = body.get("detail", response.text)
+        if isinstance(detail, list):  # a request the API's schema refused: say which field and why
+            detail = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in detail)
+        console.print(f"{response.status_code}: {detail}", style="red", markup=False, soft_wrap=True)
         for missing in body.get("missing", []):
             console.print(f"  missing: {missing}")
         raise typer.Exit(1)
@@ -108,6 +114,79 @@ def findings(
         figures = ", ".join(f"{k} {v:g}" for k, v in f["figures"].items())
         table.add_row(f["window_start"][:16].replace("T", " "), f["rule"], f["log_type"], f["key"], figures)
     console.print(table)
+
+
+# `outrider stats`' column names → the stats API's fields.
+API_FIELDS = {
+    "key": "key", "count": "count", "rps": "rps", "p99": "p99_ms", "p95": "p95_ms", "median": "median_ms",
+    "max": "max_ms", "min": "min_ms", "stddev": "stddev_ms", "score": "score", "perc_failed": "perc_failed",
+    "failed": "failed", "db": "db_avg_ms", "gitaly": "gitaly_avg_ms", "redis": "redis_avg_ms", "cpu": "cpu_avg_ms",
+    "queue": "queue_avg_ms",
+}  # fmt: skip
+COMPONENTS = ("db", "gitaly", "redis", "cpu", "queue")
+
+
+@app.command()
+def stats(
+    engagement_id: str,
+    tracker: TrackerOption = "http://127.0.0.1:8003",
+    token: TokenOption = None,
+    log_type: Annotated[
+        str | None, typer.Option(help="production_json, api_json, gitaly or sidekiq. Default: a table each.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time, inclusive (ISO 8601, e.g. 2024-05-01T10:00Z).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this time, exclusive (ISO 8601).")] = None,
+    sort_by: Annotated[str, typer.Option(help="Column to sort by, e.g. score, count, p99, fail, db.")] = "score",
+    limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=1000, help="Rows to print per table.")] = 10,
+    print_fields: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Comma-separated columns: {', '.join(views.STAT_COLUMNS)}. "
+            "Default: fast-stats' columns plus the component times the logs carry.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """What the analyzer has counted: the `outrider stats` table (same columns, options and formats) from the
+    engagement's stored statistics, over any time range. Percentiles come from sketches, within 1 %."""
+    try:
+        if log_type is not None and log_type not in logparse.LOG_TYPES:
+            raise views.ViewError(f"unknown log type {log_type!r}; choose from {', '.join(logparse.LOG_TYPES)}")
+        sort_field = views.resolve_field(sort_by, list(API_FIELDS))
+        fields = [
+            views.resolve_field(f, list(views.STAT_COLUMNS)) for f in (print_fields or "").split(",") if f.strip()
+        ]
+    except views.ViewError as exc:
+        console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    params = {"since": since, "until": until, "sort_by": API_FIELDS[sort_field], "limit": limit}
+    docs = []
+    for lt in [log_type] if log_type else logparse.LOG_TYPES:
+        page = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/stats", token,
+                     params={k: v for k, v in {**params, "log_type": lt}.items() if v})  # fmt: skip
+        if not page["totals"]:
+            continue
+        total = {name: page["totals"][0][api] for name, api in API_FIELDS.items()}
+        carried = [c for c in COMPONENTS if total[c]]
+        columns = [views.key_column(lt), *(views.STAT_COLUMNS[f] for f in fields or [*views.DEFAULT_FIELDS, *carried])]
+        rows = [{name: k[api] for name, api in API_FIELDS.items()} for k in page["keys"]]
+        span = timedelta(seconds=round(page["span_seconds"]))
+        note = f"{total['count']:,} requests over {span} of logs; percentiles from the stored sketches (within 1 %)"
+        meta = {"engagement_id": engagement_id, "log_type": lt, "since": since, "until": until,
+                "span_seconds": page["span_seconds"]}  # fmt: skip
+        docs.append((Section(None, columns, rows, total, notes=[note]), meta))
+    if not docs:
+        console.print("no statistics for this engagement" + (" in that range" if since or until else " yet"))
+        return
+    out = console if console.is_terminal else Console(highlight=False, width=1000)  # wide tables stay whole
+    if fmt is OutputFormat.json and len(docs) > 1:
+        out.file.write(json.dumps([json.loads(to_json([s], meta)) for s, meta in docs], indent=2) + "\n")
+    else:
+        for section, meta in docs:
+            emit([section], fmt, meta, out)
 
 
 @app.command()

@@ -167,7 +167,7 @@ async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead) -> Engag
     playbook = playbooks.get_all()[engagement.playbook_id]
     stage = playbook.stage(engagement.stage)
     items = await get_checklist(pool, engagement=engagement, stage=stage)
-    keys, _ = await stats.get_key_stats(pool, engagement_id=engagement.id, log_type=None, since=None, until=None)
+    keys = (await stats.get_key_stats(pool, engagement_id=engagement.id, log_type=None, since=None, until=None)).keys
     findings = await pool.fetch(
         "SELECT rule, log_type, key, window_start, figures FROM findings WHERE engagement_id = $1"
         " ORDER BY window_start DESC, rule LIMIT 20",

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 
 from outrider_tracker.stage.api import NOT_FOUND, Engagement
 from outrider_tracker.stats import service
-from outrider_tracker.stats.models import EngagementFindings, EngagementStats
+from outrider_tracker.stats.models import EngagementFindings, EngagementStats, SortField
 
 router = APIRouter(prefix="/v1/engagements", tags=["stats"])
 
@@ -23,14 +23,20 @@ async def get_stats(
     log_type: Annotated[str | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
     since: Annotated[datetime | None, Query(description="Start of the range (inclusive)")] = None,
     until: Annotated[datetime | None, Query(description="End of the range (exclusive)")] = None,
+    sort_by: Annotated[SortField, Query(description="`key` ascending, a figure largest first")] = "score",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EngagementStats:
-    keys, span = await service.get_key_stats(
+    figures = await service.get_key_stats(
         request.app.state.db.pool, engagement_id=engagement.id, log_type=log_type, since=since, until=until
     )
+    keys = figures.keys  # by score
+    if sort_by == "key":
+        keys = sorted(keys, key=lambda k: k.key)
+    elif sort_by != "score":
+        keys = sorted(keys, key=lambda k: (-getattr(k, sort_by), k.key))
     return EngagementStats(
-        engagement_id=engagement.id, since=since, until=until, span_seconds=span,
-        total_count=sum(k.count for k in keys), keys=keys[:limit],
+        engagement_id=engagement.id, since=since, until=until, span_seconds=figures.span_seconds,
+        total_count=sum(t.count for t in figures.totals), keys=keys[:limit], totals=figures.totals,
     )  # fmt: skip
 
 

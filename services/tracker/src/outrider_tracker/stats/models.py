@@ -1,6 +1,7 @@
 """Schemas of the log statistics an engagement's status shows (the columns of `outrider stats`)."""
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -33,6 +34,13 @@ class KeyStats(BaseModel):
     queue_avg_ms: float
 
 
+SortField = Literal[
+    "key", "count", "rps", "p99_ms", "p95_ms", "median_ms", "max_ms", "min_ms", "stddev_ms", "score", "failed",
+    "perc_failed", "mean_ms", "db_avg_ms", "gitaly_avg_ms", "redis_avg_ms", "cpu_avg_ms", "queue_avg_ms",
+]  # fmt: skip
+"""What the keys can be sorted by: a name ascending, any figure largest first."""
+
+
 class EngagementStats(BaseModel):
     """What the analyzer has counted for an engagement."""
 
@@ -42,6 +50,10 @@ class EngagementStats(BaseModel):
     span_seconds: float = Field(description="time span of the logs the figures cover")
     total_count: int = Field(description="requests over every key, also those past `limit`")
     keys: list[KeyStats]
+    totals: list[KeyStats] = Field(
+        description="one row a log type, key `TOTAL`: all its keys together, also those past `limit` (percentiles "
+        "over every request, not added up)"
+    )
 
 
 class FindingRead(BaseModel):

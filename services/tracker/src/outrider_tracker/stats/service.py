@@ -4,6 +4,7 @@ import asyncio
 import json
 import math
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -49,6 +50,26 @@ def key_stats(log_type: str, key: str, agg: Aggregate, span_seconds: float) -> K
     )  # fmt: skip
 
 
+class Figures(NamedTuple):
+    keys: list[KeyStats]
+    """Per key, sorted by score."""
+    totals: list[KeyStats]
+    """One `TOTAL` row per log type: every key's requests together, as `outrider stats` prints under its table."""
+    span_seconds: float
+    """The time span of the logs the figures cover."""
+
+
+def add_up(aggs: list[Aggregate], sketch: bytes | None) -> Aggregate:
+    """One aggregate of several (their sketches merged beforehand into `sketch`)."""
+    mins = [a.duration_min_ms for a in aggs if a.duration_min_ms is not None]
+    maxes = [a.duration_max_ms for a in aggs if a.duration_max_ms is not None]
+    return Aggregate(
+        count=sum(a.count for a in aggs), failed=sum(a.failed for a in aggs),
+        **{name: math.fsum(getattr(a, name) for a in aggs) for name in SUMS},
+        duration_min_ms=min(mins, default=None), duration_max_ms=max(maxes, default=None), sketch=sketch,
+    )  # fmt: skip
+
+
 async def get_key_stats(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,
@@ -56,8 +77,9 @@ async def get_key_stats(
     log_type: str | None,
     since: datetime | None,
     until: datetime | None,
-) -> tuple[list[KeyStats], float]:
-    """Per-key figures for an engagement over [since, until), sorted by score, and the span they cover."""
+) -> Figures:
+    """Per-key figures for an engagement over [since, until), sorted by score, each log type's totals, and the
+    span they cover."""
     rows = await conn.fetch(KEYS, engagement_id, log_type, since, until)
     sketches = await asyncio.to_thread(logparse.merge_sketch_groups, [row["sketches"] for row in rows])
     merged = {
@@ -72,7 +94,13 @@ async def get_key_stats(
         span = max((last - first).total_seconds(), 0.0)
     stats = [key_stats(lt, key, agg, span) for (lt, key), agg in merged.items()]
     stats.sort(key=lambda k: (-k.score, k.key))
-    return stats, span
+    by_type: dict[str, list[Aggregate]] = {}
+    for (lt, _), agg in merged.items():
+        by_type.setdefault(lt, []).append(agg)
+    types = sorted(by_type)
+    sketches = await asyncio.to_thread(logparse.merge_sketch_groups, [[a.sketch for a in by_type[lt]] for lt in types])
+    totals = [key_stats(lt, "TOTAL", add_up(by_type[lt], sk), span) for lt, sk in zip(types, sketches, strict=True)]
+    return Figures(stats, totals, span)
 
 
 async def get_findings(
