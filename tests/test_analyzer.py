@@ -58,6 +58,14 @@ def ship(ingest: str, engagement: str, auth: dict[str, str], path: Path, source:
     return int(answer.json()["lines"])
 
 
+def outrider(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as users run it, holding the tests' admin token, on a wide terminal."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "outrider"), *args], capture_output=True, text=True,
+        env={**os.environ, "OUTRIDER_API_TOKEN": ADMIN_TOKEN, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
 def stats(tracker: str, engagement: str, log_type: str | None = None) -> dict:
     params = {"limit": 1000} | ({"log_type": log_type} if log_type else {})
     return as_admin.get(f"{tracker}/v1/engagements/{engagement}/stats", params=params).raise_for_status().json()
@@ -88,11 +96,8 @@ def test_stored_stats_agree_with_outrider_stats(
             ship(ingest, engagement, auth, path, f"host-{log_type}", log_type)
         wait_for_count(tracker, engagement, sum(len(v) for r in refs.values() for v in r.values()))
         for log_type, path in files.items():
-            cli = subprocess.run(
-                [str(Path(sys.executable).parent / "outrider"), "stats", "table", "--format", "json", "--limit", "1000",
-                 "--type", log_type, str(path)],
-                capture_output=True, check=True,
-            )  # fmt: skip
+            cli = outrider("stats", "table", "--format", "json", "--limit", "1000", "--type", log_type, str(path))
+            assert cli.returncode == 0, cli.stderr
             expected = {row["key"]: row for row in json.loads(cli.stdout)["sections"][0]["rows"]}
             stored = {row["key"]: row for row in stats(tracker, engagement, log_type)["keys"]}
             assert stored.keys() == expected.keys() == refs[log_type].keys(), log_type
@@ -114,11 +119,8 @@ def test_stored_stats_agree_with_outrider_stats(
                     assert low * 0.99 - 1e-9 <= got[name] <= high * 1.01 + 1e-9, (log_type, key, name)
 
             # `outrider engagements stats`: the offline table's columns, rows and TOTAL row from the stored figures.
-            live = subprocess.run(
-                [str(Path(sys.executable).parent / "outrider"), "engagements", "stats", engagement, "--tracker",
-                 tracker, "--log-type", log_type, "--format", "json", "--limit", "1000", "--sort-by", "count"],
-                capture_output=True, text=True, env={**os.environ, "OUTRIDER_API_TOKEN": ADMIN_TOKEN},
-            )  # fmt: skip
+            live = outrider("engagements", "stats", engagement, "--tracker", tracker, "--log-type", log_type,
+                            "--format", "json", "--limit", "1000", "--sort-by", "count")  # fmt: skip
             assert live.returncode == 0, live.stdout + live.stderr
             offline = json.loads(cli.stdout)["sections"][0]
             (section,) = json.loads(live.stdout)["sections"]
@@ -139,11 +141,8 @@ def test_stored_stats_agree_with_outrider_stats(
             low, high = every[int(rank)], every[min(int(rank) + 1, len(every) - 1)]
             assert low * 0.99 - 1e-9 <= got_total["p99"] <= high * 1.01 + 1e-9, log_type
         # Without --log-type: a table each, the key column named as `outrider stats` names it.
-        tables = subprocess.run(
-            [str(Path(sys.executable).parent / "outrider"), "engagements", "stats", engagement, "--tracker", tracker,
-             "--limit", "3", "--print-fields", "count,p99,fail"],
-            capture_output=True, text=True, env={**os.environ, "OUTRIDER_API_TOKEN": ADMIN_TOKEN, "COLUMNS": "200"},
-        )  # fmt: skip
+        tables = outrider("engagements", "stats", engagement, "--tracker", tracker, "--limit", "3",
+                          "--print-fields", "count,p99,fail")  # fmt: skip
         assert tables.returncode == 0, tables.stdout + tables.stderr
         for header in ("CONTROLLER", "ROUTE", "METHOD", "WORKER"):
             assert header in tables.stdout
@@ -152,13 +151,77 @@ def test_stored_stats_agree_with_outrider_stats(
         assert "%FAIL" in tables.stdout
         assert "RPS" not in tables.stdout
         assert "percentiles from the stored sketches (within 1 %)" in tables.stdout
-        refused = subprocess.run(
-            [str(Path(sys.executable).parent / "outrider"), "engagements", "stats", engagement, "--tracker", tracker,
-             "--sort-by", "nonsense"],
-            capture_output=True, text=True, env={**os.environ, "OUTRIDER_API_TOKEN": ADMIN_TOKEN},
-        )  # fmt: skip
+        refused = outrider("engagements", "stats", engagement, "--tracker", tracker, "--sort-by", "nonsense")
         assert refused.returncode == 2
         assert "unknown field 'nonsense'" in refused.stdout
+
+
+def requests(*spec: tuple[str, int, int, float, int]) -> bytes:
+    """production_json lines: (controller#action, minute past 10:00, how many, duration in s, status)."""
+    out = []
+    for name, minute, n, duration, status in spec:
+        controller, action = name.split("#")
+        line = {"controller": controller, "action": action, "status": status, "duration_s": duration}
+        out += [orjson.dumps({"time": f"2024-05-01T10:{minute:02d}:{i:02d}Z", **line}) for i in range(n)]
+    return b"\n".join(out) + b"\n"
+
+
+def test_live_compare_agrees_with_outrider_stats_compare(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    issues, blob, health = "Projects::IssuesController#index", "Projects::BlobController#show", "HealthController#ready"
+    before = tmp_path / "before.log"  # one engagement over four minutes; blob only in the first two, health after
+    before.write_bytes(requests(*((issues, m, 5, 0.4, 200) for m in range(4)), (blob, 0, 3, 2.0, 500),
+                                (blob, 1, 3, 2.0, 200), *((health, m, 2, 0.01, 200) for m in (2, 3))))  # fmt: skip
+    after = tmp_path / "after.log"  # another engagement: issues faster, no blob, a key of its own
+    after.write_bytes(requests((issues, 0, 7, 0.1, 200), (health, 0, 1, 0.02, 200), ("Groups::X#y", 1, 4, 1.0, 200)))
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "ingest", "analyzer"),
+    ) as svc:  # fmt: skip
+        tracker, ingest = svc["tracker"].url, svc["ingest"].url
+        (one, auth_one), (two, auth_two) = open_engagement(tracker, "before"), open_engagement(tracker, "after")
+        ship(ingest, one, auth_one, before, "host", "production_json")
+        ship(ingest, two, auth_two, after, "host", "production_json")
+        wait_for_count(tracker, one, 30)
+        wait_for_count(tracker, two, 12)
+
+        offline = outrider("stats", "compare", "--format", "json", "--limit", "100", str(before), str(after))
+        live = outrider("engagements", "compare", one, "..", "..", "--with", two, "--tracker", tracker,
+                        "--format", "json", "--limit", "100")  # fmt: skip
+        assert live.returncode == 0, live.stdout + live.stderr
+        want, got = json.loads(offline.stdout)["sections"], json.loads(live.stdout)["sections"]
+        assert [s["title"] for s in got] == [s["title"] for s in want] == ["In both", "Only in A (1 keys)",
+                                                                            "Only in B (1 keys)"]  # fmt: skip
+        for w, g in zip(want, got, strict=True):
+            assert [r["key"] for r in g["rows"]] == [r["key"] for r in w["rows"]]
+            totals = ([w["totals"]], [g["totals"]]) if w["totals"] else ([], [])
+            for wr, gr in zip(w["rows"] + totals[0], g["rows"] + totals[1], strict=True):
+                assert set(gr) == set(wr)
+                for column, value in wr.items():
+                    if column.startswith(("count", "perc_failed")):
+                        assert gr[column] == pytest.approx(value, abs=1e-3), (gr["key"], column)
+                    elif column.startswith(("p99", "p95", "median", "score")) and not column.endswith("_delta"):
+                        # exact offline, from the sketch live: within its 1 %
+                        assert gr[column] == pytest.approx(value, rel=0.01, abs=1e-6), (gr["key"], column)
+
+        # Two time ranges of one engagement: the minutes before 10:02 against those from it on.
+        split = outrider("engagements", "compare", one, "..2024-05-01T10:02Z", "2024-05-01T10:02Z..",
+                         "--tracker", tracker, "--format", "json")  # fmt: skip
+        assert split.returncode == 0, split.stdout + split.stderr
+        both, only_a, only_b = json.loads(split.stdout)["sections"]
+        assert [(r["key"], r["count_a"], r["count_b"], r["count_delta"]) for r in both["rows"]] == [(issues, 10, 10, 0)]
+        assert (both["totals"]["count_a"], both["totals"]["count_b"]) == (16, 14)
+        assert [(r["key"], r["count"], r["perc_failed"]) for r in only_a["rows"]] == [(blob, 6, 50.0)]
+        assert [(r["key"], r["count"]) for r in only_b["rows"]] == [(health, 4)]
+        table = outrider("engagements", "compare", one, "..2024-05-01T10:02Z", "2024-05-01T10:02Z..",
+                         "--tracker", tracker)  # fmt: skip
+        assert "Only in A (1 keys)" in table.stdout
+        assert "ΔP99_ms" in table.stdout
+        assert "Both sides: percentiles from the stored sketches (within 1 %)." in table.stdout
+        bad = outrider("engagements", "compare", one, "2024-05-01", "..", "--tracker", tracker)
+        assert bad.returncode == 2
+        assert "is not SINCE..UNTIL" in bad.stdout + bad.stderr
 
 
 def test_killing_analyzers_mid_stream_loses_and_doubles_nothing(

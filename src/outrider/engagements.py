@@ -126,20 +126,70 @@ API_FIELDS = {
 COMPONENTS = ("db", "gitaly", "redis", "cpu", "queue")
 
 
+LogTypeOption = Annotated[
+    str | None, typer.Option(help="production_json, api_json, gitaly or sidekiq. Default: a table each.")
+]
+SortOption = Annotated[str, typer.Option(help="Column to sort by, e.g. score, count, p99, fail, db.")]
+LimitOption = Annotated[int, typer.Option("--limit", "-l", min=1, help="Rows to print per table.")]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+SKETCH_NOTE = "percentiles from the stored sketches (within 1 %)"
+
+
+def _view_error(exc: views.ViewError) -> typer.Exit:
+    console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _log_types(log_type: str | None) -> tuple[str, ...]:
+    if log_type is not None and log_type not in logparse.LOG_TYPES:
+        raise _view_error(
+            views.ViewError(f"unknown log type {log_type!r}; choose from {', '.join(logparse.LOG_TYPES)}")
+        )
+    return (log_type,) if log_type else logparse.LOG_TYPES
+
+
+def _row(k: dict[str, Any]) -> dict[str, Any]:
+    """A stats API key (or TOTAL) as an `outrider stats` table row."""
+    return {name: k[api] for name, api in API_FIELDS.items()}
+
+
+def _stats(tracker: str, token: str | None, engagement_id: str, **params: Any) -> Any:
+    url = f"{tracker}/v1/engagements/{engagement_id}/stats"
+    return _call("GET", url, token, params={k: v for k, v in params.items() if v})
+
+
+def _every_key(tracker: str, token: str | None, engagement_id: str, **params: Any) -> tuple[views.Rows, Any]:
+    """All keys in the range (page after page) as rows, and the TOTAL row (None when there are none)."""
+    rows: views.Rows = {}
+    while True:
+        page = _stats(tracker, token, engagement_id, **params, limit=1000, offset=len(rows))
+        rows.update((k["key"], _row(k)) for k in page["keys"])
+        if not page["keys"] or len(rows) >= page["key_count"]:
+            return rows, _row(page["totals"][0]) if page["totals"] else None
+
+
+def _print(docs: list[tuple[list[Section], dict[str, Any]]], fmt: OutputFormat) -> None:
+    """Each log type's sections; several JSON documents go out as one list so the output stays JSON."""
+    out = console if console.is_terminal else Console(highlight=False, width=1000)  # wide tables stay whole
+    if fmt is OutputFormat.json and len(docs) > 1:
+        out.file.write(json.dumps([json.loads(to_json(sections, meta)) for sections, meta in docs], indent=2) + "\n")
+    else:
+        for sections, meta in docs:
+            emit(sections, fmt, meta, out)
+
+
 @app.command()
 def stats(
     engagement_id: str,
     tracker: TrackerOption = "http://127.0.0.1:8003",
     token: TokenOption = None,
-    log_type: Annotated[
-        str | None, typer.Option(help="production_json, api_json, gitaly or sidekiq. Default: a table each.")
-    ] = None,
+    log_type: LogTypeOption = None,
     since: Annotated[
         str | None, typer.Option(help="From this time, inclusive (ISO 8601, e.g. 2024-05-01T10:00Z).")
     ] = None,
     until: Annotated[str | None, typer.Option(help="Up to this time, exclusive (ISO 8601).")] = None,
-    sort_by: Annotated[str, typer.Option(help="Column to sort by, e.g. score, count, p99, fail, db.")] = "score",
-    limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=1000, help="Rows to print per table.")] = 10,
+    sort_by: SortOption = "score",
+    limit: LimitOption = 10,
     print_fields: Annotated[
         str | None,
         typer.Option(
@@ -148,45 +198,85 @@ def stats(
             show_default=False,
         ),
     ] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """What the analyzer has counted: the `outrider stats` table (same columns, options and formats) from the
     engagement's stored statistics, over any time range. Percentiles come from sketches, within 1 %."""
+    types = _log_types(log_type)
     try:
-        if log_type is not None and log_type not in logparse.LOG_TYPES:
-            raise views.ViewError(f"unknown log type {log_type!r}; choose from {', '.join(logparse.LOG_TYPES)}")
         sort_field = views.resolve_field(sort_by, list(API_FIELDS))
         fields = [
             views.resolve_field(f, list(views.STAT_COLUMNS)) for f in (print_fields or "").split(",") if f.strip()
         ]
     except views.ViewError as exc:
-        console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    params = {"since": since, "until": until, "sort_by": API_FIELDS[sort_field], "limit": limit}
+        raise _view_error(exc) from None
     docs = []
-    for lt in [log_type] if log_type else logparse.LOG_TYPES:
-        page = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/stats", token,
-                     params={k: v for k, v in {**params, "log_type": lt}.items() if v})  # fmt: skip
+    for lt in types:
+        page = _stats(tracker, token, engagement_id, log_type=lt, since=since, until=until,
+                      sort_by=API_FIELDS[sort_field], limit=min(limit, 1000))  # fmt: skip
         if not page["totals"]:
             continue
-        total = {name: page["totals"][0][api] for name, api in API_FIELDS.items()}
+        total = _row(page["totals"][0])
         carried = [c for c in COMPONENTS if total[c]]
         columns = [views.key_column(lt), *(views.STAT_COLUMNS[f] for f in fields or [*views.DEFAULT_FIELDS, *carried])]
-        rows = [{name: k[api] for name, api in API_FIELDS.items()} for k in page["keys"]]
         span = timedelta(seconds=round(page["span_seconds"]))
-        note = f"{total['count']:,} requests over {span} of logs; percentiles from the stored sketches (within 1 %)"
+        note = f"{total['count']:,} requests over {span} of logs; {SKETCH_NOTE}"
         meta = {"engagement_id": engagement_id, "log_type": lt, "since": since, "until": until,
                 "span_seconds": page["span_seconds"]}  # fmt: skip
-        docs.append((Section(None, columns, rows, total, notes=[note]), meta))
+        docs.append(([Section(None, columns, [_row(k) for k in page["keys"]], total, notes=[note])], meta))
     if not docs:
         console.print("no statistics for this engagement" + (" in that range" if since or until else " yet"))
         return
-    out = console if console.is_terminal else Console(highlight=False, width=1000)  # wide tables stay whole
-    if fmt is OutputFormat.json and len(docs) > 1:
-        out.file.write(json.dumps([json.loads(to_json([s], meta)) for s, meta in docs], indent=2) + "\n")
-    else:
-        for section, meta in docs:
-            emit([section], fmt, meta, out)
+    _print(docs, fmt)
+
+
+def _time_range(text: str) -> tuple[str | None, str | None]:
+    since, dots, until = text.partition("..")
+    if not dots:
+        raise typer.BadParameter(f"{text!r} is not SINCE..UNTIL (either side may be empty, e.g. ..2024-05-01T12:00Z)")
+    return since.strip() or None, until.strip() or None
+
+
+@app.command()
+def compare(
+    engagement_id: str,
+    a: Annotated[str, typer.Argument(help="Range A as SINCE..UNTIL, ISO 8601, either side may be empty.")],
+    b: Annotated[str, typer.Argument(help="Range B, the same way ('..' for everything).")],
+    other: Annotated[
+        str | None, typer.Option("--with", help="Take B from this engagement instead (e.g. a pilot's baseline).")
+    ] = None,
+    tracker: TrackerOption = "http://127.0.0.1:8003",
+    token: TokenOption = None,
+    log_type: LogTypeOption = None,
+    sort_by: Annotated[
+        str, typer.Option(help="A column (count, p99, perc_failed…: by the largest change), key, or e.g. p99_b.")
+    ] = "score",
+    limit: LimitOption = 10,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Two time ranges of the engagement's stored statistics (before and after a change), or one range of two
+    engagements, side by side per key with deltas, then the keys only one side has: `outrider stats compare` on
+    what the analyzer counted."""
+    types = _log_types(log_type)
+    (since_a, until_a), (since_b, until_b) = _time_range(a), _time_range(b)
+    docs = []
+    for lt in types:
+        side_a = _every_key(tracker, token, engagement_id, log_type=lt, since=since_a, until=until_a)
+        side_b = _every_key(tracker, token, other or engagement_id, log_type=lt, since=since_b, until=until_b)
+        if side_a[1] is None and side_b[1] is None:
+            continue
+        try:
+            sections = views.compare_rows(lt, side_a, side_b, sort_by, limit)
+        except views.ViewError as exc:
+            raise _view_error(exc) from None
+        sections[0].notes.append(f"Both sides: {SKETCH_NOTE}.")
+        meta = {"log_type": lt, "a": {"engagement_id": engagement_id, "since": since_a, "until": until_a},
+                "b": {"engagement_id": other or engagement_id, "since": since_b, "until": until_b}}  # fmt: skip
+        docs.append((sections, meta))
+    if not docs:
+        console.print("no statistics on either side")
+        return
+    _print(docs, fmt)
 
 
 @app.command()

@@ -300,10 +300,31 @@ COMPARE_METRICS = ("count", "rps", "p99", "p95", "median", "score", "perc_failed
 
 def compare_sections(a: logparse.LogReport, b: logparse.LogReport, sort_by: str, limit: int) -> list[Section]:
     """Two inputs side by side per key with deltas, then the keys only one of them has."""
-    rows_a = {k.key: stat_row(k) for k in a.key_stats()}
-    rows_b = {k.key: stat_row(k) for k in b.key_stats()}
+    total_a, total_b = a.totals(), b.totals()
+    return compare_rows(
+        a.log_type or b.log_type,
+        ({k.key: stat_row(k) for k in a.key_stats()}, stat_row(total_a[0]) if total_a else None),
+        ({k.key: stat_row(k) for k in b.key_stats()}, stat_row(total_b[0]) if total_b else None),
+        sort_by,
+        limit,
+    )
+
+
+Rows = dict[str, dict[str, Value]]
+"""Stats table rows by key."""
+
+
+def compare_rows(
+    log_type: str | None,
+    a: tuple[Rows, dict[str, Value] | None],
+    b: tuple[Rows, dict[str, Value] | None],
+    sort_by: str,
+    limit: int,
+) -> list[Section]:
+    """The compare view from two sides' rows and totals rows (`stat_row`'s columns)."""
+    (rows_a, total_a), (rows_b, total_b) = a, b
     metrics = COMPARE_METRICS
-    columns: list[Column] = [key_column(a.log_type or b.log_type)]
+    columns: list[Column] = [key_column(log_type)]
     for m in metrics:
         base = STAT_COLUMNS[m]
         columns += [
@@ -332,12 +353,7 @@ def compare_sections(a: logparse.LogReport, b: logparse.LogReport, sort_by: str,
         common.sort(key=lambda r: abs(_num(r[sort_field])), reverse=True)
     else:
         common = sort_rows(common, sort_field)
-    total_a, total_b = a.totals(), b.totals()
-    totals = pair(
-        "TOTAL",
-        stat_row(total_a[0]) if total_a else None,
-        stat_row(total_b[0]) if total_b else None,
-    )
+    totals = pair("TOTAL", total_a, total_b)
     sections = [Section("In both", columns, common[:limit], totals)]
     only_cols = [columns[0], *(STAT_COLUMNS[m] for m in metrics)]
     for label, mine, other in (("A", rows_a, rows_b), ("B", rows_b, rows_a)):

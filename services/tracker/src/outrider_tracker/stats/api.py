@@ -25,6 +25,7 @@ async def get_stats(
     until: Annotated[datetime | None, Query(description="End of the range (exclusive)")] = None,
     sort_by: Annotated[SortField, Query(description="`key` ascending, a figure largest first")] = "score",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, description="Keys to skip, for the next page")] = 0,
 ) -> EngagementStats:
     figures = await service.get_key_stats(
         request.app.state.db.pool, engagement_id=engagement.id, log_type=log_type, since=since, until=until
@@ -36,7 +37,8 @@ async def get_stats(
         keys = sorted(keys, key=lambda k: (-getattr(k, sort_by), k.key))
     return EngagementStats(
         engagement_id=engagement.id, since=since, until=until, span_seconds=figures.span_seconds,
-        total_count=sum(t.count for t in figures.totals), keys=keys[:limit], totals=figures.totals,
+        total_count=sum(t.count for t in figures.totals), key_count=len(keys), keys=keys[offset : offset + limit],
+        totals=figures.totals,
     )  # fmt: skip
 
 

@@ -49,6 +49,7 @@ class EngagementStats(BaseModel):
     until: datetime | None
     span_seconds: float = Field(description="time span of the logs the figures cover")
     total_count: int = Field(description="requests over every key, also those past `limit`")
+    key_count: int = Field(description="keys in the range, on every page")
     keys: list[KeyStats]
     totals: list[KeyStats] = Field(
         description="one row a log type, key `TOTAL`: all its keys together, also those past `limit` (percentiles "
