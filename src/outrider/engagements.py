@@ -11,6 +11,7 @@ from rich.table import Table
 
 import logparse
 from outrider.stats import views
+from outrider.stats.cli import CompareSortOpt, FormatOpt, LimitOpt, PrintFieldsOpt, SortOpt
 from outrider.stats.render import OutputFormat, Section, emit, to_json
 from outrider.up import ADMIN_TOKEN_FILE
 
@@ -129,9 +130,6 @@ COMPONENTS = ("db", "gitaly", "redis", "cpu", "queue")
 LogTypeOption = Annotated[
     str | None, typer.Option(help="production_json, api_json, gitaly or sidekiq. Default: a table each.")
 ]
-SortOption = Annotated[str, typer.Option(help="Column to sort by, e.g. score, count, p99, fail, db.")]
-LimitOption = Annotated[int, typer.Option("--limit", "-l", min=1, help="Rows to print per table.")]
-FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 SKETCH_NOTE = "percentiles from the stored sketches (within 1 %)"
 
 
@@ -188,17 +186,10 @@ def stats(
         str | None, typer.Option(help="From this time, inclusive (ISO 8601, e.g. 2024-05-01T10:00Z).")
     ] = None,
     until: Annotated[str | None, typer.Option(help="Up to this time, exclusive (ISO 8601).")] = None,
-    sort_by: SortOption = "score",
-    limit: LimitOption = 10,
-    print_fields: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Comma-separated columns: {', '.join(views.STAT_COLUMNS)}. "
-            "Default: fast-stats' columns plus the component times the logs carry.",
-            show_default=False,
-        ),
-    ] = None,
-    fmt: FormatOption = OutputFormat.table,
+    sort_by: SortOpt = "score",
+    limit: LimitOpt = 10,
+    print_fields: PrintFieldsOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """What the analyzer has counted: the `outrider stats` table (same columns, options and formats) from the
     engagement's stored statistics, over any time range. Percentiles come from sketches, within 1 %."""
@@ -248,11 +239,9 @@ def compare(
     tracker: TrackerOption = "http://127.0.0.1:8003",
     token: TokenOption = None,
     log_type: LogTypeOption = None,
-    sort_by: Annotated[
-        str, typer.Option(help="A column (count, p99, perc_failed…: by the largest change), key, or e.g. p99_b.")
-    ] = "score",
-    limit: LimitOption = 10,
-    fmt: FormatOption = OutputFormat.table,
+    sort_by: CompareSortOpt = "score",
+    limit: LimitOpt = 10,
+    fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Two time ranges of the engagement's stored statistics (before and after a change), or one range of two
     engagements, side by side per key with deltas, then the keys only one side has: `outrider stats compare` on

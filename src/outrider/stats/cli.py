@@ -69,6 +69,18 @@ TypeOpt = Annotated[
     ),
 ]
 LimitOpt = Annotated[int, typer.Option("--limit", "-l", min=1, help="Rows to print per table.")]
+SortOpt = Annotated[str, typer.Option(help="Column to sort by, e.g. score, count, p99, fail, db.")]
+CompareSortOpt = Annotated[
+    str, typer.Option(help="Rank keys by the change of: count, rps, p99, p95, median, score or perc_failed.")
+]
+PrintFieldsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Comma-separated columns: {', '.join(views.STAT_COLUMNS)}. "
+        "Default: fast-stats' columns plus the component times the logs carry.",
+        show_default=False,
+    ),
+]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 IntervalOpt = Annotated[str | None, typer.Option(help="One table per time window, e.g. 10m or 1h.", show_default=False)]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Explain skipped and bad lines, with samples.")]
@@ -188,16 +200,9 @@ def _emit(outputs: list[tuple[logparse.LogReport, list[Section]]], fmt: OutputFo
 def table(
     files: Files = None,
     log_type: TypeOpt = None,
-    sort_by: Annotated[str, typer.Option(help="Column to sort by, e.g. score, count, p99, fail, db.")] = "score",
+    sort_by: SortOpt = "score",
     limit: LimitOpt = 10,
-    print_fields: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Comma-separated columns: {', '.join(views.STAT_COLUMNS)}. "
-            "Default: fast-stats' columns plus the component times the log carries.",
-            show_default=False,
-        ),
-    ] = None,
+    print_fields: PrintFieldsOpt = None,
     fmt: FormatOpt = OutputFormat.table,
     interval: IntervalOpt = None,
     approximate: ApproxOpt = False,
@@ -257,9 +262,7 @@ def compare(
     before: Annotated[str, typer.Argument(help="The first log (A), e.g. before a change.", show_default=False)],
     after: Annotated[str, typer.Argument(help="The second log (B), e.g. after it.", show_default=False)],
     log_type: TypeOpt = None,
-    sort_by: Annotated[
-        str, typer.Option(help="Rank keys by the change of: count, rps, p99, p95, median, score or perc_failed.")
-    ] = "score",
+    sort_by: CompareSortOpt = "score",
     limit: LimitOpt = 10,
     fmt: FormatOpt = OutputFormat.table,
     approximate: ApproxOpt = False,
