@@ -151,19 +151,21 @@ def _row(k: dict[str, Any]) -> dict[str, Any]:
     return {name: k[api] for name, api in API_FIELDS.items()}
 
 
-def _stats(tracker: str, token: str | None, engagement_id: str, **params: Any) -> Any:
+def _keys(
+    tracker: str, token: str | None, engagement_id: str, most: int | None = None, **params: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None, float]:
+    """The first `most` keys (all when None) in the API's order as rows, page after page; the TOTAL row (None
+    when the range has no requests); and the time span the figures cover."""
     url = f"{tracker}/v1/engagements/{engagement_id}/stats"
-    return _call("GET", url, token, params={k: v for k, v in params.items() if v})
-
-
-def _every_key(tracker: str, token: str | None, engagement_id: str, **params: Any) -> tuple[views.Rows, Any]:
-    """All keys in the range (page after page) as rows, and the TOTAL row (None when there are none)."""
-    rows: views.Rows = {}
+    query = {k: v for k, v in params.items() if v}
+    rows: list[dict[str, Any]] = []
     while True:
-        page = _stats(tracker, token, engagement_id, **params, limit=1000, offset=len(rows))
-        rows.update((k["key"], _row(k)) for k in page["keys"])
-        if not page["keys"] or len(rows) >= page["key_count"]:
-            return rows, _row(page["totals"][0]) if page["totals"] else None
+        size = 1000 if most is None else min(1000, most - len(rows))  # 1000: the API's largest page
+        page = _call("GET", url, token, params={**query, "limit": size, "offset": len(rows)})
+        rows += [_row(k) for k in page["keys"]]
+        wanted = page["key_count"] if most is None else min(most, page["key_count"])
+        if len(rows) >= wanted or not page["keys"]:
+            return rows, _row(page["totals"][0]) if page["totals"] else None, page["span_seconds"]
 
 
 def _print(docs: list[tuple[list[Section], dict[str, Any]]], fmt: OutputFormat) -> None:
@@ -203,18 +205,15 @@ def stats(
         raise _view_error(exc) from None
     docs = []
     for lt in types:
-        page = _stats(tracker, token, engagement_id, log_type=lt, since=since, until=until,
-                      sort_by=API_FIELDS[sort_field], limit=min(limit, 1000))  # fmt: skip
-        if not page["totals"]:
+        rows, total, span = _keys(tracker, token, engagement_id, limit, log_type=lt, since=since, until=until,
+                                  sort_by=API_FIELDS[sort_field])  # fmt: skip
+        if total is None:
             continue
-        total = _row(page["totals"][0])
         carried = [c for c in COMPONENTS if total[c]]
         columns = [views.key_column(lt), *(views.STAT_COLUMNS[f] for f in fields or [*views.DEFAULT_FIELDS, *carried])]
-        span = timedelta(seconds=round(page["span_seconds"]))
-        note = f"{total['count']:,} requests over {span} of logs; {SKETCH_NOTE}"
-        meta = {"engagement_id": engagement_id, "log_type": lt, "since": since, "until": until,
-                "span_seconds": page["span_seconds"]}  # fmt: skip
-        docs.append(([Section(None, columns, [_row(k) for k in page["keys"]], total, notes=[note])], meta))
+        note = f"{total['count']:,} requests over {timedelta(seconds=round(span))} of logs; {SKETCH_NOTE}"
+        meta = {"engagement_id": engagement_id, "log_type": lt, "since": since, "until": until, "span_seconds": span}
+        docs.append(([Section(None, columns, rows, total, notes=[note])], meta))
     if not docs:
         console.print("no statistics for this engagement" + (" in that range" if since or until else " yet"))
         return
@@ -250,12 +249,13 @@ def compare(
     (since_a, until_a), (since_b, until_b) = _time_range(a), _time_range(b)
     docs = []
     for lt in types:
-        side_a = _every_key(tracker, token, engagement_id, log_type=lt, since=since_a, until=until_a)
-        side_b = _every_key(tracker, token, other or engagement_id, log_type=lt, since=since_b, until=until_b)
-        if side_a[1] is None and side_b[1] is None:
+        rows_a, total_a, _ = _keys(tracker, token, engagement_id, log_type=lt, since=since_a, until=until_a)
+        rows_b, total_b, _ = _keys(tracker, token, other or engagement_id, log_type=lt, since=since_b, until=until_b)
+        if total_a is None and total_b is None:
             continue
+        by_key = ({r["key"]: r for r in rows_a}, total_a), ({r["key"]: r for r in rows_b}, total_b)
         try:
-            sections = views.compare_rows(lt, side_a, side_b, sort_by, limit)
+            sections = views.compare_rows(lt, *by_key, sort_by, limit)
         except views.ViewError as exc:
             raise _view_error(exc) from None
         sections[0].notes.append(f"Both sides: {SKETCH_NOTE}.")
