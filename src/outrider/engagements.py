@@ -1,6 +1,5 @@
 """`outrider engagements …`: the common tracker queries as tables."""
 
-import json
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from rich.table import Table
 import logparse
 from outrider.stats import views
 from outrider.stats.cli import CompareSortOpt, FormatOpt, LimitOpt, PrintFieldsOpt, SortOpt
-from outrider.stats.render import OutputFormat, Section, emit, to_json
+from outrider.stats.render import OutputFormat, Section, emit_all, stdout_console
 from outrider.up import ADMIN_TOKEN_FILE
 
 app = typer.Typer(help="Query and move engagements through the tracker API.", no_args_is_help=True)
@@ -138,14 +137,6 @@ def _view_error(exc: views.ViewError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _log_types(log_type: str | None) -> tuple[str, ...]:
-    if log_type is not None and log_type not in logparse.LOG_TYPES:
-        raise _view_error(
-            views.ViewError(f"unknown log type {log_type!r}; choose from {', '.join(logparse.LOG_TYPES)}")
-        )
-    return (log_type,) if log_type else logparse.LOG_TYPES
-
-
 def _row(k: dict[str, Any]) -> dict[str, Any]:
     """A stats API key (or TOTAL) as an `outrider stats` table row."""
     return {name: k[api] for name, api in API_FIELDS.items()}
@@ -168,16 +159,6 @@ def _keys(
             return rows, _row(page["totals"][0]) if page["totals"] else None, page["span_seconds"]
 
 
-def _print(docs: list[tuple[list[Section], dict[str, Any]]], fmt: OutputFormat) -> None:
-    """Each log type's sections; several JSON documents go out as one list so the output stays JSON."""
-    out = console if console.is_terminal else Console(highlight=False, width=1000)  # wide tables stay whole
-    if fmt is OutputFormat.json and len(docs) > 1:
-        out.file.write(json.dumps([json.loads(to_json(sections, meta)) for sections, meta in docs], indent=2) + "\n")
-    else:
-        for sections, meta in docs:
-            emit(sections, fmt, meta, out)
-
-
 @app.command()
 def stats(
     engagement_id: str,
@@ -195,8 +176,8 @@ def stats(
 ) -> None:
     """What the analyzer has counted: the `outrider stats` table (same columns, options and formats) from the
     engagement's stored statistics, over any time range. Percentiles come from sketches, within 1 %."""
-    types = _log_types(log_type)
     try:
+        views.check_log_type(log_type)
         sort_field = views.resolve_field(sort_by, list(API_FIELDS))
         fields = [
             views.resolve_field(f, list(views.STAT_COLUMNS)) for f in (print_fields or "").split(",") if f.strip()
@@ -204,7 +185,7 @@ def stats(
     except views.ViewError as exc:
         raise _view_error(exc) from None
     docs = []
-    for lt in types:
+    for lt in (log_type,) if log_type else logparse.LOG_TYPES:
         rows, total, span = _keys(tracker, token, engagement_id, limit, log_type=lt, since=since, until=until,
                                   sort_by=API_FIELDS[sort_field])  # fmt: skip
         if total is None:
@@ -217,7 +198,7 @@ def stats(
     if not docs:
         console.print("no statistics for this engagement" + (" in that range" if since or until else " yet"))
         return
-    _print(docs, fmt)
+    emit_all(docs, fmt, stdout_console())
 
 
 def _time_range(text: str) -> tuple[str | None, str | None]:
@@ -245,10 +226,13 @@ def compare(
     """Two time ranges of the engagement's stored statistics (before and after a change), or one range of two
     engagements, side by side per key with deltas, then the keys only one side has: `outrider stats compare` on
     what the analyzer counted."""
-    types = _log_types(log_type)
+    try:
+        views.check_log_type(log_type)
+    except views.ViewError as exc:
+        raise _view_error(exc) from None
     (since_a, until_a), (since_b, until_b) = _time_range(a), _time_range(b)
     docs = []
-    for lt in types:
+    for lt in (log_type,) if log_type else logparse.LOG_TYPES:
         rows_a, total_a, _ = _keys(tracker, token, engagement_id, log_type=lt, since=since_a, until=until_a)
         rows_b, total_b, _ = _keys(tracker, token, other or engagement_id, log_type=lt, since=since_b, until=until_b)
         if total_a is None and total_b is None:
@@ -265,7 +249,7 @@ def compare(
     if not docs:
         console.print("no statistics on either side")
         return
-    _print(docs, fmt)
+    emit_all(docs, fmt, stdout_console())
 
 
 @app.command()

@@ -1,6 +1,5 @@
 """`outrider stats`: fast-stats for GitLab logs, offline. `outrider stats FILE…` prints the default table."""
 
-import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
@@ -14,7 +13,7 @@ from typer.core import TyperGroup
 
 import logparse
 from outrider.stats import sources, views
-from outrider.stats.render import OutputFormat, Section, emit, to_json
+from outrider.stats.render import OutputFormat, Section, emit_all, stdout_console
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -113,20 +112,9 @@ def _fail_cleanly(fn: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def _console() -> Console:
-    out = Console(highlight=False, soft_wrap=True)
-    # Off a terminal rich assumes 80 columns and squeezes wide tables; let them take their natural width.
-    return out if out.is_terminal else Console(highlight=False, width=1000)
-
-
-def _check_type(log_type: str | None) -> None:
-    if log_type is not None and log_type not in logparse.LOG_TYPES:
-        raise StatsError(f"unknown log type {log_type!r}; choose from {', '.join(logparse.LOG_TYPES)}")
-
-
 def _group_by_type(files: Sequence[str] | None, log_type: str | None) -> dict[str | None, list[sources.Source]]:
     """Inputs by log type, so that files of different kinds get separate tables."""
-    _check_type(log_type)
+    views.check_log_type(log_type)
     groups: dict[str | None, list[sources.Source]] = {}
     for f in files or [sources.STDIN]:
         src = sources.Source(f)
@@ -183,14 +171,8 @@ def _meta(report: logparse.LogReport) -> dict[str, Any]:
 
 
 def _emit(outputs: list[tuple[logparse.LogReport, list[Section]]], fmt: OutputFormat, verbose: bool) -> None:
-    """Print each report's sections; several JSON documents are wrapped in one list so the output stays JSON."""
-    console = _console()
-    if fmt is OutputFormat.json and len(outputs) > 1:
-        docs = [json.loads(to_json(sections, _meta(report))) for report, sections in outputs]
-        console.file.write(json.dumps(docs, indent=2) + "\n")
-    else:
-        for report, sections in outputs:
-            emit(sections, fmt, _meta(report), console)
+    """Print each report's sections (several JSON documents as one list), then what each left out."""
+    emit_all([(sections, _meta(report)) for report, sections in outputs], fmt, stdout_console())
     for report, _ in outputs:
         _explain(report, verbose)
 

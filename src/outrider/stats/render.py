@@ -158,3 +158,22 @@ def emit(sections: Sequence[Section], fmt: OutputFormat, meta: dict[str, Any], c
         OutputFormat.markdown: lambda: to_markdown(sections),
     }[fmt]()
     console.file.write(text)
+
+
+def stdout_console() -> Console:
+    """The console tables go to: on a terminal its width; off one (a pipe, a file) wide tables keep their natural
+    width instead of rich's assumed 80 columns."""
+    out = Console(highlight=False, soft_wrap=True)
+    return out if out.is_terminal else Console(highlight=False, width=1000)
+
+
+def emit_all(docs: Sequence[tuple[Sequence[Section], dict[str, Any]]], fmt: OutputFormat, console: Console) -> None:
+    """Several documents (e.g. one a log type), each its sections and meta; as JSON one list, so the output stays
+    one JSON value."""
+    if fmt is OutputFormat.json and len(docs) > 1:
+        console.file.write(
+            json.dumps([json.loads(to_json(sections, meta)) for sections, meta in docs], indent=2) + "\n"
+        )
+    else:
+        for sections, meta in docs:
+            emit(sections, fmt, meta, console)

@@ -48,6 +48,12 @@ class ViewError(ValueError):
     """An option names a field, dimension or interval that does not exist."""
 
 
+def check_log_type(log_type: str | None) -> None:
+    """ViewError unless `log_type` is None (detect it) or one logparse knows."""
+    if log_type is not None and log_type not in logparse.LOG_TYPES:
+        raise ViewError(f"unknown log type {log_type!r}; choose from {', '.join(logparse.LOG_TYPES)}")
+
+
 def parse_interval(text: str) -> int:
     """Seconds in `10m`, `1h`, `30s`, `1d` (a bare number is seconds)."""
     m = INTERVAL.match(text.lower())
