@@ -140,6 +140,11 @@ def cpu_seconds(pids: list[int] | None = None, comm: str | None = None, stats: s
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def minor_faults(stat: str) -> int:
+    """Minor page faults so far (pages faulted in and zeroed or mapped) in one /proc `stat` file."""
+    return int(Path(stat).read_text().rsplit(") ", 1)[1].split()[7])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=200, help="size of the generated production_json log")
@@ -214,15 +219,17 @@ def main() -> None:
             services.append(analyzer)
             first_done: tuple[float, int] | None = None
 
-            def cpu() -> tuple[float, float, float, float]:
-                """CPU seconds so far: analyzer, PostgreSQL, broker, and the analyzer's event-loop thread."""
+            def cpu() -> tuple[float, ...]:
+                """CPU seconds so far: analyzer, PostgreSQL, broker, and the analyzer's event-loop thread; then the
+                analyzer's minor page faults, all its threads and the event loop's."""
                 assert analyzer.pid is not None
                 assert kafka.pid is not None
                 pid = analyzer.pid
                 return (cpu_seconds([pid]), cpu_seconds(comm="postgres"), cpu_seconds([kafka.pid]),
-                        cpu_seconds([pid], stats=f"{pid}/task/{pid}/stat"))  # fmt: skip
+                        cpu_seconds([pid], stats=f"{pid}/task/{pid}/stat"),
+                        minor_faults(f"/proc/{pid}/stat"), minor_faults(f"/proc/{pid}/task/{pid}/stat"))  # fmt: skip
 
-            cpu_first = (0.0, 0.0, 0.0, 0.0)
+            cpu_first: tuple[float, ...] = (0.0,) * 6
 
             def first_commit(n: int) -> None:
                 nonlocal first_done, cpu_first
@@ -295,6 +302,8 @@ def main() -> None:
     print(f"| Kafka broker | {broker} |")
     per_gb = " / ".join(f"{c / (steady_bytes / 1e9):.2f}" for c in (cpu_steady[0], cpu_steady[3]))
     print(f"| analyzer CPU per GB in steady state: all its threads / the event loop's | {per_gb} s |")
+    faults = " / ".join(f"{c / (steady_bytes / 1e9) * 4096 / 1e6:,.0f}" for c in cpu_steady[4:])
+    print(f"| analyzer page faults per GB in steady state, MB of pages: all threads / the event loop's | {faults} |")
     print(f"| analyzer peak RSS | {peak_rss_mb:.0f} MB |")
     print(f"| ingest → visible in the stats API, p50 / p99 | {q[49] * 1000:.0f} ms / {q[98] * 1000:.0f} ms |")
 

@@ -3,7 +3,9 @@
 import uvicorn
 
 from outrider_analyzer.app import create_app
+from outrider_analyzer.memory import keep_freed_memory
 from outrider_analyzer.settings import AnalyzerSettings
 
 settings = AnalyzerSettings()
+keep_freed_memory(settings.malloc_keep_mb)
 uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")

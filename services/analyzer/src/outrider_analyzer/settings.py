@@ -16,6 +16,12 @@ class AnalyzerSettings(ServiceSettings):
     max_pending_mb: int = Field(
         64, gt=0, description="MiB of record values that may wait to be parsed and written before consumption pauses."
     )
+    malloc_keep_mb: int = Field(
+        256,
+        ge=0,
+        description="MiB of freed memory kept for the next batches instead of returned to the kernel (glibc's "
+        "malloc; 0 leaves the C library's defaults): fewer fresh pages to fault in and zero per batch.",
+    )
     findings: Thresholds = Field(
         default_factory=Thresholds,
         description="Finding thresholds as JSON, e.g. OUTRIDER_FINDINGS='{\"slow_endpoint_p99_ms\": 3000}'.",
