@@ -302,7 +302,7 @@ def main() -> None:
     print(f"| Kafka broker | {broker} |")
     per_gb = " / ".join(f"{c / (steady_bytes / 1e9):.2f}" for c in (cpu_steady[0], cpu_steady[3]))
     print(f"| analyzer CPU per GB in steady state: all its threads / the event loop's | {per_gb} s |")
-    faults = " / ".join(f"{c / (steady_bytes / 1e9) * 4096 / 1e6:,.0f}" for c in cpu_steady[4:])
+    faults = " / ".join(f"{c / (steady_bytes / 1e9) * os.sysconf('SC_PAGE_SIZE') / 1e6:,.0f}" for c in cpu_steady[4:])
     print(f"| analyzer page faults per GB in steady state, MB of pages: all threads / the event loop's | {faults} |")
     print(f"| analyzer peak RSS | {peak_rss_mb:.0f} MB |")
     print(f"| ingest → visible in the stats API, p50 / p99 | {q[49] * 1000:.0f} ms / {q[98] * 1000:.0f} ms |")

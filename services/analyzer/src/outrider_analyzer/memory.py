@@ -19,9 +19,9 @@ def keep_freed_memory(keep_mb: int) -> bool:
 
     Every batch brings a few MiB of fetch responses, socket buffers and record values, freed once it is parsed. By
     default glibc serves such blocks with fresh `mmap`s, or hands the heap's top back to the kernel once it is
-    free, so each batch faults in and zeroes new pages on the event loop. With these settings the analyzer's page
-    faults per GB parsed halve (`bench/analyzer_e2e.py` prints them; figures in bench/ANALYZER.md). The cost is a
-    resident size that stays near its high-water mark instead of shrinking after a burst.
+    free, so each batch faults in and zeroes new pages on the event loop. With these settings the event loop's page
+    faults per GB parsed fell by more than half in most runs (`bench/analyzer_e2e.py` prints them; figures in
+    bench/ANALYZER.md). The cost is a resident size that stays near its high-water mark instead of shrinking.
     """
     if keep_mb <= 0:
         return False
