@@ -11,7 +11,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY
 
-from outrider_analyzer.handlers import dead_letterer, on_log_chunks, undecoded
+from outrider_analyzer.handlers import as_itself, dead_letterer, log_chunk_handler
 from outrider_analyzer.observability import kafka_middlewares
 from outrider_analyzer.pipeline import DrainOnRevoke, Flusher
 from outrider_analyzer.settings import AnalyzerSettings
@@ -65,8 +65,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         # threads verify (LogChunk.pack), which guards it from ingest on, and a damaged one is dead-lettered.
         check_crcs=False,
         listener=DrainOnRevoke(flusher),
-        decoder=undecoded,
-    )(on_log_chunks)
+        decoder=as_itself,
+    )(log_chunk_handler(flusher, settings.bucket_seconds))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,8 +75,6 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
             settings.kafka_bootstrap_servers,
             [settings.topic(LOGS_RAW), settings.dead_letter_topic(LOGS_RAW), settings.topic(ANALYSIS_FINDINGS)],
         )
-        broker.context.set_global("flusher", flusher)
-        broker.context.set_global("bucket_seconds", settings.bucket_seconds)
         tasks = [asyncio.create_task(flusher.run()), asyncio.create_task(relay.run(db.pool))]
         await broker.start()
         # What start-up built (modules, FastAPI and pydantic schemas) lives as long as the process: frozen, the
