@@ -10,7 +10,6 @@ reference figure. Then it measures how long a line shipped through ingest takes 
 
 import argparse
 import asyncio
-import contextlib
 import math
 import os
 import secrets
@@ -64,14 +63,22 @@ async def produce(
         await producer.stop()
 
 
+def proc_stat(stat: Path) -> tuple[int, str, list[str]] | None:
+    """(pid, name, the fields after the name) of one /proc `stat` file, or None if the process has gone."""
+    try:
+        pid, rest = stat.read_text().split(" (", 1)
+    except OSError:
+        return None
+    name, fields = rest.rsplit(") ", 1)
+    return int(pid), name, fields.split()
+
+
 def jit_seconds(pid: int) -> float:
     """CPU seconds the JVM `pid` has spent in its JIT compiler threads (C1 and C2)."""
     total = 0
     for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-        with contextlib.suppress(OSError):
-            name, fields = stat.read_text().split(" (", 1)[1].rsplit(") ", 1)
-            if name.startswith(("C1 Compiler", "C2 Compiler")):
-                total += sum(int(f) for f in fields.split()[11:13])
+        if (got := proc_stat(stat)) and got[1].startswith(("C1 Compiler", "C2 Compiler")):
+            total += sum(int(f) for f in got[2][11:13])
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -129,20 +136,16 @@ def cpu_seconds(pids: list[int] | None = None, comm: str | None = None, stats: s
     picks the files, e.g. one thread's: `<pid>/task/<pid>/stat`)."""
     total = 0
     for stat in Path("/proc").glob(stats):
-        try:
-            pid, rest = stat.read_text().split(" (", 1)
-        except OSError:  # gone meanwhile
-            continue
-        name, fields = rest.rsplit(") ", 1)
-        if (pids is not None and int(pid) in pids) or name == comm:
-            utime, stime = fields.split()[11:13]
-            total += int(utime) + int(stime)
+        if (got := proc_stat(stat)) and ((pids is not None and got[0] in pids) or got[1] == comm):
+            total += sum(int(f) for f in got[2][11:13])  # utime, stime
     return total / os.sysconf("SC_CLK_TCK")
 
 
 def minor_faults(stat: str) -> int:
     """Minor page faults so far (pages faulted in and zeroed or mapped) in one /proc `stat` file."""
-    return int(Path(stat).read_text().rsplit(") ", 1)[1].split()[7])
+    got = proc_stat(Path(stat))
+    assert got is not None, f"{stat} is gone"
+    return int(got[2][7])
 
 
 def main() -> None:
@@ -219,7 +222,7 @@ def main() -> None:
             services.append(analyzer)
             first_done: tuple[float, int] | None = None
 
-            def cpu() -> tuple[float, ...]:
+            def usage() -> tuple[float, ...]:
                 """CPU seconds so far: analyzer, PostgreSQL, broker, and the analyzer's event-loop thread; then the
                 analyzer's minor page faults, all its threads and the event loop's."""
                 assert analyzer.pid is not None
@@ -229,14 +232,14 @@ def main() -> None:
                         cpu_seconds([pid], stats=f"{pid}/task/{pid}/stat"),
                         minor_faults(f"/proc/{pid}/stat"), minor_faults(f"/proc/{pid}/task/{pid}/stat"))  # fmt: skip
 
-            cpu_first: tuple[float, ...] = (0.0,) * 6
+            usage_first: tuple[float, ...] = (0.0,) * 6
 
             def first_commit(n: int) -> None:
-                nonlocal first_done, cpu_first
-                first_done, cpu_first = (time.perf_counter(), n), cpu()
+                nonlocal first_done, usage_first
+                first_done, usage_first = (time.perf_counter(), n), usage()
 
             end = asyncio.run(watch(pg.dsn, len(pieces), first_commit))
-            cpu_steady = [b - a for a, b in zip(cpu_first, cpu(), strict=True)]
+            steady_usage = [b - a for a, b in zip(usage_first, usage(), strict=True)]
             elapsed = end - begin  # includes the analyzer's start-up (Python, migrations, group join)
             lines = data.count(b"\n")
             e2e = len(data) / elapsed / 1e6
@@ -297,12 +300,12 @@ def main() -> None:
     )
     print(f"| findings raised (each published through the outbox) | {findings:,.0f} |")
     print(f"| Python GC collections, generation 0 / 1 / 2 | {' / '.join(f'{n:,.0f}' for n in collections)} |")
-    cores = " / ".join(f"{c / (end - first_done[0]):.2f}" for c in cpu_steady[:3])
+    cores = " / ".join(f"{c / (end - first_done[0]):.2f}" for c in steady_usage[:3])
     print(f"| cores busy in steady state: analyzer / PostgreSQL / Kafka broker (of {os.cpu_count()}) | {cores} |")
     print(f"| Kafka broker | {broker} |")
-    per_gb = " / ".join(f"{c / (steady_bytes / 1e9):.2f}" for c in (cpu_steady[0], cpu_steady[3]))
+    per_gb = " / ".join(f"{c / (steady_bytes / 1e9):.2f}" for c in (steady_usage[0], steady_usage[3]))
     print(f"| analyzer CPU per GB in steady state: all its threads / the event loop's | {per_gb} s |")
-    faults = " / ".join(f"{c / (steady_bytes / 1e9) * os.sysconf('SC_PAGE_SIZE') / 1e6:,.0f}" for c in cpu_steady[4:])
+    faults = " / ".join(f"{c / (steady_bytes / 1e9) * os.sysconf('SC_PAGE_SIZE') / 1e6:,.0f}" for c in steady_usage[4:])
     print(f"| analyzer page faults per GB in steady state, MB of pages: all threads / the event loop's | {faults} |")
     print(f"| analyzer peak RSS | {peak_rss_mb:.0f} MB |")
     print(f"| ingest → visible in the stats API, p50 / p99 | {q[49] * 1000:.0f} ms / {q[98] * 1000:.0f} ms |")
