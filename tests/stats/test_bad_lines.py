@@ -6,7 +6,16 @@ from tests.stats.conftest import Run
 
 
 def test_count_is_printed_without_verbose(run: Run, logs: Path) -> None:
-    assert "4 of 10 lines could not be used (--verbose tells why)" in run(logs / "production_json.log").stderr
+    assert (
+        "production_json: 4 of 10 lines could not be used (--verbose tells why)"
+        in run(logs / "production_json.log").stderr
+    )
+
+
+def test_counts_name_their_log_type(run: Run, logs: Path) -> None:
+    err = run(logs / "production_json.log", logs / "sidekiq.log").stderr
+    assert "production_json: 4 of 10 lines could not be used" in err
+    assert "sidekiq: 2 of 9 lines could not be used" in err
 
 
 def test_verbose_explains_reasons_with_samples(run: Run, logs: Path) -> None:

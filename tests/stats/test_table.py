@@ -120,7 +120,8 @@ def test_gitaly_text_format_logfmt(run: Run, logs: object) -> None:
     assert pick(rows["FindCommit"], find_commit) == find_commit
     upload = approx(count=1, max=100.5, min=100.5, perc_failed=0.0)
     assert pick(rows["PostUploadPack"], upload) == upload
-    assert "1 of 7 lines could not be used" in result.stderr  # the panic line; the HTTP line is skipped, not bad
+    # The panic line is bad; the HTTP line is skipped, not bad.
+    assert "gitaly: 1 of 7 lines could not be used" in result.stderr
 
 
 def test_gitaly_text_format_auto_detected_and_in_errors(run: Run, logs: object) -> None:

@@ -147,8 +147,11 @@ def _explain(report: logparse.LogReport, verbose: bool) -> None:
     bad = sum(report.bad_lines.values())
     if report.log_type is None:
         err.print(f"no GitLab log lines recognised in {report.lines} lines; try --type")
-    if bad and not verbose:
-        err.print(f"{bad} of {report.lines} lines could not be used (--verbose tells why)")
+    if bad and not verbose:  # named by log type: files of several types print one count each
+        err.print(
+            f"{report.log_type or 'unrecognised'}: {bad} of {report.lines} lines could not be used"
+            " (--verbose tells why)"
+        )
     if verbose:
         err.print(f"log type: {report.log_type}; {report.lines} lines read")
         for reason, n in report.skipped.items():
