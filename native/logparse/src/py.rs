@@ -214,6 +214,9 @@ fn copy_field(out: &mut Vec<u8>, bytes: &[u8]) {
 /// straight into PostgreSQL's binary COPY format with the columns `STAGE_COLUMNS` names: a row number from 0, the
 /// stream's engagement (16 UUID bytes) and log type, then the key's numbers and sketch. Merging and encoding run
 /// without the GIL, and no Python object is made per row or field.
+///
+/// Rows are numbered in one order every caller shares (engagement, log type, key bytes, bucket), so writers that
+/// lock rows in row-number order lock them in the same order: the database sorts integers, not four columns.
 #[pyfunction]
 fn stage_rows(
     py: Python<'_>,
@@ -228,36 +231,42 @@ fn stage_rows(
         let refs: Vec<&ChunkStats> = chunks.iter().map(Bound::get).collect();
         work.push((engagement, log_type.as_str(), refs));
     }
+    work.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let (payload, sketches) = py.detach(|| {
         let mut out = Vec::with_capacity(1 << 20);
         out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
         out.extend_from_slice(&[0; 8]); // flags, header extension length
         let mut sketches = Vec::new();
         for (engagement, log_type, refs) in &work {
-            for (bucket, keys) in merge(refs) {
-                for (key, acc) in keys {
-                    let [db, gitaly, redis, cpu, queue] = acc.components;
-                    out.extend_from_slice(&(STAGE_COLUMNS.len() as i16).to_be_bytes());
-                    copy_field(&mut out, &(sketches.len() as i32).to_be_bytes());
-                    copy_field(&mut out, engagement);
-                    copy_field(&mut out, log_type.as_bytes());
-                    copy_field(&mut out, key.as_bytes());
-                    copy_field(&mut out, &bucket.to_be_bytes());
-                    copy_field(&mut out, &(acc.count as i64).to_be_bytes());
-                    copy_field(&mut out, &(acc.failed as i64).to_be_bytes());
-                    for f in [
-                        acc.sum, acc.sumsq, db, gitaly, redis, cpu, queue, acc.min, acc.max,
-                    ] {
-                        copy_field(&mut out, &f.to_be_bytes());
-                    }
-                    let sketch = acc
-                        .sketch
-                        .as_ref()
-                        .map(sketch::Sketch::to_bytes)
-                        .unwrap_or_default();
-                    sketches.push((out.len() + 4, sketch.len()));
-                    copy_field(&mut out, &sketch);
+            let mut rows: Vec<(Box<str>, i64, KeyAcc)> = merge(refs)
+                .into_iter()
+                .flat_map(|(bucket, keys)| {
+                    keys.into_iter().map(move |(key, acc)| (key, bucket, acc))
+                })
+                .collect();
+            rows.sort_unstable_by(|a, b| (a.0.as_bytes(), a.1).cmp(&(b.0.as_bytes(), b.1)));
+            for (key, bucket, acc) in rows {
+                let [db, gitaly, redis, cpu, queue] = acc.components;
+                out.extend_from_slice(&(STAGE_COLUMNS.len() as i16).to_be_bytes());
+                copy_field(&mut out, &(sketches.len() as i32).to_be_bytes());
+                copy_field(&mut out, engagement);
+                copy_field(&mut out, log_type.as_bytes());
+                copy_field(&mut out, key.as_bytes());
+                copy_field(&mut out, &bucket.to_be_bytes());
+                copy_field(&mut out, &(acc.count as i64).to_be_bytes());
+                copy_field(&mut out, &(acc.failed as i64).to_be_bytes());
+                for f in [
+                    acc.sum, acc.sumsq, db, gitaly, redis, cpu, queue, acc.min, acc.max,
+                ] {
+                    copy_field(&mut out, &f.to_be_bytes());
                 }
+                let sketch = acc
+                    .sketch
+                    .as_ref()
+                    .map(sketch::Sketch::to_bytes)
+                    .unwrap_or_default();
+                sketches.push((out.len() + 4, sketch.len()));
+                copy_field(&mut out, &sketch);
             }
         }
         out.extend_from_slice(&(-1i16).to_be_bytes());

@@ -330,8 +330,9 @@ def merge_groups(chunks: list[ChunkStats]) -> list[GroupStats]:
 
 def stage_rows(streams: list[tuple[bytes, str, list[ChunkStats]]]) -> StagedRows:
     """Each stream's chunks (engagement id as UUID.bytes, log type, chunks) added together as merge_groups does,
-    one row per key and time bucket, in PostgreSQL's binary COPY format with the columns STAGE_COLUMNS names
-    (rows numbered from 0). Merging and encoding run without the GIL.
+    one row per key and time bucket, in PostgreSQL's binary COPY format with the columns STAGE_COLUMNS names.
+    Rows are numbered from 0 in one order every caller shares (engagement bytes, log type, key bytes, bucket), so
+    writers that lock rows in row-number order never deadlock. Merging and encoding run without the GIL.
     """
 
 def sketch_quantiles(sketch: bytes, qs: list[float]) -> list[float]:
