@@ -39,9 +39,9 @@ CREATE TEMP TABLE IF NOT EXISTS analyzer_stage (
 ) ON COMMIT DELETE ROWS
 """
 ROW = "engagement_id, log_type, key, bucket_start"
-# Every statement below writes or locks in row-number order: `stage_rows` numbers the rows in one order that every
-# replica shares (engagement, log type, key bytes, bucket), so concurrent replicas take their row locks in the same
-# order (no deadlock), and PostgreSQL sorts one integer column instead of four.
+# The statements on staged rows take them in row-number order: `stage_rows` numbers the rows in one order that
+# every replica shares (engagement, log type, key bytes, bucket), so concurrent replicas take their row locks in the
+# same order (no deadlock), and PostgreSQL sorts one integer column instead of four.
 # New rows are written whole; their staged rows are dropped, which leaves those whose row already exists. Returns
 # the new rows that could raise a finding.
 INSERT_NEW = f"""
