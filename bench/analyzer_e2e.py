@@ -45,19 +45,26 @@ def chunks(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-async def produce(
-    bootstrap: str, topic: str, engagement: uuid.UUID, pieces: list[tuple[int, bytes]], encoding: Encoding
-) -> None:
-    # As ingest writes them: zstd values (LogChunk.pack), no Kafka batch compression on top; or, with
-    # `--encoding identity`, the lines as they are.
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
+
+
+def records(engagement: uuid.UUID, pieces: list[tuple[int, bytes]], encoding: Encoding) -> list[Record]:
+    """The `logs.raw` records of `pieces` as ingest writes them: zstd values (LogChunk.pack), no Kafka batch
+    compression on top; or, with `--encoding identity`, the lines as they are."""
+    out = []
+    for offset, data in pieces:
+        chunk = LogChunk(engagement_id=engagement, source="bench", file_id="production_json.log", offset=offset,
+                         lines=data.count(b"\n"), log_type="production_json", encoding=encoding)  # fmt: skip
+        out.append((chunk.key, chunk.pack(data), [(k, v.encode()) for k, v in chunk.to_headers().items()]))
+    return out
+
+
+async def produce(bootstrap: str, topic: str, batch: list[Record]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20, linger_ms=5, acks="all")
     await producer.start()
     try:
-        for offset, data in pieces:
-            chunk = LogChunk(engagement_id=engagement, source="bench", file_id="production_json.log", offset=offset,
-                             lines=data.count(b"\n"), log_type="production_json", encoding=encoding)  # fmt: skip
-            headers = [(k, v.encode()) for k, v in chunk.to_headers().items()]
-            await producer.send(topic, chunk.pack(data), key=chunk.key, headers=headers)
+        for key, value, headers in batch:
+            await producer.send(topic, value, key=key, headers=headers)
         await producer.flush()
     finally:
         await producer.stop()
@@ -208,7 +215,9 @@ def main() -> None:
             ).json()
             asyncio.run(
                 produce(
-                    kafka.bootstrap_servers, f"{prefix}logs.raw", uuid.UUID(engagement["id"]), pieces, args.encoding
+                    kafka.bootstrap_servers,
+                    f"{prefix}logs.raw",
+                    records(uuid.UUID(engagement["id"]), pieces, args.encoding),
                 )
             )
             broker = "cold: started for this run, no warm-up"
