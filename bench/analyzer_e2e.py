@@ -264,8 +264,7 @@ def main() -> None:
             ]
             findings = analyzer.metric("outrider_analyzer_findings_total")
             collections = [analyzer.metric(f'python_gc_collections_total{{generation="{g}"}}') for g in range(3)]
-            status = Path(f"/proc/{analyzer.pid}/status").read_text()
-            peak_rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
+            peak_rss_mb = analyzer.rss_mb()[1]
 
             ingest = Service("ingest", free_port(), env, home / "ingest.log")
             ingest.start()

@@ -16,28 +16,11 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncpg
-from analyzer_e2e import chunks, produce, records  # bench/ is on sys.path when this script runs
+from analyzer_e2e import chunks, produce, records, watch  # bench/ is on sys.path when this script runs
 from run import ensure_data
 
 from outrider.devstack import Kafka, Postgres, Service, free_port
-
-
-def resident_mb(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of `pid` in MB."""
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return int(status["VmRSS"].split()[0]) // 1024, int(status["VmHWM"].split()[0]) // 1024
-
-
-async def counted(dsn: str) -> int:
-    """Chunks counted so far (0 before the analyzer has created its tables)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(await conn.fetchval("SELECT count(*) FROM log_chunks"))
-    except asyncpg.UndefinedTableError:
-        return 0
-    finally:
-        await conn.close()
+from outrider_common.db import migrate
 
 
 def main() -> None:
@@ -64,8 +47,8 @@ def main() -> None:
         }
         analyzer = Service("analyzer", free_port(), env, home / "analyzer.log")
         try:
+            migrate(pg.dsn)  # the chunk ledger exists before the first round is watched
             analyzer.start()
-            assert analyzer.pid is not None
             print("| round | GB written so far | seconds | analyzer RSS / peak RSS, MB |\n|---:|---:|---:|---:|")
             for r in range(args.rounds):
                 # Packed first, so the round is written far faster than it is read: a backlog, the worst case.
@@ -73,11 +56,11 @@ def main() -> None:
                 start = time.perf_counter()
                 asyncio.run(produce(kafka.bootstrap_servers, "bench.logs.raw", batch))
                 del batch
-                while asyncio.run(counted(pg.dsn)) < (r + 1) * len(pieces):
-                    time.sleep(0.5)
-                rss, peak = resident_mb(analyzer.pid)
-                took = time.perf_counter() - start
-                print(f"| {r + 1} | {(r + 1) * size / 1e9:.1f} | {took:.0f} | {rss} / {peak} |", flush=True)
+                end = asyncio.run(watch(pg.dsn, (r + 1) * len(pieces), lambda n: None))
+                rss, peak = analyzer.rss_mb()
+                print(
+                    f"| {r + 1} | {(r + 1) * size / 1e9:.1f} | {end - start:.0f} | {rss:.0f} / {peak:.0f} |", flush=True
+                )
         finally:
             analyzer.stop()
             kafka.stop()

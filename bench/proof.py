@@ -43,7 +43,7 @@ from generate import write  # noqa: E402  (bench/ is on sys.path)
 from ingest_throughput import producer_perf  # noqa: E402
 from run import measure  # noqa: E402
 
-from outrider.devstack import ROOT, SERVICES, Kafka, Postgres, Service, free_port, metric  # noqa: E402
+from outrider.devstack import ROOT, SERVICES, Kafka, Postgres, Service, free_port, metric, rss_mb  # noqa: E402
 from outrider.slack_local import LocalSlack  # noqa: E402
 
 LAYOUT = {"production_json": "gitlab-rails/production_json.log", "api_json": "gitlab-rails/api_json.log",
@@ -73,16 +73,6 @@ class Run:
         with self.lock:
             self.events.append((self.now(), what))
         print(f"[{self.now():7.1f} s] {what}", file=sys.stderr, flush=True)
-
-
-def rss_mb(pid: int | None) -> tuple[float, float]:
-    """(current, peak) resident MB of a live process; zeros when it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except (OSError, TypeError):
-        return 0.0, 0.0
-    found = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M))
-    return int(found.get("VmRSS", 0)) / 1024, int(found.get("VmHWM", 0)) / 1024
 
 
 async def counted_lines(dsn: str) -> dict[str, int]:

@@ -398,12 +398,26 @@ class Service:
         """Sum of one metric's samples on this service's /metrics (0 when it does not answer)."""
         return metric(self.url, name)
 
+    def rss_mb(self) -> tuple[float, float]:
+        """(current, peak) resident MB of the process; zeros when it is not running."""
+        return rss_mb(self.pid)
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (finish in-flight work), SIGKILL only after `timeout`; returns the exit code when known."""
         if self.pid:
             stop_pid(self.pid, timeout)
             self.pid = None
         return self._proc.wait(timeout) if self._proc else None
+
+
+def rss_mb(pid: int | None) -> tuple[float, float]:
+    """(current, peak) resident MB of a live process; zeros when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, TypeError):
+        return 0.0, 0.0
+    found = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M))
+    return int(found.get("VmRSS", 0)) / 1024, int(found.get("VmHWM", 0)) / 1024
 
 
 def metric(url: str, name: str) -> float:
