@@ -53,6 +53,8 @@ def test_missing_file_and_corrupt_gzip_are_errors(run: Run, logs: Path, tmp_path
     # One line however long the path (it was wrapped at 80 columns, breaking the message), brackets kept as typed.
     missing = tmp_path / ("[prod] " + "production_json" * 6 + ".log")
     assert run(missing, code=2).stderr == f"error: {missing}: no such file\n"
+    directory = f"error: {tmp_path}: is a directory; name the logs in it (e.g. {tmp_path}/*.log)\n"
+    assert run(tmp_path, code=2).stderr == directory
     broken = tmp_path / "@4000.s"
     broken.write_bytes(gzip.compress((logs / "gitaly.log").read_bytes())[:60])
     assert "error:" in run(broken, code=2).stderr

@@ -119,6 +119,8 @@ def _group_by_type(files: Sequence[str] | None, log_type: str | None) -> dict[st
     for f in files or [sources.STDIN]:
         src = sources.Source(f)
         if f != sources.STDIN and not Path(f).is_file():
+            if Path(f).is_dir():
+                raise StatsError(f"{f}: is a directory; name the logs in it (e.g. {Path(f) / '*.log'})")
             raise StatsError(f"{f}: no such file")
         groups.setdefault(log_type or sources.detect_type(src), []).append(src)
     return groups
