@@ -27,7 +27,8 @@ def test_list_status_advance_portfolio_and_findings(
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
     ) as svc:
         tracker = svc["tracker"].url
-        body = {"name": "Pilot", "customer": "Initech", "playbook_id": "ai-assistant-rollout"}
+        # Brackets in a name are text, not rich markup (they vanished, and `[/]` crashed the command).
+        body = {"name": "Pilot", "customer": "Initech [EMEA]", "playbook_id": "ai-assistant-rollout"}
         eid = as_admin.post(f"{tracker}/v1/engagements", json=body).json()["id"]
         viewer, editor = (
             as_admin.post(f"{tracker}/v1/api-tokens", json={"name": role, "role": role}).json()["token"]
@@ -37,7 +38,7 @@ def test_list_status_advance_portfolio_and_findings(
         assert "401: an API token is required" in run("list", tracker=tracker).stdout
         listed = run("list", "--playbook", "ai-assistant-rollout", tracker=tracker, token=viewer)
         assert listed.returncode == 0, listed.stderr
-        assert "Initech" in listed.stdout
+        assert "Initech [EMEA]" in listed.stdout
         assert "pilot" in listed.stdout
 
         assert (
@@ -54,6 +55,7 @@ def test_list_status_advance_portfolio_and_findings(
         assert "pilot → limited (forced)" in forced.stdout
 
         status = run("status", eid, tracker=tracker, token=viewer)
+        assert "Initech [EMEA] · Pilot" in status.stdout
         assert "Limited rollout (100 users)" in status.stdout
         assert "Health: 100/100" in status.stdout
         assert "Blocking the next stage: 100 users active; Usage and acceptance reviewed" in status.stdout

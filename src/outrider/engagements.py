@@ -7,6 +7,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 import logparse
 from outrider.stats import views
@@ -15,7 +16,7 @@ from outrider.stats.render import OutputFormat, Section, emit_all, stdout_consol
 from outrider.up import ADMIN_TOKEN_FILE
 
 app = typer.Typer(help="Query and move engagements through the tracker API.", no_args_is_help=True)
-console = Console()
+console = Console(markup=False)  # names, keys and reasons are data: `[id]` in one is text, not a style
 TrackerOption = Annotated[
     str, typer.Option("--tracker", envvar="OUTRIDER_TRACKER_URL", help="Base URL of the tracker API.")
 ]
@@ -38,14 +39,14 @@ def _call(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
     try:
         response = httpx.request(method, url, timeout=30, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
-        console.print(f"tracker not reachable at {url}: {exc}", style="red", markup=False, soft_wrap=True)
+        console.print(f"tracker not reachable at {url}: {exc}", style="red", soft_wrap=True)
         raise typer.Exit(2) from exc
     if response.status_code >= 400:
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         detail = body.get("detail", response.text)
         if isinstance(detail, list):  # a request the API's schema refused: say which field and why
             detail = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in detail)
-        console.print(f"{response.status_code}: {detail}", style="red", markup=False, soft_wrap=True)
+        console.print(f"{response.status_code}: {detail}", style="red", soft_wrap=True)
         for missing in body.get("missing", []):
             console.print(f"  missing: {missing}")
         raise typer.Exit(1)
@@ -79,9 +80,10 @@ def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003",
     """Where is this customer: stage, checklist, what blocks the next stage, health, top endpoints."""
     s = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/status", token)
     e, stage = s["engagement"], s["stage"]
-    console.print(f"[bold]{e['customer']}[/bold] · {e['name']} · {s['playbook']}")
-    console.print(f"Stage: [bold]{stage['name']}[/bold], {stage['days_in_stage']:.1f} of {stage['expected_days']} days"
-                  + (" [red](stalled)[/red]" if stage["stalled"] else ""))  # fmt: skip
+    console.print(Text.assemble((e["customer"], "bold"), f" · {e['name']} · {s['playbook']}"))
+    console.print(Text.assemble("Stage: ", (stage["name"], "bold"),
+                                f", {stage['days_in_stage']:.1f} of {stage['expected_days']} days",
+                                (" (stalled)", "red") if stage["stalled"] else ""))  # fmt: skip
     console.print(f"Health: {s['health']}/100 " + "; ".join(s["health_reasons"]))
     checklist = Table("done", "item", "how")
     for item in s["checklist"]:
@@ -133,7 +135,7 @@ SKETCH_NOTE = "percentiles from the stored sketches (within 1 %)"
 
 
 def _view_error(exc: views.ViewError) -> typer.Exit:
-    console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+    console.print(f"error: {exc}", style="red", soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -274,6 +276,5 @@ def advance(
     """Move an engagement to its next stage (refused with what is missing)."""
     body = {"force": force, "reason": reason}
     change = _call("POST", f"{tracker}/v1/engagements/{engagement_id}/advance", token, json=body)
-    console.print(
-        f"{change['from_stage']} → [bold]{change['to_stage']}[/bold]" + (" (forced)" if change["forced"] else "")
-    )
+    forced = " (forced)" if change["forced"] else ""
+    console.print(Text.assemble(f"{change['from_stage']} → ", (change["to_stage"], "bold"), forced))

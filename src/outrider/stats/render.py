@@ -12,6 +12,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 Value = str | int | float | None
 
@@ -92,20 +93,23 @@ def to_json(sections: Sequence[Section], meta: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, allow_nan=False, default=str)
 
 
-def to_csv(sections: Sequence[Section]) -> str:
-    """CSV with one header row; a leading `section` column tells sections apart when there are several."""
+def to_csv(docs: Sequence[tuple[Sequence[Section], dict[str, Any]]]) -> str:
+    """One CSV table for all `docs` (e.g. one a log type), whatever their sections' columns: one header row with
+    every column any section has (a cell is blank where its section has no such column), led by a `log_type`
+    column when there are several documents and a `section` column when there are several titled sections."""
+    sections = [(meta.get("log_type"), s) for doc_sections, meta in docs for s in doc_sections]
+    names = list(dict.fromkeys(c.name for _, s in sections for c in s.columns))
+    several_types, titled = len(docs) > 1, len(sections) > 1 and any(s.title for _, s in sections)
+    lead = (["log_type"] if several_types else []) + (["section"] if titled else [])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    several = len(sections) > 1
-    header_done = False
-    for s in sections:
-        if not header_done:
-            writer.writerow((["section"] if several else []) + [c.name for c in s.columns])
-            header_done = True
-        rows = s.rows + ([s.totals] if s.totals else [])
-        for r in rows:
-            cells = [_rounded(r.get(c.name)) for c in s.columns]
-            writer.writerow(([s.title] if several else []) + ["" if v is None else v for v in cells])
+    writer.writerow(lead + names)
+    for log_type, s in sections:
+        ours = {c.name for c in s.columns}
+        for r in s.rows + ([s.totals] if s.totals else []):
+            cells = [_rounded(r.get(name)) if name in ours else None for name in names]
+            first = ([log_type] if several_types else []) + ([s.title] if titled else [])
+            writer.writerow(["" if v is None else v for v in first + cells])
     return out.getvalue()
 
 
@@ -130,21 +134,55 @@ def to_markdown(sections: Sequence[Section]) -> str:
 
 
 def print_tables(sections: Sequence[Section], console: Console) -> None:
-    """Plain aligned tables for the terminal, totals after a rule."""
+    """Plain aligned tables for the terminal, totals after a rule.
+
+    Cells are plain text (a key like `Foo[/]` or a path like `pages/[id].js` is not rich markup). Numbers are never
+    cut: on a terminal too narrow for a table, the names are shortened (`…`, down to NAME_MIN characters) if that
+    makes it fit; otherwise the lines run past the edge for the terminal to wrap (or `less -S` to scroll).
+    """
     for s in sections:
         if s.title:
             console.print(s.title, highlight=False, markup=False)
         table = Table(box=RULED, show_edge=False, pad_edge=False, header_style="bold")
         for c in s.columns:
-            table.add_column(c.header, justify="right" if c.numeric else "left", no_wrap=True, overflow="fold")
+            table.add_column(c.header, justify="right" if c.numeric else "left", no_wrap=True)
         for r in s.rows:
-            table.add_row(*_cells(s, r))
+            table.add_row(*map(Text, _cells(s, r)))
         if s.totals:
             table.add_section()
-            table.add_row(*_cells(s, s.totals), style="bold")
-        console.print(table)
+            table.add_row(*map(Text, _cells(s, s.totals)), style="bold")
+        width, console.width = console.width, _fit(table, console)
+        try:
+            console.print(table)
+        finally:
+            console.width = width
         for note in s.notes:
             console.print(note, highlight=False, markup=False)
+
+
+NAME_MIN = 24
+
+
+def _fit(table: Table, console: Console) -> int:
+    """The width to print `table` at: the console's, after shortening its names if that makes the table fit;
+    otherwise the table's own, names whole (`Console.print` would squeeze every column into the console's width,
+    numbers too)."""
+    natural = console.measure(table, options=console.options.update_width(1 << 16)).maximum
+    excess = natural - console.width
+    if excess <= 0:
+        return console.width
+    if not console.is_terminal:  # a pipe or a file: names whole
+        return natural
+    names = [c for c in table.columns if c.justify == "left"]
+    longest = {id(c): max([len(str(c.header))] + [len(x) for x in c.cells if isinstance(x, Text)]) for c in names}
+    if sum(max(longest[id(c)] - NAME_MIN, 0) for c in names) < excess:
+        return natural  # too wide even so: the terminal wraps the lines, or `less -S` scrolls them
+    for column in names:
+        cut = min(excess, max(longest[id(column)] - NAME_MIN, 0))
+        if cut:
+            column.max_width, column.overflow = longest[id(column)] - cut, "ellipsis"
+            excess -= cut
+    return console.width
 
 
 def emit(sections: Sequence[Section], fmt: OutputFormat, meta: dict[str, Any], console: Console) -> None:
@@ -153,7 +191,7 @@ def emit(sections: Sequence[Section], fmt: OutputFormat, meta: dict[str, Any], c
         print_tables(sections, console)
         return
     text = {
-        OutputFormat.csv: lambda: to_csv(sections),
+        OutputFormat.csv: lambda: to_csv([(sections, meta)]),
         OutputFormat.json: lambda: to_json(sections, meta) + "\n",
         OutputFormat.markdown: lambda: to_markdown(sections),
     }[fmt]()
@@ -168,9 +206,11 @@ def stdout_console() -> Console:
 
 
 def emit_all(docs: Sequence[tuple[Sequence[Section], dict[str, Any]]], fmt: OutputFormat, console: Console) -> None:
-    """Several documents (e.g. one a log type), each its sections and meta; as JSON one list, so the output stays
-    one JSON value."""
-    if fmt is OutputFormat.json and len(docs) > 1:
+    """Several documents (e.g. one a log type), each its sections and meta; as JSON one list and as CSV one table,
+    so the output stays one JSON value or one CSV table."""
+    if fmt is OutputFormat.csv:
+        console.file.write(to_csv(docs))
+    elif fmt is OutputFormat.json and len(docs) > 1:
         console.file.write(
             json.dumps([json.loads(to_json(sections, meta)) for sections, meta in docs], indent=2) + "\n"
         )

@@ -1,0 +1,68 @@
+"""Rendering: terminal tables never cut a number and print data as text; CSV stays one table."""
+
+import csv
+import io
+
+import pytest
+from rich.console import Console
+
+from outrider.stats.render import Column, Section, print_tables, text, to_csv
+
+KEY = Column("key", "CONTROLLER", text, numeric=False)
+NUMBERS = [Column("p99", "P99_ms"), Column("score", "SCORE")]
+LONG_KEY = "Repositories::GitHttpController#git_upload_pack"
+
+
+def terminal(width: int, *sections: Section) -> str:
+    out = io.StringIO()
+    print_tables(sections, Console(file=out, width=width, force_terminal=True, color_system=None))
+    return out.getvalue()
+
+
+def section(*keys: str) -> Section:
+    return Section(None, [KEY, *NUMBERS], [{"key": k, "p99": 6017.0, "score": 252715.3} for k in keys])
+
+
+@pytest.mark.parametrize("width", [10, 40, 60, 200])
+def test_numbers_are_never_cut_however_narrow_the_terminal(width: int) -> None:
+    rows = terminal(width, section(LONG_KEY)).splitlines()[2:]
+    assert rows
+    assert all("6017.0" in r and "252715.3" in r for r in rows)
+
+
+def test_names_are_shortened_only_when_that_makes_the_table_fit() -> None:
+    fits = terminal(50, section(LONG_KEY))
+    assert LONG_KEY not in fits
+    assert "Repositories::GitHttpControll…   6017.0   252715.3" in fits
+    assert max(len(line) for line in fits.splitlines()) <= 50
+    # Too narrow even with short names: nothing is shortened, the terminal wraps the lines.
+    assert LONG_KEY in terminal(30, section(LONG_KEY))
+
+
+def test_cells_are_text_not_markup() -> None:
+    keys = ["Foo[/]", "/g/p/-/blob/main/pages/[id].js", "[filtered]", "[bold]x[/bold]"]
+    out = terminal(200, section(*keys))
+    assert all(k in out for k in keys)
+
+
+def test_csv_is_one_table_whatever_the_sections_columns() -> None:
+    errors = Section("Errors", [Column("error", "ERROR", text, numeric=False), Column("count", "COUNT")],
+                     [{"error": "500", "count": 2}])  # fmt: skip
+    events = Section("Events", [Column("status", "STATUS", text, numeric=False), Column("time", "TIME", text)],
+                     [{"status": "500", "time": "2024-05-01 10:00:20"}])  # fmt: skip
+    rows = list(csv.reader(io.StringIO(to_csv([([errors, events], {"log_type": "production_json"})]))))
+    assert rows == [
+        ["section", "error", "count", "status", "time"],
+        ["Errors", "500", "2", "", ""],
+        ["Events", "", "", "500", "2024-05-01 10:00:20"],
+    ]
+
+
+def test_csv_of_several_log_types_has_one_header_and_a_log_type_column() -> None:
+    docs = [([section("a")], {"log_type": "production_json"}), ([section("b")], {"log_type": "api_json"})]
+    rows = list(csv.reader(io.StringIO(to_csv(docs))))
+    assert rows == [
+        ["log_type", "key", "p99", "score"],
+        ["production_json", "a", "6017.0", "252715.3"],
+        ["api_json", "b", "6017.0", "252715.3"],
+    ]
