@@ -130,7 +130,8 @@ def test_stage_rows_are_merge_groups_as_binary_copy_rows(logs: Path) -> None:
     assert [r["n"] for r in rows] == list(range(len(rows)))
     # Numbered in one order every replica shares, so row locks taken by number never deadlock.
     order = [(r["engagement_id"].bytes, r["log_type"], r["key"].encode(), r["bucket"]) for r in rows]
-    assert order == sorted(order) and len({r["bucket"] for r in rows}) > 1
+    assert order == sorted(order)
+    assert len({r["bucket"] for r in rows}) > 1
     for n, r in enumerate(rows):
         assert staged.sketch(n) == r["sketch"]
     with pytest.raises(ValueError, match="no staged row"):

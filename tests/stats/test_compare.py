@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+import logparse
+from outrider.stats import views
 from tests.stats.conftest import Run, rows_by_key, sections
 
 # B is the first two lines of A. (key in both, count A, count B, median A, median B, key only in A)
@@ -53,3 +55,33 @@ def test_keys_only_in_b(run: Run, logs: Path, tmp_path: Path) -> None:
 def test_different_log_types_cannot_be_compared(run: Run, logs: Path) -> None:
     result = run(logs / "gitaly.log", logs / "sidekiq.log", cmd="compare", code=2)
     assert "cannot compare" in result.stderr
+
+
+def report_of(data: bytes) -> logparse.LogReport:
+    report = logparse.LogReport()
+    report.feed(data)
+    return report
+
+
+@pytest.mark.parametrize("empty_first", [True, False])
+def test_a_side_without_gitlab_lines_is_named(logs: Path, empty_first: bool) -> None:
+    gitaly = ("gitaly.log", report_of((logs / "gitaly.log").read_bytes()))
+    empty = ("empty.log", report_of(b""))
+    sides = (empty, gitaly) if empty_first else (gitaly, empty)
+    with pytest.raises(views.ViewError, match=r"^empty\.log: no GitLab log lines recognised; try --type$"):
+        views.check_comparable(*sides)
+
+
+def test_logs_of_different_types_are_named(logs: Path) -> None:
+    gitaly = ("a.log", report_of((logs / "gitaly.log").read_bytes()))
+    sidekiq = ("b.log", report_of((logs / "sidekiq.log").read_bytes()))
+    with pytest.raises(views.ViewError, match=r"^cannot compare gitaly \(a\.log\) with sidekiq \(b\.log\)$"):
+        views.check_comparable(gitaly, sidekiq)
+    views.check_comparable(gitaly, gitaly)
+
+
+def test_compare_with_an_empty_file_names_it(run: Run, logs: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    err = run(empty, logs / "gitaly.log", cmd="compare", code=2).stderr
+    assert err == f"error: {empty}: no GitLab log lines recognised; try --type\n"

@@ -1,5 +1,6 @@
 """`outrider stats errors`: failures by status and exception, gRPC code or Sidekiq error class."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,29 @@ def test_interval_gives_the_tables_per_window(run: Run, logs: Path, log: str, wi
         assert all(r["count"] == 1 for r in section["rows"])
         assert {e["error"] for e in event_section["rows"]} == expected
         assert section["notes"] == [f"1 failed or raising requests in {len(expected)} groups"]
+
+
+def test_events_are_the_earliest_by_time_ties_in_input_order(run: Run, tmp_path: Path) -> None:
+    # (correlation id, second of 10:00) in input order; None has no time.
+    lines = [("c0", None), ("c1", 9), ("c2", 8), ("c3", 7), ("c4", 3), ("c5", 6), ("c6", 3), ("c7", 2), ("c8", 5)]
+    log = tmp_path / "production_json.log"
+    log.write_text(
+        "".join(
+            json.dumps(
+                {"controller": "E", "action": "a", "status": 500, "duration_s": 0.1, "correlation_id": cid}
+                | ({} if s is None else {"time": f"2024-05-01T10:00:{s:02d}Z"})
+            )
+            + "\n"
+            for cid, s in lines
+        )
+    )
+    summary, events = sections(run(log, "--format", "json", cmd="errors"))
+    assert summary["rows"][0]["first"] == "2024-05-01 10:00:02"
+    # The five earliest, sorted: 02 c7, 03 c4 and c6 (as they came), 05 c8, 06 c5.
+    assert [(e["correlation_id"], e["time"][-2:]) for e in events["rows"]] == [
+        ("c7", "02"),
+        ("c4", "03"),
+        ("c6", "03"),
+        ("c8", "05"),
+        ("c5", "06"),
+    ]

@@ -1,9 +1,17 @@
-"""Inputs: gzip (also svlogd's rotated `@4000….s` files), stdin, several files, mixed log types."""
+"""Inputs: gzip (also svlogd's rotated `@4000….s` files), stdin, pipes, several files, mixed log types."""
 
 import gzip
 import json
+import os
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+from outrider.stats import sources
 from tests.stats.conftest import Run, rows_by_key, sections
 
 
@@ -55,9 +63,13 @@ def test_missing_file_and_corrupt_gzip_are_errors(run: Run, logs: Path, tmp_path
     assert run(missing, code=2).stderr == f"error: {missing}: no such file\n"
     directory = f"error: {tmp_path}: is a directory; name the logs in it (e.g. {tmp_path}/*.log)\n"
     assert run(tmp_path, code=2).stderr == directory
-    broken = tmp_path / "@4000.s"
+    broken = tmp_path / "@4000.s"  # cut before anything came out of it: as good as corrupt
     broken.write_bytes(gzip.compress((logs / "gitaly.log").read_bytes())[:60])
     assert "error:" in run(broken, code=2).stderr
+    garbled = bytearray(gzip.compress((logs / "gitaly.log").read_bytes()))
+    garbled[12:14] = b"\xff\xff"  # the first deflate block's header: "invalid code lengths set"
+    broken.write_bytes(garbled)
+    assert run(broken, code=2).stderr.startswith(f"error: {broken}: Error -3 while decompressing data")
 
 
 def test_empty_input(run: Run, tmp_path: Path) -> None:
@@ -76,3 +88,90 @@ def test_piped_stdin_without_a_file_argument(run: Run, logs: Path) -> None:
         "PostUploadPackWithSidechannel": 2,
     }
     assert "PostUploadPackWithSidechannel" in run(stdin=data).stdout
+
+
+@contextmanager
+def fifo(path: Path, data: bytes) -> Iterator[Path]:
+    """A named pipe that a thread writes `data` (under the pipe's 64 KiB) into, as `<(zcat f.gz)` is."""
+    os.mkfifo(path)
+    writer = threading.Thread(target=path.write_bytes, args=(data,))
+    writer.start()
+    try:
+        yield path
+    finally:
+        # Opened here too, so that the writer finishes even if the pipe was never read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        writer.join(timeout=10)
+        os.close(fd)
+
+
+def test_a_pipe_or_a_device_is_an_input_and_each_line_counts(run: Run, logs: Path, tmp_path: Path) -> None:
+    # The log type is told from what is read for the table: a pipe cannot be read twice.
+    with fifo(tmp_path / "pipe", (logs / "gitaly.log").read_bytes()) as pipe:
+        doc = json.loads(run(pipe, "--format", "json").stdout)
+    assert (doc["log_type"], doc["lines"]) == ("gitaly", 9)
+    assert counts(doc["sections"]) == {"FindCommit": 3, "PostUploadPackWithSidechannel": 2}
+    assert json.loads(run("/dev/null", "--format", "json").stdout)["lines"] == 0
+
+
+def test_a_gzip_cut_short_counts_its_lines_before_the_cut_with_a_warning(run: Run, logs: Path, tmp_path: Path) -> None:
+    lines = b"".join(
+        b'{"controller":"C%d","action":"a","status":200,"duration_s":%d.%d}\n' % (i % 7, i % 3, i) for i in range(3000)
+    )
+    whole = gzip.compress(lines)
+    cut = tmp_path / "@4000.s"
+    cut.write_bytes(whole[: len(whole) // 2])
+    before_cut = zlib.decompressobj(wbits=31).decompress(cut.read_bytes())  # what zcat prints
+    assert 0 < before_cut.count(b"\n") < 3000
+    result = run(cut, logs / "production_json.log", "--format", "json")
+    doc = json.loads(result.stdout)
+    assert doc["lines"] == before_cut.count(b"\n") + 10  # the line at the cut is dropped; 10 in the other
+    assert f"warning: {cut}: cut short;" in result.stderr
+
+
+def test_the_type_is_told_past_a_long_head_of_gitaly_lines_that_are_not_calls(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http = b'{"level":"info","msg":"finished HTTP request","duration_ms":3,"method":"GET","url":"/metrics"}\n'
+    call = b'{"grpc.code":"OK","grpc.method":"FindCommit","grpc.time_ms":%d,"msg":"finished unary call"}\n'
+    data = http * 1500 + call % 2 + call % 4
+    log = tmp_path / "current"
+    log.write_bytes(data)
+    expected = {"log_type": "gitaly", "lines": 1502, "skipped": {"not_a_call": 1500}}
+    doc = json.loads(run(log, "--format", "json").stdout)
+    assert {k: doc[k] for k in expected} == expected
+    assert counts(doc["sections"]) == {"FindCommit": 2}
+    # From stdin, in blocks of which the first ones tell no type: they are held, not lost.
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 16 << 10)
+    doc = json.loads(run("--format", "json", stdin=data).stdout)
+    assert {k: doc[k] for k in expected} == expected
+
+
+def test_an_empty_input_joins_no_table(run: Run, logs: Path, tmp_path: Path) -> None:
+    empty, empty_gz = tmp_path / "empty.log", tmp_path / "empty.log.gz"
+    empty.write_bytes(b"")
+    empty_gz.write_bytes(gzip.compress(b""))
+    alone = run(logs / "sidekiq.log", "--format", "json")
+    result = run(logs / "sidekiq.log", empty, empty_gz, "--format", "json")
+    assert result.stdout == alone.stdout
+    assert result.stderr == f"{empty}: empty\n{empty_gz}: empty\n" + alone.stderr
+
+
+def test_stdin_joins_the_table_of_its_type(run: Run, logs: Path) -> None:
+    log = logs / "sidekiq.log"
+    doc = json.loads(run("-", log, "--format", "json", stdin=log.read_bytes()).stdout)
+    assert counts(doc["sections"]) == {"AdminEmailsWorker": 4, "PostReceive": 6}
+
+
+def test_lines_of_other_log_types_in_a_file_are_told_of(run: Run, tmp_path: Path) -> None:
+    # Helm's webservice stdout: each line names its log type; the file reads as the commonest one.
+    rails = b'{"subcomponent":"production_json","controller":"A","action":"b","status":200,"duration_s":1}\n'
+    api = b'{"subcomponent":"api_json","route":"/r","method":"GET","status":200,"duration_s":1}\n'
+    app = b'{"subcomponent":"application_json","message":"hello"}\n'
+    log = tmp_path / "webservice.log"
+    log.write_bytes(rails * 5 + api * 2 + app)
+    result = run(log, "--format", "json")
+    assert counts(json.loads(result.stdout)["sections"]) == {"A#b": 5}
+    told = "production_json: 3 of 8 lines belong to other log types (skipped); --type api_json shows them\n"
+    assert result.stderr == told
+    assert counts(sections(run(log, "--type", "api_json", "--format", "json"))) == {"GET /r": 2}

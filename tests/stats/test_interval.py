@@ -62,3 +62,35 @@ def test_hour_window_is_one_table(run: Run, logs: Path) -> None:
 @pytest.mark.parametrize("bad", ["0m", "ten minutes", "5w"])
 def test_bad_interval_is_an_error(run: Run, logs: Path, bad: str) -> None:
     assert "invalid interval" in run(logs / "gitaly.log", "--interval", bad, code=2).stderr
+
+
+# Two timed lines in the 10:00 hour, then three without a usable time: null, missing, unparsable; all failed.
+NO_TIME_LINES = [
+    '{"time":"2024-05-01T10:00:00Z","controller":"D","action":"a","status":500,"duration_s":0.1,"username":"u"}',
+    '{"time":"2024-05-01T10:30:00Z","controller":"D","action":"a","status":500,"duration_s":0.1,"username":"u"}',
+    '{"time":null,"controller":"D","action":"a","status":500,"duration_s":0.1,"username":"u"}',
+    '{"controller":"D","action":"a","status":500,"duration_s":0.1,"username":"u"}',
+    '{"time":"garbage","controller":"D","action":"a","status":500,"duration_s":0.1,"username":"u"}',
+]
+
+
+@pytest.fixture
+def no_time_log(tmp_path: Path) -> Path:
+    log = tmp_path / "production_json.log"
+    log.write_text("\n".join(NO_TIME_LINES) + "\n")
+    return log
+
+
+def test_lines_without_time_get_a_last_window_of_their_own(run: Run, no_time_log: Path) -> None:
+    timed, untimed = sections(run(no_time_log, "--interval", "1h", "--format", "json"))
+    assert (timed["title"], timed["totals"]["count"]) == (">>> 2024-05-01 10:00:00 <<<", 2)
+    assert (untimed["title"], untimed["totals"]["count"]) == (">>> (no time) <<<", 3)
+    assert untimed["totals"]["rps"] is None  # no time span to take a rate over
+
+
+@pytest.mark.parametrize("cmd", ["table", "top", "errors"])
+def test_no_view_shows_a_1970_window(run: Run, no_time_log: Path, cmd: str) -> None:
+    out = run(no_time_log, "--interval", "1h", cmd=cmd).stdout
+    assert "1970" not in out
+    assert ">>> (no time) <<<" in out
+    assert out.index(">>> 2024-05-01 10:00:00 <<<") < out.index(">>> (no time) <<<")

@@ -71,3 +71,40 @@ def test_top_per_interval_takes_shares_of_each_window(run: Run, logs: Path) -> N
     assert (first["root"]["count"], first["root"]["duration"]) == (3, pytest.approx(2500.0))
     assert first["alice"]["duration_pct"] == pytest.approx(100 * 2000 / 4500, abs=0.001)
     assert (second["alice"]["count"], second["alice"]["duration_pct"]) == (1, pytest.approx(100.0))
+
+
+@pytest.mark.parametrize(
+    ("log", "sort_by", "carried"),
+    [
+        ("production_json", "queue", "count, duration, db, gitaly, redis, cpu, failed"),
+        ("sidekiq", "gitaly", "count, duration, db, redis, cpu, queue, failed"),
+        ("gitaly", "db", "count, duration, cpu, failed"),
+    ],
+)
+def test_sort_by_a_component_the_log_lacks_names_the_ones_it_has(
+    run: Run, logs: Path, log: str, sort_by: str, carried: str
+) -> None:
+    err = run(logs / f"{log}.log", "--sort-by", sort_by, cmd="top", code=2).stderr
+    assert err == f"error: this {log} log carries no {sort_by} times to sort by; choose from {carried}\n"
+
+
+def test_sort_by_cpu_s_on_a_log_without_cpu_is_a_usage_error(run: Run, tmp_path: Path) -> None:
+    log = tmp_path / "production_json.log"
+    log.write_text(
+        '{"time":"2024-05-01T10:00:00Z","controller":"A","action":"x","status":200,"duration_s":0.1,'
+        '"db_duration_s":0.01,"username":"u1"}\n'
+    )
+    err = run(log, "--sort-by", "cpu-s", cmd="top", code=2).stderr
+    assert (
+        err
+        == "error: this production_json log carries no cpu times to sort by; choose from count, duration, db, failed\n"
+    )
+
+
+def test_perc_is_percentage_as_in_greenhat(run: Run, logs: Path) -> None:
+    args = ("--display", "perc", "--format", "json")
+    perc = sections(run(logs / "production_json.log", *args, cmd="top"))
+    percentage = sections(run(logs / "production_json.log", "--display", "percentage", "--format", "json", cmd="top"))
+    assert perc == percentage
+    assert set(perc[0]["rows"][0]) >= {"count_pct", "duration_pct"}
+    assert "count" not in perc[0]["rows"][0]

@@ -136,7 +136,23 @@ pub struct ErrorEvent {
     pub project: Option<String>,
 }
 
-/// One kind of failure with the first line that showed it and its first few events.
+/// Where an event at `time` goes among `events` (earliest first, untimed last) after all of its ties, so that
+/// ties stay in input order; `EVENTS_PER_ERROR` when it is too late to keep.
+fn event_slot(events: &[ErrorEvent], time: Option<f64>) -> usize {
+    let at = |t: Option<f64>| t.unwrap_or(f64::INFINITY);
+    events.partition_point(|e| at(e.time) <= at(time))
+}
+
+/// Keep `ev`, which came after every kept event, if it is among the `EVENTS_PER_ERROR` earliest.
+fn keep_earliest(events: &mut Vec<ErrorEvent>, ev: ErrorEvent) {
+    let slot = event_slot(events, ev.time);
+    if slot < EVENTS_PER_ERROR {
+        events.insert(slot, ev);
+        events.truncate(EVENTS_PER_ERROR);
+    }
+}
+
+/// One kind of failure with the first line that showed it and its earliest few events.
 #[derive(Debug, Clone)]
 pub struct ErrorAcc {
     pub count: u64,
@@ -365,14 +381,16 @@ impl Aggregate {
                         events: Vec::new(),
                     });
                 e.count += 1;
-                if e.events.len() < EVENTS_PER_ERROR {
-                    e.events.push(ErrorEvent {
+                // Checked first so that an event too late to keep costs no allocation.
+                if event_slot(&e.events, rec.time) < EVENTS_PER_ERROR {
+                    let ev = ErrorEvent {
                         time: rec.time,
                         correlation_id: rec.correlation_id.map(str::to_owned),
                         key: self.key_buf.clone(),
                         user: rec.dims[0].map(str::to_owned),
                         project: rec.dims[1].map(str::to_owned),
-                    });
+                    };
+                    keep_earliest(&mut e.events, ev);
                 }
                 e.first_time = min_opt(e.first_time, rec.time);
                 e.last_time = max_opt(e.last_time, rec.time);
@@ -428,8 +446,9 @@ impl Aggregate {
                     m.count += e.count;
                     m.first_time = min_opt(m.first_time, e.first_time);
                     m.last_time = max_opt(m.last_time, e.last_time);
-                    let room = EVENTS_PER_ERROR - m.events.len();
-                    m.events.extend(e.events.into_iter().take(room));
+                    for ev in e.events {
+                        keep_earliest(&mut m.events, ev);
+                    }
                 }
                 None => {
                     self.errors.insert(k, e);
@@ -577,6 +596,42 @@ mod tests {
             assert_eq!(parts.concat(), data.to_vec());
             assert!(parts[..parts.len() - 1].iter().all(|p| p.ends_with(b"\n")));
         }
+    }
+
+    #[test]
+    fn a_merge_keeps_the_earliest_events_ties_first_come() {
+        let part = |events: &[(&str, Option<u32>)]| {
+            let mut a = Aggregate::new(Options {
+                log_type: Some(LogType::ProductionJson),
+                errors: true,
+                ..Options::default()
+            });
+            for (id, second) in events {
+                let time = second.map_or(String::new(), |s| {
+                    format!(r#","time":"2024-05-01T10:00:{s:02}Z""#)
+                });
+                let line = format!(
+                    r#"{{"controller":"E","action":"a","status":500,"duration_s":0.1,"correlation_id":"{id}"{time}}}"#
+                );
+                a.feed(line.as_bytes());
+            }
+            a
+        };
+        let mut all = part(&[
+            ("a", Some(9)),
+            ("b", Some(3)),
+            ("c", None),
+            ("d", Some(8)),
+            ("e", Some(7)),
+        ]);
+        all.merge(part(&[("f", Some(3)), ("g", Some(1)), ("h", Some(9))]));
+        let group = all.errors.values().next().unwrap();
+        let ids: Vec<_> = group
+            .events
+            .iter()
+            .map(|e| e.correlation_id.as_deref().unwrap())
+            .collect();
+        assert_eq!(ids, ["g", "b", "f", "e", "d"]);
     }
 
     #[test]

@@ -660,18 +660,19 @@ pub fn parse_json_into<'a>(json: &'a [u8], line: &mut Line<'a>) -> Result<(), &'
     Ok(())
 }
 
-/// The format most lines at the head of `data` belong to.
-pub fn detect(data: &[u8]) -> Option<LogType> {
+/// How many lines that tell their format [`votes`] counts.
+pub const DETECT_LINES: usize = 1000;
+
+/// Lines of each format (in [`LogType::ALL`] order) among the first [`DETECT_LINES`] of `data` that tell theirs.
+/// Lines that tell none (a Gitaly `finished HTTP request`, a Sidekiq non-job line) are passed over however
+/// many come first: a Gitaly `current` may start with thousands of them.
+pub fn votes(data: &[u8]) -> [usize; 4] {
     let mut votes = [0usize; 4];
-    let mut seen = 0;
+    let mut told = 0;
     for raw in data.split(|&b| b == b'\n') {
         let line = raw.trim_ascii();
         if line.is_empty() {
             continue;
-        }
-        seen += 1;
-        if seen > 1000 {
-            break;
         }
         let parsed = match split_prefix(line) {
             Some((json, _)) => parse_json(json).ok(),
@@ -679,13 +680,29 @@ pub fn detect(data: &[u8]) -> Option<LogType> {
         };
         if let Some(t) = parsed.as_ref().and_then(classify) {
             votes[t as usize] += 1;
+            told += 1;
+            if told == DETECT_LINES {
+                break;
+            }
         }
     }
-    let (best, &n) = votes
-        .iter()
-        .enumerate()
-        .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))?;
-    (n > 0).then(|| LogType::ALL[best])
+    votes
+}
+
+/// The formats `data` holds, by [`votes`], the most lines first (ties in [`LogType::ALL`] order).
+pub fn detect_all(data: &[u8]) -> Vec<LogType> {
+    let votes = votes(data);
+    let mut found: Vec<LogType> = LogType::ALL
+        .into_iter()
+        .filter(|&t| votes[t as usize] > 0)
+        .collect();
+    found.sort_by_key(|&t| std::cmp::Reverse(votes[t as usize]));
+    found
+}
+
+/// The format most lines at the head of `data` belong to.
+pub fn detect(data: &[u8]) -> Option<LogType> {
+    detect_all(data).first().copied()
 }
 
 #[cfg(test)]
@@ -733,6 +750,19 @@ mod tests {
         assert_eq!(
             record(fail, LogType::Sidekiq),
             Ok(("W".into(), 250.0, true))
+        );
+    }
+
+    #[test]
+    fn detection_passes_over_lines_that_tell_no_format() {
+        let mut data =
+            r#"{"msg":"finished HTTP request","duration_ms":3}"#.repeat(2 * DETECT_LINES);
+        data = data.replace("}{", "}\n{");
+        assert_eq!(detect(data.as_bytes()), None);
+        data.push_str("\n{\"grpc.method\":\"A\",\"grpc.code\":\"OK\"}\n{\"route\":\"/r\"}\n{\"route\":\"/s\"}");
+        assert_eq!(
+            detect_all(data.as_bytes()),
+            [LogType::ApiJson, LogType::Gitaly]
         );
     }
 

@@ -457,6 +457,39 @@ fn parse_chunks<'py>(
         .collect()
 }
 
+/// `f` of the bytes of `data`, without the GIL. Buffers other than `bytes` (bytearray, memoryview, mmap) are
+/// read in place: readers reuse their buffers.
+fn detached<R: Send>(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    f: impl FnOnce(&[u8]) -> R + Send,
+) -> PyResult<R> {
+    if let Ok(bytes) = data.cast::<PyBytes>() {
+        let slice = bytes.as_bytes();
+        return Ok(py.detach(|| f(slice)));
+    }
+    let buffer = PyBuffer::<u8>::get(data)?;
+    if !buffer.is_c_contiguous() {
+        return Err(PyValueError::new_err("needs a contiguous buffer"));
+    }
+    // SAFETY: the buffer stays exported (and so alive and unmoved) until `buffer` drops after parsing;
+    // the caller must not mutate it during the call, as for any buffer handed to native code.
+    let slice =
+        unsafe { std::slice::from_raw_parts(buffer.buf_ptr().cast::<u8>(), buffer.len_bytes()) };
+    Ok(py.detach(|| f(slice)))
+}
+
+/// The log types the head of `data` holds, the most lines first; empty when no line tells its type.
+#[pyfunction]
+fn log_types(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Vec<&'static str>> {
+    detached(py, data, |d| {
+        crate::format::detect_all(d)
+            .into_iter()
+            .map(LogType::name)
+            .collect()
+    })
+}
+
 /// The log type most lines at the head of `data` belong to, or `None`.
 #[pyfunction]
 fn detect_log_type(data: &[u8]) -> Option<&'static str> {
@@ -710,23 +743,7 @@ impl LogReport {
     /// Parse newline-separated lines (GIL released, all cores); a block must end at a line boundary.
     fn feed(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let agg = &mut self.0;
-        if let Ok(bytes) = data.cast::<PyBytes>() {
-            let slice = bytes.as_bytes();
-            py.detach(|| agg.feed(slice));
-            return Ok(());
-        }
-        // Any other buffer (bytearray, memoryview, mmap) is read in place: readers reuse their buffers.
-        let buffer = PyBuffer::<u8>::get(data)?;
-        if !buffer.is_c_contiguous() {
-            return Err(PyValueError::new_err("feed needs a contiguous buffer"));
-        }
-        // SAFETY: the buffer stays exported (and so alive and unmoved) until `buffer` drops after parsing;
-        // the caller must not mutate it during the call, as for any buffer handed to native code.
-        let slice = unsafe {
-            std::slice::from_raw_parts(buffer.buf_ptr().cast::<u8>(), buffer.len_bytes())
-        };
-        py.detach(|| agg.feed(slice));
-        Ok(())
+        detached(py, data, |slice| agg.feed(slice))
     }
 
     #[getter]
@@ -866,6 +883,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(compress_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(detect_log_type, m)?)?;
+    m.add_function(wrap_pyfunction!(log_types, m)?)?;
     m.add_function(wrap_pyfunction!(merge_sketches, m)?)?;
     m.add_function(wrap_pyfunction!(merge_sketch_groups, m)?)?;
     m.add_function(wrap_pyfunction!(merge_groups, m)?)?;

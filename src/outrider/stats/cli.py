@@ -56,7 +56,10 @@ app = typer.Typer(
 
 Files = Annotated[
     list[str] | None,
-    typer.Argument(help="Log files (plain or gzip, e.g. @4000….s); '-' or none for stdin.", show_default=False),
+    typer.Argument(
+        help="Log files (plain or gzip, e.g. @4000….s) or pipes (<(zcat f.gz)); '-' or none for stdin.",
+        show_default=False,
+    ),
 ]
 TypeOpt = Annotated[
     str | None,
@@ -81,7 +84,13 @@ PrintFieldsOpt = Annotated[
     ),
 ]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-IntervalOpt = Annotated[str | None, typer.Option(help="One table per time window, e.g. 10m or 1h.", show_default=False)]
+IntervalOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="One table per time window, e.g. 10m or 1h; lines without a usable time come last, as '(no time)'.",
+        show_default=False,
+    ),
+]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Explain skipped and bad lines, with samples.")]
 ApproxOpt = Annotated[
     bool,
@@ -97,6 +106,11 @@ class StatsError(Exception):
     """A problem to report to the user in one line, without a traceback."""
 
 
+def _stderr() -> Console:
+    # soft_wrap: one line whatever the width (a wrapped path cannot be copied or grepped)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
 def _fail_cleanly(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn expected errors into a one-line message and exit code 2 (never a traceback)."""
 
@@ -105,25 +119,24 @@ def _fail_cleanly(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except (StatsError, views.ViewError, sources.InputError, ValueError) as e:
-            # soft_wrap: one line whatever the width (a wrapped path cannot be copied or grepped)
-            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
+            _stderr().print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(2) from None
 
     return run
 
 
-def _group_by_type(files: Sequence[str] | None, log_type: str | None) -> dict[str | None, list[sources.Source]]:
-    """Inputs by log type, so that files of different kinds get separate tables."""
-    views.check_log_type(log_type)
-    groups: dict[str | None, list[sources.Source]] = {}
+def _inputs(files: Sequence[str] | None) -> list[sources.Source]:
+    """The inputs, each checked before any is read: anything that can be read but a directory, so also a pipe
+    (`<(zcat a.gz)`) or /dev/stdin."""
+    inputs = []
     for f in files or [sources.STDIN]:
-        src = sources.Source(f)
-        if f != sources.STDIN and not Path(f).is_file():
+        if f != sources.STDIN:
             if Path(f).is_dir():
                 raise StatsError(f"{f}: is a directory; name the logs in it (e.g. {Path(f) / '*.log'})")
-            raise StatsError(f"{f}: no such file")
-        groups.setdefault(log_type or sources.detect_type(src), []).append(src)
-    return groups
+            if not Path(f).exists():
+                raise StatsError(f"{f}: no such file")
+        inputs.append(sources.Source(f))
+    return inputs
 
 
 def _load(
@@ -133,19 +146,41 @@ def _load(
     approximate: bool = False,
     **kinds: bool,
 ) -> list[logparse.LogReport]:
-    """One report per log type found among `files`."""
+    """One report per log type found among `files`, each input joining the one of the type most of its head
+    lines tell (or the unrecognised one); an empty input joins none."""
+    views.check_log_type(log_type)
     seconds = views.parse_interval(interval) if interval else 0
-    reports = []
-    for detected, group in _group_by_type(files, log_type).items():
-        report = logparse.LogReport(log_type=detected, interval_seconds=seconds, exact=not approximate, **kinds)
-        sources.feed(report, group)
-        reports.append(report)
-    return reports
+    inputs = _inputs(files)
+    reports: dict[str | None, logparse.LogReport] = {}
+    also: dict[str | None, list[str]] = {}  # other log types the heads of each report's inputs told, to name
+
+    def report(t: str | None) -> logparse.LogReport:
+        if t not in reports:
+            reports[t] = logparse.LogReport(log_type=t, interval_seconds=seconds, exact=not approximate, **kinds)
+        return reports[t]
+
+    def route(types: list[str]) -> logparse.LogReport:
+        main = types[0] if types else None
+        others = also.setdefault(main, [])
+        others += [t for t in types[1:] if t not in others]
+        return report(main)
+
+    empty = sources.feed(report(log_type) if log_type else route, inputs)
+    err = _stderr()
+    if len(inputs) > 1:  # one input alone is told of by its empty table
+        for source in empty:
+            err.print(f"{source.name}: empty", markup=False)
+    for t, r in reports.items():
+        # A file of several types (Helm's stdout) is read as its commonest: say what the others hold.
+        if other := r.skipped.get("other_log_type"):
+            hint = f"; --type {' or '.join(also[t])} shows them" if also.get(t) else ""
+            err.print(f"{t}: {other} of {r.lines} lines belong to other log types (skipped){hint}", markup=False)
+    return list(reports.values()) or [report(None)]
 
 
 def _explain(report: logparse.LogReport, verbose: bool) -> None:
     """Tell on stderr what was not counted: always the bad-line count, with --verbose the reasons and samples."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = _stderr()
     bad = sum(report.bad_lines.values())
     if report.log_type is None:
         err.print(f"no GitLab log lines recognised in {report.lines} lines; try --type")
@@ -213,7 +248,8 @@ def top(
     ] = "duration",
     limit: LimitOpt = 10,
     display: Annotated[
-        str, typer.Option(help="Show values, percentage of totals, or both: value|percentage|both.")
+        str,
+        typer.Option(help="Show values, percentage of totals, or both: value|percentage|both (perc = percentage)."),
     ] = "value",
     fmt: FormatOpt = OutputFormat.table,
     interval: IntervalOpt = None,
@@ -258,6 +294,5 @@ def compare(
     """Two logs side by side per key (A, B and B - A), then the keys that only one of them has."""
     (report_a,) = _load([before], log_type, approximate=approximate)
     (report_b,) = _load([after], log_type, approximate=approximate)
-    if report_a.log_type != report_b.log_type:
-        raise StatsError(f"cannot compare {report_a.log_type} with {report_b.log_type}")
+    views.check_comparable((sources.Source(before).name, report_a), (sources.Source(after).name, report_b))
     _emit([(report_b, views.compare_sections(report_a, report_b, sort_by, limit))], fmt, verbose)

@@ -5,7 +5,8 @@ import io
 import itertools
 import os
 import sys
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import cast
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 import logparse
@@ -22,7 +24,8 @@ BLOCK_BYTES = 16 << 20
 """Bytes handed to the parser at once: large enough for all cores, small enough to bound memory."""
 PROGRESS_MIN_BYTES = 64 << 20
 """Inputs at least this large get a progress bar on stderr."""
-DETECT_BYTES = 1 << 20
+DETECT_BYTES = 64 << 20
+"""Bytes of an input held back while none of its lines tells its log type; past that it is read as unknown."""
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -67,28 +70,47 @@ def buffers(block_bytes: int = BLOCK_BYTES) -> list[bytearray]:
     return [bytearray(block_bytes) for _ in range(3)]
 
 
+class CutShort(Exception):
+    """A gzip input ended before its end-of-stream marker; the whole lines before the cut were read."""
+
+
 def blocks(stream: io.BufferedIOBase, pool: list[bytearray]) -> Iterator[memoryview]:
     """Blocks of whole lines read into reused buffers, so no block is copied on the way to the parser.
 
     A block stays valid while the next two are read (three buffers rotate, and at most one block is read
-    ahead). A line longer than a block is split in two.
+    ahead). A line longer than a block is split in two. A gzip cut short yields the whole lines before the cut,
+    then raises CutShort (EOFError if nothing at all came out of it).
     """
     block_bytes = len(pool[0])
     carry = b""
+    started = False
     for k in itertools.count():
         buf = pool[k % len(pool)]
         view = memoryview(buf)
         view[: len(carry)] = carry
         filled = len(carry)
-        while filled < block_bytes and (n := stream.readinto(view[filled:])):
-            filled += n
-        if filled == 0:
-            return
-        eof = filled < block_bytes
-        cut = filled if eof else buf.rfind(b"\n", 0, filled) + 1 or filled
+        cut_short = None
+        try:
+            # readinto1, not readinto: when a gzip ends early, readinto raises and loses what it had read.
+            while filled < block_bytes and (n := stream.readinto1(view[filled:])):
+                filled += n
+                started = True
+        except EOFError as e:
+            if not started:
+                raise
+            cut_short = CutShort(str(e))
+        if cut_short:
+            cut = buf.rfind(b"\n", 0, filled) + 1  # the line at the cut is incomplete
+        elif filled < block_bytes:
+            cut = filled
+        else:
+            cut = buf.rfind(b"\n", 0, filled) + 1 or filled
         carry = bytes(view[cut:filled])
-        yield view[:cut]
-        if eof:
+        if cut:
+            yield view[:cut]
+        if cut_short:
+            raise cut_short
+        if filled < block_bytes:
             return
 
 
@@ -101,20 +123,13 @@ def _prefetched(it: Iterator[memoryview]) -> Iterator[memoryview]:
             yield block
 
 
-def detect_type(source: Source) -> str | None:
-    """The log type of a file from its first lines (stdin cannot be peeked; it is detected while reading)."""
-    if source.path == STDIN:
-        return None
-    try:
-        with source.open() as (stream, _):
-            head = stream.read(DETECT_BYTES)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise InputError(f"{source.name}: {e}") from e
-    return logparse.detect_log_type(head[: head.rfind(b"\n") + 1] or head)
+Route = Callable[[list[str]], logparse.LogReport]
+"""The report an input goes to, given the log types its head holds (the most lines first; none if no line tells)."""
 
 
-def feed(report: logparse.LogReport, sources: Iterable[Source], progress: bool = True) -> None:
-    """Feed every source to `report`, with a progress bar on stderr when the inputs are large."""
+def feed(to: logparse.LogReport | Route, sources: Iterable[Source], progress: bool = True) -> list[Source]:
+    """Feed every source to one report, or to the report a route picks for each; a progress bar on stderr when
+    the inputs are large, and a warning for a gzip cut short. Returns the inputs that held nothing."""
     sources = list(sources)
     total = sum(s.size() for s in sources)
     columns = (
@@ -125,18 +140,64 @@ def feed(report: logparse.LogReport, sources: Iterable[Source], progress: bool =
         TimeRemainingColumn(),
     )
     show = progress and total >= PROGRESS_MIN_BYTES
-    with Progress(*columns, console=Console(stderr=True), transient=True, disable=not show) as bar:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    empty = []
+    with Progress(*columns, console=err, transient=True, disable=not show) as bar:
         task = bar.add_task("parsing", total=total)
         pool = buffers(BLOCK_BYTES)
         done = 0
+        # One report takes every line, the type it was given deciding: no need to look at the lines first.
+        route, detect = (to, True) if callable(to) else ((lambda _types: to), False)
         for source in sources:
             bar.update(task, description=Path(source.name).name)
-            try:
-                with source.open() as (stream, raw):
-                    for block in _prefetched(blocks(stream, pool)):
-                        report.feed(block)
-                        if raw is not sys.stdin.buffer:
-                            bar.update(task, completed=done + raw.tell())
-            except (OSError, EOFError, gzip.BadGzipFile) as e:
-                raise InputError(f"{source.name}: {e}") from e
+
+            def tick(position: int, at: int = done) -> None:
+                bar.update(task, completed=at + position)
+
+            read, cut = _feed_one(source, route, detect, pool, tick)
+            if cut:  # as zcat does: what came before the cut counts, and the user hears of it
+                err.print(
+                    f"[yellow]warning:[/yellow] {escape(source.name)}: cut short; read the lines before the cut ({cut})"
+                )
+            if not read:
+                empty.append(source)
             done += source.size()
+    return empty
+
+
+def _feed_one(
+    source: Source, route: Route, detect: bool, pool: list[bytearray], tick: Callable[[int], None]
+) -> tuple[int, CutShort | None]:
+    """Feed one source; the bytes read, and the error of a gzip cut short (what came before the cut is fed).
+
+    A route gets the log types of the first block in which a line tells one (the blocks before it are held, up to
+    DETECT_BYTES), so that a pipe, which can be read only once, loses no line."""
+    report = None if detect else route([])
+    held: list[bytes] = []
+    read = 0
+    cut = None
+    try:
+        with source.open() as (stream, raw):
+            for block in _prefetched(blocks(stream, pool)):
+                read += len(block)
+                if report is None:
+                    types = logparse.log_types(block)
+                    if not types and read < DETECT_BYTES:
+                        held.append(bytes(block))  # the pool reuses its buffer two blocks on
+                        continue
+                    report = route(types)
+                    for h in held:
+                        report.feed(h)
+                    held = []
+                report.feed(block)
+                if raw is not sys.stdin.buffer and raw.seekable():
+                    tick(raw.tell())
+    except CutShort as e:
+        cut = e
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:  # EOFError: nothing came out of the gzip
+        raise InputError(f"{source.name}: {e}") from e
+    if held:  # no line told its type
+        report = route([])
+        for h in held:
+            report.feed(h)
+    return read, cut

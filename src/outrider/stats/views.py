@@ -42,6 +42,8 @@ DEFAULT_FIELDS = ("count", "rps", "p99", "p95", "median", "max", "min", "stddev"
 
 INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+NO_TIME = 0
+"""The window logparse puts records without a usable time in (so also any timed in 1970's first window)."""
 
 
 class ViewError(ValueError):
@@ -80,13 +82,25 @@ def when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def window_title(bucket: int | None) -> str | None:
+    """fast-stats' `>>> 2024-05-01 10:00:00 <<<` heading of a window; None without an interval."""
+    if bucket is None:
+        return None
+    return f">>> {'(no time)' if bucket == NO_TIME else when(bucket)} <<<"
+
+
+def window_order(bucket: int | None) -> float:
+    """Windows in time order, that of records without a time last."""
+    return float("inf") if bucket == NO_TIME else float(bucket or 0)
+
+
 def stat_row(k: logparse.KeyStats) -> dict[str, Value]:
     """A stats table row: fast-stats' columns plus average component times per request."""
     n = k.count
     return {
         "key": k.key,
         "count": n,
-        "rps": k.rps,
+        "rps": None if k.bucket_start == NO_TIME else k.rps,  # untimed requests have no rate
         "p99": k.p99_ms,
         "p95": k.p95_ms,
         "median": k.median_ms,
@@ -136,9 +150,8 @@ def stats_sections(report: logparse.LogReport, fields: Sequence[str], sort_by: s
         by_bucket.setdefault(k.bucket_start, []).append(stat_row(k))
     totals = {t.bucket_start: stat_row(t) for t in report.totals()}
     sections = []
-    for bucket, rows in sorted(by_bucket.items(), key=lambda kv: kv[0] or 0):
-        title = None if bucket is None else f">>> {when(bucket)} <<<"
-        sections.append(Section(title, columns, sort_rows(rows, sort_by)[:limit], totals[bucket]))
+    for bucket, rows in sorted(by_bucket.items(), key=lambda kv: window_order(kv[0])):
+        sections.append(Section(window_title(bucket), columns, sort_rows(rows, sort_by)[:limit], totals[bucket]))
     return sections or [Section(None, columns, [])]
 
 
@@ -156,6 +169,8 @@ TOP_HEADERS = {
 }
 DIMENSION_HEADERS = {"user": "USER", "project": "PROJECT", "client": "CLIENT", "path": "PATH"}
 DISPLAYS = ("value", "percentage", "both")
+DISPLAY_ALIASES = {"perc": "percentage"}
+"""GreenHat's `--display value,perc,both`."""
 
 
 def human_ms(v: Value) -> str:
@@ -200,11 +215,18 @@ def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: 
 
     With an interval, one set of tables per window, shares taken of that window's totals.
     """
-    if display not in DISPLAYS:
-        raise ViewError(f"unknown display {display!r}; choose from {', '.join(DISPLAYS)}")
+    if display not in DISPLAYS and display not in DISPLAY_ALIASES:
+        raise ViewError(f"unknown display {display!r}; choose from value, percentage (or perc), both")
+    display = DISPLAY_ALIASES.get(display, display)
     sort_by = resolve_top_field(sort_by)
     shown = ["count", "duration", *report.components, "failed"]
     fields = [f for f in TOP_FIELDS if f in shown]
+    window_totals = {t.bucket_start: _top_values(t.count, t.failed, t) for t in report.totals()}
+    # Ranking by a column the log lacks would rank by name under a title that says otherwise.
+    if window_totals and sort_by not in fields:
+        raise ViewError(
+            f"this {report.log_type} log carries no {sort_by} times to sort by; choose from {', '.join(fields)}"
+        )
     columns: list[Column] = []
     for f in fields:
         fmt = fixed(0) if f in ("count", "failed") else human_ms
@@ -220,10 +242,9 @@ def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: 
             r[f"{f}_pct"] = 100 * values[f] / totals[f] if totals[f] else None
         return r
 
-    window_totals = {t.bucket_start: _top_values(t.count, t.failed, t) for t in report.totals()}
     sections = []
-    for bucket, totals in sorted(window_totals.items(), key=lambda kv: kv[0] or 0):
-        window = "" if bucket is None else f">>> {when(bucket)} <<< "
+    for bucket, totals in sorted(window_totals.items(), key=lambda kv: window_order(kv[0])):
+        window = "" if bucket is None else f"{window_title(bucket)} "
         for dim in logparse.DIMENSIONS:
             entries = [e for e in report.top(dim) if e.bucket_start == bucket]
             if not any(e.value != "(none)" for e in entries):
@@ -264,7 +285,7 @@ def errors_sections(report: logparse.LogReport, limit: int, sample_chars: int) -
     for e in report.errors():
         by_bucket.setdefault(e.bucket_start, []).append(e)
     sections = []
-    for bucket, in_bucket in sorted(by_bucket.items(), key=lambda kv: kv[0] or 0):
+    for bucket, in_bucket in sorted(by_bucket.items(), key=lambda kv: window_order(kv[0])):
         groups = sorted(in_bucket, key=lambda e: (-e.count, e.error))[:limit]
         rows: list[dict[str, Value]] = [
             {
@@ -289,7 +310,7 @@ def errors_sections(report: logparse.LogReport, limit: int, sample_chars: int) -
             for e in groups
             for ev in e.events
         ]
-        window = "" if bucket is None else f">>> {when(bucket)} <<<"
+        window = window_title(bucket) or ""
         summary = f"{sum(e.count for e in in_bucket)} failed or raising requests in {len(in_bucket)} groups"
         sections += [
             Section(window or None, ERROR_COLUMNS, rows, notes=[summary]),
@@ -302,6 +323,16 @@ def errors_sections(report: logparse.LogReport, limit: int, sample_chars: int) -
 
 
 COMPARE_METRICS = ("count", "rps", "p99", "p95", "median", "score", "perc_failed")
+
+
+def check_comparable(a: tuple[str, logparse.LogReport], b: tuple[str, logparse.LogReport]) -> None:
+    """ViewError unless both (name, report) inputs are GitLab logs of one type; names the input at fault."""
+    for name, report in (a, b):
+        if report.log_type is None:
+            raise ViewError(f"{name}: no GitLab log lines recognised; try --type")
+    (name_a, report_a), (name_b, report_b) = a, b
+    if report_a.log_type != report_b.log_type:
+        raise ViewError(f"cannot compare {report_a.log_type} ({name_a}) with {report_b.log_type} ({name_b})")
 
 
 def compare_sections(a: logparse.LogReport, b: logparse.LogReport, sort_by: str, limit: int) -> list[Section]:

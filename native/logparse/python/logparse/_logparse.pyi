@@ -17,6 +17,7 @@ __all__ = [
     "TopRow",
     "compress_chunk",
     "detect_log_type",
+    "log_types",
     "merge_groups",
     "merge_sketch_groups",
     "merge_sketches",
@@ -115,7 +116,7 @@ class KeyStats:
     def key(self) -> str: ...
     @property
     def bucket_start(self) -> int | None:
-        """Start of the interval, seconds since the epoch; None without an interval."""
+        """Start of the interval, seconds since the epoch (0 for records without a time); None without an interval."""
     @property
     def count(self) -> int: ...
     @property
@@ -162,7 +163,7 @@ class TopRow:
     def value(self) -> str: ...
     @property
     def bucket_start(self) -> int | None:
-        """Start of the interval, seconds since the epoch; None without an interval."""
+        """Start of the interval, seconds since the epoch (0 for records without a time); None without an interval."""
     @property
     def count(self) -> int: ...
     @property
@@ -203,7 +204,7 @@ class ErrorGroup:
     def error(self) -> str: ...
     @property
     def bucket_start(self) -> int | None:
-        """Start of the interval, seconds since the epoch; None without an interval."""
+        """Start of the interval, seconds since the epoch (0 for records without a time); None without an interval."""
     @property
     def count(self) -> int: ...
     @property
@@ -218,7 +219,7 @@ class ErrorGroup:
         """The first line that showed it, truncated."""
     @property
     def events(self) -> list[ErrorEvent]:
-        """Its first five requests."""
+        """Its five earliest requests by time (untimed last, ties in input order)."""
 
 @final
 class LogReport:
@@ -315,6 +316,10 @@ def compress_chunk(data: bytes, level: int = 3) -> bytes:
 
 def detect_log_type(data: bytes) -> str | None:
     """The log type most lines at the head of data belong to, or None."""
+
+def log_types(data: bytes | bytearray | memoryview) -> list[str]:
+    """The log types the head of data holds (its first 1000 lines that tell theirs), the most lines first; empty
+    when no line tells its type. Buffers other than bytes are read in place (GIL released)."""
 
 def merge_sketches(a: bytes, b: bytes) -> bytes:
     """The sketch of both inputs' values; raises ValueError on bytes that are not a sketch."""
