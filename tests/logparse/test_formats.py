@@ -90,6 +90,8 @@ def test_helm_lines_of_other_subcomponents_are_skipped() -> None:
         (b'{"controller":"A","action":"b","duration_s":1,"username":"\xff"}', "not_utf8"),
         (b'{"controller":null,"action":"b","duration_s":1}', "missing_key"),
         (b'{"controller":"A","action":"b"}', "missing_duration"),
+        (b'{"controller":"A","action":"b","duration_s":-5}', "negative_duration"),
+        (b'{"controller":"A","action":"b","duration":-0.5}', "negative_duration"),
         (b'{"controller":"A","action":"b","duration_s":[1]}', "wrong_type"),
         (b'{"controller":7,"action":"b","duration_s":1}', "wrong_type"),
         (b'{"controller":"A","controller":"B","duration_s":1}', "wrong_type"),

@@ -417,8 +417,17 @@ fn seconds_as_ms(v: &Val<'_>) -> Option<f64> {
     ms(v).map(|s| s * 1000.0)
 }
 
-/// Turn a parsed line into a record of `log_type`.
+/// Turn a parsed line into a record of `log_type`. A negative duration is a bad line: it would drag the
+/// minimum, the percentiles and the deviation below any real request.
 pub fn extract<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rejection> {
+    let record = extract_any(l, log_type)?;
+    if record.duration_ms < 0.0 {
+        return Err(Rejection::Bad("negative_duration"));
+    }
+    Ok(record)
+}
+
+fn extract_any<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rejection> {
     use Rejection::{Bad, Skip};
     if l.subcomponent.present() && classify(l) != Some(log_type) {
         return Err(Skip("other_log_type"));

@@ -88,7 +88,7 @@ class ChunkStats:
         """Bytes of lines parsed (after expanding a compressed value)."""
     @property
     def bad_lines(self) -> dict[str, int]:
-        """Defective lines by reason (not_json, invalid_json, not_utf8, too_long, missing_key, ...)."""
+        """Defective lines by reason (not_json, invalid_json, not_utf8, too_long, missing_key, negative_duration…)."""
     @property
     def skipped(self) -> dict[str, int]:
         """Legitimate lines that are not requests, by reason (job_start, not_a_call, other_log_type, ...)."""
