@@ -11,6 +11,7 @@ app = typer.Typer(
     help="Outrider: continuous evidence for self-hosted developer-platform rollouts.",
     no_args_is_help=True,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
 )
 app.add_typer(stats_app, name="stats")
 app.add_typer(engagements_app, name="engagements")

@@ -19,3 +19,12 @@ def test_outrider_stats_subcommands_and_help(logs: Path) -> None:
     help_text = runner.invoke(app, ["stats", "--help"]).stdout
     for command in ("table", "top", "errors", "compare"):
         assert command in help_text
+
+
+def test_h_is_help_everywhere() -> None:
+    runner = CliRunner()
+    for args in (["-h"], ["stats", "-h"], ["stats", "top", "-h"], ["engagements", "list", "-h"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "No such option" not in result.output
+        assert "Usage: " in result.stdout

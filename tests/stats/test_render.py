@@ -2,11 +2,12 @@
 
 import csv
 import io
+import json
 
 import pytest
 from rich.console import Console
 
-from outrider.stats.render import Column, Section, print_tables, text, to_csv
+from outrider.stats.render import Column, Section, print_tables, text, to_csv, to_json
 
 KEY = Column("key", "CONTROLLER", text, numeric=False)
 NUMBERS = [Column("p99", "P99_ms"), Column("score", "SCORE")]
@@ -66,3 +67,10 @@ def test_csv_of_several_log_types_has_one_header_and_a_log_type_column() -> None
         ["production_json", "a", "6017.0", "252715.3"],
         ["api_json", "b", "6017.0", "252715.3"],
     ]
+
+
+def test_json_and_csv_keep_small_figures() -> None:
+    rows = [{"key": "sparse", "p99": 0.000347222, "score": 1234.56789}]
+    doc = json.loads(to_json([Section(None, [KEY, *NUMBERS], rows)], {}))
+    assert doc["sections"][0]["rows"] == [{"key": "sparse", "p99": 0.000347, "score": 1234.568}]
+    assert to_csv([([Section(None, [KEY, *NUMBERS], rows)], {})]).splitlines()[1] == "sparse,0.000347,1234.568"

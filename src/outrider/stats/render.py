@@ -69,8 +69,11 @@ class Section:
 
 
 def _rounded(v: Value) -> Value:
+    """Three decimals, or three significant digits below 0.1 (a sparse log's RPS of 0.00035 is not 0)."""
     if isinstance(v, float):
-        return round(v, 3) if math.isfinite(v) else None
+        if not math.isfinite(v):
+            return None
+        return round(v, 3) if abs(v) >= 0.1 else float(f"{v:.3g}")
     return v
 
 
