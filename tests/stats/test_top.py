@@ -108,3 +108,10 @@ def test_perc_is_percentage_as_in_greenhat(run: Run, logs: Path) -> None:
     assert perc == percentage
     assert set(perc[0]["rows"][0]) >= {"count_pct", "duration_pct"}
     assert "count" not in perc[0]["rows"][0]
+
+
+def test_requests_that_name_no_one_say_so(run: Run, tmp_path: Path) -> None:
+    log = tmp_path / "anonymous.log"
+    log.write_text('{"time":"2024-05-01T10:00:00Z","controller":"A","action":"b","status":200,"duration_s":0.1}\n')
+    result = run(log, cmd="top")
+    assert result.stdout == "no user, project, client or path named in these production_json lines\n"

@@ -137,7 +137,7 @@ def to_markdown(sections: Sequence[Section]) -> str:
 
 
 def print_tables(sections: Sequence[Section], console: Console) -> None:
-    """Plain aligned tables for the terminal, totals after a rule.
+    """Plain aligned tables for the terminal, totals after a rule; a section without columns is its notes alone.
 
     Cells are plain text (a key like `Foo[/]` or a path like `pages/[id].js` is not rich markup). Numbers are never
     cut: on a terminal too narrow for a table, the names are shortened (`…`, down to NAME_MIN characters) if that
@@ -146,21 +146,26 @@ def print_tables(sections: Sequence[Section], console: Console) -> None:
     for s in sections:
         if s.title:
             console.print(s.title, highlight=False, markup=False)
-        table = Table(box=RULED, show_edge=False, pad_edge=False, header_style="bold")
-        for c in s.columns:
-            table.add_column(c.header, justify="right" if c.numeric else "left", no_wrap=True)
-        for r in s.rows:
-            table.add_row(*map(Text, _cells(s, r)))
-        if s.totals:
-            table.add_section()
-            table.add_row(*map(Text, _cells(s, s.totals)), style="bold")
-        width, console.width = console.width, _fit(table, console)
-        try:
-            console.print(table)
-        finally:
-            console.width = width
+        if s.columns:
+            _print_table(s, console)
         for note in s.notes:
             console.print(note, highlight=False, markup=False)
+
+
+def _print_table(s: Section, console: Console) -> None:
+    table = Table(box=RULED, show_edge=False, pad_edge=False, header_style="bold")
+    for c in s.columns:
+        table.add_column(c.header, justify="right" if c.numeric else "left", no_wrap=True)
+    for r in s.rows:
+        table.add_row(*map(Text, _cells(s, r)))
+    if s.totals:
+        table.add_section()
+        table.add_row(*map(Text, _cells(s, s.totals)), style="bold")
+    width, console.width = console.width, _fit(table, console)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 NAME_MIN = 24

@@ -254,6 +254,10 @@ def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: 
             title = f"{window}Top {limit} {dim}s by {sort_by}"
             cols = [Column("value", DIMENSION_HEADERS[dim], text, numeric=False), *columns]
             sections.append(Section(title, cols, rows, row("TOTAL", totals, totals)))
+    if window_totals and not sections:  # requests, but none names a user, project, client or path
+        *most, last = logparse.DIMENSIONS
+        empty = f"no {', '.join(most)} or {last} named in these {report.log_type} lines"
+        sections.append(Section(None, [], [], notes=[empty]))
     return sections
 
 
