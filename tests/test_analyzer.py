@@ -191,8 +191,8 @@ def test_live_compare_agrees_with_outrider_stats_compare(
                         "--format", "json", "--limit", "100")  # fmt: skip
         assert live.returncode == 0, live.stdout + live.stderr
         want, got = json.loads(offline.stdout)["sections"], json.loads(live.stdout)["sections"]
-        assert [s["title"] for s in got] == [s["title"] for s in want] == ["In both", "Only in A (1 keys)",
-                                                                            "Only in B (1 keys)"]  # fmt: skip
+        assert [s["title"] for s in got] == [s["title"] for s in want] == ["In both", "Only in A (1 key)",
+                                                                            "Only in B (1 key)"]  # fmt: skip
         for w, g in zip(want, got, strict=True):
             assert [r["key"] for r in g["rows"]] == [r["key"] for r in w["rows"]]
             totals = ([w["totals"]], [g["totals"]]) if w["totals"] else ([], [])
@@ -216,7 +216,7 @@ def test_live_compare_agrees_with_outrider_stats_compare(
         assert [(r["key"], r["count"]) for r in only_b["rows"]] == [(health, 4)]
         table = outrider("engagements", "compare", one, "..2024-05-01T10:02Z", "2024-05-01T10:02Z..",
                          "--tracker", tracker)  # fmt: skip
-        assert "Only in A (1 keys)" in table.stdout
+        assert "Only in A (1 key)" in table.stdout
         assert "ΔP99_ms" in table.stdout
         assert "Both sides: percentiles from the stored sketches (within 1 %)." in table.stdout
         bad = outrider("engagements", "compare", one, "2024-05-01", "..", "--tracker", tracker)

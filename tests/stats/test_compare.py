@@ -42,7 +42,7 @@ def test_compare_on_every_format(
     assert row["median_delta"] == pytest.approx(median_b - median_a)
     assert [r["key"] for r in in_a["rows"]] == [only_a]
     assert in_b["rows"] == []
-    assert in_a["title"] == "Only in A (1 keys)"
+    assert in_a["title"] == "Only in A (1 key)"
 
 
 def test_keys_only_in_b(run: Run, logs: Path, tmp_path: Path) -> None:

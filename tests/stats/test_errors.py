@@ -89,7 +89,7 @@ def test_interval_gives_the_tables_per_window(run: Run, logs: Path, log: str, wi
         assert set(rows_by_key(section, "error")) == expected
         assert all(r["count"] == 1 for r in section["rows"])
         assert {e["error"] for e in event_section["rows"]} == expected
-        assert section["notes"] == [f"1 failed or raising requests in {len(expected)} groups"]
+        assert section["notes"] == [f"1 failed or raising request in {len(expected)} group{'s' * (len(expected) != 1)}"]
 
 
 def test_events_are_the_earliest_by_time_ties_in_input_order(run: Run, tmp_path: Path) -> None:

@@ -261,6 +261,11 @@ def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: 
     return sections
 
 
+def counted(n: int, thing: str) -> str:
+    """`1 key`, `2 keys`."""
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"
+
+
 ERROR_COLUMNS = (
     Column("error", "ERROR", text, numeric=False),
     Column("count", "COUNT", fixed(0)),
@@ -315,7 +320,8 @@ def errors_sections(report: logparse.LogReport, limit: int, sample_chars: int) -
             for ev in e.events
         ]
         window = window_title(bucket) or ""
-        summary = f"{sum(e.count for e in in_bucket)} failed or raising requests in {len(in_bucket)} groups"
+        failed = counted(sum(e.count for e in in_bucket), "failed or raising request")
+        summary = f"{failed} in {counted(len(in_bucket), 'group')}"
         sections += [
             Section(window or None, ERROR_COLUMNS, rows, notes=[summary]),
             Section(f"{window} Events".strip(), EVENT_COLUMNS, events),
@@ -399,5 +405,5 @@ def compare_rows(
     only_cols = [columns[0], *(STAT_COLUMNS[m] for m in metrics)]
     for label, mine, other in (("A", rows_a, rows_b), ("B", rows_b, rows_a)):
         only = sort_rows([r for k, r in mine.items() if k not in other], "score")
-        sections.append(Section(f"Only in {label} ({len(only)} keys)", only_cols, only[:limit]))
+        sections.append(Section(f"Only in {label} ({counted(len(only), 'key')})", only_cols, only[:limit]))
     return sections
