@@ -108,6 +108,7 @@ def test_events_are_the_earliest_by_time_ties_in_input_order(run: Run, tmp_path:
     )
     summary, events = sections(run(log, "--format", "json", cmd="errors"))
     assert summary["rows"][0]["first"] == "2024-05-01 10:00:02"
+    assert '"correlation_id": "c7"' in summary["rows"][0]["sample"]  # the sample is the FIRST line too
     # The five earliest, sorted: 02 c7, 03 c4 and c6 (as they came), 05 c8, 06 c5.
     assert [(e["correlation_id"], e["time"][-2:]) for e in events["rows"]] == [
         ("c7", "02"),

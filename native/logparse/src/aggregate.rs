@@ -136,6 +136,11 @@ pub struct ErrorEvent {
     pub project: Option<String>,
 }
 
+/// Whether `a` comes strictly before `b`, an unknown time after every known one.
+fn earlier(a: Option<f64>, b: Option<f64>) -> bool {
+    a.unwrap_or(f64::INFINITY) < b.unwrap_or(f64::INFINITY)
+}
+
 /// Where an event at `time` goes among `events` (earliest first, untimed last) after all of its ties, so that
 /// ties stay in input order; `EVENTS_PER_ERROR` when it is too late to keep.
 fn event_slot(events: &[ErrorEvent], time: Option<f64>) -> usize {
@@ -152,7 +157,8 @@ fn keep_earliest(events: &mut Vec<ErrorEvent>, ev: ErrorEvent) {
     }
 }
 
-/// One kind of failure with the first line that showed it and its earliest few events.
+/// One kind of failure with the earliest line that showed it (ties: the first in input order; untimed lines
+/// last) and its earliest few events.
 #[derive(Debug, Clone)]
 pub struct ErrorAcc {
     pub count: u64,
@@ -380,6 +386,10 @@ impl Aggregate {
                         sample: sample_of(line, ERROR_SAMPLE_BYTES),
                         events: Vec::new(),
                     });
+                if e.count > 0 && earlier(rec.time, e.first_time) {
+                    e.key.clone_from(&self.key_buf);
+                    e.sample = sample_of(line, ERROR_SAMPLE_BYTES);
+                }
                 e.count += 1;
                 // Checked first so that an event too late to keep costs no allocation.
                 if event_slot(&e.events, rec.time) < EVENTS_PER_ERROR {
@@ -443,6 +453,9 @@ impl Aggregate {
         for (k, e) in other.errors {
             match self.errors.get_mut(&k) {
                 Some(m) => {
+                    if earlier(e.first_time, m.first_time) {
+                        (m.key, m.sample) = (e.key, e.sample);
+                    }
                     m.count += e.count;
                     m.first_time = min_opt(m.first_time, e.first_time);
                     m.last_time = max_opt(m.last_time, e.last_time);
@@ -632,6 +645,11 @@ mod tests {
             .map(|e| e.correlation_id.as_deref().unwrap())
             .collect();
         assert_eq!(ids, ["g", "b", "f", "e", "d"]);
+        assert!(
+            group.sample.contains(r#""correlation_id":"g""#),
+            "{}",
+            group.sample
+        );
     }
 
     #[test]

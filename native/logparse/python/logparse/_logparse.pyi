@@ -213,10 +213,10 @@ class ErrorGroup:
     def last_time(self) -> float | None: ...
     @property
     def key(self) -> str:
-        """The key of the first record that showed it."""
+        """The key of the earliest record that showed it (ties: the first in input order)."""
     @property
     def sample(self) -> str:
-        """The first line that showed it, truncated."""
+        """The earliest line that showed it, truncated."""
     @property
     def events(self) -> list[ErrorEvent]:
         """Its five earliest requests by time (untimed last, ties in input order)."""
