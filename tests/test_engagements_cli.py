@@ -16,7 +16,7 @@ OUTRIDER = str(Path(sys.executable).parent / "outrider")
 def run(*args: str, tracker: str, token: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [OUTRIDER, "engagements", *args, "--tracker", tracker], capture_output=True, text=True,
-        env={"COLUMNS": "200", "OUTRIDER_API_TOKEN": token},
+        env={"OUTRIDER_API_TOKEN": token},  # piped: no terminal width to fit
     )  # fmt: skip
 
 
@@ -39,6 +39,7 @@ def test_list_status_advance_portfolio_and_findings(
         listed = run("list", "--playbook", "ai-assistant-rollout", tracker=tracker, token=viewer)
         assert listed.returncode == 0, listed.stderr
         assert "Initech [EMEA]" in listed.stdout
+        assert eid in listed.stdout  # whole, to paste into `status ID`
         assert "pilot" in listed.stdout
 
         assert (

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 import logparse
@@ -17,6 +17,8 @@ from outrider.up import ADMIN_TOKEN_FILE
 
 app = typer.Typer(help="Query and move engagements through the tracker API.", no_args_is_help=True)
 console = Console(markup=False)  # names, keys and reasons are data: `[id]` in one is text, not a style
+if not console.is_terminal:  # piped or redirected: tables at their natural width, not squeezed into 80 columns
+    console = Console(markup=False, width=1000)
 TrackerOption = Annotated[
     str, typer.Option("--tracker", envvar="OUTRIDER_TRACKER_URL", help="Base URL of the tracker API.")
 ]
@@ -69,7 +71,8 @@ def list_engagements(
     """Engagements, newest first."""
     given = {"stage": stage, "playbook_id": playbook, "overdue": overdue or None, "owner": owner, "target": target}
     params = {k: v for k, v in {**given, "limit": limit}.items() if v}
-    table = Table("id", "customer", "name", "playbook", "stage", "status")
+    table = Table("customer", "name", "playbook", "stage", "status")
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=36))  # whole, to paste into `status ID`
     for e in _call("GET", f"{tracker}/v1/engagements", token, params=params):
         table.add_row(e["id"], e["customer"], e["name"], e["playbook_id"], e["stage"], e["status"])
     console.print(table)
