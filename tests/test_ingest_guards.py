@@ -1,12 +1,15 @@
 """Ingest refuses what it must, with the right status, and still accepts gzip."""
 
 import gzip
+import time
+import zlib
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.stack import open_engagement, running_services
+import logparse
+from tests.stack import as_admin, open_engagement, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 MAX_BODY = 8 << 20
@@ -62,3 +65,94 @@ def test_tokens_limits_and_encodings(
             'outrider_ingest_requests_rejected_total{reason="body_too_large"} 1.0'
             in httpx.get(f"{ingest}/metrics").text
         )
+
+
+def test_content_codings_are_expanded_or_refused_never_stored_as_lines(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker", "ingest")
+    ) as svc:
+        ingest = svc["ingest"].url
+        engagement, auth = open_engagement(svc["tracker"].url)
+
+        def upload(body: bytes, coding: str | None) -> httpx.Response:
+            return httpx.post(
+                f"{ingest}/v1/engagements/{engagement}/logs",
+                params={"source": "host", "file_id": "f"},
+                content=body,
+                headers={**auth, **({"Content-Encoding": coding} if coding else {})},
+                timeout=30,
+            )
+
+        lines = LINE * 3
+        # RFC 9110 §8.4.1: coding names are case-insensitive and x-gzip is gzip; deflate is the zlib format.
+        for coding, body in [
+            ("GZIP", gzip.compress(lines)),
+            ("x-gzip", gzip.compress(lines)),
+            ("X-GZip", gzip.compress(lines)),
+            ("deflate", zlib.compress(lines)),
+            ("Deflate", zlib.compress(lines)),
+            ("identity", lines),
+            ("identity, gzip", gzip.compress(lines)),
+            (None, lines),
+        ]:
+            accepted = upload(body, coding)
+            got = (accepted.status_code, accepted.json()["lines"], accepted.json()["bytes"])
+            assert got == (202, 3, len(lines)), (coding, accepted.text)
+        for coding, body in [
+            ("zstd", logparse.compress_chunk(lines)),
+            ("br", b"\x1b\x00\x00garbage"),
+            ("compress", b"\x1f\x9dgarbage"),
+            ("gzip, gzip", gzip.compress(gzip.compress(lines))),
+        ]:
+            refused = upload(body, coding)
+            assert refused.status_code == 415, (coding, refused.text)
+            assert refused.headers["accept-encoding"] == "gzip, x-gzip, deflate, identity"
+            assert repr(coding) in refused.json()["detail"]
+            assert "accepted: gzip, x-gzip, deflate, identity" in refused.json()["detail"]
+        assert upload(b"not zlib", "deflate").status_code == 400
+        metrics = httpx.get(f"{ingest}/metrics").text
+        assert 'outrider_ingest_requests_rejected_total{reason="unsupported_encoding"} 4.0' in metrics
+        assert 'outrider_ingest_requests_rejected_total{reason="bad_deflate"} 1.0' in metrics
+        # The accepted codings are documented where clients read the API.
+        operation = httpx.get(f"{ingest}/openapi.json").json()["paths"]["/v1/engagements/{engagement_id}/logs"]["post"]
+        assert "`x-gzip`" in operation["description"]
+        assert "gzip, x-gzip, deflate, identity" in operation["responses"]["415"]["description"]
+
+
+def test_names_that_differ_only_around_a_pipe_are_counted_apart(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "ingest", "analyzer"),
+    ) as svc:  # fmt: skip
+        tracker, ingest = svc["tracker"].url, svc["ingest"].url
+        engagement, auth = open_engagement(tracker)
+
+        def upload(source: str, file_id: str) -> httpx.Response:
+            return httpx.post(
+                f"{ingest}/v1/engagements/{engagement}/logs",
+                params={"source": source, "file_id": file_id, "log_type": "production_json"},
+                content=LINE * 2,
+                headers=auth,
+                timeout=30,
+            )
+
+        # Both were chunk `host|x|y|0`: the analyzer counted the first and dropped the second as a duplicate.
+        assert upload("host|x", "y").status_code == 202
+        assert upload("host", "x|y").status_code == 202
+        assert upload("host", "x|y").status_code == 202  # a resend of the same range still dedupes
+        stats_url = f"{tracker}/v1/engagements/{engagement}/stats"
+        deadline = time.monotonic() + 30
+        while as_admin.get(stats_url).json()["total_count"] < 4:
+            assert time.monotonic() < deadline, f"counted {as_admin.get(stats_url).json()['total_count']} of 4 lines"
+            time.sleep(0.2)
+        time.sleep(1)  # the resend, counted again, would show up now
+        assert as_admin.get(stats_url).json()["total_count"] == 4
+        # Control characters name no host or file, and a NUL cannot be stored: refused before Kafka sees them.
+        for source, file_id in [("host\x00", "f"), ("host", "f\nx"), ("host\x7f", "f")]:
+            refused = upload(source, file_id)
+            assert refused.status_code == 422, (source, file_id, refused.text)
+            assert "control characters" in refused.text

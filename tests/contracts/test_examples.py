@@ -46,9 +46,37 @@ def test_log_chunk_value_is_read_back_by_the_analyzers_parser() -> None:
     assert LogChunk.from_headers({k: v for k, v in zstd.to_headers().items() if k != "encoding"}).encoding == "identity"
 
 
+def test_distinct_sources_files_and_offsets_never_share_a_chunk_id() -> None:
+    example = LogChunk.from_headers(load(f"{LOGS_RAW.name}.headers.json"))
+    names = [
+        ("host|x", "y", 0),  # QA's pair: both were `host|x|y|0`, and the second upload was dropped as a duplicate
+        ("host", "x|y", 0),
+        ("host%7Cx", "y", 0),  # what percent-encoding `host|x` gives, sent as a plain name
+        ("quoted|host%7Cx", "y", 0),
+        ("quoted", "host%7Cx|y", 0),
+        ("quoted", "host%7Cx%7Cy", 0),
+        ("a", "b|1", 0),
+        ("a|b", "1", 0),
+        ("a|b", "1|0", 0),
+        ("a", "b|1|0", 0),
+        ("|", "|", 0),
+    ]
+    chunks = [example.model_copy(update={"source": s, "file_id": f, "offset": o}) for s, f, o in names]
+    ids = [c.chunk_id for c in chunks]
+    assert len(set(ids)) == len(names), ids
+    # Headers carry the names, not the id: a record read back has the id it was produced with.
+    assert [LogChunk.from_headers(c.to_headers()).chunk_id for c in chunks] == ids
+    # Names without `|` keep the id earlier versions stored, so a chunk resent after an upgrade still dedupes.
+    assert example.model_copy(update={"source": "h%7C1", "file_id": "bundle:b.tar.gz:x/current"}).chunk_id == (
+        "h%7C1|bundle:b.tar.gz:x/current|1048576"
+    )
+
+
 @pytest.mark.parametrize(
-    ("field", "value"), [("version", "2"), ("encoding", "gzip"), ("offset", "-1"), ("engagement_id", "nope")]
-)
+    ("field", "value"),
+    [("version", "2"), ("encoding", "gzip"), ("offset", "-1"), ("engagement_id", "nope"), ("source", "a\x00b"),
+     ("file_id", "a\nb"), ("source", "a\x7f")],
+)  # fmt: skip
 def test_log_chunk_rejects_bad_headers(field: str, value: str) -> None:
     headers = {**load(f"{LOGS_RAW.name}.headers.json"), field: value}
     with pytest.raises(ValidationError, match=field):

@@ -1,10 +1,12 @@
 """Event contracts: versioned pydantic models for what travels through Kafka."""
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import quote
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 import logparse
 
@@ -12,19 +14,33 @@ LOG_TYPES = ("production_json", "api_json", "gitaly", "sidekiq")
 LogType = Literal["production_json", "api_json", "gitaly", "sidekiq"]
 NDJSON = "application/x-ndjson"
 Encoding = Literal["identity", "zstd"]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("control characters (U+0000-U+001F, U+007F) are not accepted")
+    return value
+
+
+PrintableStr = Annotated[str, AfterValidator(_no_control_characters)]
+"""Text without control characters: no host or file is named with them, and PostgreSQL text cannot hold a NUL (a
+chunk id with one would fail the analyzer's flush on every retry)."""
 
 
 class LogChunk(BaseModel):
     """Headers of one `logs.raw` record; the value is a run of whole NDJSON lines.
 
     `chunk_id` is (source, file id, start offset): a retried upload produces the same id, so the analyzer can
-    drop what it has already counted.
+    drop what it has already counted, and two different ones never share it.
     """
 
     version: int = Field(1, ge=1, le=1, description="Contract version (headers carry it as text).")
     engagement_id: UUID
-    source: str = Field(min_length=1, max_length=200, description="Host or shipper that read the file.")
-    file_id: str = Field(min_length=1, max_length=500, description="Stable identity of the file (path, inode).")
+    source: PrintableStr = Field(min_length=1, max_length=200, description="Host or shipper that read the file.")
+    file_id: PrintableStr = Field(
+        min_length=1, max_length=500, description="Stable identity of the file (path, inode)."
+    )
     offset: int = Field(ge=0, description="Byte offset of the chunk's first line in the file.")
     lines: int = Field(ge=0)
     log_type: LogType | None = Field(None, description="Known log type, or None to auto-detect.")
@@ -45,8 +61,15 @@ class LogChunk(BaseModel):
 
     @property
     def chunk_id(self) -> str:
-        """Identity of the chunk, unchanged across retries."""
-        return f"{self.source}|{self.file_id}|{self.offset}"
+        """Identity of the chunk, unchanged across retries and distinct for distinct (source, file id, offset).
+
+        Names without `|` are joined as they are, so the ids already stored keep their value and a resent chunk
+        still dedupes. A `|` in a name would make the parts ambiguous (`a|b` + `c` against `a` + `b|c`): then both
+        names are percent-encoded (`|` and `%` too) behind a `quoted` field, three `|` where a plain id has two.
+        """
+        if "|" not in self.source and "|" not in self.file_id:
+            return f"{self.source}|{self.file_id}|{self.offset}"
+        return f"quoted|{quote(self.source, safe='')}|{quote(self.file_id, safe='')}|{self.offset}"
 
     @property
     def key(self) -> bytes:

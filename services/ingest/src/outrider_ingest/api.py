@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 from pydantic import BaseModel
 
-from outrider_common.events import LogChunk, LogType
+from outrider_common.events import LogChunk, LogType, PrintableStr
 from outrider_common.topics import LOGS_RAW
 from outrider_ingest import metrics
 from outrider_ingest.auth import authorize
@@ -24,6 +24,11 @@ from outrider_ingest.settings import IngestSettings
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 router = APIRouter(prefix="/v1", tags=["logs"])
+# Content codings the body may come in (RFC 9110 §8.4.1: names are case-insensitive, x-gzip is gzip). zlib tells
+# gzip from deflate's zlib format by the header (wbits=47), so both cost nothing; zstd and br would need a streaming
+# decoder with an output bound (the bomb guard), which no dependency of ingest has.
+CODINGS = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
+ACCEPTED_CODINGS = "gzip, x-gzip, deflate, identity"
 
 
 class BodyTooLarge(ValueError):
@@ -32,6 +37,25 @@ class BodyTooLarge(ValueError):
     def __init__(self, limit: int) -> None:
         super().__init__(limit)
         self.limit = limit
+
+
+class UnsupportedCoding(ValueError):
+    """The body's Content-Encoding is one ingest cannot expand."""
+
+
+def content_coding(values: list[str]) -> str | None:
+    """The coding that expands the body (`gzip` or `deflate`), or None for a body sent as is.
+
+    `values` are the request's Content-Encoding headers; a coding ingest cannot expand, or several stacked, raise
+    `UnsupportedCoding`: stored unexpanded, the bytes would count as bad lines and the upload would look accepted.
+    """
+    codings = [c.strip().lower() for v in values for c in v.split(",")]
+    applied = [c for c in codings if c and c != "identity"]
+    if not applied:
+        return None
+    if len(applied) > 1 or applied[0] not in CODINGS:
+        raise UnsupportedCoding(", ".join(values))
+    return CODINGS[applied[0]]
 
 
 class UploadAccepted(BaseModel):
@@ -47,24 +71,29 @@ class UploadAccepted(BaseModel):
 @router.post(
     "/engagements/{engagement_id}/logs",
     status_code=202,
-    summary="Upload log lines (NDJSON, optionally gzip-encoded) for an engagement",
+    summary="Upload log lines (NDJSON, optionally gzip- or deflate-encoded) for an engagement",
     dependencies=[Depends(authorize)],
     responses={
+        400: {"description": "The body is not valid in its Content-Encoding"},
         401: {"description": "Missing, unknown or revoked token"},
         403: {"description": "The token belongs to another engagement"},
         413: {"description": "A line or the whole body exceeds its size limit"},
+        415: {"description": f"A Content-Encoding other than {ACCEPTED_CODINGS} (named in Accept-Encoding)"},
         503: {"description": "Kafka did not acknowledge in time; retry after Retry-After seconds"},
     },
 )
 async def upload_logs(
     engagement_id: UUID,
     request: Request,
-    source: Annotated[str, Query(min_length=1, max_length=200, description="Host that read the file.")],
-    file_id: Annotated[str, Query(min_length=1, max_length=500, description="Stable identity of the file.")],
+    source: Annotated[PrintableStr, Query(min_length=1, max_length=200, description="Host that read the file.")],
+    file_id: Annotated[PrintableStr, Query(min_length=1, max_length=500, description="Stable identity of the file.")],
     offset: Annotated[int, Query(ge=0, description="Byte offset of the body's first byte in the file.")] = 0,
     log_type: Annotated[LogType | None, Query(description="Log type; detected from content when absent.")] = None,
 ) -> UploadAccepted:
     """Answer only after Kafka acknowledged every record, so a 202 means the lines are durable.
+
+    The body is NDJSON sent as is or with `Content-Encoding` `gzip` (or `x-gzip`) or `deflate` (zlib format), in
+    any letter case; any other coding (zstd, br, several stacked) is refused with 415 before a byte is read.
 
     Records are cut at the last newline within each `chunk_bytes` window, so the same byte range always yields the
     same chunk ids: after a failure, resend the same range (from `offset`, or from the offset a 503 names, to the
@@ -74,7 +103,16 @@ async def upload_logs(
     broker: KafkaBroker = request.app.state.broker
     topic = settings.topic(LOGS_RAW)
     chunker = LineChunker(start_offset=offset, target=settings.chunk_bytes, max_line=settings.max_line_bytes)
-    gunzip = zlib.decompressobj(wbits=47) if request.headers.get("content-encoding") == "gzip" else None
+    try:
+        coding = content_coding(request.headers.getlist("content-encoding"))
+    except UnsupportedCoding as exc:
+        metrics.REJECTED.labels("unsupported_encoding").inc()
+        raise HTTPException(
+            415,
+            f"Content-Encoding {str(exc)!r} is not supported; accepted: {ACCEPTED_CODINGS}",
+            headers={"Accept-Encoding": ACCEPTED_CODINGS},  # RFC 9110 §12.5.3: what the server accepts
+        ) from exc
+    gunzip = zlib.decompressobj(wbits=47) if coding else None
     accepted = UploadAccepted(bytes=0, lines=0, records=0, first_offset=offset, next_offset=offset)
     received = 0
 
@@ -130,7 +168,7 @@ async def upload_logs(
 
     def expand(raw: bytes) -> Iterator[bytes]:
         """What `raw` expands to, in pieces of at most `chunk_bytes`: memory stays bounded by the piece, not by the
-        body, and a gzip bomb is refused like any oversized body once the expanded total passes the limit."""
+        body, and a compression bomb is refused like any oversized body once the expanded total passes the limit."""
         nonlocal received
         data = raw
         while data:
@@ -151,7 +189,7 @@ async def upload_logs(
                         await produce(piece)
             if gunzip:
                 if not gunzip.eof:
-                    raise zlib.error("truncated gzip stream")
+                    raise zlib.error(f"truncated {coding} stream")
                 for piece in chunker.feed(gunzip.flush()):
                     await produce(piece)
             for piece in chunker.finish():
@@ -171,8 +209,8 @@ async def upload_logs(
             ) from exc
         except zlib.error as exc:
             await settle(0)
-            metrics.REJECTED.labels("bad_gzip").inc()
-            raise HTTPException(400, f"body is not valid gzip: {exc}") from exc
+            metrics.REJECTED.labels(f"bad_{coding}").inc()
+            raise HTTPException(400, f"body is not valid {coding}: {exc}") from exc
         finally:
             # After a 503 the later records may still be in flight: let them finish (a resend dedupes them).
             await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)

@@ -12,7 +12,7 @@ class IngestSettings(ServiceSettings):
     chunk_bytes: int = Field(1 << 20, ge=1024, description="Target size of one Kafka record (whole lines).")
     max_line_bytes: int = Field(4 << 20, ge=1024, description="Longest accepted log line; longer gives 413.")
     max_body_bytes: int = Field(
-        256 << 20, ge=1024, description="Most bytes one request may expand to (after gzip); more gives 413."
+        256 << 20, ge=1024, description="Most bytes one request may expand to (after gzip or deflate); more gives 413."
     )
     max_in_flight: int = Field(8, ge=1, le=64, description="Records of one upload produced at once.")
     produce_timeout_s: float = Field(30.0, gt=0, description="How long to wait for Kafka before answering 503.")
