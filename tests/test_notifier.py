@@ -1,6 +1,7 @@
 """Reminders to Slack through the real slack_sdk against a local Slack Web API: on time, once, never lost."""
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -13,7 +14,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from outrider.devstack import Service, free_port
 from outrider.slack_local import LocalSlack
@@ -356,3 +357,85 @@ def test_with_no_group_window_each_finding_is_a_message_of_its_own(
     assert sorted(m["text"] for m in slack.messages) == sorted(
         f"ACME (ACME 10k): New finding: {f.summary} (<@U024BE7LH>)" for f in findings
     )
+
+
+def send(bootstrap: str, topic: str, key: bytes, values: list[bytes]) -> None:
+    """Raw records with one key (one partition, in order), as any producer could write them."""
+
+    async def go() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send_and_wait(topic, value, key=key, headers=[("content-type", b"application/json")])
+        finally:
+            await producer.stop()
+
+    asyncio.run(go())
+
+
+def read_topic(bootstrap: str, topic: str, want: int) -> list[ConsumerRecord]:
+    """The first `want` records of `topic` (fewer if they do not come within 30 s)."""
+
+    async def go() -> list[ConsumerRecord]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+        await consumer.start()
+        got: list[ConsumerRecord] = []
+        try:
+            deadline = time.monotonic() + 30
+            while len(got) < want and time.monotonic() < deadline:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    got += records
+        finally:
+            await consumer.stop()
+        return got
+
+    return asyncio.run(go())
+
+
+def test_a_message_that_fails_every_time_is_dead_lettered_and_its_partition_moves_on(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    eid = uuid4()
+
+    def event(type: str, **data: object) -> bytes:
+        return json.dumps({"event_id": str(uuid4()), "type": type, "engagement_id": str(eid),
+                           "occurred_at": datetime.now(UTC).isoformat(), "data": data}).encode()  # fmt: skip
+
+    not_an_event = b'{"type": "touchpoint.scheduled"}'  # fails the contract
+    no_touchpoint = event("touchpoint.scheduled", title="K", scheduled_at="2030-01-01T10:00:00+00:00")  # a bug's
+    far = event("touchpoint.scheduled", touchpoint_id="t1", title="K", scheduled_at="9999-12-31T23:59:59+00:00")
+    topic, dead_topic = f"{topic_prefix}engagement.events", f"{topic_prefix}engagement.events.dead"
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("notifier",), settings=notifier_settings(slack),
+    ) as svc:  # fmt: skip
+        notifier = svc["notifier"]
+        metrics = notifier.url + "/metrics"
+        later = event("engagement.created", name="Later", customer="ACME")
+        send(kafka_bootstrap, topic, str(eid).encode(), [not_an_event, no_touchpoint, far, later])
+        # The events behind the bad ones on their partition are handled: the far touchpoint gets its reminder (the
+        # overdue one would fall past the year 9999 and is left out), the engagement is remembered.
+        until(lambda: 'events_total{type="engagement.created"} 1.0' in httpx.get(metrics).text, "the later event")
+        text = httpx.get(metrics).text
+        assert 'outrider_notifier_reminders_total{outcome="scheduled"} 1.0' in text
+        assert 'outrider_notifier_dead_letters_total{error="ValidationError",topic="engagement.events"} 1.0' in text
+        assert 'outrider_notifier_dead_letters_total{error="KeyError",topic="engagement.events"} 1.0' in text
+        dead = read_topic(kafka_bootstrap, dead_topic, 2)
+        assert [r.value for r in dead] == [not_an_event, no_touchpoint]
+        assert {r.key for r in dead} == {str(eid).encode()}
+        reasons = [dict(r.headers)["dead-letter-reason"].decode() for r in dead]
+        assert reasons[0].startswith("ValidationError")
+        assert "event_id" in reasons[0]
+        assert reasons[1] == "KeyError: 'touchpoint_id'"
+        assert all(dict(r.headers)["dead-letter-source"].decode().startswith(f"{topic}/") for r in dead)
+        (stored,) = rows(database_dsn, "SELECT kind, due_at FROM reminders")
+        assert (stored["kind"], stored["due_at"]) == ("touchpoint_due", datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC))
+
+        # Their offsets were committed: a restarted notifier reads on from the next event, not the bad ones again.
+        notifier.stop()
+        notifier.start()
+        notifier.wait_ready()
+        send(kafka_bootstrap, topic, str(eid).encode(), [event("engagement.created", name="Again", customer="ACME")])
+        until(lambda: 'events_total{type="engagement.created"} 1.0' in httpx.get(metrics).text, "the next event")
+        assert "outrider_notifier_dead_letters_total{" not in httpx.get(metrics).text  # nothing read twice

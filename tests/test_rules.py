@@ -1,17 +1,26 @@
-"""The pure rules: reminder planning, quiet hours, Slack messages, findings thresholds, playbook validation."""
+"""The pure rules: reminder planning, quiet hours, Slack messages, findings thresholds, playbook validation, which
+failures of the notifier's subscribers are retried and which dead-lettered."""
 
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import asyncpg
 import pytest
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaConnectionError
+from faststream import ContextRepo
 from pydantic import ValidationError
 
 import logparse
 from outrider_analyzer.findings import Thresholds, evaluate
 from outrider_common.events import EngagementEvent
 from outrider_common.logstats import Aggregate, StatsKey
+from outrider_common.topics import ENGAGEMENT_EVENTS
+from outrider_notifier import handlers
+from outrider_notifier.handlers import DeadLetters, is_transient
 from outrider_notifier.messaging import build, mention
 from outrider_notifier.reminders import STAGE, in_quiet_hours, plan_for_event, subjects_cancelled_by
+from outrider_notifier.slack import RetryLater
 from outrider_tracker.playbook.models import Playbook
 from outrider_tracker.playbook.service import get_all, missing_exit_criteria
 from outrider_tracker.stage.health import HealthInputs, health
@@ -110,6 +119,75 @@ def test_health_starts_at_100_and_names_every_deduction() -> None:
         "30 days in a stage expected to take 14 (-20)",
     ]  # fmt: skip
     assert health(HealthInputs(9, 9, 9, days_in_stage=99, expected_days=1))[0] == 0  # caps 30 + 30 + 20 + 20
+
+
+def test_health_reasons_agree_with_their_counts() -> None:
+    _, reasons = health(HealthInputs(1, 2, 2, days_in_stage=0, expected_days=14))
+    assert reasons == [
+        "1 overdue touchpoint (-15)", "2 open high-impact risks (-20)", "2 findings in the last 7 days (-10)",
+    ]  # fmt: skip
+
+
+def test_a_date_at_the_calendars_edge_plans_the_reminders_that_fit_in_it() -> None:
+    lead, grace = timedelta(hours=24), timedelta(hours=1)
+    last = event("touchpoint.scheduled", touchpoint_id="t1", title="K", scheduled_at="9999-12-31T23:59:59+00:00")
+    (due,) = plan_for_event(last, lead=lead, grace=grace)  # overdue at 10000-01-01T00:59:59 is past the calendar
+    assert (due.kind, due.due_at) == ("touchpoint_due", datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC))
+    first = event("touchpoint.scheduled", touchpoint_id="t2", title="K", scheduled_at="0001-01-01T00:00:00+00:00")
+    (overdue,) = plan_for_event(first, lead=lead, grace=grace)
+    assert (overdue.kind, overdue.due_at) == ("touchpoint_overdue", datetime(1, 1, 1, 1, tzinfo=UTC))
+    review = event("tech_review.requested", review_id="r1", gap="SAML", decision_needed_by="0001-01-02")
+    assert plan_for_event(review, lead=lead, grace=grace) == []
+    late = EngagementEvent(event_id=uuid4(), type="handoff.requested", engagement_id=uuid4(),
+                           occurred_at=datetime.max.replace(tzinfo=UTC), data={"handoff_id": "h1"})  # fmt: skip
+    assert plan_for_event(late, lead=lead, grace=grace) == []
+    stalled = event("engagement.created", stage="discovery", expected_days=3_000_000)  # some 8,000 years
+    assert plan_for_event(stalled, lead=lead, grace=grace) == []
+
+
+class RecordingBroker:
+    """Stands in for the KafkaBroker: keeps what is published."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[bytes, str, bytes, dict[str, str]]] = []
+
+    async def publish(self, value: bytes, topic: str, *, key: bytes, headers: dict[str, str]) -> None:
+        self.published.append((value, topic, key, headers))
+
+
+async def test_a_failure_is_retried_when_a_dependency_is_away_and_dead_lettered_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(handlers, "RETRY_PAUSE_S", 0.0)
+    broker = RecordingBroker()
+    letters = DeadLetters(broker, {"p.engagement.events": (ENGAGEMENT_EVENTS, "p.engagement.events.dead")})  # type: ignore[arg-type]
+    record = ConsumerRecord("p.engagement.events", 2, 7, 0, 0, b"e1", b"{}", None, 2, 2, [("traceparent", b"00-ab")])
+
+    async def outcome(exc: Exception) -> bool | None:
+        """True: dead-lettered and acknowledged; False: left to NACK_ON_ERROR, to be read again."""
+        return await letters(record, context=ContextRepo()).after_processed(type(exc), exc, None)
+
+    away = [ConnectionRefusedError(), TimeoutError(), OSError("reset"), KafkaConnectionError(),
+            asyncpg.ConnectionDoesNotExistError("gone"), asyncpg.InterfaceError("pool is closing"),
+            asyncpg.CannotConnectNowError("starting up"), asyncpg.TooManyConnectionsError("full"),
+            asyncpg.SerializationError("retry"), asyncpg.DeadlockDetectedError("retry"),
+            RetryLater("rate_limited", 1)]  # fmt: skip
+    assert [e for e in away if await outcome(e) is not False] == []
+    assert broker.published == []
+    try:
+        EngagementEvent.model_validate({})
+    except ValidationError as exc:
+        invalid = exc
+    broken = [invalid, KeyError("touchpoint_id"), ValueError("bad date"), OverflowError("date value out of range"),
+              TypeError("naive and aware"), asyncpg.DataError("out of range"),
+              asyncpg.UniqueViolationError("dup")]  # fmt: skip
+    assert [e for e in broken if await outcome(e) is not True] == []
+    assert [p[:3] for p in broker.published] == [(b"{}", "p.engagement.events.dead", b"e1")] * len(broken)
+    headers = broker.published[1][3]
+    assert headers == {"traceparent": "00-ab", "dead-letter-reason": "KeyError: 'touchpoint_id'",
+                       "dead-letter-source": "p.engagement.events/2/7"}  # fmt: skip
+    assert all(is_transient(e) for e in away)
+    assert not any(is_transient(e) for e in broken)
 
 
 def test_handoffs_and_tech_reviews_get_reminders_that_acceptance_and_decisions_cancel() -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -82,3 +83,8 @@ def test_roles_are_enforced(kafka_bootstrap: str, database_dsn: str, topic_prefi
         assert httpx.get(engagements, headers=editor).status_code == 401
         assert as_admin.delete(f"{tracker}/v1/api-tokens/nope").status_code == 404
         assert httpx.get(engagements, headers=viewer).status_code == 200
+
+        # An engagement's upload tokens: an engagement that does not exist has none to list or mint (404).
+        unknown = f"{engagements}/{uuid.uuid4()}/tokens"
+        assert (as_admin.get(unknown).status_code, as_admin.post(unknown, json={"name": "x"}).status_code) == (404, 404)
+        assert as_admin.get(f"{engagements}/{eid}/tokens").json() == []

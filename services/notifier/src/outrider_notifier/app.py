@@ -19,7 +19,7 @@ from outrider_common.kafka import ensure_topics
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ANALYSIS_FINDINGS, ENGAGEMENT_EVENTS
 from outrider_notifier.dispatch import Dispatcher
-from outrider_notifier.handlers import on_engagement_event, on_finding
+from outrider_notifier.handlers import DeadLetters, on_engagement_event, on_finding
 from outrider_notifier.settings import NotifierSettings
 from outrider_notifier.slack import SlackWebApi, SlackWebhook
 
@@ -39,7 +39,12 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             KafkaTelemetryMiddleware(tracer_provider=setup_tracing("notifier")),
         ),
     )
-    # NACK_ON_ERROR: an event whose reminders could not be stored is read again, never skipped.
+    consumed = (ENGAGEMENT_EVENTS, ANALYSIS_FINDINGS)
+    broker.add_middleware(
+        DeadLetters(broker, {settings.topic(t): (t, settings.dead_letter_topic(t)) for t in consumed})
+    )
+    # NACK_ON_ERROR: an event whose reminders could not be stored (PostgreSQL away) is read again, never skipped; one
+    # that fails on every read is dead-lettered by DeadLetters and acknowledged.
     for topic, handler in ((ENGAGEMENT_EVENTS, on_engagement_event), (ANALYSIS_FINDINGS, on_finding)):
         broker.subscriber(
             settings.topic(topic),
@@ -52,7 +57,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
         await ensure_topics(
-            settings.kafka_bootstrap_servers, [settings.topic(ENGAGEMENT_EVENTS), settings.topic(ANALYSIS_FINDINGS)]
+            settings.kafka_bootstrap_servers,
+            [n for t in consumed for n in (settings.topic(t), settings.dead_letter_topic(t))],
         )
         webhook = settings.slack_webhook_url.get_secret_value()
         sender = SlackWebhook(webhook) if webhook else SlackWebApi(settings.slack_token.get_secret_value(),

@@ -3,15 +3,22 @@
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from types import TracebackType
+from typing import Annotated, Any
 
 import asyncpg
-from faststream import Context
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
+from faststream import BaseMiddleware, Context, ContextRepo
+from faststream.exceptions import HandlerException
+from faststream.kafka import KafkaBroker
 
 from outrider_common.events import EngagementEvent, Finding
+from outrider_common.topics import Topic
 from outrider_notifier import metrics, store
 from outrider_notifier.reminders import plan_for_event, plan_for_finding, subjects_cancelled_by
 from outrider_notifier.settings import NotifierSettings
+from outrider_notifier.slack import RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +72,78 @@ async def on_finding(
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+# Failures of what the notifier depends on, not of the message: the same message read again later can go through.
+TRANSIENT: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, timed out (TimeoutError is one)
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # the connection or the pool closed under the query
+    asyncpg.OperatorInterventionError,  # the server shutting down or starting up, a statement timeout
+    asyncpg.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.TransactionRollbackError,  # serialization failure, deadlock
+    asyncpg.PostgresSystemError,  # the server's own I/O errors
+    RetryLater,  # Slack rate-limited or unreachable, as slack.py classifies it (today only the dispatcher posts)
+)
+RETRY_PAUSE_S = 1.0  # between reads of a message whose handling failed transiently: an outage must not spin the CPU
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether handling a message failed because PostgreSQL, Kafka or Slack is away or busy (`TRANSIENT`).
+
+    Such a message is read again until it goes through: never lost. Anything else fails the same way on every read —
+    a message that breaks the contract (pydantic's ValidationError), data the rules cannot use (KeyError, ValueError,
+    OverflowError), data PostgreSQL refuses (asyncpg's DataError, IntegrityConstraintViolationError), a bug — so
+    retrying it would only hold up every message behind it on its partition: it is dead-lettered instead.
+    """
+    return isinstance(exc, TRANSIENT)
+
+
+class DeadLetters:
+    """Broker middleware for the subscribers of `topics` (real name -> registry entry, real dead-letter topic name).
+
+    A message whose handling fails for good (not `is_transient`) is published, with the reason, to its topic's
+    dead-letter topic, counted and logged, and then acknowledged, so the consumer moves on. A transient failure is
+    left to NACK_ON_ERROR after a pause: the message is read again. Wrapping decoding too, it catches a message that
+    breaks the contract as well as one a handler fails on.
+    """
+
+    def __init__(self, broker: KafkaBroker, topics: dict[str, tuple[Topic, str]]) -> None:
+        self.broker, self.topics = broker, topics
+
+    def __call__(self, msg: Any, /, *, context: ContextRepo) -> BaseMiddleware:
+        return _DeadLettering(msg, context=context, letters=self)
+
+
+class _DeadLettering(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, context: ContextRepo, letters: DeadLetters) -> None:
+        super().__init__(msg, context=context)
+        self.letters = letters
+
+    async def after_processed(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> bool | None:
+        record = self.msg
+        if (not isinstance(exc_val, Exception) or isinstance(exc_val, HandlerException)
+                or not isinstance(record, ConsumerRecord) or record.topic not in self.letters.topics):  # fmt: skip
+            return False
+        if is_transient(exc_val):
+            await asyncio.sleep(RETRY_PAUSE_S)
+            return False
+        topic, dead_letter = self.letters.topics[record.topic]
+        reason, source = f"{type(exc_val).__name__}: {exc_val}", f"{record.topic}/{record.partition}/{record.offset}"
+        headers = {k: (v or b"").decode("utf-8", "replace") for k, v in record.headers}
+        # Should this publish fail, its error (Kafka's: transient) takes over and the message is read again.
+        await self.letters.broker.publish(
+            record.value or b"",
+            dead_letter,
+            key=record.key,
+            headers={**headers, "dead-letter-reason": reason[:1000], "dead-letter-source": source},
+        )
+        metrics.DEAD_LETTERS.labels(topic.name, type(exc_val).__name__).inc()
+        log.error("dead-lettered message source=%s reason=%s", source, reason, exc_info=exc_val)
+        return True  # handled: the message is acknowledged

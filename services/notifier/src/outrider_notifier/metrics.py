@@ -6,6 +6,11 @@ EVENTS = Counter("outrider_notifier_events_total", "Events consumed, by event ty
 REMINDERS = Counter(
     "outrider_notifier_reminders_total", "Reminders by what happened (scheduled, sent, cancelled, failed).", ["outcome"]
 )
+DEAD_LETTERS = Counter(
+    "outrider_notifier_dead_letters_total",
+    "Messages that failed for good, moved to their dead-letter topic; by source topic and error type.",
+    ["topic", "error"],
+)
 SLACK_ERRORS = Counter("outrider_notifier_slack_errors_total", "Slack delivery errors, by kind.", ["kind"])
 LATENCY = Histogram(
     "outrider_notifier_delivery_latency_seconds",

@@ -27,36 +27,47 @@ REVIEW_LEAD = timedelta(days=2)  # remind two days before a tech-review decision
 DEFAULT_LEAD = timedelta(hours=24)
 
 
+def _due(
+    idempotency_key: str, kind: str, subject: str, at: datetime, by: timedelta, payload: dict[str, Any]
+) -> list[Planned]:
+    """The reminder due `by` after `at`, or none when that falls outside the calendar (years 1-9999): a reminder
+    nobody could wait for (or one before the year 1) is left out, the event's other reminders still planned."""
+    try:
+        due_at = at + by
+    except OverflowError:
+        return []
+    return [Planned(idempotency_key, kind, subject, due_at, payload)]
+
+
 def plan_for_event(event: EngagementEvent, *, lead: timedelta | None, grace: timedelta) -> list[Planned]:
     """Reminders an engagement event schedules; `lead` overrides the playbook's lead time when given."""
     data = event.data
     if event.type == "handoff.requested":
         subject = str(data["handoff_id"])
-        return [Planned(f"handoff_pending:{subject}", "handoff_pending", subject, event.occurred_at + HANDOFF_NUDGE,
-                        dict(data))]  # fmt: skip
+        return _due(f"handoff_pending:{subject}", "handoff_pending", subject, event.occurred_at, HANDOFF_NUDGE,
+                    dict(data))  # fmt: skip
     if event.type == "tech_review.requested":
         subject = str(data["review_id"])
         needed_by = datetime.fromisoformat(str(data["decision_needed_by"])).replace(tzinfo=event.occurred_at.tzinfo)
-        return [Planned(f"tech_review_due:{subject}", "tech_review_due", subject, needed_by - REVIEW_LEAD,
-                        dict(data))]  # fmt: skip
+        return _due(f"tech_review_due:{subject}", "tech_review_due", subject, needed_by, -REVIEW_LEAD, dict(data))
     if event.type in ("touchpoint.scheduled", "touchpoint.updated"):
         at = datetime.fromisoformat(str(data["scheduled_at"]))
         if lead is None:
             hours = data.get("reminder_lead_hours")
             lead = timedelta(hours=float(str(hours))) if hours is not None else DEFAULT_LEAD
         subject = str(data["touchpoint_id"])
-        payload = {"title": data.get("title"), "scheduled_at": at.isoformat()}
+        payload: dict[str, Any] = {"title": data.get("title"), "scheduled_at": at.isoformat()}
         return [
-            Planned(f"touchpoint_due:{subject}:{at.isoformat()}", "touchpoint_due", subject, at - lead, payload),
-            Planned(f"touchpoint_overdue:{subject}:{at.isoformat()}", "touchpoint_overdue", subject, at + grace,
-                    payload),
-        ]  # fmt: skip
+            *_due(f"touchpoint_due:{subject}:{at.isoformat()}", "touchpoint_due", subject, at, -lead, payload),
+            *_due(f"touchpoint_overdue:{subject}:{at.isoformat()}", "touchpoint_overdue", subject, at, grace, payload),
+        ]
     stalled = []
     if event.type in ("engagement.created", "stage.advanced") and data.get("expected_days"):
         stage = str(data.get("to") or data.get("stage"))
-        due = event.occurred_at + timedelta(days=float(str(data["expected_days"])))
-        stalled = [Planned(f"stage_stalled:{event.engagement_id}:{stage}:{event.event_id}", "stage_stalled", STAGE,
-                           due, {"stage": stage, "expected_days": data["expected_days"]})]  # fmt: skip
+        expected = timedelta(days=float(str(data["expected_days"])))
+        key = f"stage_stalled:{event.engagement_id}:{stage}:{event.event_id}"
+        payload = {"stage": stage, "expected_days": data["expected_days"]}
+        stalled = _due(key, "stage_stalled", STAGE, event.occurred_at, expected, payload)
     if event.type == "stage.advanced":
         changed = Planned(f"stage_changed:{event.event_id}", "stage_changed", f"changed:{data['to']}",
                           event.occurred_at, dict(data))  # fmt: skip

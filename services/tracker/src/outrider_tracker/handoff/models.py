@@ -6,6 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from outrider_tracker.timestamps import HORIZON_YEARS, ScheduledDate
+
 Team = Literal["pre_sales", "implementation", "technical_advisor", "customer_success"]
 
 
@@ -34,7 +36,7 @@ class TechReviewCreate(BaseModel):
     """A gap that needs a product or engineering decision."""
 
     gap: str = Field(min_length=1, max_length=5000)
-    decision_needed_by: date
+    decision_needed_by: ScheduledDate = Field(description=f"At most {HORIZON_YEARS} years ahead.")
     requirement: Literal["new", "existing"]
     customer_expectation: str = Field(min_length=1, max_length=5000)
     consequence_if_unmet: str = Field(min_length=1, max_length=5000)
@@ -49,6 +51,7 @@ class TechReviewDecision(BaseModel):
 class TechReviewRead(TechReviewCreate):
     """A tech-review request as the API returns it."""
 
+    decision_needed_by: date  # as stored: a request is not judged again by today's horizon
     id: UUID
     engagement_id: UUID
     status: Literal["open", "decided"]

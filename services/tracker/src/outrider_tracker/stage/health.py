@@ -26,16 +26,16 @@ class HealthInputs:
 def health(inputs: HealthInputs) -> tuple[int, list[str]]:
     """A 0-100 score and the reasons it is not 100 (each reason costs points, capped per kind)."""
     score, reasons = 100, []
-    penalties = (
-        (inputs.overdue_touchpoints, 15, 30, "overdue touchpoint"),
-        (inputs.open_high_risks, 10, 30, "open high-impact risk"),
-        (inputs.severe_findings_7d, 5, 20, "finding in the last 7 days"),
+    penalties = (  # the noun takes the plural, not whatever ends the reason
+        (inputs.overdue_touchpoints, 15, 30, "overdue touchpoint", ""),
+        (inputs.open_high_risks, 10, 30, "open high-impact risk", ""),
+        (inputs.severe_findings_7d, 5, 20, "finding", " in the last 7 days"),
     )
-    for count, each, cap, what in penalties:
+    for count, each, cap, noun, rest in penalties:
         if count:
             cost = min(count * each, cap)
             score -= cost
-            reasons.append(f"{count} {what}{'s' if count > 1 else ''} (-{cost})")
+            reasons.append(f"{count} {noun}{'s' if count > 1 else ''}{rest} (-{cost})")
     if inputs.days_in_stage > inputs.expected_days:
         over = inputs.days_in_stage / inputs.expected_days
         cost = 20 if over >= 2 else 10

@@ -1,6 +1,5 @@
 """`GET /v1/engagements/{id}/stats` and `/findings`: what the customer's logs say."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -8,6 +7,7 @@ from fastapi import APIRouter, Query, Request
 from outrider_tracker.stage.api import NOT_FOUND, Engagement
 from outrider_tracker.stats import service
 from outrider_tracker.stats.models import EngagementFindings, EngagementStats, SortField
+from outrider_tracker.timestamps import TIMESTAMP_RULE, Timestamp
 
 router = APIRouter(prefix="/v1/engagements", tags=["stats"])
 
@@ -21,8 +21,8 @@ async def get_stats(
     engagement: Engagement,
     request: Request,
     log_type: Annotated[str | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
-    since: Annotated[datetime | None, Query(description="Start of the range (inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="End of the range (exclusive)")] = None,
+    since: Annotated[Timestamp | None, Query(description=f"Start of the range (inclusive). {TIMESTAMP_RULE}")] = None,
+    until: Annotated[Timestamp | None, Query(description=f"End of the range (exclusive). {TIMESTAMP_RULE}")] = None,
     sort_by: Annotated[SortField, Query(description="`key` ascending, a figure largest first")] = "score",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, description="Keys to skip, for the next page")] = 0,
@@ -52,8 +52,10 @@ async def get_findings(
     request: Request,
     rule: Annotated[str | None, Query(description="slow_endpoint, error_spike, slow_gitaly or sidekiq_latency")] = None,
     log_type: Annotated[str | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
-    since: Annotated[datetime | None, Query(description="Windows starting at or after this")] = None,
-    until: Annotated[datetime | None, Query(description="Windows starting before this")] = None,
+    since: Annotated[
+        Timestamp | None, Query(description=f"Windows starting at or after this. {TIMESTAMP_RULE}")
+    ] = None,
+    until: Annotated[Timestamp | None, Query(description=f"Windows starting before this. {TIMESTAMP_RULE}")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> EngagementFindings:

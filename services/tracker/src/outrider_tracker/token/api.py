@@ -24,9 +24,16 @@ async def create_token(engagement_id: UUID, request: Request, token_in: TokenCre
     return await service.create(pool, engagement_id=engagement_id, token_in=token_in or TokenCreate())
 
 
-@router.get("/{engagement_id}/tokens", summary="Upload tokens of this engagement (metadata only)")
+@router.get(
+    "/{engagement_id}/tokens",
+    summary="Upload tokens of this engagement (metadata only)",
+    responses={404: {"description": "No such engagement"}},
+)
 async def list_tokens(engagement_id: UUID, request: Request) -> list[TokenRead]:
-    return await service.get_all(request.app.state.db.pool, engagement_id=engagement_id)
+    pool = request.app.state.db.pool
+    if await engagements.get(pool, engagement_id=engagement_id) is None:
+        raise HTTPException(404, f"engagement {engagement_id} not found")
+    return await service.get_all(pool, engagement_id=engagement_id)
 
 
 @router.delete("/{engagement_id}/tokens/{token_id}", status_code=204, summary="Revoke an upload token",

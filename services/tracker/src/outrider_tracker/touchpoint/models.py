@@ -4,16 +4,17 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from outrider_tracker.patch import not_null
+from outrider_tracker.timestamps import SCHEDULE_RULE, TIMESTAMP_RULE, ScheduledTime, Timestamp
 
 
 class TouchpointCreate(BaseModel):
     """A call to schedule with the customer."""
 
     title: str = Field(min_length=1, max_length=200, examples=["Discovery follow-up: log findings"])
-    scheduled_at: AwareDatetime
+    scheduled_at: ScheduledTime = Field(description=f"When it takes place. {SCHEDULE_RULE}")
     attendees: list[str] = Field(default_factory=list, max_length=50)
 
 
@@ -21,7 +22,7 @@ class TouchpointUpdate(BaseModel):
     """Change a scheduled touchpoint; a new time re-plans its reminders."""
 
     title: str | None = Field(None, min_length=1, max_length=200)
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: ScheduledTime | None = Field(None, description=f"A new time. {SCHEDULE_RULE}")
     attendees: list[str] | None = Field(None, max_length=50)
 
     _not_null = field_validator("title", "scheduled_at", "attendees")(not_null)
@@ -37,8 +38,8 @@ class TouchpointHeld(BaseModel):
     """Record that a touchpoint took place; optionally schedule the next one."""
 
     notes: str | None = Field(None, max_length=20_000)
-    held_at: AwareDatetime | None = Field(None, description="Defaults to now.")
-    next_scheduled_at: AwareDatetime | None = Field(None, description="Schedules the next touchpoint.")
+    held_at: Timestamp | None = Field(None, description=f"Defaults to now. {TIMESTAMP_RULE}")
+    next_scheduled_at: ScheduledTime | None = Field(None, description=f"Schedules the next touchpoint. {SCHEDULE_RULE}")
 
 
 class TouchpointRead(BaseModel):

@@ -1,0 +1,68 @@
+"""Dates through the tracker API: a time without a zone, one past the calendar in UTC, a schedule years away — each
+refused with a 422 naming the field, never a 500, and never turned into an event the notifier cannot plan."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.stack import as_admin, running_services
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+NAIVE = "2024-05-01T10:00:00"
+PAST_THE_CALENDAR = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")  # in UTC: before year 1, after 9999
+FAR = "9999-12-31T23:59:59Z"  # the date that wedged the notifier
+
+
+def refused(response: httpx.Response, where: list[str], says: str) -> None:
+    """A 422 with one error, at `where`, whose message contains `says`."""
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == where, error
+    assert says in error["msg"], error
+
+
+def test_dates_the_tracker_cannot_work_with_are_refused_naming_the_field(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
+    ) as svc:
+        tracker = svc["tracker"].url
+        eid = as_admin.post(f"{tracker}/v1/engagements", json={"name": "d", "customer": "c"}).json()["id"]
+        base = f"{tracker}/v1/engagements/{eid}"
+
+        refused(as_admin.post(f"{base}/touchpoints", json={"title": "K", "scheduled_at": FAR}),
+                ["body", "scheduled_at"], "at most 5 years ahead")  # fmt: skip
+        for bad, says in ((NAIVE, "timezone"), *((b, "UTC") for b in PAST_THE_CALENDAR)):
+            refused(as_admin.post(f"{base}/touchpoints", json={"title": "K", "scheduled_at": bad}),
+                    ["body", "scheduled_at"], says)  # fmt: skip
+        within = (datetime.now(UTC) + timedelta(days=4 * 365)).isoformat()
+        call = as_admin.post(f"{base}/touchpoints", json={"title": "K", "scheduled_at": within})
+        assert call.status_code == 201, call.text
+        touchpoint = f"{base}/touchpoints/{call.json()['id']}"
+        refused(as_admin.patch(touchpoint, json={"scheduled_at": FAR}), ["body", "scheduled_at"], "5 years ahead")
+        refused(as_admin.post(f"{touchpoint}/held", json={"next_scheduled_at": FAR}), ["body", "next_scheduled_at"],
+                "5 years ahead")  # fmt: skip
+        refused(as_admin.post(f"{touchpoint}/held", json={"held_at": PAST_THE_CALENDAR[0]}), ["body", "held_at"], "UTC")
+        assert [t["status"] for t in as_admin.get(f"{base}/touchpoints").json()] == ["scheduled"]  # nothing changed
+        review = {"gap": "SAML", "decision_needed_by": "9999-12-31", "requirement": "new",
+                  "customer_expectation": "x", "consequence_if_unmet": "y"}  # fmt: skip
+        refused(as_admin.post(f"{base}/tech-reviews", json=review), ["body", "decision_needed_by"], "5 years ahead")
+        assert (
+            as_admin.post(f"{base}/tech-reviews", json={**review, "decision_needed_by": "2027-01-15"}).status_code
+            == 201
+        )
+        assert [r["decision_needed_by"] for r in as_admin.get(f"{base}/tech-reviews").json()] == ["2027-01-15"]
+
+        # The ranges of stats and findings take the same timestamps as everything else.
+        for path in ("stats", "findings"):
+            for param in ("since", "until"):
+                for bad, says in ((NAIVE, "timezone"), *((b, "UTC") for b in PAST_THE_CALENDAR)):
+                    refused(as_admin.get(f"{base}/{path}", params={param: bad}), ["query", param], says)
+            assert as_admin.get(f"{base}/{path}", params={"since": "2024-05-01T10:00:00+02:00"}).status_code == 200
+
+        # Clients read the horizon in the API's schema.
+        schemas = as_admin.get(f"{tracker}/openapi.json").json()["components"]["schemas"]
+        assert "5 years" in schemas["TouchpointCreate"]["properties"]["scheduled_at"]["description"]
