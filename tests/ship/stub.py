@@ -5,6 +5,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+ENGAGEMENT = "3f2b6c1e-8d4a-4f7e-9a51-0c6e2d9b7a10"  # an engagement id as ingest takes them (a UUID)
+
 
 def read_body(handler: BaseHTTPRequestHandler) -> bytes:
     """The request body, sent with a Content-Length or chunked (the shipper streams its gzip a MiB at a time)."""
@@ -21,12 +23,15 @@ def read_body(handler: BaseHTTPRequestHandler) -> bytes:
 
 
 class Ingest:
-    """Answers POSTs with the queued (status, Retry-After) pairs, then 202; records each request's body and query."""
+    """Answers POSTs with the queued (status, Retry-After) pairs, then 202; records each request's body, query and
+    Authorization header."""
 
     def __init__(self) -> None:
         self.answers: list[tuple[int, str | None]] = []
         self.requests: list[tuple[float, str, bytes]] = []
         self.statuses: list[int] = []
+        self.authorizations: list[str | None] = []
+        self.reply: bytes | None = None  # the body of every answer, instead of the acknowledgement
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,8 +41,11 @@ class Ingest:
             def do_POST(self) -> None:
                 body = gzip.decompress(read_body(self))
                 stub.requests.append((time.monotonic(), self.path, body))
+                stub.authorizations.append(self.headers["Authorization"])
                 status, after = stub.answers.pop(0) if stub.answers else (202, None)
-                reply = b'{"next_offset": %d}' % (int(self.path.split("offset=")[1].split("&")[0]) + len(body))
+                reply = stub.reply or b'{"next_offset": %d}' % (
+                    int(self.path.split("offset=")[1].split("&")[0]) + len(body)
+                )
                 stub.statuses.append(status)
                 self.send_response(status)
                 if after is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from outrider.cli import app
-from tests.ship.stub import Ingest
+from tests.ship.stub import ENGAGEMENT, Ingest
 
 runner = CliRunner()
 OUTRIDER = str(Path(sys.executable).parent / "outrider")
@@ -20,7 +20,7 @@ OUTRIDER = str(Path(sys.executable).parent / "outrider")
 def test_the_short_form_ships_whole_lines_once_and_keeps_the_offset(ingest: Ingest, tmp_path: Path) -> None:
     log, state = tmp_path / "production_json.log", tmp_path / "state.json"
     log.write_bytes(b'{"a":1}\n{"a":2}\npartial')
-    args = ["ship", "--engagement", "eng-1", "--url", ingest.url, str(log), "--once", "--state", str(state)]
+    args = ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--once", "--state", str(state)]
     result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
     assert result.exit_code == 0, result.output
     assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n{"a":2}\n']
@@ -36,7 +36,7 @@ def test_a_failure_with_once_exits_non_zero_and_keeps_the_checkpoint(ingest: Ing
     log, state = tmp_path / "api_json.log", tmp_path / "state.json"
     log.write_bytes(b'{"a":1}\n')
     ingest.answers = [(403, None)]
-    args = ["ship", "--engagement", "eng-1", "--url", ingest.url, "tail", str(log), "--once", "--state", str(state)]
+    args = ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, "tail", str(log), "--once", "--state", str(state)]
     result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
     assert result.exit_code == 1
     assert "refused the token (403)" in result.output
@@ -54,13 +54,14 @@ def test_help_needs_no_settings_and_never_shows_the_token() -> None:
 def test_missing_engagement_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ship", "--url", "http://127.0.0.1:9", str(tmp_path / "x.log"), "--once"], env={})
     assert result.exit_code == 2
+    assert result.output.startswith("error: --engagement (or OUTRIDER_SHIP_ENGAGEMENT) and a token")
 
 
 def test_following_picks_up_a_file_created_later_and_outlasts_refusals(ingest: Ingest, tmp_path: Path) -> None:
     ingest.answers = [(503, "0.1")] * 3
     env = {**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret"}
     follower = subprocess.Popen(
-        [OUTRIDER, "ship", "--engagement", "eng-1", "--url", ingest.url, str(tmp_path / "*.log"),
+        [OUTRIDER, "ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(tmp_path / "*.log"),
          "--interval", "0.1", "--state", str(tmp_path / "state.json")],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -84,7 +85,7 @@ def test_a_refused_file_stops_alone_and_once_exits_non_zero(ingest: Ingest, tmp_
         log.parent.mkdir()
         log.write_bytes(line)
     ingest.answers = [(413, None)]  # the first file's first request: a line over ingest's limit
-    args = ["ship", "--engagement", "eng-1", "--url", ingest.url, str(long), str(fine), "--once",
+    args = ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(long), str(fine), "--once",
             "--state", str(tmp_path / "state.json")]  # fmt: skip
     result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
     assert result.exit_code == 1

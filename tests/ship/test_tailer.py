@@ -3,9 +3,11 @@
 import os
 from pathlib import Path
 
+import pytest
+
 from outrider.ship.bundle import pieces
-from outrider.ship.checkpoint import Checkpoints
-from outrider.ship.tailer import Tailer, log_type_of, paths_of
+from outrider.ship.checkpoint import Checkpoints, StateFileError
+from outrider.ship.tailer import LogFileError, Tailer, log_type_of, paths_of
 
 
 def drain(tailer: Tailer) -> list[bytes]:
@@ -124,3 +126,41 @@ def test_paths_of_expands_globs_once_each_keeps_awaited_paths_and_skips_compress
     patterns = [str(tmp_path / "production_json.log*"), str(tmp_path / "*.log"), str(tmp_path / "api_json.log")]
     assert paths_of(patterns) == [tmp_path / "production_json.log", tmp_path / "api_json.log"]
     assert paths_of([str(tmp_path / "nothing-*.log")]) == []
+
+
+def test_paths_of_skips_directories_a_glob_matches(tmp_path: Path) -> None:
+    (tmp_path / "gitaly").mkdir()
+    (tmp_path / "api_json.log").write_bytes(b"x\n")
+    assert paths_of([str(tmp_path / "*")]) == [tmp_path / "api_json.log"]
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b'{"broken', "not JSON"),
+        (b"[]", "not a map"),
+        (b'{"1:2:aa": "10"}', "not a map"),
+        (b'{"1:2:aa": -1}', "not a map"),
+    ],
+)
+def test_a_corrupt_state_file_is_refused_and_left_as_it_is(tmp_path: Path, content: bytes, why: str) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(content)
+    with pytest.raises(StateFileError, match=f"corrupt state file \\({why}"):
+        Checkpoints(state)
+    assert state.read_bytes() == content
+
+
+def test_a_file_that_cannot_be_opened_says_which_and_why(tmp_path: Path) -> None:
+    tailer = Tailer(tmp_path, Checkpoints(tmp_path / "state.json"))  # a directory where a log was expected
+    with pytest.raises(LogFileError, match=f"^{tmp_path}: cannot read it: is a directory$"):
+        list(tailer.batches())
+
+
+def test_a_state_file_that_cannot_be_saved_says_why(tmp_path: Path) -> None:
+    checkpoints = Checkpoints(tmp_path / "state" / "ship.json")
+    (tmp_path / "state").write_bytes(b"")  # a file where its directory should be
+    with pytest.raises(
+        StateFileError, match=f"^{tmp_path / 'state' / 'ship.json'}: cannot save the state file: file exists$"
+    ):
+        checkpoints.advance("1:2:aa", 10)

@@ -1,5 +1,6 @@
 """The uploader against a local HTTP stub: 503 + Retry-After is waited out with the very same bytes; refusals stop."""
 
+import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,3 +76,40 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds("86400") == 60.0  # capped: a shipper must not go quiet for a day
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+@pytest.mark.timeout(20)
+def test_a_token_no_header_can_carry_is_not_retried_and_never_shown(ingest: Ingest) -> None:
+    told: list[str] = []
+    shipper = Uploader(ingest.url, "eng-1", "otr_secret\n", "host-a", attempts=5, backoff_s=0.01, on_retry=told.append)
+    try:
+        with pytest.raises(ShipError, match="token") as refused:
+            shipper.send(BATCH, None)
+    finally:
+        shipper.close()
+    assert "otr_secret" not in "".join(traceback.format_exception(refused.value))
+    assert told == []
+    assert ingest.requests == []
+
+
+def test_a_url_without_http_or_https_is_not_retried() -> None:
+    told: list[str] = []
+    shipper = Uploader("ingest.example.com", "eng-1", "otr_secret", "host-a", attempts=5, on_retry=told.append)
+    try:
+        with pytest.raises(ShipError, match="http:// or https://"):
+            shipper.send(BATCH, None)
+    finally:
+        shipper.close()
+    assert told == []
+
+
+def test_a_message_from_ingest_never_repeats_the_token(ingest: Ingest) -> None:
+    shipper = Uploader(ingest.url, "eng-1", "otr_secret", "host-a", attempts=1)
+    ingest.answers = [(401, None)]
+    ingest.reply = b'{"detail": "unknown token otr_secret"}'
+    try:
+        with pytest.raises(ShipError, match=r"refused the token \(401\)") as refused:
+            shipper.send(BATCH, None)
+    finally:
+        shipper.close()
+    assert "otr_secret" not in str(refused.value)

@@ -1,10 +1,13 @@
-"""Log files inside a saved bundle (a directory or a .tar.gz, e.g. a GitLab support bundle)."""
+"""Log files inside a saved bundle (a directory or a .tar.gz, e.g. a GitLab support bundle, or one .gz log)."""
 
 import gzip
+import shlex
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from outrider.ship.checkpoint import reason
 from outrider.ship.tailer import log_type_of
 
 KNOWN = ("production_json.log", "api_json.log", "current")
@@ -30,13 +33,38 @@ def _unzip(data: bytes) -> bytes:
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
+class BundleError(Exception):
+    """A bundle that cannot be read: not an archive, cut short, corrupt or unreadable."""
+
+
 def members(bundle: Path) -> Iterator[tuple[str, str | None, bytes]]:
-    """(name, log type, uncompressed bytes) of every GitLab log file in the bundle."""
+    """(name, log type, uncompressed bytes) of every GitLab log file in the bundle; or of the one file that a
+    gzip-compressed bundle of one is (a rotated `production_json.log.2.gz`), whatever its name."""
+    try:
+        yield from _members(bundle)
+    except EOFError:
+        raise BundleError(f"{bundle}: cut short (its compressed data ends early); copy it again") from None
+    except (tarfile.TarError, zlib.error, gzip.BadGzipFile) as exc:
+        raise BundleError(f"{bundle}: corrupt ({exc})") from None
+    except OSError as exc:
+        raise BundleError(f"{exc.filename or bundle}: cannot read it: {reason(exc)}") from None
+
+
+def _members(bundle: Path) -> Iterator[tuple[str, str | None, bytes]]:
     if bundle.is_dir():
         for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
             name = PurePosixPath(path.relative_to(bundle).as_posix())
             if _wanted(name):
                 yield str(name), _log_type(name), _unzip(path.read_bytes())
+        return
+    if not tarfile.is_tarfile(bundle):
+        data = bundle.read_bytes()
+        if data[:2] != b"\x1f\x8b":
+            raise BundleError(
+                f"{bundle}: not a directory, a tar archive or a gzip file "
+                f"(`outrider ship tail {shlex.quote(str(bundle))} --once` ships a plain log file)"
+            )
+        yield bundle.name, _log_type(PurePosixPath(bundle.absolute().as_posix())), gzip.decompress(data)
         return
     with tarfile.open(bundle, "r:*") as tar:
         for info in tar:

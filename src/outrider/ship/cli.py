@@ -1,11 +1,17 @@
 """`outrider ship`: the command customers run next to their GitLab."""
 
+import re
+import shlex
 import socket
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import wraps
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 from rich.live import Live
@@ -14,9 +20,9 @@ from rich.table import Table
 from typer import _click as click  # typer vendors click; TyperGroup's hooks take its types
 from typer.core import TyperGroup
 
-from outrider.ship.bundle import members, pieces
-from outrider.ship.checkpoint import Checkpoints
-from outrider.ship.tailer import Batch, Tailer, log_type_of, paths_of
+from outrider.ship.bundle import BundleError, members, pieces
+from outrider.ship.checkpoint import Checkpoints, StateFileError
+from outrider.ship.tailer import Batch, LogFileError, Tailer, is_glob, log_type_of, paths_of
 from outrider.ship.uploader import FileRefused, ShipError, Uploader
 
 OMNIBUS = [
@@ -24,6 +30,31 @@ OMNIBUS = [
     "/var/log/gitlab/gitaly/current", "/var/log/gitlab/sidekiq/current",
 ]  # fmt: skip
 console = Console(stderr=True)
+MAX_SOURCE = 200  # ingest refuses a longer `source` (422)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class SetupError(Exception):
+    """A setting or path that cannot work: said in one line, exit code 2, before anything is sent."""
+
+
+def _fail_cleanly(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn mistakes in how the shipper is run into a one-line error and exit code 2 (never a traceback)."""
+
+    @wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (SetupError, StateFileError, LogFileError, BundleError) as exc:
+            console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+def _warn(message: str) -> None:
+    console.print(f"warning: {message}", style="yellow", markup=False, soft_wrap=True)
 
 
 class _TailByDefault(TyperGroup):
@@ -59,11 +90,52 @@ class _Target:
     source: str
 
 
+def _url_problem(url: str) -> str | None:
+    """Why `url` cannot be ingest's base URL, or None."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return f"is not a URL ({exc})"
+    if parsed.scheme not in ("http", "https"):
+        return "does not start with http:// or https://"
+    if not parsed.host:
+        return "has no host"
+    if parsed.query or parsed.fragment:
+        return "has a query or fragment; give ingest's base URL only"
+    return None
+
+
+def _checked(target: _Target) -> _Target:
+    """The target with its engagement id in canonical form, or SetupError naming the first setting that cannot work."""
+    if not target.engagement or not target.token:
+        raise SetupError(
+            "--engagement (or OUTRIDER_SHIP_ENGAGEMENT) and a token (OUTRIDER_SHIP_TOKEN or --token) are required; "
+            "see `outrider ship --help`"
+        )
+    try:
+        engagement = str(uuid.UUID(target.engagement))
+    except ValueError:
+        raise SetupError(
+            f"--engagement {target.engagement!r} is not an engagement id (a UUID such as "
+            f"3f2b6c1e-8d4a-4f7e-9a51-0c6e2d9b7a10; `outrider engagements list` shows them)"
+        ) from None
+    # Never quote the token: say what is wrong with it, not what it is.
+    if not all("!" <= c <= "~" for c in target.token):
+        raise SetupError(
+            "the upload token (OUTRIDER_SHIP_TOKEN or --token) has a space, control or non-ASCII character inside, "
+            "which an HTTP header cannot carry; check that it was copied whole"
+        )
+    if problem := _url_problem(target.url):
+        shown = re.sub(r"(?<=//)[^/@]*@", "…@", target.url)  # user:password@ is a secret too
+        raise SetupError(f"--url {shown!r} {problem} (e.g. --url https://ingest.example.com)")
+    if not 1 <= len(target.source) <= MAX_SOURCE:
+        raise SetupError(f"--source must be 1 to {MAX_SOURCE} characters, not {len(target.source)}")
+    return _Target(target.url, engagement, target.token, target.source)
+
+
 def _uploader(ctx: typer.Context) -> Uploader:
     """The uploader for the shared options, checked only now so `ship SUBCOMMAND --help` works without them."""
-    target: _Target = ctx.obj
-    if not target.engagement or not target.token:
-        raise typer.BadParameter("--engagement and a token (OUTRIDER_SHIP_TOKEN or --token) are required")
+    target = _checked(ctx.obj)
     uploader = Uploader(
         target.url.rstrip("/"), target.engagement, target.token, target.source,
         on_retry=lambda message: console.print(message, style="yellow", markup=False, soft_wrap=True),
@@ -72,10 +144,34 @@ def _uploader(ctx: typer.Context) -> Uploader:
     return uploader
 
 
+def _check_named(patterns: list[str], *, once: bool) -> None:
+    """Named paths that can never ship fail now; those that may still appear are said to be waited for."""
+    for pattern in patterns:
+        if is_glob(pattern):
+            if not paths_of([pattern]):
+                _warn(f"{pattern} matches no file" + ("" if once else " yet; waiting for one"))
+            continue
+        path, quoted = Path(pattern), shlex.quote(pattern)
+        if pattern.endswith(".gz"):
+            raise SetupError(
+                f"{pattern}: compressed; tail follows plain files as they grow "
+                f"(`outrider ship bundle {quoted}` uploads a finished .gz log)"
+            )
+        if path.is_dir():
+            raise SetupError(
+                f"{pattern}: is a directory; name the logs in it (e.g. {shlex.quote(str(path / '*.log'))}) "
+                f"or upload them with `outrider ship bundle {quoted}`"
+            )
+        if not path.exists():
+            if once:
+                raise SetupError(f"{pattern}: no such file")
+            _warn(f"{pattern}: no such file yet; waiting for it")
+
+
 @app.callback(invoke_without_command=True)
 def ship(
     ctx: typer.Context,
-    engagement: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_ENGAGEMENT", help="Engagement id.")] = "",
+    engagement: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_ENGAGEMENT", help="Engagement id (a UUID).")] = "",
     url: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_URL", help="Base URL of ingest.")] = "http://127.0.0.1:8001",
     token: Annotated[
         str, typer.Option(envvar="OUTRIDER_SHIP_TOKEN", show_default=False, help="Upload token (env preferred).")
@@ -83,16 +179,22 @@ def ship(
     source: Annotated[str, typer.Option(help="Name of this host in Outrider.")] = socket.gethostname(),
 ) -> None:
     """Connection settings shared by the subcommands; without one, tail the Omnibus GitLab logs."""
-    ctx.obj = _Target(url, engagement, token, source)
+    # A value read from a file or an env var often ends in a newline.
+    ctx.obj = _Target(url.strip(), engagement.strip(), token.strip(), source)
     if ctx.invoked_subcommand is None:
         tail(ctx)
 
 
 @app.command()
+@_fail_cleanly
 def tail(
     ctx: typer.Context,
     files: Annotated[
-        list[str] | None, typer.Argument(help="Files or glob patterns (default: the Omnibus GitLab logs).")
+        list[str] | None,
+        typer.Argument(
+            help="Files or glob patterns (default: the Omnibus GitLab logs). A named file that does not exist yet is "
+            "waited for (with --once it is an error); compressed .gz files are for `bundle`."
+        ),
     ] = None,
     state: Annotated[Path, typer.Option(help="Where shipped offsets are kept.")] = Path(".outrider-ship.json"),
     once: Annotated[bool, typer.Option("--once", help="Ship what exists now, then exit.")] = False,
@@ -102,6 +204,10 @@ def tail(
     uploader = _uploader(ctx)
     if not once:
         uploader.attempts = None  # a follower waits out any outage holding the same batch; --once must end
+    if files:
+        _check_named(files, once=once)
+    elif not any(Path(p).exists() for p in OMNIBUS):
+        _warn(f"none of the Omnibus GitLab logs exist ({', '.join(OMNIBUS)}); name the files to ship")
     patterns = files or OMNIBUS
     checkpoints = Checkpoints(state)
     tailers: dict[Path, Tailer] = {}
@@ -158,9 +264,10 @@ def _send(uploader: Uploader, batch: Batch) -> int:
 
 
 @app.command()
+@_fail_cleanly
 def bundle(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(exists=True, help="A directory or .tar.gz of GitLab logs.")],
+    path: Annotated[Path, typer.Argument(exists=True, help="A directory or .tar.gz of GitLab logs, or one .gz log.")],
 ) -> None:
     """Upload a saved bundle of logs (re-running it never double counts: chunk ids repeat)."""
     uploader = _uploader(ctx)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from outrider.ship.checkpoint import Checkpoints
+from outrider.ship.checkpoint import Checkpoints, reason
 
 # The file name says the log type for Omnibus GitLab's layout; anything else is detected by the server.
 LOG_TYPES = {"production_json.log": "production_json", "api_json.log": "api_json"}
@@ -39,15 +39,25 @@ def file_id_of(handle: BinaryIO) -> str | None:
     return f"{stat.st_dev}:{stat.st_ino}:{zlib.crc32(head[: end + 1 if end >= 0 else FIRST_LINE_BYTES]):08x}"
 
 
+class LogFileError(Exception):
+    """A log file that is there but cannot be read (a directory, no permission)."""
+
+
+def is_glob(pattern: str) -> bool:
+    """Whether `pattern` is expanded (`*`, `?`, `[`) rather than a plain path."""
+    return any(c in pattern for c in "*?[")
+
+
 def paths_of(patterns: Iterable[str]) -> list[Path]:
     """The files the patterns name now, each once; a plain path that does not exist yet is kept, to be waited for.
 
-    Compressed rotations (.gz) are skipped: finished files whose bytes are not lines (`bundle` reads them).
+    Compressed rotations (.gz) are skipped: finished files whose bytes are not lines (`bundle` reads them); so are
+    the directories a glob matches.
     """
     found: dict[Path, None] = {}
     for pattern in patterns:
-        for match in sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]:
-            if not match.endswith(".gz"):
+        for match in sorted(glob.glob(pattern)) if is_glob(pattern) else [pattern]:
+            if not match.endswith(".gz") and not Path(match).is_dir():
                 found[Path(match)] = None
     return list(found)
 
@@ -121,6 +131,8 @@ class Tailer:
                 handle = self.path.open("rb")
             except FileNotFoundError:
                 return None
+            except OSError as exc:
+                raise LogFileError(f"{self.path}: cannot read it: {reason(exc)}") from None
             file_id = file_id_of(handle)
             if file_id is None:  # no complete first line yet
                 handle.close()

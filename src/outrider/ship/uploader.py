@@ -77,6 +77,10 @@ class Uploader:
         """Close the HTTP connection pool."""
         self._client.close()
 
+    def _redacted(self, message: str) -> str:
+        """`message` without the token, whatever echoed it."""
+        return message.replace(self.token, "otr_…") if self.token else message
+
     def _wait(self, state: RetryCallState) -> float:
         """Exponential backoff with full jitter (capped), never sooner than the Retry-After ingest asked for."""
         backoff = random.uniform(0, min(MAX_WAIT_S, self.backoff_s * 2**state.attempt_number))
@@ -119,11 +123,15 @@ class Uploader:
                 content=gzipped(batch.data),  # a fresh stream per attempt: a retry sends the very same bytes
                 headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"},
             )
+        except httpx.UnsupportedProtocol:  # no retry fixes the URL
+            raise ShipError("cannot send to ingest: its URL does not start with http:// or https://") from None
+        except httpx.LocalProtocolError:  # its message quotes the offending header, which may be the token
+            raise ShipError("cannot send to ingest: the token or a header is not a valid HTTP value") from None
         except httpx.TransportError as exc:
-            raise Retryable(f"ingest not reachable: {exc}") from exc
+            raise Retryable(self._redacted(f"ingest not reachable: {exc}")) from exc
         if response.status_code == 202:
             return int(response.json()["next_offset"])
-        detail = response.text[:500]
+        detail = self._redacted(response.text[:500])
         if response.status_code in (429, 502, 503, 504) or response.status_code >= 500:
             raise Retryable(
                 f"ingest answered {response.status_code}", retry_after_seconds(response.headers.get("Retry-After"))

@@ -1,0 +1,228 @@
+"""Mistakes in how `outrider ship` is run end at once in one line, exit 2 and send nothing; secrets never show."""
+
+import gzip
+import io
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from outrider.cli import app
+from outrider.ship import cli
+from tests.ship.stub import ENGAGEMENT, Ingest
+
+runner = CliRunner()
+OUTRIDER = str(Path(sys.executable).parent / "outrider")
+TOKEN = "otr_k3pT-secret_Vx9"
+
+
+def ship(url: str, *args: str, token: str = TOKEN, engagement: str = ENGAGEMENT) -> Result:
+    return runner.invoke(
+        app, ["ship", "--engagement", engagement, "--url", url, *args], env={"OUTRIDER_SHIP_TOKEN": token}
+    )
+
+
+def one_line_error(result: Result) -> str:
+    """The whole output, checked to be a single line and not a traceback."""
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    path = tmp_path / "production_json.log"
+    path.write_bytes(b'{"a":1}\n')
+    return path
+
+
+@pytest.mark.timeout(20)  # before: ten tries over about two minutes
+def test_a_token_read_with_its_trailing_newline_is_used_without_it(ingest: Ingest, log: Path, tmp_path: Path) -> None:
+    result = ship(ingest.url, "tail", str(log), "--once", "--state", str(tmp_path / "s.json"), token=f" {TOKEN}\n")
+    assert result.exit_code == 0, result.output
+    assert ingest.authorizations == [f"Bearer {TOKEN}"]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("token", [f"{TOKEN}\nX-Other: 1", "otr_k3pT secret", "otr_k3pTé"])
+def test_a_token_no_header_can_carry_fails_at_once_and_is_never_shown(
+    ingest: Ingest, log: Path, tmp_path: Path, token: str
+) -> None:
+    error = one_line_error(
+        ship(ingest.url, "tail", str(log), "--once", "--state", str(tmp_path / "s.json"), token=token)
+    )
+    assert "token" in error
+    assert "k3pT" not in error
+    assert ingest.requests == []
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("notaurl", "http:// or https://"),
+        ("localhost:8001", "http:// or https://"),
+        ("ftp://ingest.example.com", "http:// or https://"),
+        ("http://", "no host"),
+        ("https://ingest.example.com/?x=1", "query"),
+        ("http://user:s3cr3t@", "no host"),
+    ],
+)
+def test_an_unusable_url_fails_at_once(log: Path, tmp_path: Path, url: str, why: str) -> None:
+    error = one_line_error(ship(url, "tail", str(log), "--once", "--state", str(tmp_path / "s.json")))
+    assert "--url" in error
+    assert why in error
+    assert "s3cr3t" not in error
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--engagement", "nope"], "'nope' is not an engagement id"),
+        (["--engagement", ENGAGEMENT, "--source", ""], "--source"),
+        (["--engagement", ENGAGEMENT, "--source", "h" * 201], "--source"),
+    ],
+)
+def test_malformed_settings_are_refused_before_anything_is_sent(
+    ingest: Ingest, log: Path, tmp_path: Path, args: list[str], says: str
+) -> None:
+    for command in (["tail", str(log), "--once", "--state", str(tmp_path / "s.json")], ["bundle", str(log.parent)]):
+        result = runner.invoke(app, ["ship", "--url", ingest.url, *args, *command], env={"OUTRIDER_SHIP_TOKEN": TOKEN})
+        assert says in one_line_error(result)
+    assert ingest.requests == []
+
+
+def test_an_engagement_id_is_sent_in_its_canonical_form(ingest: Ingest, log: Path, tmp_path: Path) -> None:
+    result = ship(ingest.url, str(log), "--once", "--state", str(tmp_path / "s.json"), engagement=ENGAGEMENT.upper())
+    assert result.exit_code == 0, result.output
+    assert ingest.requests[0][1].startswith(f"/v1/engagements/{ENGAGEMENT}/logs?")
+
+
+def test_tail_of_a_directory_names_it_and_says_what_to_do(ingest: Ingest, tmp_path: Path) -> None:
+    error = one_line_error(ship(ingest.url, "tail", str(tmp_path), "--once", "--state", str(tmp_path / "s.json")))
+    assert error.startswith(f"error: {tmp_path}: is a directory")
+    assert "bundle" in error
+    assert ingest.requests == []
+
+
+def test_tail_of_a_compressed_file_points_to_bundle(ingest: Ingest, log: Path, tmp_path: Path) -> None:
+    gz = tmp_path / "production_json.log.1.gz"
+    gz.write_bytes(gzip.compress(b'{"a":1}\n'))
+    for args in (["tail", str(gz), "--once"], ["tail", str(log), str(gz)]):  # following cannot ship it either
+        error = one_line_error(ship(ingest.url, *args, "--state", str(tmp_path / "s.json")))
+        assert error.startswith(f"error: {gz}: compressed")
+        assert f"outrider ship bundle {gz}" in error
+    assert ingest.requests == []
+
+
+def test_tail_once_of_a_file_that_does_not_exist_is_an_error(ingest: Ingest, log: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "api_json.log"
+    error = one_line_error(ship(ingest.url, str(log), str(missing), "--once", "--state", str(tmp_path / "s.json")))
+    assert error == f"error: {missing}: no such file"
+    assert ingest.requests == []  # checked before the files that exist are sent
+
+
+def test_tail_once_of_a_glob_that_matches_nothing_warns(ingest: Ingest, log: Path, tmp_path: Path) -> None:
+    pattern = str(tmp_path / "nothing-*.log")
+    result = ship(ingest.url, str(log), pattern, "--once", "--state", str(tmp_path / "s.json"))
+    assert result.exit_code == 0, result.output
+    assert f"{pattern} matches no file" in result.output
+    assert len(ingest.requests) == 1
+
+
+def test_following_a_named_file_that_does_not_exist_yet_warns_and_waits_for_it(ingest: Ingest, tmp_path: Path) -> None:
+    log = tmp_path / "api_json.log"
+    follower = subprocess.Popen(
+        [OUTRIDER, "ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--interval", "0.1",
+         "--state", str(tmp_path / "state.json")],
+        env={**os.environ, "OUTRIDER_SHIP_TOKEN": TOKEN}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)  # let it look once and find nothing: the file must come after the start
+        log.write_bytes(b'{"a":1}\n')
+        deadline = time.monotonic() + 30
+        while not ingest.statuses:
+            assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        _, err = follower.communicate(timeout=30)
+    assert f"{log}: no such file yet; waiting for it" in err.decode()
+    assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n']
+
+
+@pytest.mark.parametrize(
+    ("content", "why"), [(b'{"broken', "not JSON"), (b"[]", "not a map of file ids to offsets"), (b"", "not JSON")]
+)
+def test_a_corrupt_state_file_is_kept_and_says_how_to_recover(
+    ingest: Ingest, log: Path, tmp_path: Path, content: bytes, why: str
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(content)
+    error = one_line_error(ship(ingest.url, "tail", str(log), "--once", "--state", str(state)))
+    assert error.startswith(f"error: {state}: corrupt state file ({why}")
+    assert "move it aside" in error
+    assert state.read_bytes() == content  # it records what was sent: never replaced behind the user's back
+    assert ingest.requests == []
+
+
+def test_a_state_file_that_cannot_be_read_says_why(ingest: Ingest, log: Path, tmp_path: Path) -> None:
+    error = one_line_error(ship(ingest.url, "tail", str(log), "--once", "--state", str(tmp_path)))
+    assert error == f"error: {tmp_path}: cannot read the state file: is a directory"
+
+
+def test_bundle_of_one_gzip_log_ships_it(ingest: Ingest, tmp_path: Path) -> None:
+    gz = tmp_path / "production_json.log.2.gz"
+    gz.write_bytes(gzip.compress(b'{"a":1}\n{"a":2}\n'))
+    result = ship(ingest.url, "bundle", str(gz))
+    assert result.exit_code == 0, result.output
+    assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n{"a":2}\n']
+    assert "log_type=production_json" in ingest.requests[0][1]
+
+
+def truncated_tar_gz(path: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = os.urandom(64 << 10)  # incompressible, so a cut lands inside the member
+        info = tarfile.TarInfo("var/log/gitlab/gitlab-rails/production_json.log")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "why"),
+    [
+        ("notes.txt", lambda p: p.write_bytes(b"plain text\n"), "not a directory, a tar archive or a gzip file"),
+        ("small.log.gz", lambda p: p.write_bytes(gzip.compress(b'{"a":1}\n' * 100)[:-10]), "cut short"),
+        ("bundle.tar.gz", truncated_tar_gz, "cut short"),
+    ],
+)
+def test_bundle_of_a_file_it_cannot_read_says_what_is_wrong(
+    ingest: Ingest, tmp_path: Path, name: str, write: Callable[[Path], object], why: str
+) -> None:
+    path = tmp_path / name
+    write(path)
+    error = one_line_error(ship(ingest.url, "bundle", str(path)))
+    assert error.startswith(f"error: {path}: ")
+    assert why in error
+    assert ingest.requests == []
+
+
+def test_no_files_named_and_no_omnibus_logs_warns(
+    ingest: Ingest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "OMNIBUS", [str(tmp_path / "gitlab-rails" / "production_json.log")])
+    result = ship(ingest.url, "--once", "--state", str(tmp_path / "s.json"))
+    assert result.exit_code == 0, result.output
+    assert "none of the Omnibus GitLab logs exist" in result.output
