@@ -140,24 +140,29 @@ def test_tail_once_of_a_glob_that_matches_nothing_warns(ingest: Ingest, log: Pat
 
 
 def test_following_a_named_file_that_does_not_exist_yet_warns_and_waits_for_it(ingest: Ingest, tmp_path: Path) -> None:
-    log = tmp_path / "api_json.log"
-    follower = subprocess.Popen(
-        [OUTRIDER, "ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--interval", "0.1",
-         "--state", str(tmp_path / "state.json")],
-        env={**os.environ, "OUTRIDER_SHIP_TOKEN": TOKEN}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    log, err = tmp_path / "api_json.log", tmp_path / "stderr"
+    warning = f"{log}: no such file yet; waiting for it"
+    with err.open("wb") as stderr:
+        follower = subprocess.Popen(
+            [OUTRIDER, "ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--interval", "0.1",
+             "--state", str(tmp_path / "state.json")],
+            env={**os.environ, "OUTRIDER_SHIP_TOKEN": TOKEN}, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
     try:
-        time.sleep(0.5)  # let it look once and find nothing: the file must come after the start
-        log.write_bytes(b'{"a":1}\n')
         deadline = time.monotonic() + 30
+        # The file must come after the shipper looked and found nothing (its start-up takes a while on a busy CI).
+        while warning not in err.read_text():
+            assert follower.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, err.read_text()
+            time.sleep(0.05)
+        log.write_bytes(b'{"a":1}\n')
         while not ingest.statuses:
-            assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""
+            assert follower.poll() is None, err.read_text()
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
         follower.send_signal(signal.SIGINT)
-        _, err = follower.communicate(timeout=30)
-    assert f"{log}: no such file yet; waiting for it" in err.decode()
+        follower.wait(timeout=30)
     assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n']
 
 
