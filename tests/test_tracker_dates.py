@@ -66,3 +66,24 @@ def test_dates_the_tracker_cannot_work_with_are_refused_naming_the_field(
         # Clients read the horizon in the API's schema.
         schemas = as_admin.get(f"{tracker}/openapi.json").json()["components"]["schemas"]
         assert "5 years" in schemas["TouchpointCreate"]["properties"]["scheduled_at"]["description"]
+
+
+def test_a_field_a_body_does_not_know_is_refused_not_ignored(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
+    ) as svc:
+        tracker = svc["tracker"].url
+        refused(as_admin.post(f"{tracker}/v1/engagements", json={"name": "d", "customer": "c", "custmer": "x"}),
+                ["body", "custmer"], "Extra inputs are not permitted")  # fmt: skip
+        created = as_admin.post(f"{tracker}/v1/engagements", json={"name": "d", "customer": "c"}).json()
+        base = f"{tracker}/v1/engagements/{created['id']}"
+        # `stage` moves only through /advance: a PATCH naming it answered 200 and changed nothing.
+        refused(as_admin.patch(base, json={"version": created["version"], "stage": "rollout"}), ["body", "stage"],
+                "Extra inputs are not permitted")  # fmt: skip
+        assert as_admin.get(base).json()["stage"] == created["stage"]
+        refused(as_admin.post(f"{base}/issues", json={"title": "t", "severity": "high", "assignee": "x"}),
+                ["body", "assignee"], "Extra inputs are not permitted")  # fmt: skip
+        # What the API returns is read back from rows: reads still work.
+        assert as_admin.get(f"{base}/issues").status_code == 200

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from outrider_tracker.body import Body
+
 
 class Role(StrEnum):
     """What a token may do: viewers read, editors also write, admins also manage API tokens."""
@@ -28,7 +30,7 @@ class Principal:
     role: Role
 
 
-class ApiTokenCreate(BaseModel):
+class ApiTokenCreate(Body):
     """Who the token is for and what it may do."""
 
     name: str = Field(

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from outrider_common.http import INT32_MAX
+from outrider_tracker.body import Body
 from outrider_tracker.patch import not_null
 from outrider_tracker.playbook import service as playbooks
 
@@ -33,7 +34,7 @@ class EngagementDetails(BaseModel):
     target_destination: Destination | None = None
 
 
-class EngagementCreate(EngagementDetails):
+class EngagementCreate(EngagementDetails, Body):
     """Fields to open an engagement."""
 
     name: str = Field(min_length=1, max_length=200, examples=["ACME GitLab 10k reference architecture"])
@@ -51,7 +52,7 @@ class EngagementCreate(EngagementDetails):
         return value
 
 
-class EngagementUpdate(BaseModel):
+class EngagementUpdate(Body):
     """Fields to change; `version` must be the one last read (409 when someone changed it since)."""
 
     version: int = Field(ge=1, le=INT32_MAX)

@@ -4,14 +4,15 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from outrider_tracker.body import Body
 from outrider_tracker.timestamps import HORIZON_YEARS, ScheduledDate
 
 Team = Literal["pre_sales", "implementation", "technical_advisor", "customer_success"]
 
 
-class HandoffCreate(BaseModel):
+class HandoffCreate(Body):
     """Pass the engagement from one team to another."""
 
     from_team: Team
@@ -32,7 +33,7 @@ class HandoffRead(BaseModel):
     accepted_at: datetime | None
 
 
-class TechReviewCreate(BaseModel):
+class TechReviewCreate(Body):
     """A gap that needs a product or engineering decision."""
 
     gap: str = Field(min_length=1, max_length=5000)
@@ -42,7 +43,7 @@ class TechReviewCreate(BaseModel):
     consequence_if_unmet: str = Field(min_length=1, max_length=5000)
 
 
-class TechReviewDecision(BaseModel):
+class TechReviewDecision(Body):
     """The decision on a tech-review request."""
 
     decision: str = Field(min_length=1, max_length=5000)
@@ -50,6 +51,8 @@ class TechReviewDecision(BaseModel):
 
 class TechReviewRead(TechReviewCreate):
     """A tech-review request as the API returns it."""
+
+    model_config = ConfigDict(extra="ignore")  # read from rows, not a request
 
     decision_needed_by: date  # as stored: a request is not judged again by today's horizon
     id: UUID

@@ -4,13 +4,14 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from outrider_common.http import INT32_MAX
+from outrider_tracker.body import Body
 from outrider_tracker.patch import not_null
 
 
-class IssueCreate(BaseModel):
+class IssueCreate(Body):
     """Something going wrong in the engagement."""
 
     title: str = Field(min_length=1, max_length=500)
@@ -18,7 +19,7 @@ class IssueCreate(BaseModel):
     owner: str | None = Field(None, max_length=200)
 
 
-class IssueUpdate(BaseModel):
+class IssueUpdate(Body):
     """Fields to change (resolve with POST …/resolve)."""
 
     title: str | None = Field(None, min_length=1, max_length=500)
@@ -28,7 +29,7 @@ class IssueUpdate(BaseModel):
     _not_null = field_validator("title", "severity")(not_null)
 
 
-class IssueResolve(BaseModel):
+class IssueResolve(Body):
     """How it was resolved."""
 
     resolution: str = Field(min_length=1, max_length=5000)
@@ -36,6 +37,8 @@ class IssueResolve(BaseModel):
 
 class IssueRead(IssueCreate):
     """An issue as the API returns it."""
+
+    model_config = ConfigDict(extra="ignore")  # read from rows, not a request
 
     id: UUID
     engagement_id: UUID
@@ -45,7 +48,7 @@ class IssueRead(IssueCreate):
     resolved_at: datetime | None
 
 
-class ExpansionCreate(BaseModel):
+class ExpansionCreate(Body):
     """A chance to grow the account."""
 
     title: str = Field(min_length=1, max_length=500)
@@ -56,13 +59,15 @@ class ExpansionCreate(BaseModel):
 class ExpansionRead(ExpansionCreate):
     """An expansion opportunity as the API returns it."""
 
+    model_config = ConfigDict(extra="ignore")  # read from rows, not a request
+
     id: UUID
     engagement_id: UUID
     status: Literal["open", "won", "lost"]
     created_at: datetime
 
 
-class ExpansionUpdate(BaseModel):
+class ExpansionUpdate(Body):
     """Fields to change; `status` won or lost closes the opportunity."""
 
     title: str | None = Field(None, min_length=1, max_length=500)

@@ -4,14 +4,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import ConfigDict, Field
 
 from outrider_common.http import INT32_MAX, INT64_MAX
+from outrider_tracker.body import Body
 
 DeploymentType = Literal["omnibus", "helm", "hybrid", "docker", "source", "saas"]
 
 
-class DeploymentProfile(BaseModel):
+class DeploymentProfile(Body):
     """What the customer runs (every field optional until known)."""
 
     deployment_type: DeploymentType | None = None
@@ -31,6 +32,8 @@ class DeploymentProfile(BaseModel):
 
 class DeploymentProfileRead(DeploymentProfile):
     """The stored profile."""
+
+    model_config = ConfigDict(extra="ignore")  # read from rows, not a request
 
     updated_at: datetime | None = None
 

@@ -6,12 +6,13 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, field_validator
 
+from outrider_tracker.body import Body
 from outrider_tracker.patch import not_null
 
 Level = Literal["low", "medium", "high"]
 
 
-class RiskCreate(BaseModel):
+class RiskCreate(Body):
     """A risk to the engagement."""
 
     title: str = Field(min_length=1, max_length=500)
@@ -21,7 +22,7 @@ class RiskCreate(BaseModel):
     owner: str | None = Field(None, max_length=200)
 
 
-class RiskUpdate(BaseModel):
+class RiskUpdate(Body):
     """Fields to change; `status` mitigated or closed takes the risk off the open list (and out of the health score)."""
 
     likelihood: Level | None = None
@@ -33,7 +34,7 @@ class RiskUpdate(BaseModel):
     _not_null = field_validator("likelihood", "impact", "status")(not_null)
 
 
-class FindingPromotion(BaseModel):
+class FindingPromotion(Body):
     """Which finding to promote to the risk log (the newest window of that rule and key)."""
 
     rule: str = Field(examples=["slow_endpoint"])

@@ -5,6 +5,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from outrider_tracker.body import Body
 from outrider_tracker.engagement.models import EngagementRead
 from outrider_tracker.issue.models import IssueRead
 from outrider_tracker.risk.models import RiskRead
@@ -25,14 +26,14 @@ class ChecklistItemState(BaseModel):
     satisfied_by: str | None = Field(None, description="For automatic items: what in the data satisfied it.")
 
 
-class ChecklistUpdate(BaseModel):
+class ChecklistUpdate(Body):
     """Tick or untick a manual checklist item."""
 
     done: bool
     note: str | None = Field(None, max_length=2000)
 
 
-class AdvanceRequest(BaseModel):
+class AdvanceRequest(Body):
     """Move to the next stage; `force` skips unmet exit criteria and needs a `reason`."""
 
     force: bool = False

@@ -5,8 +5,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from outrider_tracker.body import Body
 
-class TokenCreate(BaseModel):
+
+class TokenCreate(Body):
     """What the token is for."""
 
     name: str = Field("shipper", min_length=1, max_length=200, examples=["gitlab-rails-1 shipper"])

@@ -6,11 +6,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, field_validator
 
+from outrider_tracker.body import Body
 from outrider_tracker.patch import not_null
 from outrider_tracker.timestamps import SCHEDULE_RULE, TIMESTAMP_RULE, ScheduledTime, Timestamp
 
 
-class TouchpointCreate(BaseModel):
+class TouchpointCreate(Body):
     """A call to schedule with the customer."""
 
     title: str = Field(min_length=1, max_length=200, examples=["Discovery follow-up: log findings"])
@@ -18,7 +19,7 @@ class TouchpointCreate(BaseModel):
     attendees: list[str] = Field(default_factory=list, max_length=50)
 
 
-class TouchpointUpdate(BaseModel):
+class TouchpointUpdate(Body):
     """Change a scheduled touchpoint; a new time re-plans its reminders."""
 
     title: str | None = Field(None, min_length=1, max_length=200)
@@ -28,13 +29,13 @@ class TouchpointUpdate(BaseModel):
     _not_null = field_validator("title", "scheduled_at", "attendees")(not_null)
 
 
-class TouchpointCancel(BaseModel):
+class TouchpointCancel(Body):
     """Why the touchpoint will not take place (its reminders are withdrawn)."""
 
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class TouchpointHeld(BaseModel):
+class TouchpointHeld(Body):
     """Record that a touchpoint took place; optionally schedule the next one."""
 
     notes: str | None = Field(None, max_length=20_000)
