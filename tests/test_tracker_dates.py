@@ -62,6 +62,8 @@ def test_dates_the_tracker_cannot_work_with_are_refused_naming_the_field(
                 for bad, says in ((NAIVE, "timezone"), *((b, "UTC") for b in PAST_THE_CALENDAR)):
                     refused(as_admin.get(f"{base}/{path}", params={param: bad}), ["query", param], says)
             assert as_admin.get(f"{base}/{path}", params={"since": "2024-05-01T10:00:00+02:00"}).status_code == 200
+            # A log type that does not exist is refused, not answered with nothing.
+            assert as_admin.get(f"{base}/{path}", params={"log_type": "nginx"}).status_code == 422
 
         # Clients read the horizon in the API's schema.
         schemas = as_admin.get(f"{tracker}/openapi.json").json()["components"]["schemas"]

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from outrider_common.events import LogType
 from outrider_tracker.stage.api import NOT_FOUND, Engagement
 from outrider_tracker.stats import service
 from outrider_tracker.stats.models import EngagementFindings, EngagementStats, SortField
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/v1/engagements", tags=["stats"])
 async def get_stats(
     engagement: Engagement,
     request: Request,
-    log_type: Annotated[str | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
+    log_type: Annotated[LogType | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
     since: Annotated[Timestamp | None, Query(description=f"Start of the range (inclusive). {TIMESTAMP_RULE}")] = None,
     until: Annotated[Timestamp | None, Query(description=f"End of the range (exclusive). {TIMESTAMP_RULE}")] = None,
     sort_by: Annotated[SortField, Query(description="`key` ascending, a figure largest first")] = "score",
@@ -51,7 +52,7 @@ async def get_findings(
     engagement: Engagement,
     request: Request,
     rule: Annotated[str | None, Query(description="slow_endpoint, error_spike, slow_gitaly or sidekiq_latency")] = None,
-    log_type: Annotated[str | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
+    log_type: Annotated[LogType | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
     since: Annotated[
         Timestamp | None, Query(description=f"Windows starting at or after this. {TIMESTAMP_RULE}")
     ] = None,
