@@ -1,6 +1,7 @@
 """Dates through the tracker API: a time without a zone, one past the calendar in UTC, a schedule years away — each
 refused with a 422 naming the field, never a 500, and never turned into an event the notifier cannot plan."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,15 @@ PAST_THE_CALENDAR = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")  
 FAR = "9999-12-31T23:59:59Z"  # the date that wedged the notifier
 
 
+@pytest.fixture
+def tracker(kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path) -> Iterator[str]:
+    """The tracker alone, on the real PostgreSQL and Kafka: its base URL."""
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
+    ) as svc:
+        yield svc["tracker"].url
+
+
 def refused(response: httpx.Response, where: list[str], says: str) -> None:
     """A 422 with one error, at `where`, whose message contains `says`."""
     assert response.status_code == 422, response.text
@@ -23,69 +33,54 @@ def refused(response: httpx.Response, where: list[str], says: str) -> None:
     assert says in error["msg"], error
 
 
-def test_dates_the_tracker_cannot_work_with_are_refused_naming_the_field(
-    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
-) -> None:
-    with running_services(
-        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
-    ) as svc:
-        tracker = svc["tracker"].url
-        eid = as_admin.post(f"{tracker}/v1/engagements", json={"name": "d", "customer": "c"}).json()["id"]
-        base = f"{tracker}/v1/engagements/{eid}"
+def test_dates_the_tracker_cannot_work_with_are_refused_naming_the_field(tracker: str) -> None:
+    eid = as_admin.post(f"{tracker}/v1/engagements", json={"name": "d", "customer": "c"}).json()["id"]
+    base = f"{tracker}/v1/engagements/{eid}"
 
-        refused(as_admin.post(f"{base}/touchpoints", json={"title": "K", "scheduled_at": FAR}),
-                ["body", "scheduled_at"], "at most 5 years ahead")  # fmt: skip
-        for bad, says in ((NAIVE, "timezone"), *((b, "UTC") for b in PAST_THE_CALENDAR)):
-            refused(as_admin.post(f"{base}/touchpoints", json={"title": "K", "scheduled_at": bad}),
-                    ["body", "scheduled_at"], says)  # fmt: skip
-        within = (datetime.now(UTC) + timedelta(days=4 * 365)).isoformat()
-        call = as_admin.post(f"{base}/touchpoints", json={"title": "K", "scheduled_at": within})
-        assert call.status_code == 201, call.text
-        touchpoint = f"{base}/touchpoints/{call.json()['id']}"
-        refused(as_admin.patch(touchpoint, json={"scheduled_at": FAR}), ["body", "scheduled_at"], "5 years ahead")
-        refused(as_admin.post(f"{touchpoint}/held", json={"next_scheduled_at": FAR}), ["body", "next_scheduled_at"],
-                "5 years ahead")  # fmt: skip
-        refused(as_admin.post(f"{touchpoint}/held", json={"held_at": PAST_THE_CALENDAR[0]}), ["body", "held_at"], "UTC")
-        assert [t["status"] for t in as_admin.get(f"{base}/touchpoints").json()] == ["scheduled"]  # nothing changed
-        review = {"gap": "SAML", "decision_needed_by": "9999-12-31", "requirement": "new",
-                  "customer_expectation": "x", "consequence_if_unmet": "y"}  # fmt: skip
-        refused(as_admin.post(f"{base}/tech-reviews", json=review), ["body", "decision_needed_by"], "5 years ahead")
-        assert (
-            as_admin.post(f"{base}/tech-reviews", json={**review, "decision_needed_by": "2027-01-15"}).status_code
-            == 201
-        )
-        assert [r["decision_needed_by"] for r in as_admin.get(f"{base}/tech-reviews").json()] == ["2027-01-15"]
+    refused(as_admin.post(f"{base}/touchpoints", json={"title": "K", "scheduled_at": FAR}),
+            ["body", "scheduled_at"], "at most 5 years ahead")  # fmt: skip
+    for bad, says in ((NAIVE, "timezone"), *((b, "UTC") for b in PAST_THE_CALENDAR)):
+        refused(as_admin.post(f"{base}/touchpoints", json={"title": "K", "scheduled_at": bad}),
+                ["body", "scheduled_at"], says)  # fmt: skip
+    within = (datetime.now(UTC) + timedelta(days=4 * 365)).isoformat()
+    call = as_admin.post(f"{base}/touchpoints", json={"title": "K", "scheduled_at": within})
+    assert call.status_code == 201, call.text
+    touchpoint = f"{base}/touchpoints/{call.json()['id']}"
+    refused(as_admin.patch(touchpoint, json={"scheduled_at": FAR}), ["body", "scheduled_at"], "5 years ahead")
+    refused(as_admin.post(f"{touchpoint}/held", json={"next_scheduled_at": FAR}), ["body", "next_scheduled_at"],
+            "5 years ahead")  # fmt: skip
+    refused(as_admin.post(f"{touchpoint}/held", json={"held_at": PAST_THE_CALENDAR[0]}), ["body", "held_at"], "UTC")
+    assert [t["status"] for t in as_admin.get(f"{base}/touchpoints").json()] == ["scheduled"]  # nothing changed
+    review = {"gap": "SAML", "decision_needed_by": "9999-12-31", "requirement": "new",
+              "customer_expectation": "x", "consequence_if_unmet": "y"}  # fmt: skip
+    refused(as_admin.post(f"{base}/tech-reviews", json=review), ["body", "decision_needed_by"], "5 years ahead")
+    assert as_admin.post(f"{base}/tech-reviews", json={**review, "decision_needed_by": "2027-01-15"}).status_code == 201
+    assert [r["decision_needed_by"] for r in as_admin.get(f"{base}/tech-reviews").json()] == ["2027-01-15"]
 
-        # The ranges of stats and findings take the same timestamps as everything else.
-        for path in ("stats", "findings"):
-            for param in ("since", "until"):
-                for bad, says in ((NAIVE, "timezone"), *((b, "UTC") for b in PAST_THE_CALENDAR)):
-                    refused(as_admin.get(f"{base}/{path}", params={param: bad}), ["query", param], says)
-            assert as_admin.get(f"{base}/{path}", params={"since": "2024-05-01T10:00:00+02:00"}).status_code == 200
-            # A log type that does not exist is refused, not answered with nothing.
-            assert as_admin.get(f"{base}/{path}", params={"log_type": "nginx"}).status_code == 422
+    # The ranges of stats and findings take the same timestamps as everything else.
+    for path in ("stats", "findings"):
+        for param in ("since", "until"):
+            for bad, says in ((NAIVE, "timezone"), *((b, "UTC") for b in PAST_THE_CALENDAR)):
+                refused(as_admin.get(f"{base}/{path}", params={param: bad}), ["query", param], says)
+        assert as_admin.get(f"{base}/{path}", params={"since": "2024-05-01T10:00:00+02:00"}).status_code == 200
+        # A log type that does not exist is refused, not answered with nothing.
+        assert as_admin.get(f"{base}/{path}", params={"log_type": "nginx"}).status_code == 422
 
-        # Clients read the horizon in the API's schema.
-        schemas = as_admin.get(f"{tracker}/openapi.json").json()["components"]["schemas"]
-        assert "5 years" in schemas["TouchpointCreate"]["properties"]["scheduled_at"]["description"]
+    # Clients read the horizon in the API's schema.
+    schemas = as_admin.get(f"{tracker}/openapi.json").json()["components"]["schemas"]
+    assert "5 years" in schemas["TouchpointCreate"]["properties"]["scheduled_at"]["description"]
 
 
-def test_a_field_a_body_does_not_know_is_refused_not_ignored(
-    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
-) -> None:
-    with running_services(
-        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
-    ) as svc:
-        tracker = svc["tracker"].url
-        refused(as_admin.post(f"{tracker}/v1/engagements", json={"name": "d", "customer": "c", "custmer": "x"}),
-                ["body", "custmer"], "Extra inputs are not permitted")  # fmt: skip
-        created = as_admin.post(f"{tracker}/v1/engagements", json={"name": "d", "customer": "c"}).json()
-        base = f"{tracker}/v1/engagements/{created['id']}"
-        # `stage` moves only through /advance: a PATCH naming it answered 200 and changed nothing.
-        refused(as_admin.patch(base, json={"version": created["version"], "stage": "rollout"}), ["body", "stage"],
-                "Extra inputs are not permitted")  # fmt: skip
-        assert as_admin.get(base).json()["stage"] == created["stage"]
-        refused(as_admin.post(f"{base}/issues", json={"title": "t", "severity": "high", "assignee": "x"}),
-                ["body", "assignee"], "Extra inputs are not permitted")  # fmt: skip
-        # What the API returns is read back from rows: reads still work.
-        assert as_admin.get(f"{base}/issues").status_code == 200
+def test_a_field_a_body_does_not_know_is_refused_not_ignored(tracker: str) -> None:
+    refused(as_admin.post(f"{tracker}/v1/engagements", json={"name": "d", "customer": "c", "custmer": "x"}),
+            ["body", "custmer"], "Extra inputs are not permitted")  # fmt: skip
+    created = as_admin.post(f"{tracker}/v1/engagements", json={"name": "d", "customer": "c"}).json()
+    base = f"{tracker}/v1/engagements/{created['id']}"
+    # `stage` moves only through /advance: a PATCH naming it answered 200 and changed nothing.
+    refused(as_admin.patch(base, json={"version": created["version"], "stage": "rollout"}), ["body", "stage"],
+            "Extra inputs are not permitted")  # fmt: skip
+    assert as_admin.get(base).json()["stage"] == created["stage"]
+    refused(as_admin.post(f"{base}/issues", json={"title": "t", "severity": "high", "assignee": "x"}),
+            ["body", "assignee"], "Extra inputs are not permitted")  # fmt: skip
+    # What the API returns is read back from rows: reads still work.
+    assert as_admin.get(f"{base}/issues").status_code == 200

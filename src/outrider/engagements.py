@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -16,9 +15,8 @@ from outrider.stats.render import OutputFormat, Section, emit_all, stdout_consol
 from outrider.up import ADMIN_TOKEN_FILE
 
 app = typer.Typer(help="Query and move engagements through the tracker API.", no_args_is_help=True)
-console = Console(markup=False)  # names, keys and reasons are data: `[id]` in one is text, not a style
-if not console.is_terminal:  # piped or redirected: tables at their natural width, not squeezed into 80 columns
-    console = Console(markup=False, width=1000)
+# Names, keys and reasons are data (`[id]` in one is text, not a style); piped, tables keep their natural width.
+console = stdout_console(markup=False)
 TrackerOption = Annotated[
     str, typer.Option("--tracker", envvar="OUTRIDER_TRACKER_URL", help="Base URL of the tracker API.")
 ]

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
 import logparse
 from outrider.stats import sources, views
-from outrider.stats.render import OutputFormat, Section, emit_all, stdout_console
+from outrider.stats.render import OutputFormat, Section, emit_all, stderr_console, stdout_console
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -106,11 +105,6 @@ class StatsError(Exception):
     """A problem to report to the user in one line, without a traceback."""
 
 
-def _stderr() -> Console:
-    # soft_wrap: one line whatever the width (a wrapped path cannot be copied or grepped)
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
 def _fail_cleanly(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn expected errors into a one-line message and exit code 2 (never a traceback)."""
 
@@ -119,7 +113,7 @@ def _fail_cleanly(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except (StatsError, views.ViewError, sources.InputError, ValueError) as e:
-            _stderr().print(f"[red]error:[/red] {escape(str(e))}")
+            stderr_console().print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(2) from None
 
     return run
@@ -166,7 +160,7 @@ def _load(
         return report(main)
 
     empty = sources.feed(report(log_type) if log_type else route, inputs)
-    err = _stderr()
+    err = stderr_console()
     if len(inputs) > 1:  # one input alone is told of by its empty table
         for source in empty:
             err.print(f"{source.name}: empty", markup=False)
@@ -180,7 +174,7 @@ def _load(
 
 def _explain(report: logparse.LogReport, verbose: bool) -> None:
     """Tell on stderr what was not counted: always the bad-line count, with --verbose the reasons and samples."""
-    err = _stderr()
+    err = stderr_console()
     bad = sum(report.bad_lines.values())
     if report.log_type is None:
         err.print(f"no GitLab log lines recognised in {report.lines} lines; try --type")

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 import logparse
+from outrider.stats.render import stderr_console
 
 STDIN = "-"
 BLOCK_BYTES = 16 << 20
@@ -140,7 +140,7 @@ def feed(to: logparse.LogReport | Route, sources: Iterable[Source], progress: bo
         TimeRemainingColumn(),
     )
     show = progress and total >= PROGRESS_MIN_BYTES
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = stderr_console()
     empty = []
     with Progress(*columns, console=err, transient=True, disable=not show) as bar:
         task = bar.add_task("parsing", total=total)
