@@ -16,8 +16,9 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+import logparse
 from bench.baseline import _record
 from bench.generate import write
 from outrider.devstack import Service, free_port
@@ -370,6 +371,57 @@ def test_a_flush_that_fails_is_retried_until_it_lands(
         body = wait_for_count(tracker, engagement, lines)
         time.sleep(1.0)  # a write counted twice would show up now
         assert stats(tracker, engagement)["total_count"] == body["total_count"] == lines
+
+
+def test_a_chunk_postgresql_refuses_is_dead_lettered_and_the_rest_is_counted(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses one chunk's data for good (a CHECK constraint stands in for any such refusal, e.g. a value
+    out of its range): that chunk goes to the dead-letter topic with its value and the reason, the chunks around it,
+    written with it in the same lots, are counted, and its partition moves on."""
+    log = tmp_path / "mixed.log"
+    write(log, "production_json", 64 << 10, seed=13)
+    lines = log.read_bytes().splitlines(keepends=True)
+    poison = b'{"controller":"Poison","action":"show","status":200,"duration_s":0.1,"time":"2024-05-01T10:00:00Z"}\n'
+    log.write_bytes(b"".join([*lines[:200], poison, *lines[200:]]))
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "ingest", "analyzer"), settings=SMALL_CHUNKS,
+    ) as svc:  # fmt: skip
+        tracker, ingest = svc["tracker"].url, svc["ingest"].url
+        engagement, auth = open_engagement(tracker)
+        asyncio.run(
+            _sql(database_dsn, "ALTER TABLE log_stats ADD CONSTRAINT no_poison CHECK (key <> 'Poison#show') NOT VALID")
+        )
+        total = ship(ingest, engagement, auth, log, "h", "production_json")
+        (dead,) = asyncio.run(_read_topics(kafka_bootstrap, topic_prefix, ("logs.raw.dead",)))["logs.raw.dead"]
+        headers = {k: v.decode() for k, v in dead.headers}
+        refused = int(headers["lines"])
+        body = wait_for_count(tracker, engagement, total - refused)
+        time.sleep(1.0)  # anything counted twice, or the refused chunk after all, would show up now
+        assert stats(tracker, engagement)["total_count"] == body["total_count"] == total - refused
+        assert svc["analyzer"].metric('outrider_analyzer_chunks_total{outcome="dead_letter"}') == 1
+    assert 0 < refused < total
+    assert headers["dead-letter-reason"].startswith("refused by PostgreSQL: CheckViolationError")
+    assert "no_poison" in headers["dead-letter-reason"]
+    assert "Poison#show" not in {k["key"] for k in body["keys"]}
+    topic, partition, offset = headers["dead-letter-source"].rsplit("/", 2)
+    assert (topic, headers["engagement_id"]) == (f"{topic_prefix}logs.raw", engagement)
+    original = asyncio.run(_read_record(kafka_bootstrap, topic, int(partition), int(offset)))
+    assert dead.value == original.value  # the record as it was, to be sent again once the cause is fixed
+    assert logparse.parse_chunks([(dead.value, "production_json", True)], 60)[0].lines == refused
+
+
+async def _read_record(bootstrap: str, topic: str, partition: int, offset: int) -> ConsumerRecord:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        return await asyncio.wait_for(consumer.getone(tp), 30)
+    finally:
+        await consumer.stop()
 
 
 async def _sql(dsn: str, statement: str) -> None:

@@ -11,7 +11,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY
 
-from outrider_analyzer.handlers import as_itself, dead_letterer, log_chunk_handler
+from outrider_analyzer.handlers import as_itself, dead_letterer, log_chunk_handler, rereader
 from outrider_analyzer.observability import kafka_middlewares
 from outrider_analyzer.pipeline import DrainOnRevoke, Flusher
 from outrider_analyzer.settings import AnalyzerSettings
@@ -38,6 +38,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     flusher = Flusher(
         db,
         dead_letterer(broker, settings.dead_letter_topic(LOGS_RAW)),
+        rereader(settings.kafka_bootstrap_servers),
         bucket_seconds=settings.bucket_seconds,
         limits=settings.findings,
         wake_relay=relay.wake,

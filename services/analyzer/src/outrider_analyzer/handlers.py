@@ -6,13 +6,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 from faststream.kafka import KafkaBroker, KafkaMessage
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 import logparse
 from outrider_analyzer import metrics
-from outrider_analyzer.pipeline import DeadLetter, Flusher, Handled
+from outrider_analyzer.pipeline import DeadLetter, Flusher, Handled, Reread
 from outrider_common.events import LogChunk
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,31 @@ async def _handle(records: tuple[ConsumerRecord, ...], bucket_seconds: int) -> l
 
 
 def _dead(record: ConsumerRecord, headers: dict[str, str], reason: str) -> Handled:
-    value = record.value or b""
-    source = f"{record.topic}/{record.partition}/{record.offset}"
-    dead = DeadLetter(value, record.key, headers, reason, source)
-    return Handled(TopicPartition(record.topic, record.partition), record.offset, len(value), dead=dead)
+    dead = DeadLetter.of(record, headers, reason)
+    return Handled(TopicPartition(record.topic, record.partition), record.offset, len(dead.value), dead=dead)
+
+
+def rereader(bootstrap_servers: str) -> Reread:
+    """What the flusher calls to read one record again, at its offset, with a consumer of its own (no group)."""
+
+    async def reread(tp: TopicPartition, offset: int) -> ConsumerRecord | None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, client_id="outrider-analyzer-reread", group_id=None,
+            enable_auto_commit=False, auto_offset_reset="none",
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            async with asyncio.timeout(30):
+                record: ConsumerRecord = await consumer.getone(tp)
+        except OffsetOutOfRangeError:  # retention removed it
+            return None
+        finally:
+            await consumer.stop()
+        return record if record.offset == offset else None
+
+    return reread
 
 
 def dead_letterer(broker: KafkaBroker, topic: str) -> Callable[[DeadLetter], Awaitable[None]]:

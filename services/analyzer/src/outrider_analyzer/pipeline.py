@@ -5,7 +5,8 @@ back to Kafka at once, so fetching, parsing, merging the next lot's rows and the
 overlap. Under load each flush takes everything that queued meanwhile (group commit); at low load a chunk is
 written as soon as it is parsed. Offsets are committed only after the flush that holds their chunks, so a crash
 loses nothing; chunk ids make anything read twice count once. A failed flush is retried with the same chunks until
-it lands, while a full queue stops consumption (backpressure).
+it lands, while a full queue stops consumption (backpressure); only a chunk whose data PostgreSQL itself refuses is
+taken out of its lot and dead-lettered, so that it cannot hold up its partition for good.
 """
 
 import asyncio
@@ -13,7 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from tenacity import (
@@ -36,6 +38,16 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 _log_retry = before_sleep_log(log, logging.WARNING)
 
+# PostgreSQL's verdict on the data itself, the same on every try: a data exception (22xxx: a value out of range, a
+# byte sequence it will not store), an integrity violation (23xxx), a program limit (54xxx: an index row too large).
+# A lot that fails so is written in halves until the chunk refused alone is found and dead-lettered. Anything else
+# (PostgreSQL or Kafka away, a table missing, a bug) would fail every chunk alike: the lot is retried as it is.
+REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg.ProgramLimitExceededError)
+
+# Reads the record at an offset again (None if the topic no longer holds it): a refused chunk is dead-lettered with
+# its value, which the queue does not keep once parsed.
+Reread = Callable[[TopicPartition, int], Awaitable[ConsumerRecord | None]]
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -46,6 +58,11 @@ class DeadLetter:
     headers: dict[str, str]
     reason: str
     source: str  # topic/partition/offset it was read from
+
+    @classmethod
+    def of(cls, record: ConsumerRecord, headers: dict[str, str], reason: str) -> "DeadLetter":
+        source = f"{record.topic}/{record.partition}/{record.offset}"
+        return cls(record.value or b"", record.key, headers, reason, source)
 
 
 @dataclass(frozen=True)
@@ -66,7 +83,7 @@ class Lot:
     """What one flush writes: the handled records, the parsed chunks among them, their rows staged ahead."""
 
     batch: list[Handled]
-    parsed: list[tuple[LogChunk, ChunkStats]]
+    parsed: list[Handled]
     staged: StagedRows | None
 
 
@@ -77,6 +94,7 @@ class Flusher:
         self,
         db: Database,
         dead_letter: Callable[[DeadLetter], Awaitable[None]],
+        reread: Reread,
         *,
         bucket_seconds: int,
         limits: Thresholds,
@@ -84,7 +102,8 @@ class Flusher:
         max_pending_bytes: int,
         retry_max_seconds: float = 30.0,
     ) -> None:
-        self._db, self._dead_letter, self._bucket_seconds, self._limits = db, dead_letter, bucket_seconds, limits
+        self._db, self._dead_letter, self._reread = db, dead_letter, reread
+        self._bucket_seconds, self._limits = bucket_seconds, limits
         self._wake_relay, self._max_pending_bytes, self._retry_max = wake_relay, max_pending_bytes, retry_max_seconds
         self._pending: list[asyncio.Future[list[Handled]]] = []
         self._pending_bytes = 0
@@ -147,14 +166,15 @@ class Flusher:
 
     async def _prepare(self, handling: list[asyncio.Future[list[Handled]]]) -> Lot:
         batch = [h for batch in await asyncio.gather(*handling) for h in batch]  # batches, records in Kafka order
-        parsed = [(h.chunk, h.stats) for h in batch if h.chunk is not None and h.stats is not None]
-        return Lot(batch, parsed, await stage(parsed) if parsed else None)
+        parsed = [h for h in batch if h.chunk is not None]
+        return Lot(batch, parsed, await stage(_pairs(parsed)) if parsed else None)
 
     async def _write(self, lot: Lot) -> None:
-        batch, parsed = lot.batch, lot.parsed
+        batch, parsed, staged = lot.batch, lot.parsed, lot.staged
         dead = [h.dead for h in batch if h.dead is not None]
         links = [trace.Link(h.span) for h in batch if h.span is not None]
         flushed = Flushed()
+        refused: set[int] = set()  # ids of the chunks dead-lettered so far; a retry of the lot leaves them out
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=0.5, max=self._retry_max),
@@ -167,13 +187,46 @@ class Flusher:
                 while dead:  # before the offsets move past them; a retry sends only those not sent yet
                     await self._dead_letter(dead[0])
                     dead.pop(0)
+                if refused:
+                    parsed, staged = [h for h in parsed if id(h) not in refused], None
                 if parsed:
-                    async with self._db.pool.acquire() as conn, conn.transaction():
-                        flushed = await flush(
-                            conn, parsed, bucket_seconds=self._bucket_seconds, limits=self._limits, staged=lot.staged
-                        )
+                    flushed = await self._flush(parsed, staged, refused)
         await self._commit(batch)
         self._count(batch, flushed)
+
+    async def _flush(self, parsed: list[Handled], staged: StagedRows | None, refused: set[int]) -> Flushed:
+        """Write `parsed` in one transaction or, should PostgreSQL refuse its data (`REFUSED`), in halves.
+
+        The halves are written the same way, down to the chunk refused on its own, which is dead-lettered with the
+        reason. Chunks written before a retry are counted once: their ids are claimed with them.
+        """
+        try:
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                return await flush(
+                    conn, _pairs(parsed), bucket_seconds=self._bucket_seconds, limits=self._limits, staged=staged
+                )
+        except REFUSED as exc:
+            if len(parsed) > 1:
+                half = len(parsed) // 2
+                first = await self._flush(parsed[:half], None, refused)
+                return first + await self._flush(parsed[half:], None, refused)
+            await self._refuse(parsed[0], exc)
+            refused.add(id(parsed[0]))
+            return Flushed()
+
+    async def _refuse(self, handled: Handled, exc: Exception) -> None:
+        """Dead-letter a chunk PostgreSQL refuses, with its value read again from Kafka, before its offset moves on."""
+        assert handled.chunk is not None
+        reason = f"refused by PostgreSQL: {type(exc).__name__}: {exc}"
+        headers = handled.chunk.to_headers()
+        record = await self._reread(handled.tp, handled.offset)
+        if record is None:  # gone from the topic (retention): the reason and the chunk's headers still say what it was
+            source = f"{handled.tp.topic}/{handled.tp.partition}/{handled.offset}"
+            dead = DeadLetter(b"", None, headers, f"{reason} (value no longer in Kafka)", source)
+        else:
+            dead = DeadLetter.of(record, {k: v.decode("utf-8", "replace") for k, v in record.headers}, reason)
+        log.error("chunk refused by PostgreSQL id=%s source=%s", handled.chunk.chunk_id, dead.source, exc_info=exc)
+        await self._dead_letter(dead)
 
     def _count(self, batch: Sequence[Handled], flushed: Flushed) -> None:
         metrics.FLUSH_ROWS.observe(flushed.rows)
@@ -224,6 +277,10 @@ class Flusher:
             highwater = consumer.highwater(tp)
             if highwater is not None:
                 metrics.LAG.labels(str(tp.partition)).set(max(highwater - offset, 0))
+
+
+def _pairs(handled: list[Handled]) -> list[tuple[LogChunk, ChunkStats]]:
+    return [(h.chunk, h.stats) for h in handled if h.chunk is not None and h.stats is not None]
 
 
 class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]

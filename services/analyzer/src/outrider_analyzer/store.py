@@ -107,6 +107,13 @@ class Flushed:
     rows: int = 0
     findings: list[Finding] = field(default_factory=list)
 
+    def __add__(self, other: "Flushed") -> "Flushed":
+        """Two flushes' results as one (a lot written in parts)."""
+        return Flushed(
+            self.counted + other.counted, self.duplicates + other.duplicates, self.rows + other.rows,
+            self.findings + other.findings,
+        )  # fmt: skip
+
 
 step = FLUSH_STEP_SECONDS.labels
 
