@@ -112,9 +112,23 @@ def test_content_codings_are_expanded_or_refused_never_stored_as_lines(
             assert repr(coding) in refused.json()["detail"]
             assert "accepted: gzip, x-gzip, deflate, identity" in refused.json()["detail"]
         assert upload(b"not zlib", "deflate").status_code == 400
+        # A form upload (curl -F) would store its boundaries and part headers as lines; curl --data-binary's
+        # default Content-Type (a urlencoded form, which the body is not) is what most uploads carry, so it is read.
+        form = httpx.post(
+            f"{ingest}/v1/engagements/{engagement}/logs", params={"source": "host", "file_id": "form"},
+            files={"file": ("production_json.log", lines)}, headers=auth, timeout=30,
+        )  # fmt: skip
+        assert form.status_code == 415, form.text
+        assert "curl --data-binary" in form.json()["detail"]
+        urlencoded = httpx.post(
+            f"{ingest}/v1/engagements/{engagement}/logs", params={"source": "host", "file_id": "plain"},
+            content=lines, headers={**auth, "Content-Type": "application/x-www-form-urlencoded"}, timeout=30,
+        )  # fmt: skip
+        assert (urlencoded.status_code, urlencoded.json()["lines"]) == (202, 3)
         metrics = httpx.get(f"{ingest}/metrics").text
         assert 'outrider_ingest_requests_rejected_total{reason="unsupported_encoding"} 4.0' in metrics
         assert 'outrider_ingest_requests_rejected_total{reason="bad_deflate"} 1.0' in metrics
+        assert 'outrider_ingest_requests_rejected_total{reason="form_upload"} 1.0' in metrics
         # The accepted codings are documented where clients read the API.
         operation = httpx.get(f"{ingest}/openapi.json").json()["paths"]["/v1/engagements/{engagement_id}/logs"]["post"]
         assert "`x-gzip`" in operation["description"]

@@ -78,7 +78,10 @@ class UploadAccepted(BaseModel):
         401: {"description": "Missing, unknown or revoked token"},
         403: {"description": "The token belongs to another engagement"},
         413: {"description": "A line or the whole body exceeds its size limit"},
-        415: {"description": f"A Content-Encoding other than {ACCEPTED_CODINGS} (named in Accept-Encoding)"},
+        415: {
+            "description": f"A Content-Encoding other than {ACCEPTED_CODINGS} (named in Accept-Encoding), or a "
+            "multipart/form-data body (a form upload, `curl -F`): send the file itself as the body"
+        },
         503: {"description": "Kafka did not acknowledge in time; retry after Retry-After seconds"},
     },
 )
@@ -93,7 +96,9 @@ async def upload_logs(
     """Answer only after Kafka acknowledged every record, so a 202 means the lines are durable.
 
     The body is NDJSON sent as is or with `Content-Encoding` `gzip` (or `x-gzip`) or `deflate` (zlib format), in
-    any letter case; any other coding (zstd, br, several stacked) is refused with 415 before a byte is read.
+    any letter case; any other coding (zstd, br, several stacked) is refused with 415 before a byte is read, as is
+    a form upload (`multipart/form-data`, what `curl -F file=@x.log` sends), whose boundaries and part headers would
+    be stored as lines: send the file as the body (`curl --data-binary @x.log`).
 
     Records are cut at the last newline within each `chunk_bytes` window, so the same byte range always yields the
     same chunk ids: after a failure, resend the same range (from `offset`, or from the offset a 503 names, to the
@@ -103,6 +108,12 @@ async def upload_logs(
     broker: KafkaBroker = request.app.state.broker
     topic = settings.topic(LOGS_RAW)
     chunker = LineChunker(start_offset=offset, target=settings.chunk_bytes, max_line=settings.max_line_bytes)
+    if request.headers.get("content-type", "").strip().lower().startswith("multipart/"):
+        metrics.REJECTED.labels("form_upload").inc()
+        raise HTTPException(
+            415, "a multipart/form-data body is a form, not log lines: send the file itself as the body "
+            "(curl --data-binary @production_json.log, not curl -F)",
+        )  # fmt: skip
     try:
         coding = content_coding(request.headers.getlist("content-encoding"))
     except UnsupportedCoding as exc:
