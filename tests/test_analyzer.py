@@ -401,6 +401,31 @@ def test_a_chunk_postgresql_refuses_is_dead_lettered_and_the_rest_is_counted(
         time.sleep(1.0)  # anything counted twice, or the refused chunk after all, would show up now
         assert stats(tracker, engagement)["total_count"] == body["total_count"] == total - refused
         assert svc["analyzer"].metric('outrider_analyzer_chunks_total{outcome="dead_letter"}') == 1
+        # The cause fixed, the operator sends the chunk back and it is counted, once however often that is done.
+        asyncio.run(_sql(database_dsn, "ALTER TABLE log_stats DROP CONSTRAINT no_poison"))
+        kafka = ("--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix)
+        listed = outrider("dead-letters", "list", "logs.raw", "--json", *kafka)
+        (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert (row["source"], row["reason"]) == (headers["dead-letter-source"], headers["dead-letter-reason"])
+        table = outrider("dead-letters", "list", *kafka).stdout
+        assert "1 dead letters" in table
+        assert "CheckViolationError" in table
+        assert headers["dead-letter-source"] in table
+        none = outrider("dead-letters", "list", "analysis.findings", *kafka).stdout
+        assert none.strip() == f"no dead letters in {topic_prefix}analysis.findings.dead"
+        unknown = outrider("dead-letters", "list", "logs", *kafka)
+        assert unknown.returncode == 2
+        assert "unknown topic logs" in unknown.stderr
+        replayed = outrider("dead-letters", "replay", *kafka)
+        assert replayed.stdout.strip() == f"replayed 1 to {topic_prefix}logs.raw", replayed.stdout + replayed.stderr
+        wait_for_count(tracker, engagement, total)
+        assert outrider("dead-letters", "replay", *kafka).stdout.strip() == "nothing to replay"
+        again = outrider("dead-letters", "replay", "--from-start", *kafka)
+        assert again.stdout.strip() == f"replayed 1 to {topic_prefix}logs.raw"
+        time.sleep(1.0)
+        after = stats(tracker, engagement)
+        assert after["total_count"] == total
+        assert {k["key"]: k["count"] for k in after["keys"]}["Poison#show"] == 1
     assert 0 < refused < total
     assert headers["dead-letter-reason"].startswith("refused by PostgreSQL: CheckViolationError")
     assert "no_poison" in headers["dead-letter-reason"]

@@ -3,6 +3,7 @@
 import typer
 
 from outrider import up as stack
+from outrider.deadletters import app as dead_letters_app
 from outrider.engagements import app as engagements_app
 from outrider.ship.cli import app as ship_app
 from outrider.stats.cli import app as stats_app
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.add_typer(stats_app, name="stats")
 app.add_typer(engagements_app, name="engagements")
 app.add_typer(ship_app, name="ship")
+app.add_typer(dead_letters_app, name="dead-letters")
 
 
 @app.command()

@@ -1,0 +1,233 @@
+"""`outrider dead-letters …`: read what the services dead-lettered and, once its cause is fixed, send it back.
+
+Every consumer puts a record it cannot handle for good on its topic's dead-letter topic (`<topic>.dead`) with the
+record's own key, value and headers plus `dead-letter-reason` and `dead-letter-source` (topic/partition/offset).
+`replay` publishes such records to the topic they came from, as they were; chunk and event ids make a record that
+was counted before count once. It remembers how far it got (a consumer group of its own), so running it again sends
+only what was dead-lettered since.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from rich.table import Table
+
+from outrider.stats.render import stdout_console
+from outrider_common.topics import ALL_TOPICS
+
+app = typer.Typer(
+    help="List the records the services dead-lettered (topic.dead) and replay them once their cause is fixed.",
+    no_args_is_help=True,
+)
+console = stdout_console(markup=False)  # reasons and sources are data
+
+REPLAY_GROUP = "outrider-dead-letters-replay"
+REASON, SOURCE = "dead-letter-reason", "dead-letter-source"
+REPLAYED_FROM = "dead-letter-replayed-from"
+
+BootstrapOpt = Annotated[
+    str,
+    typer.Option(
+        "--bootstrap",
+        envvar="OUTRIDER_KAFKA_BOOTSTRAP_SERVERS",
+        help="Kafka bootstrap servers (`make up`'s by default).",
+    ),
+]
+PrefixOpt = Annotated[
+    str, typer.Option("--topic-prefix", envvar="OUTRIDER_TOPIC_PREFIX", help="The deployment's topic-name prefix.")
+]
+TopicsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Topics whose dead letters to read, e.g. logs.raw (without prefix or .dead). Default: "
+        + ", ".join(t.name for t in ALL_TOPICS),
+        show_default=False,
+    ),
+]
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", help="Only dead letters whose reason contains this text (any case).")
+]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record of a dead-letter topic."""
+
+    record: ConsumerRecord
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {k: v.decode("utf-8", "replace") for k, v in self.record.headers}
+
+    @property
+    def reason(self) -> str:
+        return self.headers.get(REASON, "")
+
+    @property
+    def source(self) -> str:
+        return self.headers.get(SOURCE, "")
+
+    @property
+    def at(self) -> datetime:
+        return datetime.fromtimestamp(self.record.timestamp / 1000, UTC)
+
+    def matches(self, reason: str | None) -> bool:
+        return reason is None or reason.lower() in self.reason.lower()
+
+
+def _dead_topics(names: Iterable[str] | None, prefix: str) -> list[str]:
+    known = {t.name: t.dead_letter for t in ALL_TOPICS}
+    chosen = list(names or known)
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        raise typer.BadParameter(f"unknown topic {', '.join(unknown)}; known: {', '.join(known)}", param_hint="TOPICS")
+    return [prefix + known[n] for n in chosen]
+
+
+@asynccontextmanager
+async def _consumer(bootstrap: str, group: str | None) -> AsyncIterator[AIOKafkaConsumer]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
+    """The partitions of those of `topics` that exist (nothing has been dead-lettered to a topic not yet made)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics()).intersection(topics)
+        described = await admin.describe_topics(sorted(existing)) if existing else []
+    finally:
+        await admin.close()
+    return sorted(TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"])
+
+
+async def _records(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], *, from_start: bool
+) -> dict[TopicPartition, list[ConsumerRecord]]:
+    """The records of `partitions` up to their ends as they are now, from the start or from the consumer's group's
+    committed offsets."""
+    consumer.assign(partitions)
+    ends = await consumer.end_offsets(partitions)
+    if from_start:
+        await consumer.seek_to_beginning(*partitions)
+    read: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in partitions}
+    while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+        for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+            read[tp] += [r for r in records if r.offset < ends[tp]]
+    return read
+
+
+async def _list(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
+    partitions = await _partitions(bootstrap, topics)
+    if not partitions:  # (aiokafka: a consumer stopped without ever being assigned raises CancelledError)
+        return []
+    async with _consumer(bootstrap, None) as consumer:
+        read = await _records(consumer, partitions, from_start=True)
+    return [DeadLetter(r) for records in read.values() for r in records]
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except KafkaError as exc:
+        console.print(f"Kafka: {exc!r}", style="red")
+        raise typer.Exit(2) from exc
+
+
+@app.command("list")
+def list_dead_letters(
+    topics: TopicsArg = None,
+    reason: ReasonOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object a line instead of a table.")] = False,
+    bootstrap: BootstrapOpt = "127.0.0.1:19092",
+    topic_prefix: PrefixOpt = "",
+) -> None:
+    """Every dead letter, oldest first per topic: when, where it came from, why, and its size."""
+    names = _dead_topics(topics, topic_prefix)
+    letters = [d for d in _run(_list(bootstrap, names)) if d.matches(reason)]
+    if json_out:
+        for d in letters:
+            row = {"topic": d.record.topic, "offset": d.record.offset, "at": d.at.isoformat(), "source": d.source,
+                   "reason": d.reason, "bytes": len(d.record.value or b"")}  # fmt: skip
+            console.print(json.dumps(row), soft_wrap=True)
+        return
+    if not letters:
+        console.print(f"no dead letters in {', '.join(names)}")
+        return
+    table = Table("DEAD-LETTERED", "FROM", "REASON", "BYTES", title=f"{len(letters)} dead letters")
+    for d in letters:
+        table.add_row(d.at.strftime("%Y-%m-%d %H:%M:%S"), d.source, d.reason, str(len(d.record.value or b"")))
+    console.print(table)
+
+
+async def _replay(bootstrap: str, topics: list[str], reason: str | None, from_start: bool) -> dict[str, int]:
+    """Send the dead letters not replayed yet back where they came from; without a `reason` filter, remember how
+    far this got once Kafka acknowledged them (the replay group's offsets)."""
+    sent: dict[str, int] = {}
+    partitions = await _partitions(bootstrap, topics)
+    if not partitions:
+        return sent
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        async with _consumer(bootstrap, REPLAY_GROUP) as consumer:
+            for tp, records in (await _records(consumer, partitions, from_start=from_start)).items():
+                for record in records:
+                    letter = DeadLetter(record)
+                    if letter.matches(reason):
+                        target = await _send_back(producer, letter)
+                        sent[target] = sent.get(target, 0) + 1
+                if records and reason is None:
+                    await consumer.commit({tp: records[-1].offset + 1})
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def _send_back(producer: AIOKafkaProducer, letter: DeadLetter) -> str:
+    """Publish one dead letter to the topic it was read from, as it was, naming where it was dead-lettered."""
+    record = letter.record
+    target = letter.source.rsplit("/", 2)[0] if letter.source else record.topic.removesuffix(".dead")
+    headers = [(k, v) for k, v in record.headers if k not in (REASON, SOURCE, REPLAYED_FROM)]
+    origin = f"{record.topic}/{record.partition}/{record.offset}".encode()
+    await producer.send_and_wait(target, record.value, key=record.key, headers=[*headers, (REPLAYED_FROM, origin)])
+    return target
+
+
+@app.command()
+def replay(
+    topics: TopicsArg = None,
+    reason: ReasonOpt = None,
+    from_start: Annotated[
+        bool, typer.Option("--from-start", help="Every dead letter, not only those no run has replayed yet.")
+    ] = False,
+    bootstrap: BootstrapOpt = "127.0.0.1:19092",
+    topic_prefix: PrefixOpt = "",
+) -> None:
+    """Publish dead letters to the topic they came from, as they were (fix their cause first).
+
+    Safe to repeat: the analyzer counts a chunk once by its id; the notifier's reminders have idempotency keys.
+
+    A run without --reason remembers how far it got: the next sends only what was dead-lettered since.
+    """
+    sent = _run(_replay(bootstrap, _dead_topics(topics, topic_prefix), reason, from_start))
+    if not sent:
+        console.print("nothing to replay")
+    for target, n in sorted(sent.items()):
+        console.print(f"replayed {n} to {target}")
