@@ -66,10 +66,42 @@ def test_svlogd_prefix_time_is_used_when_the_line_has_none() -> None:
         (b'"2020-01-01T00:00:59.999Z"', 1577836800),
         (b"1577836861.5", 1577836860),
         (b'"2020-01-01T01:01:00+01:00"', 1577836860),
+        (b"0", 0),  # the first instant accepted, 1970-01-01T00:00:00Z
+        (b'"9999-12-31T23:59:59.999Z"', 253402300740),  # the last minute accepted
     ],
 )
 def test_iso_and_float_epoch_times(time: bytes, bucket: int) -> None:
     assert one(b'{"controller":"A","action":"b","duration_s":1,"time":%s}' % time).bucket_start == bucket
+
+
+PRODUCTION = b'"controller":"A","action":"b","duration_s":1'
+GITALY_TEXT = b"grpc.method=A grpc.code=OK grpc.time_ms=1"
+
+
+@pytest.mark.parametrize(
+    ("line", "log_type"),
+    [
+        (b'{%s,"time":1e15}' % PRODUCTION, "production_json"),  # a float epoch in the year ~31.7 million
+        (b'{%s,"time":253402300800}' % PRODUCTION, "production_json"),  # 10000-01-01T00:00:00Z
+        (b'{%s,"time":-0.5}' % PRODUCTION, "production_json"),
+        (b'{%s,"time":"1969-12-31T23:59:59.999Z"}' % PRODUCTION, "production_json"),
+        (b'{%s,"time":"9999-12-31T23:30:00-01:00"}' % PRODUCTION, "production_json"),  # 10000-01-01 in UTC
+        (b"0001-01-01_00:00:00.00000 {%s}" % PRODUCTION, "production_json"),  # svlogd -tt prefix
+        (b"1960-01-01T00:00:00Z pod container {%s}" % PRODUCTION, "production_json"),  # KubeSOS prefix
+        (b"0001-01-01_00:00:00.00000 %s" % GITALY_TEXT, "gitaly"),  # svlogd prefix before logfmt
+        (b'time="1900-01-01T00:00:00Z" %s' % GITALY_TEXT, "gitaly"),  # logfmt's own time
+    ],
+)
+def test_times_before_1970_or_past_9999_are_bad_lines(line: bytes, log_type: str) -> None:
+    chunk = logparse.parse_chunk(line + b"\n", log_type=log_type)
+    assert (chunk.lines, chunk.bad_lines, chunk.groups) == (1, {"time_out_of_range": 1}, [])
+    assert (chunk.start_time, chunk.end_time) == (None, None)
+    assert [reason for reason, _ in chunk.samples] == ["time_out_of_range"]
+
+
+def test_a_prefix_time_out_of_range_is_not_used_when_the_line_has_its_own() -> None:
+    group = one(b'0001-01-01_00:00:00.0 {%s,"time":"2020-01-01T00:00:30Z"}' % PRODUCTION)
+    assert group.bucket_start == 1577836800
 
 
 def test_helm_lines_of_other_subcomponents_are_skipped() -> None:

@@ -1,8 +1,12 @@
 """Bad input is counted by reason, explained with --verbose, and never escapes as an exception."""
 
+import json
 from pathlib import Path
 
-from tests.stats.conftest import Run
+import pytest
+
+from outrider.stats.sources import BLOCK_BYTES
+from tests.stats.conftest import Run, sections
 
 
 def test_count_is_printed_without_verbose(run: Run, logs: Path) -> None:
@@ -31,3 +35,24 @@ def test_binary_garbage_does_not_crash(run: Run, tmp_path: Path) -> None:
     junk.write_bytes(bytes(range(256)) * 50 + b'\n{"controller": [1, {"a": null}]}\n' + b"{" * 5000 + b"\n")
     for cmd in ("table", "top", "errors"):
         run(junk, "--type", "production_json", cmd=cmd)
+
+
+def test_a_time_out_of_range_is_a_bad_line_not_the_end_of_the_span(run: Run, tmp_path: Path) -> None:
+    line = '{"controller":"A","action":"b","duration_s":0.1,"time":%s}\n'
+    log = tmp_path / "production_json.log"
+    log.write_text(line % '"2024-05-01T10:00:00Z"' + line % "1e15" + line % '"2024-05-01T10:01:00Z"')
+    doc = json.loads(run(log, "--format", "json").stdout)
+    assert (doc["lines"], doc["bad_lines"], doc["end"]) == (3, {"time_out_of_range": 1}, "2024-05-01 10:01:00")
+    assert doc["sections"][0]["totals"]["rps"] == pytest.approx(2 / 60, abs=0.001)
+    windows = [s["title"] for s in sections(run(log, "--format", "json", "--interval", "1m"))]
+    assert windows == [">>> 2024-05-01 10:00:00 <<<", ">>> 2024-05-01 10:01:00 <<<"]
+    assert "bad 1 lines: time out of range" in run(log, "--verbose").stderr
+
+
+def test_a_line_longer_than_a_read_block_counts_once(run: Run, tmp_path: Path) -> None:
+    line = b'{"controller":"A","action":"b","duration_s":0.1,"time":"2024-05-01T10:00:00Z"}\n'
+    huge = b'{"controller":"A","action":"b","params":"' + b"x" * (BLOCK_BYTES + (2 << 20)) + b'"}\n'
+    log = tmp_path / "production_json.log"
+    log.write_bytes(line + huge + line * 2)
+    doc = json.loads(run(log, "--format", "json").stdout)
+    assert (doc["lines"], doc["bad_lines"], doc["sections"][0]["totals"]["count"]) == (4, {"too_long": 1}, 3)

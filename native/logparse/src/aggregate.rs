@@ -330,11 +330,8 @@ impl Aggregate {
         let Some(log_type) = self.log_type else {
             return self.reject(Rejection::Skip("unknown_format"), line);
         };
-        match format::extract(&parsed, log_type) {
-            Ok(mut rec) => {
-                rec.time = rec.time.or(prefix_time);
-                self.add_record(&rec, line);
-            }
+        match format::extract(&parsed, log_type, prefix_time) {
+            Ok(rec) => self.add_record(&rec, line),
             Err(r) => self.reject(r, line),
         }
     }
@@ -650,6 +647,20 @@ mod tests {
             "{}",
             group.sample
         );
+    }
+
+    #[test]
+    fn a_line_too_long_counts_once_where_the_input_is_split_for_the_cores() {
+        let good = br#"{"controller":"A","action":"b","duration_s":1}"#;
+        let long = vec![b'x'; 3 * MAX_LINE_BYTES];
+        let data = [&good[..], &long, good].join(&b'\n');
+        let mut a = Aggregate::new(Options {
+            log_type: Some(LogType::ProductionJson),
+            ..Options::default()
+        });
+        a.feed(&data);
+        assert_eq!((a.lines, a.bad.get("too_long")), (3, Some(&1)));
+        assert_eq!(a.groups[&0]["A#b"].count, 2);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::time::parse_iso;
+use crate::time::{in_range, parse_iso};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogType {
@@ -417,12 +417,22 @@ fn seconds_as_ms(v: &Val<'_>) -> Option<f64> {
     ms(v).map(|s| s * 1000.0)
 }
 
-/// Turn a parsed line into a record of `log_type`. A negative duration is a bad line: it would drag the
-/// minimum, the percentiles and the deviation below any real request.
-pub fn extract<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rejection> {
-    let record = extract_any(l, log_type)?;
+/// Turn a parsed line into a record of `log_type`, timed by the line's own `time` or else by `prefix_time` (an
+/// svlogd or KubeSOS prefix's). A negative duration is a bad line: it would drag the minimum, the percentiles and
+/// the deviation below any real request. So is a time out of [`in_range`]'s years: it would stretch the input's
+/// span (and so every RPS) and make windows no one can date or store.
+pub fn extract<'b>(
+    l: &'b Line<'_>,
+    log_type: LogType,
+    prefix_time: Option<f64>,
+) -> Result<Record<'b>, Rejection> {
+    let mut record = extract_any(l, log_type)?;
+    record.time = record.time.or(prefix_time);
     if record.duration_ms < 0.0 {
         return Err(Rejection::Bad("negative_duration"));
+    }
+    if record.time.is_some_and(|t| !in_range(t)) {
+        return Err(Rejection::Bad("time_out_of_range"));
     }
     Ok(record)
 }
@@ -435,7 +445,7 @@ fn extract_any<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rej
     let wrong = |_| Bad("wrong_type");
     let time = match &l.time {
         Val::Str(s) => parse_iso(s.as_bytes()),
-        Val::Num(v) if v.is_finite() => Some(*v),
+        Val::Num(v) => Some(*v),
         _ => None,
     };
     let user = l.username.text().or_else(|| l.meta_user.text());
@@ -720,7 +730,7 @@ mod tests {
 
     fn record(line: &str, t: LogType) -> Result<(String, f64, bool), Rejection> {
         let l = parse_json(line.as_bytes()).expect("json");
-        extract(&l, t).map(|r| {
+        extract(&l, t, None).map(|r| {
             (
                 format!("{}{}{}", r.key.0, r.key.1, r.key.2),
                 r.duration_ms,
@@ -741,6 +751,25 @@ mod tests {
             record(new, LogType::ProductionJson),
             Ok(("A#b".into(), 500.0, true))
         );
+    }
+
+    #[test]
+    fn times_out_of_range_are_bad_lines() {
+        let bad = Err(Rejection::Bad("time_out_of_range"));
+        let at = |time| Line {
+            time,
+            controller: Val::Str("A".into()),
+            duration_s: Val::Num(1.0),
+            ..Line::default()
+        };
+        let time_of =
+            |l: &Line<'_>, prefix| extract(l, LogType::ProductionJson, prefix).map(|r| r.time);
+        for t in [f64::NAN, f64::INFINITY, -1.0, 1e15] {
+            assert_eq!(time_of(&at(Val::Num(t)), None), bad, "{t}");
+        }
+        // A prefix's time stands in for a missing one only.
+        assert_eq!(time_of(&at(Val::Missing), Some(-1.0)), bad);
+        assert_eq!(time_of(&at(Val::Num(1.0)), Some(-1.0)), Ok(Some(1.0)));
     }
 
     #[test]
@@ -794,7 +823,7 @@ mod tests {
         let (line, prefix) = parse_logfmt(raw).unwrap();
         assert!(prefix.is_some());
         assert_eq!(classify(&line), Some(LogType::Gitaly));
-        let rec = extract(&line, LogType::Gitaly).unwrap();
+        let rec = extract(&line, LogType::Gitaly, prefix).unwrap();
         assert_eq!(rec.key.0, "Check");
         assert!((rec.duration_ms - 0.062).abs() < 1e-12);
         assert_eq!(rec.time, Some(1_560_792_003.0));
@@ -802,7 +831,7 @@ mod tests {
         // Bare, no prefix; a line that is not a call is skipped like its JSON twin.
         let (line, prefix) = parse_logfmt(b"level=info msg=\"diskcache state change\"").unwrap();
         assert_eq!(
-            (prefix, extract(&line, LogType::Gitaly).err()),
+            (prefix, extract(&line, LogType::Gitaly, prefix).err()),
             (None, Some(Rejection::Skip("not_a_call")))
         );
         for not in [

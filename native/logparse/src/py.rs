@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use rayon::prelude::*;
 
-use crate::aggregate::{Aggregate, KeyAcc, Options, Summary};
+use crate::aggregate::{Aggregate, KeyAcc, Options, Summary, MAX_LINE_BYTES};
 use crate::format::LogType;
 use crate::sketch;
 
@@ -894,5 +894,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DIMENSIONS", crate::format::DIMENSIONS.to_vec())?;
     m.add("COMPONENTS", crate::format::COMPONENTS.to_vec())?;
     m.add("RELATIVE_ACCURACY", sketch::RELATIVE_ACCURACY)?;
+    m.add("MAX_LINE_BYTES", MAX_LINE_BYTES)?;
     Ok(())
 }

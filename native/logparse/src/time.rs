@@ -1,6 +1,16 @@
 //! Timestamps as GitLab writes them: ISO-8601 (`2017-08-08T20:15:54.821Z`), svlogd `-tt` prefixes
 //! (`2019-06-17_17:20:03.46097`) and float epoch seconds.
 
+/// 10000-01-01T00:00:00Z, the first instant past year 9999, in seconds since the epoch.
+pub const END_OF_YEAR_9999: f64 = 253_402_300_800.0;
+
+/// Whether `t` (seconds since the epoch) is a time a log line can carry: from 1970 to the end of year 9999. An
+/// earlier one is no log's, and a later one (a float epoch in µs, `1e15`) is refused by Python's datetime and
+/// PostgreSQL's timestamptz downstream and would stretch the input's span; NaN and infinities are neither.
+pub fn in_range(t: f64) -> bool {
+    (0.0..END_OF_YEAR_9999).contains(&t)
+}
+
 /// Seconds since the epoch of `YYYY-MM-DD[T _]HH:MM:SS[.frac][Z|±HH:MM|±HHMM]`, or `None` if malformed.
 pub fn parse_iso(s: &[u8]) -> Option<f64> {
     if s.len() < 19 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b'_' | b' ') {
@@ -89,6 +99,28 @@ mod tests {
             parse_iso(b"2020-01-01T01:00:00+0100"),
             parse_iso(b"2020-01-01T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn range_is_1970_to_the_end_of_9999() {
+        assert_eq!(
+            days_from_civil(10_000, 1, 1) as f64 * 86_400.0,
+            END_OF_YEAR_9999
+        );
+        let last = parse_iso(b"9999-12-31T23:59:59.999Z").unwrap();
+        for t in [0.0, 1_700_000_000.5, last] {
+            assert!(in_range(t), "{t}");
+        }
+        for t in [
+            -0.001,
+            END_OF_YEAR_9999,
+            1e15,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            assert!(!in_range(t), "{t}");
+        }
     }
 
     #[test]

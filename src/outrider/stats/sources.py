@@ -21,7 +21,8 @@ from outrider.stats.render import stderr_console
 
 STDIN = "-"
 BLOCK_BYTES = 16 << 20
-"""Bytes handed to the parser at once: large enough for all cores, small enough to bound memory."""
+"""Bytes handed to the parser at once: large enough for all cores, small enough to bound memory, and more than
+logparse.MAX_LINE_BYTES, so that a line cut to one block is still too long for the parser."""
 PROGRESS_MIN_BYTES = 64 << 20
 """Inputs at least this large get a progress bar on stderr."""
 DETECT_BYTES = 64 << 20
@@ -78,8 +79,9 @@ def blocks(stream: io.BufferedIOBase, pool: list[bytearray]) -> Iterator[memoryv
     """Blocks of whole lines read into reused buffers, so no block is copied on the way to the parser.
 
     A block stays valid while the next two are read (three buffers rotate, and at most one block is read
-    ahead). A line longer than a block is split in two. A gzip cut short yields the whole lines before the cut,
-    then raises CutShort (EOFError if nothing at all came out of it).
+    ahead). A line longer than a block comes as its first block alone, and the rest of it is read past: the
+    parser counts it once (too_long), and the next line starts the next block. A gzip cut short yields the whole
+    lines before the cut, then raises CutShort (EOFError if nothing at all came out of it).
     """
     block_bytes = len(pool[0])
     carry = b""
@@ -103,8 +105,13 @@ def blocks(stream: io.BufferedIOBase, pool: list[bytearray]) -> Iterator[memoryv
             cut = buf.rfind(b"\n", 0, filled) + 1  # the line at the cut is incomplete
         elif filled < block_bytes:
             cut = filled
-        else:
-            cut = buf.rfind(b"\n", 0, filled) + 1 or filled
+        elif not (cut := buf.rfind(b"\n", 0, filled) + 1):  # one line fills the block
+            yield view[:filled]
+            after = _past_line(stream, pool[(k + 1) % len(pool)])  # the next buffer: this block stays valid
+            if after is None:
+                return
+            carry = after
+            continue
         carry = bytes(view[cut:filled])
         if cut:
             yield view[:cut]
@@ -112,6 +119,19 @@ def blocks(stream: io.BufferedIOBase, pool: list[bytearray]) -> Iterator[memoryv
             raise cut_short
         if filled < block_bytes:
             return
+
+
+def _past_line(stream: io.BufferedIOBase, scratch: bytearray) -> bytes | None:
+    """Read past the rest of the line being read, using `scratch` as the buffer: the bytes after its newline, or
+    None if the input ends first."""
+    view = memoryview(scratch)
+    try:
+        while n := stream.readinto1(view):
+            if (newline := scratch.find(b"\n", 0, n)) >= 0:
+                return bytes(view[newline + 1 : n])
+    except EOFError as e:  # a gzip cut short inside the line: what came before it was yielded
+        raise CutShort(str(e)) from e
+    return None
 
 
 def _prefetched(it: Iterator[memoryview]) -> Iterator[memoryview]:

@@ -3,6 +3,7 @@
 from logparse._logparse import (
     COMPONENTS,
     DIMENSIONS,
+    MAX_LINE_BYTES,
     RELATIVE_ACCURACY,
     STAGE_COLUMNS,
     ChunkStats,
@@ -32,6 +33,7 @@ __all__ = [
     "COMPONENTS",
     "DIMENSIONS",
     "LOG_TYPES",
+    "MAX_LINE_BYTES",
     "RELATIVE_ACCURACY",
     "STAGE_COLUMNS",
     "ChunkStats",

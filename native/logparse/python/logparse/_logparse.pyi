@@ -4,6 +4,7 @@ from typing import final
 __all__ = [
     "COMPONENTS",
     "DIMENSIONS",
+    "MAX_LINE_BYTES",
     "RELATIVE_ACCURACY",
     "STAGE_COLUMNS",
     "ChunkStats",
@@ -33,6 +34,8 @@ DIMENSIONS: list[str]
 """What the top view ranks: user, project, client, path."""
 RELATIVE_ACCURACY: float
 """Relative error bound of every sketch quantile (0.01)."""
+MAX_LINE_BYTES: int
+"""Longest line parsed (1 MiB, after trimming); a longer one is a bad line, too_long."""
 
 @final
 class GroupStats:
@@ -88,7 +91,8 @@ class ChunkStats:
         """Bytes of lines parsed (after expanding a compressed value)."""
     @property
     def bad_lines(self) -> dict[str, int]:
-        """Defective lines by reason (not_json, invalid_json, not_utf8, too_long, missing_key, negative_duration…)."""
+        """Defective lines by reason (not_json, invalid_json, not_utf8, too_long, missing_key, negative_duration,
+        time_out_of_range: a time before 1970 or past the year 9999…)."""
     @property
     def skipped(self) -> dict[str, int]:
         """Legitimate lines that are not requests, by reason (job_start, not_a_call, other_log_type, ...)."""
