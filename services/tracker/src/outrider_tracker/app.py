@@ -19,6 +19,7 @@ from outrider_common.outbox import Relay
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ENGAGEMENT_EVENTS
 from outrider_tracker.auth import api as auth_api
+from outrider_tracker.body import SizeLimit
 from outrider_tracker.engagement import api as engagement_api
 from outrider_tracker.handoff import api as handoff_api
 from outrider_tracker.issue import api as issue_api
@@ -72,6 +73,8 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Outrider tracker", version="0.1.0", lifespan=lifespan)
     refuse_nul(app)
+    # Added after refuse_nul, so it runs before it: that check reads every body whole.
+    app.add_middleware(SizeLimit, max_bytes=settings.max_body_bytes)
     instrument_http(app, "tracker")
     app.state.settings = settings
     app.state.db = db

@@ -10,6 +10,9 @@ class TrackerSettings(ServiceSettings):
 
     http_port: int = Field(8003, description="Port of the tracker HTTP API.")
     gauge_refresh_s: float = Field(15.0, gt=0, description="How often the portfolio gauges are recomputed.")
+    max_body_bytes: int = Field(
+        1 << 20, gt=0, description="Largest request body accepted; a larger one is refused with 413, unread."
+    )
     admin_token: SecretStr | None = Field(
         None,
         description="Bootstrap admin API token (use it to mint named tokens with POST /v1/api-tokens); "

@@ -17,6 +17,8 @@ from outrider_tracker.engagement.models import (
     EngagementRead,
     EngagementStatus,
     EngagementUpdate,
+    PlaybookId,
+    StageId,
 )
 
 router = APIRouter(prefix="/v1/engagements", tags=["engagements"])
@@ -34,8 +36,8 @@ async def create_engagement(
 @router.get("", summary="List engagements, filtered")
 async def list_engagements(
     request: Request,
-    playbook_id: str | None = None,
-    stage: str | None = None,
+    playbook_id: Annotated[PlaybookId | None, Query(description="Only those following this playbook")] = None,
+    stage: Annotated[StageId | None, Query(description="Only those in this stage (of any playbook)")] = None,
     status: EngagementStatus | None = None,
     overdue: Annotated[
         bool | None, Query(description="Only those with (true) or without (false) an overdue touchpoint")

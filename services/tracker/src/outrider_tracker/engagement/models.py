@@ -2,10 +2,10 @@
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl, WithJsonSchema, field_validator
 
 from outrider_common.http import INT32_MAX
 from outrider_tracker.body import Body
@@ -19,6 +19,27 @@ Role = Literal[
 ]  # fmt: skip
 LinkKind = Literal["crm", "project_plan", "technical_design", "other"]
 Destination = Literal["on_prem", "gcp", "aws", "azure", "other"]
+
+
+def known_playbook(value: str) -> str:
+    """Refuse a playbook id no playbook has (in a filter it could only ever match nothing)."""
+    if playbooks.get(playbook_id=value) is None:
+        raise ValueError(f"unknown playbook {value!r}; one of {sorted(playbooks.get_all())}")
+    return value
+
+
+def known_stage(value: str) -> str:
+    """Refuse a stage id no playbook has."""
+    if value not in playbooks.stage_ids():
+        raise ValueError(f"unknown stage {value!r}; one of {playbooks.stage_ids()}")
+    return value
+
+
+# Playbooks are data files, so their ids are checked when a value arrives; the schema still lists them.
+PlaybookId = Annotated[
+    str, AfterValidator(known_playbook), WithJsonSchema({"type": "string", "enum": sorted(playbooks.get_all())})
+]
+StageId = Annotated[str, AfterValidator(known_stage), WithJsonSchema({"type": "string", "enum": playbooks.stage_ids()})]
 
 
 class EngagementDetails(BaseModel):
@@ -39,17 +60,10 @@ class EngagementCreate(EngagementDetails, Body):
 
     name: str = Field(min_length=1, max_length=200, examples=["ACME GitLab 10k reference architecture"])
     customer: str = Field(min_length=1, max_length=200, examples=["ACME Corp"])
-    playbook_id: str = Field("gitlab-reference-architecture", description="Playbook the engagement follows.")
+    playbook_id: PlaybookId = Field("gitlab-reference-architecture", description="Playbook the engagement follows.")
     slack_channel: str | None = Field(
         None, min_length=1, max_length=80, description="Where reminders go (the notifier's default when unset)."
     )
-
-    @field_validator("playbook_id")
-    @classmethod
-    def _known_playbook(cls, value: str) -> str:
-        if playbooks.get(playbook_id=value) is None:
-            raise ValueError(f"unknown playbook; one of {sorted(playbooks.get_all())}")
-        return value
 
 
 class EngagementUpdate(Body):

@@ -103,23 +103,29 @@ async def create(pool: asyncpg.Pool, *, engagement_in: EngagementCreate, actor: 
 async def update(
     pool: asyncpg.Pool, *, engagement_id: UUID, engagement_in: EngagementUpdate, actor: str
 ) -> EngagementRead | None:
-    """Apply the given fields if `version` is current (None when unknown; StaleVersion when changed since)."""
-    changes = engagement_in.model_dump(mode="json", exclude_unset=True, exclude={"version"})
-    values = [json.dumps(v) if k in JSONB else v for k, v in changes.items()]
-    assignments = "".join(f", {field} = ${i + 3}" for i, field in enumerate(changes))
+    """Apply the given fields if `version` is current (None when unknown; StaleVersion when changed since); a field
+    sent with the value it has changes nothing, and a PATCH that changes nothing keeps the version, records nothing."""
+    requested = engagement_in.model_dump(mode="json", exclude_unset=True, exclude={"version"})
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            f"UPDATE engagements SET version = version + 1, updated_at = now(){assignments}"
-            f" WHERE id = $1 AND version = $2 RETURNING {COLUMNS}",
-            engagement_id,
-            engagement_in.version,
-            *values,
-        )
+        row = await conn.fetchrow(f"SELECT {COLUMNS} FROM engagements WHERE id = $1 FOR UPDATE", engagement_id)
         if row is None:
-            current = await conn.fetchval("SELECT version FROM engagements WHERE id = $1", engagement_id)
-            if current is None:
-                return None
-            raise StaleVersion(f"engagement is at version {current}, not {engagement_in.version}: reload and retry")
+            return None
+        current = EngagementRead.model_validate(dict(row))
+        if current.version != engagement_in.version:
+            raise StaleVersion(
+                f"engagement is at version {current.version}, not {engagement_in.version}: reload and retry"
+            )
+        held = current.model_dump(mode="json")
+        changes = {field: value for field, value in requested.items() if held[field] != value}
+        if not changes:
+            return current
+        assignments = "".join(f", {field} = ${i + 2}" for i, field in enumerate(changes))
+        row = await conn.fetchrow(
+            f"UPDATE engagements SET version = version + 1, updated_at = now(){assignments} WHERE id = $1"
+            f" RETURNING {COLUMNS}",
+            engagement_id,
+            *(json.dumps(v) if k in JSONB else v for k, v in changes.items()),
+        )
         engagement = EngagementRead.model_validate(dict(row))
         details: dict[str, object] = {**changes, "version": engagement.version}
         await audit.record(conn, engagement_id=engagement_id, actor=actor, action="engagement.updated", details=details)

@@ -18,6 +18,7 @@ from outrider_tracker.profile import service as profiles
 from outrider_tracker.profile.models import DeploymentProfile, DeploymentProfileRead
 from outrider_tracker.stage.api import NOT_FOUND, Actor, Engagement
 from outrider_tracker.stage.models import StageBlocked
+from outrider_tracker.transition import FinalState
 
 router = APIRouter(prefix="/v1/engagements", tags=["handoffs"])
 
@@ -57,7 +58,8 @@ async def request_handoff(
     return created
 
 
-@router.post("/{engagement_id}/handoffs/{handoff_id}/accept", summary="Accept a hand-off", responses=NOT_FOUND)
+@router.post("/{engagement_id}/handoffs/{handoff_id}/accept",
+             summary="Accept a hand-off (again: 200, nothing recorded)", responses=NOT_FOUND)  # fmt: skip
 async def accept_handoff(handoff_id: UUID, engagement: Engagement, actor: Actor, request: Request) -> HandoffRead:
     change = service.accept_handoff(
         request.app.state.db.pool, engagement_id=engagement.id, handoff_id=handoff_id, actor=actor
@@ -80,11 +82,15 @@ async def request_review(
     return created
 
 
-@router.post("/{engagement_id}/tech-reviews/{review_id}/decision", summary="Record the decision", responses=NOT_FOUND)
+@router.post(
+    "/{engagement_id}/tech-reviews/{review_id}/decision",
+    summary="Record the decision (the same again: 200, nothing recorded)",
+    responses={**NOT_FOUND, 409: {"description": "Already decided otherwise"}},
+)
 async def decide_review(
     review_id: UUID, decision: TechReviewDecision, engagement: Engagement, actor: Actor, request: Request
 ) -> TechReviewRead:
     change = service.decide_review(
         request.app.state.db.pool, engagement_id=engagement.id, review_id=review_id, decision=decision, actor=actor
     )
-    return await changed(request, change, missing=f"tech review {review_id} not found")
+    return await changed(request, change, missing=f"tech review {review_id} not found", conflict=FinalState)

@@ -1,10 +1,10 @@
 """Hand-off and tech-review schemas."""
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from outrider_tracker.body import Body
 from outrider_tracker.timestamps import HORIZON_YEARS, ScheduledDate
@@ -18,6 +18,12 @@ class HandoffCreate(Body):
     from_team: Team
     to_team: Team
     notes: str | None = Field(None, max_length=20_000)
+
+    @model_validator(mode="after")
+    def _another_team(self) -> Self:
+        if self.from_team == self.to_team:
+            raise ValueError(f"from_team and to_team are both '{self.to_team}': a hand-off goes to another team")
+        return self
 
 
 class HandoffRead(BaseModel):

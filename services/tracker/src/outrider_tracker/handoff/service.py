@@ -12,8 +12,10 @@ from outrider_tracker.handoff.models import (
     TechReviewDecision,
     TechReviewRead,
 )
+from outrider_tracker.patch import locked
 from outrider_tracker.profile import service as profiles
 from outrider_tracker.profile.models import REQUIRED_FOR_ADVISOR, missing_fields
+from outrider_tracker.transition import already_done
 
 HANDOFF = "id, engagement_id, from_team, to_team, notes, status, created_at, accepted_at"
 REVIEW = (
@@ -62,17 +64,17 @@ async def request_handoff(
 async def accept_handoff(
     pool: asyncpg.Pool, *, engagement_id: UUID, handoff_id: UUID, actor: str
 ) -> HandoffRead | None:
-    """The receiving team accepts (None when unknown; an accepted hand-off stays accepted)."""
+    """The receiving team accepts (None when unknown); accepting it again changes nothing."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            f"UPDATE handoffs SET status = 'accepted', accepted_at = coalesce(accepted_at, now())"
-            f" WHERE id = $1 AND engagement_id = $2 RETURNING {HANDOFF}",
-            handoff_id,
-            engagement_id,
-        )
+        row = await locked(conn, "handoffs", HANDOFF, row_id=handoff_id, engagement_id=engagement_id)
         if row is None:
             return None
-        accepted = HandoffRead.model_validate(dict(row))
+        if already_done(row, what="hand-off", start="pending", done="accepted", fields={}):
+            return HandoffRead.model_validate(dict(row))
+        row = await conn.fetchrow(
+            f"UPDATE handoffs SET status = 'accepted', accepted_at = now() WHERE id = $1 RETURNING {HANDOFF}",
+            handoff_id,
+        )
         await audit.record_change(
             conn,
             engagement_id=engagement_id,
@@ -80,7 +82,7 @@ async def accept_handoff(
             action="handoff.accepted",
             details={"handoff_id": str(handoff_id)},
         )
-    return accepted
+    return HandoffRead.model_validate(dict(row))
 
 
 async def get_handoffs(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[HandoffRead]:
@@ -125,18 +127,20 @@ async def request_review(
 async def decide_review(
     pool: asyncpg.Pool, *, engagement_id: UUID, review_id: UUID, decision: TechReviewDecision, actor: str
 ) -> TechReviewRead | None:
-    """Record the decision (None when unknown)."""
+    """Record the decision (None when unknown); the same decision again changes nothing, another one raises
+    FinalState."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            f"UPDATE tech_reviews SET status = 'decided', decision = $3, decided_at = now()"
-            f" WHERE id = $1 AND engagement_id = $2 RETURNING {REVIEW}",
-            review_id,
-            engagement_id,
-            decision.decision,
-        )
+        row = await locked(conn, "tech_reviews", REVIEW, row_id=review_id, engagement_id=engagement_id)
         if row is None:
             return None
-        decided = TechReviewRead.model_validate(dict(row))
+        if already_done(row, what="tech review", start="open", done="decided", fields={"decision": decision.decision}):
+            return TechReviewRead.model_validate(dict(row))
+        row = await conn.fetchrow(
+            f"UPDATE tech_reviews SET status = 'decided', decision = $2, decided_at = now() WHERE id = $1"
+            f" RETURNING {REVIEW}",
+            review_id,
+            decision.decision,
+        )
         await audit.record_change(
             conn,
             engagement_id=engagement_id,
@@ -144,7 +148,7 @@ async def decide_review(
             action="tech_review.decided",
             details={"review_id": str(review_id)},
         )
-    return decided
+    return TechReviewRead.model_validate(dict(row))
 
 
 async def get_reviews(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[TechReviewRead]:

@@ -16,6 +16,7 @@ from outrider_tracker.issue.models import (
     IssueUpdate,
 )
 from outrider_tracker.stage.api import NOT_FOUND, Actor, Engagement
+from outrider_tracker.transition import FinalState
 
 router = APIRouter(prefix="/v1/engagements", tags=["issues"])
 
@@ -43,14 +44,18 @@ async def update_issue(
     return await changed(request, change, missing=f"issue {issue_id} not found")
 
 
-@router.post("/{engagement_id}/issues/{issue_id}/resolve", summary="Resolve an issue", responses=NOT_FOUND)
+@router.post(
+    "/{engagement_id}/issues/{issue_id}/resolve",
+    summary="Resolve an issue (again the same way: 200, nothing recorded)",
+    responses={**NOT_FOUND, 409: {"description": "Already resolved another way"}},
+)
 async def resolve_issue(
     issue_id: UUID, resolve: IssueResolve, engagement: Engagement, actor: Actor, request: Request
 ) -> IssueRead:
     change = service.resolve_issue(
         request.app.state.db.pool, engagement_id=engagement.id, issue_id=issue_id, resolve=resolve, actor=actor
     )
-    return await changed(request, change, missing=f"issue {issue_id} not found")
+    return await changed(request, change, missing=f"issue {issue_id} not found", conflict=FinalState)
 
 
 @router.get("/{engagement_id}/expansions", summary="Expansion opportunities", responses=NOT_FOUND)

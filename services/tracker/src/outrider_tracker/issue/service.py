@@ -14,7 +14,8 @@ from outrider_tracker.issue.models import (
     IssueResolve,
     IssueUpdate,
 )
-from outrider_tracker.patch import apply
+from outrider_tracker.patch import apply, locked
+from outrider_tracker.transition import already_done
 
 ISSUE = "id, engagement_id, title, severity, owner, status, resolution, created_at, resolved_at"
 EXPANSION = "id, engagement_id, title, description, potential_users, status, created_at"
@@ -54,17 +55,20 @@ async def create_issue(pool: asyncpg.Pool, *, engagement_id: UUID, issue_in: Iss
 async def resolve_issue(
     pool: asyncpg.Pool, *, engagement_id: UUID, issue_id: UUID, resolve: IssueResolve, actor: str
 ) -> IssueRead | None:
-    """Mark an issue resolved (None when unknown)."""
+    """Mark an issue resolved (None when unknown); resolving it again the same way changes nothing, another way
+    raises FinalState."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            f"UPDATE issues SET status = 'resolved', resolution = $3, resolved_at = now()"
-            f" WHERE id = $1 AND engagement_id = $2 RETURNING {ISSUE}",
-            issue_id,
-            engagement_id,
-            resolve.resolution,
-        )
+        row = await locked(conn, "issues", ISSUE, row_id=issue_id, engagement_id=engagement_id)
         if row is None:
             return None
+        if already_done(row, what="issue", start="open", done="resolved", fields={"resolution": resolve.resolution}):
+            return IssueRead.model_validate(dict(row))
+        row = await conn.fetchrow(
+            f"UPDATE issues SET status = 'resolved', resolution = $2, resolved_at = now() WHERE id = $1"
+            f" RETURNING {ISSUE}",
+            issue_id,
+            resolve.resolution,
+        )
         await audit.record_change(
             conn, engagement_id=engagement_id, actor=actor, action="issue.resolved", details={"issue_id": str(issue_id)}
         )
@@ -107,11 +111,11 @@ async def create_expansion(
 async def update_issue(
     pool: asyncpg.Pool, *, engagement_id: UUID, issue_id: UUID, issue_in: IssueUpdate, actor: str
 ) -> IssueRead | None:
-    """Change an issue (None when unknown); audited and published as `issue.updated`."""
-    changes = issue_in.model_dump(exclude_unset=True)
+    """Change an issue (None when unknown); what changed is audited and published as `issue.updated`."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await apply(conn, "issues", ISSUE, row_id=issue_id, engagement_id=engagement_id, changes=changes)
-        if row is not None and changes:
+        row, changes = await apply(conn, "issues", ISSUE, row_id=issue_id, engagement_id=engagement_id,
+                                   changes=issue_in.model_dump(exclude_unset=True))  # fmt: skip
+        if changes:
             await audit.record_change(conn, engagement_id=engagement_id, actor=actor, action="issue.updated",
                                       details={"issue_id": str(issue_id), **changes})  # fmt: skip
     return IssueRead.model_validate(dict(row)) if row else None
@@ -120,12 +124,12 @@ async def update_issue(
 async def update_expansion(
     pool: asyncpg.Pool, *, engagement_id: UUID, expansion_id: UUID, expansion_in: ExpansionUpdate, actor: str
 ) -> ExpansionRead | None:
-    """Change an expansion opportunity (None when unknown); audited and published as `expansion.updated`."""
-    changes = expansion_in.model_dump(exclude_unset=True)
+    """Change an expansion opportunity (None when unknown); what changed is audited and published as
+    `expansion.updated`."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await apply(conn, "expansions", EXPANSION, row_id=expansion_id, engagement_id=engagement_id,
-                          changes=changes)  # fmt: skip
-        if row is not None and changes:
+        row, changes = await apply(conn, "expansions", EXPANSION, row_id=expansion_id, engagement_id=engagement_id,
+                                   changes=expansion_in.model_dump(exclude_unset=True))  # fmt: skip
+        if changes:
             await audit.record_change(conn, engagement_id=engagement_id, actor=actor, action="expansion.updated",
                                       details={"expansion_id": str(expansion_id), **changes})  # fmt: skip
     return ExpansionRead.model_validate(dict(row)) if row else None

@@ -21,6 +21,11 @@ def get(*, playbook_id: str) -> Playbook | None:
     return get_all().get(playbook_id)
 
 
+def stage_ids() -> list[str]:
+    """The id of every stage of every playbook, sorted."""
+    return sorted({s.id for b in get_all().values() for s in b.stages})
+
+
 def missing_exit_criteria(stage: Stage, done: set[str]) -> list[str]:
     """Titles of the exit criteria of `stage` not yet done, in checklist order."""
     titles = {i.id: i.title for i in stage.checklist}

@@ -71,10 +71,10 @@ async def promote_finding(
 async def update(
     pool: asyncpg.Pool, *, engagement_id: UUID, risk_id: UUID, risk_in: RiskUpdate, actor: str
 ) -> RiskRead | None:
-    """Change a risk (None when unknown); audited and published as `risk.updated`."""
-    changes = risk_in.model_dump(exclude_unset=True)
+    """Change a risk (None when unknown); what changed is audited and published as `risk.updated`."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await apply(conn, "risks", COLUMNS, row_id=risk_id, engagement_id=engagement_id, changes=changes)
+        row, changes = await apply(conn, "risks", COLUMNS, row_id=risk_id, engagement_id=engagement_id,
+                                   changes=risk_in.model_dump(exclude_unset=True))  # fmt: skip
         if row is None:
             return None
         risk = RiskRead.model_validate(dict(row))

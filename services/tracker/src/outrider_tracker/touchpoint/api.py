@@ -14,9 +14,10 @@ from outrider_tracker.touchpoint.models import (
     TouchpointRead,
     TouchpointUpdate,
 )
+from outrider_tracker.transition import FinalState
 
 router = APIRouter(prefix="/v1/engagements", tags=["touchpoints"])
-CHANGE_REFUSALS = {**NOT_FOUND, 409: {"description": "Already held or cancelled"}}
+CHANGE_REFUSALS = {**NOT_FOUND, 409: {"description": "Already held or cancelled, and this would change it"}}
 
 
 @router.get("/{engagement_id}/touchpoints", summary="Touchpoints by date", responses=NOT_FOUND)
@@ -44,9 +45,7 @@ async def hold_touchpoint(
 ) -> TouchpointRead:
     pool = request.app.state.db.pool
     change = service.hold(pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, held=held, actor=actor)
-    return await changed(
-        request, change, missing=f"touchpoint {touchpoint_id} not found", conflict=service.NotScheduled
-    )
+    return await changed(request, change, missing=f"touchpoint {touchpoint_id} not found", conflict=FinalState)
 
 
 @router.patch(
@@ -61,9 +60,7 @@ async def update_touchpoint(
     change = service.update(
         pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, touchpoint_in=touchpoint_in, actor=actor
     )
-    return await changed(
-        request, change, missing=f"touchpoint {touchpoint_id} not found", conflict=service.NotScheduled
-    )
+    return await changed(request, change, missing=f"touchpoint {touchpoint_id} not found", conflict=FinalState)
 
 
 @router.post(
@@ -78,6 +75,4 @@ async def cancel_touchpoint(
     change = service.cancel(
         pool, engagement_id=engagement.id, touchpoint_id=touchpoint_id, cancel_in=cancel_in, actor=actor
     )
-    return await changed(
-        request, change, missing=f"touchpoint {touchpoint_id} not found", conflict=service.NotScheduled
-    )
+    return await changed(request, change, missing=f"touchpoint {touchpoint_id} not found", conflict=FinalState)

@@ -7,7 +7,7 @@ import asyncpg
 
 from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
-from outrider_tracker.patch import apply
+from outrider_tracker.patch import apply, locked
 from outrider_tracker.playbook import service as playbooks
 from outrider_tracker.touchpoint.models import (
     TouchpointCancel,
@@ -16,12 +16,9 @@ from outrider_tracker.touchpoint.models import (
     TouchpointRead,
     TouchpointUpdate,
 )
+from outrider_tracker.transition import FinalState, already_done
 
 COLUMNS = "id, engagement_id, title, scheduled_at, attendees, status, held_at, notes"
-
-
-class NotScheduled(ValueError):
-    """The touchpoint was already held or cancelled."""
 
 
 async def get_all(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[TouchpointRead]:
@@ -64,32 +61,18 @@ async def create(
         return await _create(conn, engagement_id, touchpoint_in, actor)
 
 
-def _still_scheduled(row: asyncpg.Record) -> None:
-    if row["status"] != "scheduled":
-        raise NotScheduled(f"touchpoint is already {row['status']}")
-
-
-async def _locked(conn: asyncpg.Connection, engagement_id: UUID, touchpoint_id: UUID) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM touchpoints WHERE id = $1 AND engagement_id = $2 FOR UPDATE",
-        touchpoint_id, engagement_id,
-    )  # fmt: skip
-    if row is not None:
-        _still_scheduled(row)
-    return row
-
-
 async def update(
     pool: asyncpg.Pool, *, engagement_id: UUID, touchpoint_id: UUID, touchpoint_in: TouchpointUpdate, actor: str
 ) -> TouchpointRead | None:
-    """Change a scheduled touchpoint (None when unknown; NotScheduled once held or cancelled)."""
-    changes = touchpoint_in.model_dump(exclude_unset=True)
+    """Change a scheduled touchpoint (None when unknown); sending what is already there changes nothing, changing a
+    held or cancelled one raises FinalState."""
     async with pool.acquire() as conn, conn.transaction():
-        if await _locked(conn, engagement_id, touchpoint_id) is None:
+        row, changes = await apply(conn, "touchpoints", COLUMNS, row_id=touchpoint_id, engagement_id=engagement_id,
+                                   changes=touchpoint_in.model_dump(exclude_unset=True))  # fmt: skip
+        if row is None:
             return None
-        row = await apply(conn, "touchpoints", COLUMNS, row_id=touchpoint_id, engagement_id=engagement_id,
-                          changes=changes)  # fmt: skip
-        assert row is not None  # locked above
+        if changes and row["status"] != "scheduled":  # the raise rolls the update back
+            raise FinalState(f"touchpoint is already {row['status']}")
         touchpoint = TouchpointRead.model_validate(dict(row))
         if changes:
             await _announce(conn, touchpoint, actor, "touchpoint.updated")
@@ -99,10 +82,15 @@ async def update(
 async def cancel(
     pool: asyncpg.Pool, *, engagement_id: UUID, touchpoint_id: UUID, cancel_in: TouchpointCancel, actor: str
 ) -> TouchpointRead | None:
-    """Cancel a scheduled touchpoint (None when unknown; NotScheduled once held or cancelled)."""
+    """Cancel a scheduled touchpoint (None when unknown); cancelling it again for the same reason changes nothing,
+    anything else once held or cancelled raises FinalState."""
     async with pool.acquire() as conn, conn.transaction():
-        if await _locked(conn, engagement_id, touchpoint_id) is None:
+        row = await locked(conn, "touchpoints", COLUMNS, row_id=touchpoint_id, engagement_id=engagement_id)
+        if row is None:
             return None
+        if already_done(row, what="touchpoint", start="scheduled", done="cancelled",
+                        fields={"notes": cancel_in.reason}):  # fmt: skip
+            return TouchpointRead.model_validate(dict(row))
         row = await conn.fetchrow(
             f"UPDATE touchpoints SET status = 'cancelled', notes = $2 WHERE id = $1 RETURNING {COLUMNS}",
             touchpoint_id, cancel_in.reason,
@@ -118,10 +106,16 @@ async def cancel(
 async def hold(
     pool: asyncpg.Pool, *, engagement_id: UUID, touchpoint_id: UUID, held: TouchpointHeld, actor: str
 ) -> TouchpointRead | None:
-    """Mark a scheduled touchpoint held (None when unknown); schedules the next one when asked."""
+    """Mark a scheduled touchpoint held (None when unknown); schedules the next one when asked. Holding it again with
+    the same notes (and time, if given) changes nothing and schedules no second follow-up; anything else once held
+    or cancelled raises FinalState."""
+    same = {"notes": held.notes, **({"held_at": held.held_at} if held.held_at else {})}  # no time given: any time
     async with pool.acquire() as conn, conn.transaction():
-        if await _locked(conn, engagement_id, touchpoint_id) is None:
+        row = await locked(conn, "touchpoints", COLUMNS, row_id=touchpoint_id, engagement_id=engagement_id)
+        if row is None:
             return None
+        if already_done(row, what="touchpoint", start="scheduled", done="held", fields=same):
+            return TouchpointRead.model_validate(dict(row))
         updated = await conn.fetchrow(
             f"UPDATE touchpoints SET status = 'held', held_at = $2, notes = $3 WHERE id = $1 RETURNING {COLUMNS}",
             touchpoint_id, held.held_at or datetime.now(UTC), held.notes,

@@ -1,0 +1,52 @@
+"""Input that names nothing the tracker knows, or asks for something meaningless, is refused with a 422 naming the
+field: a hand-off to the team that already has the engagement, list filters on a stage or playbook no playbook has."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.stack import as_admin, running_services
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+
+
+@pytest.fixture
+def tracker(kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path) -> Iterator[str]:
+    """The tracker alone, on the real PostgreSQL and Kafka: its base URL."""
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
+    ) as svc:
+        yield svc["tracker"].url
+
+
+def refused(response: httpx.Response, where: list[str], says: str) -> None:
+    """A 422 with one error, at `where`, whose message contains `says`."""
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == where, error
+    assert says in error["msg"], error
+
+
+def test_meaningless_input_is_refused_naming_the_field(tracker: str) -> None:
+    engagements = f"{tracker}/v1/engagements"
+    eid = as_admin.post(engagements, json={"name": "n", "customer": "c"}).json()["id"]
+
+    # A hand-off goes from one team to another.
+    same = as_admin.post(f"{engagements}/{eid}/handoffs", json={"from_team": "pre_sales", "to_team": "pre_sales"})
+    refused(same, ["body"], "from_team and to_team are both 'pre_sales'")
+    assert as_admin.get(f"{engagements}/{eid}/handoffs").json() == []
+
+    # Filters on a stage or playbook that no playbook has would only ever match nothing.
+    refused(as_admin.get(engagements, params={"stage": "bogus"}), ["query", "stage"], "unknown stage 'bogus'")
+    refused(as_admin.get(engagements, params={"playbook_id": "nope"}), ["query", "playbook_id"],
+            "unknown playbook 'nope'")  # fmt: skip
+    known = {"stage": "discovery", "playbook_id": "gitlab-reference-architecture"}
+    assert [e["id"] for e in as_admin.get(engagements, params=known).json()] == [eid]
+    assert as_admin.get(engagements, params={"stage": "design"}).json() == []  # a stage of another playbook
+    # Clients read the choices in the API's schema.
+    parameters = as_admin.get(f"{tracker}/openapi.json").json()["paths"]["/v1/engagements"]["get"]["parameters"]
+    choices = {p["name"]: p["schema"]["anyOf"][0]["enum"] for p in parameters if p["name"] in ("stage", "playbook_id")}
+    assert "discovery" in choices["stage"]
+    assert choices["playbook_id"] == ["ai-assistant-rollout", "gitlab-reference-architecture", "joint-implementation"]
