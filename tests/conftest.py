@@ -115,3 +115,14 @@ async def database_dsn(postgres_server: PostgresServer) -> AsyncIterator[str]:
 def topic_prefix() -> str:
     """A topic-name prefix for this test alone."""
     return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def tracker(kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path) -> Iterator[str]:
+    """The tracker alone, on the real PostgreSQL and Kafka: its base URL."""
+    from tests.stack import running_services
+
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
+    ) as svc:
+        yield svc["tracker"].url

@@ -74,3 +74,11 @@ def write_findings(dsn: str, engagement_id: str, findings: list[tuple[str, str, 
             await conn.close()
 
     asyncio.run(write())
+
+
+def refused(response: httpx.Response, where: list[str], says: str) -> None:
+    """A 422 with one error, at `where`, whose message contains `says`."""
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == where, error
+    assert says in error["msg"], error

@@ -3,26 +3,15 @@ when Content-Length announces too much, and when a chunked body runs past the li
 
 import json
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.stack import ADMIN_TOKEN, as_admin, running_services
+from tests.stack import ADMIN_TOKEN, as_admin
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 LIMIT = 1 << 20
 ENGAGEMENT = json.dumps({"name": "big", "customer": "ACME"}).encode()
-
-
-@pytest.fixture
-def tracker(kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path) -> Iterator[str]:
-    """The tracker alone, on the real PostgreSQL and Kafka, with its default limit: its base URL."""
-    with running_services(
-        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
-    ) as svc:
-        yield svc["tracker"].url
 
 
 def chunk(data: bytes) -> bytes:

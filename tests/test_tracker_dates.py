@@ -1,36 +1,16 @@
 """Dates through the tracker API: a time without a zone, one past the calendar in UTC, a schedule years away — each
 refused with a 422 naming the field, never a 500, and never turned into an event the notifier cannot plan."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.stack import as_admin, running_services
+from tests.stack import as_admin, refused
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 NAIVE = "2024-05-01T10:00:00"
 PAST_THE_CALENDAR = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")  # in UTC: before year 1, after 9999
 FAR = "9999-12-31T23:59:59Z"  # the date that wedged the notifier
-
-
-@pytest.fixture
-def tracker(kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path) -> Iterator[str]:
-    """The tracker alone, on the real PostgreSQL and Kafka: its base URL."""
-    with running_services(
-        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
-    ) as svc:
-        yield svc["tracker"].url
-
-
-def refused(response: httpx.Response, where: list[str], says: str) -> None:
-    """A 422 with one error, at `where`, whose message contains `says`."""
-    assert response.status_code == 422, response.text
-    (error,) = response.json()["detail"]
-    assert error["loc"] == where, error
-    assert says in error["msg"], error
 
 
 def test_dates_the_tracker_cannot_work_with_are_refused_naming_the_field(tracker: str) -> None:

@@ -1,32 +1,11 @@
 """Input that names nothing the tracker knows, or asks for something meaningless, is refused with a 422 naming the
 field: a hand-off to the team that already has the engagement, list filters on a stage or playbook no playbook has."""
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import httpx
 import pytest
 
-from tests.stack import as_admin, running_services
+from tests.stack import as_admin, refused
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
-
-
-@pytest.fixture
-def tracker(kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path) -> Iterator[str]:
-    """The tracker alone, on the real PostgreSQL and Kafka: its base URL."""
-    with running_services(
-        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
-    ) as svc:
-        yield svc["tracker"].url
-
-
-def refused(response: httpx.Response, where: list[str], says: str) -> None:
-    """A 422 with one error, at `where`, whose message contains `says`."""
-    assert response.status_code == 422, response.text
-    (error,) = response.json()["detail"]
-    assert error["loc"] == where, error
-    assert says in error["msg"], error
 
 
 def test_meaningless_input_is_refused_naming_the_field(tracker: str) -> None:
