@@ -64,6 +64,7 @@ def check(data: bytes, log_type: str | None) -> None:
     assert sum(t.count for t in report.totals()) == records
     for dim in logparse.DIMENSIONS:
         assert sum(t.count for t in report.top(dim)) == records
+    assert sum(t.count for t in report.top_totals()) == records
     assert sum(e.count for e in report.errors()) <= records
     with contextlib.suppress(ValueError):
         logparse.Sketch.from_bytes(data).quantile(0.5)

@@ -121,6 +121,29 @@ pub struct TopAcc {
     pub failed: u64,
     pub duration_ms: f64,
     pub components: [f64; 5],
+    pub mem_bytes: f64,
+}
+
+impl TopAcc {
+    fn add(&mut self, r: &Record<'_>) {
+        self.count += 1;
+        self.failed += u64::from(r.failed);
+        self.duration_ms += r.duration_ms;
+        for (a, c) in self.components.iter_mut().zip(r.components) {
+            *a += c.unwrap_or(0.0);
+        }
+        self.mem_bytes += r.mem_bytes.unwrap_or(0.0);
+    }
+
+    fn merge(&mut self, o: &TopAcc) {
+        self.count += o.count;
+        self.failed += o.failed;
+        self.duration_ms += o.duration_ms;
+        for (a, b) in self.components.iter_mut().zip(o.components) {
+            *a += b;
+        }
+        self.mem_bytes += o.mem_bytes;
+    }
 }
 
 /// Events kept per kind of failure, like fast-stats' `errors` rows.
@@ -185,6 +208,8 @@ pub struct Aggregate {
     pub groups: HashMap<i64, HashMap<Box<str>, KeyAcc>>,
     /// Per bucket, per dimension in `DIMENSIONS` order.
     pub top: HashMap<i64, [HashMap<Box<str>, TopAcc>; 4]>,
+    /// Whether some record counted in `top` carried `mem_bytes` (no Gitaly one does), so that `top` shows memory.
+    pub mem_seen: bool,
     /// Per (bucket, kind of failure); the bucket is 0 without an interval.
     pub errors: HashMap<(i64, String), ErrorAcc>,
     key_buf: String,
@@ -247,6 +272,7 @@ impl Aggregate {
             components_seen: 0,
             groups: HashMap::new(),
             top: HashMap::new(),
+            mem_seen: false,
             errors: HashMap::new(),
             key_buf: String::new(),
         }
@@ -360,14 +386,9 @@ impl Aggregate {
             .or_insert_with(|| KeyAcc::new(exact))
             .add(rec);
         if self.opts.top {
+            self.mem_seen |= rec.mem_bytes.is_some();
             for (map, dim) in self.top.entry(bucket).or_default().iter_mut().zip(rec.dims) {
-                let t = map.entry_ref(dim.unwrap_or("(none)")).or_default();
-                t.count += 1;
-                t.failed += u64::from(rec.failed);
-                t.duration_ms += rec.duration_ms;
-                for (a, c) in t.components.iter_mut().zip(rec.components) {
-                    *a += c.unwrap_or(0.0);
-                }
+                map.entry_ref(dim.unwrap_or("(none)")).or_default().add(rec);
             }
         }
         if self.opts.errors {
@@ -437,16 +458,11 @@ impl Aggregate {
         for (bucket, dims) in other.top {
             for (mine, theirs) in self.top.entry(bucket).or_default().iter_mut().zip(dims) {
                 for (k, t) in theirs {
-                    let m = mine.entry(k).or_default();
-                    m.count += t.count;
-                    m.failed += t.failed;
-                    m.duration_ms += t.duration_ms;
-                    for (a, b) in m.components.iter_mut().zip(t.components) {
-                        *a += b;
-                    }
+                    mine.entry(k).or_default().merge(&t);
                 }
             }
         }
+        self.mem_seen |= other.mem_seen;
         for (k, e) in other.errors {
             match self.errors.get_mut(&k) {
                 Some(m) => {
@@ -485,14 +501,30 @@ impl Aggregate {
         }
     }
 
+    /// The seconds a count is divided by for its rate: the interval's width, or else the whole input's span.
+    pub fn rate_span(&self) -> f64 {
+        match self.opts.bucket_seconds {
+            bs if bs > 0 => bs as f64,
+            _ => self.span_seconds(),
+        }
+    }
+
+    /// Per bucket, the resource use of all records: each counts once in every dimension, so the first's sum.
+    pub fn top_totals(&self) -> Vec<(i64, TopAcc)> {
+        self.top
+            .iter()
+            .map(|(&bucket, dims)| {
+                let mut all = TopAcc::default();
+                dims[0].values().for_each(|t| all.merge(t));
+                (bucket, all)
+            })
+            .collect()
+    }
+
     /// Exact (or sketched) statistics per key and bucket, and per bucket over all keys when `totals`.
     pub fn summaries(&mut self, totals: bool) -> Vec<Summary> {
         let bs = self.opts.bucket_seconds;
-        let span = if bs > 0 {
-            bs as f64
-        } else {
-            self.span_seconds()
-        };
+        let span = self.rate_span();
         let mut out = Vec::new();
         for (&bucket, keys) in &mut self.groups {
             let bucket_start = (bs > 0).then_some(bucket);
@@ -539,6 +571,15 @@ pub struct Summary {
     pub components: [f64; 5],
 }
 
+/// Requests per second: `count` over `span` seconds; 0 over no span (no two records timed apart).
+pub fn rate(count: u64, span: f64) -> f64 {
+    if span > 0.0 {
+        count as f64 / span
+    } else {
+        0.0
+    }
+}
+
 /// Linear interpolation between closest ranks, rank = p·(n−1) (numpy "linear", R-7).
 pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -581,7 +622,7 @@ impl Summary {
             bucket_start,
             count: acc.count,
             failed: acc.failed,
-            rps: if span > 0.0 { n / span } else { 0.0 },
+            rps: rate(acc.count, span),
             p99,
             p95,
             median,

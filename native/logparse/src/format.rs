@@ -228,6 +228,9 @@ pub struct Line<'a> {
     meta_client_id: Val<'a>,
     #[serde(borrow)]
     correlation_id: Val<'a>,
+    // Bytes allocated while serving the request or job (Rails, API and Sidekiq), for `top`.
+    #[serde(borrow)]
+    mem_bytes: Val<'a>,
 }
 
 impl<'a> Line<'a> {
@@ -270,6 +273,7 @@ impl<'a> Line<'a> {
                 b"grpc.code" => &mut self.grpc_code,
                 b"meta.user" => &mut self.meta_user,
                 b"remote_ip" => &mut self.remote_ip,
+                b"mem_bytes" => &mut self.mem_bytes,
                 _ => return None,
             },
             10 => match key {
@@ -371,6 +375,8 @@ pub struct Record<'b> {
     pub failed: bool,
     pub components: [Option<f64>; 5],
     pub dims: [Option<&'b str>; 4],
+    /// Bytes allocated while serving it (`mem_bytes`), for `top`; Gitaly logs none.
+    pub mem_bytes: Option<f64>,
     /// Set for failed records and for those that carry an exception.
     pub failure: Option<Failure<'b>>,
     pub correlation_id: Option<&'b str>,
@@ -415,6 +421,11 @@ fn ms(v: &Val<'_>) -> Option<f64> {
 
 fn seconds_as_ms(v: &Val<'_>) -> Option<f64> {
     ms(v).map(|s| s * 1000.0)
+}
+
+/// An optional byte count: like a component time, a value of the wrong type counts as absent, not as a bad line.
+fn bytes(v: &Val<'_>) -> Option<f64> {
+    v.num().ok().flatten()
 }
 
 /// Turn a parsed line into a record of `log_type`, timed by the line's own `time` or else by `prefix_time` (an
@@ -500,6 +511,7 @@ fn extract_any<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rej
                     seconds_as_ms(&l.queue_duration_s).or_else(|| ms(&l.queue_duration)),
                 ],
                 dims: [user, l.meta_project.text(), client, l.path.text()],
+                mem_bytes: bytes(&l.mem_bytes),
                 failure,
                 correlation_id: l.correlation_id.text(),
             })
@@ -524,6 +536,7 @@ fn extract_any<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rej
                 failed,
                 components: [None, None, None, ms(&l.command_cpu_time_ms), None],
                 dims: [user, l.gl_project_path.text(), client, None],
+                mem_bytes: None,
                 failure: failed.then_some(Failure::Grpc(code)),
                 correlation_id: l.correlation_id.text(),
             })
@@ -558,6 +571,7 @@ fn extract_any<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rej
                     seconds_as_ms(&l.scheduling_latency_s),
                 ],
                 dims: [user, l.meta_project.text(), client, None],
+                mem_bytes: bytes(&l.mem_bytes),
                 failure: failed.then(|| Failure::Job(l.error_class.text())),
                 correlation_id: l.correlation_id.text(),
             })
@@ -751,6 +765,36 @@ mod tests {
             record(new, LogType::ProductionJson),
             Ok(("A#b".into(), 500.0, true))
         );
+    }
+
+    #[test]
+    fn mem_bytes_is_read_from_rails_api_and_sidekiq_lines_only() {
+        let mem = |line: &str, t| {
+            let fast = parse_json(line.as_bytes()).expect("json");
+            let slow: Line = serde_json::from_slice(line.as_bytes()).expect("json");
+            assert_eq!(fast, slow, "the scanner and serde fill the same fields");
+            extract(&fast, t, None).map(|r| r.mem_bytes)
+        };
+        let rails = |m: &str| format!(r#"{{"controller":"A","duration_s":1{m}}}"#);
+        let rails_mem = |m: &str| mem(&rails(m), LogType::ProductionJson);
+        assert_eq!(rails_mem(r#","mem_bytes":820832"#), Ok(Some(820_832.0)));
+        assert_eq!(rails_mem(r#","mem_bytes":"820832""#), Ok(Some(820_832.0)));
+        // Absent, null or of the wrong type: nothing to add, and the request still counts.
+        for none in [
+            "",
+            r#","mem_bytes":null"#,
+            r#","mem_bytes":"lots""#,
+            r#","mem_bytes":true"#,
+            r#","mem_bytes":{}"#,
+        ] {
+            assert_eq!(rails_mem(none), Ok(None), "{none}");
+        }
+        let api = r#"{"route":"/api/:version/x","duration_s":1,"mem_bytes":5}"#;
+        assert_eq!(mem(api, LogType::ApiJson), Ok(Some(5.0)));
+        let job = r#"{"class":"W","jid":"1","job_status":"done","duration_s":1,"mem_bytes":7}"#;
+        assert_eq!(mem(job, LogType::Sidekiq), Ok(Some(7.0)));
+        let call = r#"{"grpc.method":"A","grpc.code":"OK","grpc.time_ms":1,"mem_bytes":9}"#;
+        assert_eq!(mem(call, LogType::Gitaly), Ok(None));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use rayon::prelude::*;
 
-use crate::aggregate::{Aggregate, KeyAcc, Options, Summary, MAX_LINE_BYTES};
+use crate::aggregate::{rate, Aggregate, KeyAcc, Options, Summary, TopAcc, MAX_LINE_BYTES};
 use crate::format::LogType;
 use crate::sketch;
 
@@ -679,12 +679,14 @@ pub struct TopRow {
     bucket_start: Option<i64>,
     count: u64,
     failed: u64,
+    rps: f64,
     duration_sum_ms: f64,
     db_sum_ms: f64,
     gitaly_sum_ms: f64,
     redis_sum_ms: f64,
     cpu_sum_ms: f64,
     queue_sum_ms: f64,
+    mem_bytes: f64,
 }
 
 /// One failed request of an error group.
@@ -806,31 +808,29 @@ impl LogReport {
             .collect()
     }
 
+    #[getter]
+    fn mem_seen(&self) -> bool {
+        self.0.mem_seen
+    }
+
     fn top(&self, dimension: &str) -> PyResult<Vec<TopRow>> {
         let i = Aggregate::dimension_index(dimension)
             .ok_or_else(|| PyValueError::new_err(format!("unknown dimension {dimension:?}")))?;
-        let bucketed = self.0.opts.bucket_seconds > 0;
         Ok(self
             .0
             .top
             .iter()
             .flat_map(|(bucket, dims)| dims[i].iter().map(move |(v, t)| (*bucket, v, t)))
-            .map(|(bucket, v, t)| {
-                let [db, gitaly, redis, cpu, queue] = t.components;
-                TopRow {
-                    value: v.to_string(),
-                    bucket_start: bucketed.then_some(bucket),
-                    count: t.count,
-                    failed: t.failed,
-                    duration_sum_ms: t.duration_ms,
-                    db_sum_ms: db,
-                    gitaly_sum_ms: gitaly,
-                    redis_sum_ms: redis,
-                    cpu_sum_ms: cpu,
-                    queue_sum_ms: queue,
-                }
-            })
+            .map(|(bucket, v, t)| self.top_row(v, bucket, t))
             .collect())
+    }
+
+    fn top_totals(&self) -> Vec<TopRow> {
+        self.0
+            .top_totals()
+            .iter()
+            .map(|(bucket, t)| self.top_row("TOTAL", *bucket, t))
+            .collect()
     }
 
     fn errors(&self, py: Python<'_>) -> PyResult<Vec<ErrorGroup>> {
@@ -867,6 +867,27 @@ impl LogReport {
                 })
             })
             .collect()
+    }
+}
+
+impl LogReport {
+    /// A `top` row, its rate over the same span as the stats table's.
+    fn top_row(&self, value: &str, bucket: i64, t: &TopAcc) -> TopRow {
+        let [db, gitaly, redis, cpu, queue] = t.components;
+        TopRow {
+            value: value.to_owned(),
+            bucket_start: (self.0.opts.bucket_seconds > 0).then_some(bucket),
+            count: t.count,
+            failed: t.failed,
+            rps: rate(t.count, self.0.rate_span()),
+            duration_sum_ms: t.duration_ms,
+            db_sum_ms: db,
+            gitaly_sum_ms: gitaly,
+            redis_sum_ms: redis,
+            cpu_sum_ms: cpu,
+            queue_sum_ms: queue,
+            mem_bytes: t.mem_bytes,
+        }
     }
 }
 

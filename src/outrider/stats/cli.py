@@ -249,7 +249,7 @@ def top(
     interval: IntervalOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """The busiest users, projects, clients and paths, by count and by total duration, DB, CPU, ...."""
+    """The busiest users, projects, clients and paths, by count, RPS and total duration, DB, CPU, memory, ...."""
     reports = _load(files, log_type, interval, top=True)
     outputs = [(r, views.top_sections(r, sort_by, limit, display)) for r in reports]
     _emit(outputs, fmt, verbose)

@@ -1,5 +1,6 @@
 """The views of `outrider stats`, as pure functions from parsed reports to sections of rows."""
 
+import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -155,24 +156,6 @@ def stats_sections(report: logparse.LogReport, fields: Sequence[str], sort_by: s
     return sections or [Section(None, columns, [])]
 
 
-TOP_FIELDS = ("count", "duration", "db", "gitaly", "redis", "cpu", "queue", "failed")
-TOP_ALIASES = {"dur": "duration", "cpu_s": "cpu", "fail": "failed", "fail_ct": "failed"}
-TOP_HEADERS = {
-    "count": "COUNT",
-    "duration": "DUR",
-    "db": "DB",
-    "gitaly": "GITALY",
-    "redis": "REDIS",
-    "cpu": "CPU",
-    "queue": "QUEUE",
-    "failed": "FAIL_CT",
-}
-DIMENSION_HEADERS = {"user": "USER", "project": "PROJECT", "client": "CLIENT", "path": "PATH"}
-DISPLAYS = ("value", "percentage", "both")
-DISPLAY_ALIASES = {"perc": "percentage"}
-"""GreenHat's `--display value,perc,both`."""
-
-
 def human_ms(v: Value) -> str:
     """Durations as fast-stats prints them: `9m17.0s`, `2.5s`, `12.0ms`."""
     if not isinstance(v, int | float):
@@ -185,8 +168,45 @@ def human_ms(v: Value) -> str:
     return f"{s:.1f}s" if s >= 1 else f"{v:.1f}ms"
 
 
+BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_bytes(v: Value) -> str:
+    """Memory as fast-stats prints it, in binary units: `7.46 GiB`, `512.00 MiB`, `900 B`."""
+    if not isinstance(v, int | float):
+        return "-"
+    size, unit = float(v), 0
+    while abs(size) >= 1024 and unit < len(BYTE_UNITS) - 1:
+        size, unit = size / 1024, unit + 1
+    return f"{int(v)} B" if unit == 0 else f"{size:.2f} {BYTE_UNITS[unit]}"
+
+
 def percent(v: Value) -> str:
     return "-" if not isinstance(v, int | float) else f"{v:.1f}%"
+
+
+TOP_COLUMNS = {
+    c.name: c
+    for c in (
+        Column("count", "COUNT", fixed(0)),
+        STAT_COLUMNS["rps"],
+        Column("duration", "DUR", human_ms),
+        Column("db", "DB", human_ms),
+        Column("gitaly", "GITALY", human_ms),
+        Column("redis", "REDIS", human_ms),
+        Column("cpu", "CPU", human_ms),
+        Column("queue", "QUEUE", human_ms),
+        Column("mem", "MEM", human_bytes),
+        Column("failed", "FAIL_CT", fixed(0)),
+    )
+}
+"""Every column of the top tables, by the name --sort-by takes; RPS as in the stats table."""
+TOP_FIELDS = tuple(TOP_COLUMNS)
+TOP_ALIASES = {"dur": "duration", "cpu_s": "cpu", "mem_bytes": "mem", "fail": "failed", "fail_ct": "failed"}
+DIMENSION_HEADERS = {"user": "USER", "project": "PROJECT", "client": "CLIENT", "path": "PATH"}
+DISPLAYS = ("value", "percentage", "both")
+DISPLAY_ALIASES = {"perc": "percentage"}
+"""GreenHat's `--display value,perc,both`."""
 
 
 def resolve_top_field(name: str) -> str:
@@ -197,21 +217,30 @@ def resolve_top_field(name: str) -> str:
     return n
 
 
-def _top_values(count: int, failed: int, t: logparse.TopRow | logparse.KeyStats) -> dict[str, float]:
+def _top_values(t: logparse.TopRow) -> dict[str, Value]:
     return {
-        "count": count,
+        "count": t.count,
+        "rps": None if t.bucket_start == NO_TIME else t.rps,  # untimed requests have no rate
         "duration": t.duration_sum_ms,
         "db": t.db_sum_ms,
         "gitaly": t.gitaly_sum_ms,
         "redis": t.redis_sum_ms,
         "cpu": t.cpu_sum_ms,
         "queue": t.queue_sum_ms,
-        "failed": failed,
+        "mem": round(t.mem_bytes) if math.isfinite(t.mem_bytes) else None,  # whole bytes, as GitLab logs them
+        "failed": t.failed,
     }
 
 
+def _share(v: Value, total: Value) -> float | None:
+    """`v` as a percentage of `total`; None without both or of a zero total."""
+    if isinstance(v, int | float) and isinstance(total, int | float) and total:
+        return 100 * v / total
+    return None
+
+
 def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: str) -> list[Section]:
-    """Busiest users, projects, clients and paths by count and resource use, as values and/or shares.
+    """Busiest users, projects, clients and paths by count, rate and resource use, as values and/or shares.
 
     With an interval, one set of tables per window, shares taken of that window's totals.
     """
@@ -219,27 +248,25 @@ def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: 
         raise ViewError(f"unknown display {display!r}; choose from value, percentage (or perc), both")
     display = DISPLAY_ALIASES.get(display, display)
     sort_by = resolve_top_field(sort_by)
-    shown = ["count", "duration", *report.components, "failed"]
+    shown = ["count", "rps", "duration", *report.components, *(["mem"] if report.mem_seen else []), "failed"]
     fields = [f for f in TOP_FIELDS if f in shown]
-    window_totals = {t.bucket_start: _top_values(t.count, t.failed, t) for t in report.totals()}
+    window_totals = {t.bucket_start: _top_values(t) for t in report.top_totals()}
     # Ranking by a column the log lacks would rank by name under a title that says otherwise.
     if window_totals and sort_by not in fields:
-        raise ViewError(
-            f"this {report.log_type} log carries no {sort_by} times to sort by; choose from {', '.join(fields)}"
-        )
+        lacking = "mem_bytes" if sort_by == "mem" else f"{sort_by} times"
+        raise ViewError(f"this {report.log_type} log carries no {lacking} to sort by; choose from {', '.join(fields)}")
     columns: list[Column] = []
     for f in fields:
-        fmt = fixed(0) if f in ("count", "failed") else human_ms
         if display in ("value", "both"):
-            columns.append(Column(f, TOP_HEADERS[f], fmt))
+            columns.append(TOP_COLUMNS[f])
         if display in ("percentage", "both"):
-            columns.append(Column(f"{f}_pct", f"{TOP_HEADERS[f]} %", percent))
+            columns.append(Column(f"{f}_pct", f"{TOP_COLUMNS[f].header} %", percent))
 
-    def row(name: str, values: dict[str, float], totals: dict[str, float]) -> dict[str, Value]:
+    def row(name: str, values: dict[str, Value], totals: dict[str, Value]) -> dict[str, Value]:
         r: dict[str, Value] = {"value": name}
         for f in fields:
             r[f] = values[f]
-            r[f"{f}_pct"] = 100 * values[f] / totals[f] if totals[f] else None
+            r[f"{f}_pct"] = _share(values[f], totals[f])
         return r
 
     sections = []
@@ -249,7 +276,7 @@ def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: 
             entries = [e for e in report.top(dim) if e.bucket_start == bucket]
             if not any(e.value != "(none)" for e in entries):
                 continue
-            rows = [row(e.value, _top_values(e.count, e.failed, e), totals) for e in entries]
+            rows = [row(e.value, _top_values(e), totals) for e in entries]
             rows = sorted(rows, key=lambda r: (-_num(r[sort_by]), str(r["value"])))[:limit]
             title = f"{window}Top {limit} {dim}s by {sort_by}"
             cols = [Column("value", DIMENSION_HEADERS[dim], text, numeric=False), *columns]

@@ -161,7 +161,7 @@ class KeyStats:
 
 @final
 class TopRow:
-    """Resource use of one user, project, client or path ("(none)" for records without one)."""
+    """Resource use of one user, project, client or path ("(none)" for records without one), or of all ("TOTAL")."""
 
     @property
     def value(self) -> str: ...
@@ -172,6 +172,9 @@ class TopRow:
     def count(self) -> int: ...
     @property
     def failed(self) -> int: ...
+    @property
+    def rps(self) -> float:
+        """Count over the whole input's time span (or over the interval's length), as KeyStats.rps."""
     @property
     def duration_sum_ms(self) -> float: ...
     @property
@@ -184,6 +187,9 @@ class TopRow:
     def cpu_sum_ms(self) -> float: ...
     @property
     def queue_sum_ms(self) -> float: ...
+    @property
+    def mem_bytes(self) -> float:
+        """Bytes allocated serving them (the lines' mem_bytes; 0 where absent, and for Gitaly)."""
 
 @final
 class ErrorEvent:
@@ -258,12 +264,17 @@ class LogReport:
     def end_time(self) -> float | None: ...
     @property
     def components(self) -> list[str]: ...
+    @property
+    def mem_seen(self) -> bool:
+        """Whether some record carried mem_bytes (no Gitaly one does; needs top=True)."""
     def key_stats(self) -> list[KeyStats]:
         """Statistics per key (and per interval), sorted by interval then key."""
     def totals(self) -> list[KeyStats]:
         """Statistics over all keys, one per interval."""
     def top(self, dimension: str) -> list[TopRow]:
         """Resource use per value of a dimension in DIMENSIONS (needs top=True)."""
+    def top_totals(self) -> list[TopRow]:
+        """Resource use of all records, value "TOTAL", one per interval (needs top=True)."""
     def errors(self) -> list[ErrorGroup]:
         """Failures grouped by kind (needs errors=True)."""
 
