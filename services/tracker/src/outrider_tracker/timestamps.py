@@ -9,17 +9,24 @@ from pydantic import AfterValidator, AwareDatetime
 # the notifier plans reminders from it. Only an upper bound, so what was accepted stays valid as time passes.
 HORIZON_YEARS = 5
 HORIZON = timedelta(days=round(HORIZON_YEARS * 365.25))
-TIMESTAMP_RULE = "With a time zone (`Z` or an offset); inside years 1-9999 once in UTC."
+TIMESTAMP_RULE = "With a time zone (`Z` or an offset); from 1970 to the end of 9998 once in UTC."
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)  # exclusive
 SCHEDULE_RULE = f"At most {HORIZON_YEARS} years ahead. {TIMESTAMP_RULE}"
 
 
 def in_calendar_in_utc(value: datetime) -> datetime:
-    """Refuse a time that leaves years 1-9999 once in UTC (`0001-01-01T00:00:00+14:00`): PostgreSQL stores and
-    compares in UTC, so it would fail there, or in the arithmetic of whoever reads it back."""
+    """Refuse a time outside 1970-9998 once in UTC. Past the calendar (`0001-01-01T00:00:00+14:00`) it fails in
+    PostgreSQL, which stores and compares in UTC, or in the arithmetic of whoever reads it back; at its very edges
+    asyncpg stores year 1 and year 9999's last instant as -infinity/infinity, which read back without a time zone (a
+    touchpoint at 0001-01-01T00:00:00Z broke the engagement's status view with a 500 and was dead-lettered by the
+    notifier). No engagement has a date before 1970 or in 9999."""
     try:
-        value.astimezone(UTC)
+        utc = value.astimezone(UTC)
     except OverflowError:
-        raise ValueError(f"{value.isoformat()} falls outside years 1-9999 once in UTC") from None
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"{value.isoformat()} falls outside 1970-9998 once in UTC")
     return value
 
 
