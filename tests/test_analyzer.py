@@ -408,7 +408,8 @@ def test_a_chunk_postgresql_refuses_is_dead_lettered_and_the_rest_is_counted(
         (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
         assert (row["source"], row["reason"]) == (headers["dead-letter-source"], headers["dead-letter-reason"])
         table = outrider("dead-letters", "list", *kafka).stdout
-        assert "1 dead letters" in table
+        assert "1 dead letter" in table
+        assert "dead letters" not in table
         assert "CheckViolationError" in table
         assert headers["dead-letter-source"] in table
         none = outrider("dead-letters", "list", "analysis.findings", *kafka).stdout

@@ -170,7 +170,8 @@ def list_dead_letters(
     if not letters:
         console.print(f"no dead letters in {', '.join(names)}")
         return
-    table = Table("DEAD-LETTERED", "FROM", "REASON", "BYTES", title=f"{len(letters)} dead letters")
+    title = f"{len(letters)} dead letter{'' if len(letters) == 1 else 's'}"
+    table = Table("DEAD-LETTERED", "FROM", "REASON", "BYTES", title=title)
     for d in letters:
         table.add_row(d.at.strftime("%Y-%m-%d %H:%M:%S"), d.source, d.reason, str(len(d.record.value or b"")))
     console.print(table)
