@@ -136,6 +136,34 @@ def test_a_rescheduled_touchpoint_is_reminded_at_its_new_time_and_a_cancelled_on
         assert [m["text"] for m in slack.messages] == [message["text"]]
 
 
+def test_a_touchpoint_moved_away_and_back_is_reminded_at_its_first_time_again(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    settings = notifier_settings(slack, OUTRIDER_TOUCHPOINT_LEAD_S="86400", OUTRIDER_OVERDUE_GRACE_S="3600")
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "notifier"), settings=settings,
+    ) as svc:  # fmt: skip
+        tracker = svc["tracker"].url
+        base = f"{tracker}/v1/engagements/{engagement(tracker, 'Globex')}/touchpoints"
+        first = datetime.now(UTC) + timedelta(hours=24, minutes=3)  # its reminder is due in 3 min: not during the test
+        second = first + timedelta(minutes=3)
+        tp = as_admin.post(base, json={"title": "Back and forth", "scheduled_at": first.isoformat()}).json()
+        for at in (second, first):
+            as_admin.patch(f"{base}/{tp['id']}", json={"scheduled_at": at.isoformat()}).raise_for_status()
+        metrics = svc["notifier"].url + "/metrics"
+        until(lambda: 'events_total{type="touchpoint.updated"} 2.0' in httpx.get(metrics).text, "both moves")
+    stored = rows(database_dsn, "SELECT kind, status, due_at FROM reminders WHERE kind LIKE 'touchpoint%'")
+    pending = sorted((r["kind"], r["due_at"]) for r in stored if r["status"] == "pending")
+    # Due 24 h before the first time and overdue 1 h after it, as planned when it was created.
+    assert pending == [("touchpoint_due", first - timedelta(hours=24)),
+                       ("touchpoint_overdue", first + timedelta(hours=1))]  # fmt: skip
+    cancelled = sorted((r["kind"], r["due_at"]) for r in stored if r["status"] == "cancelled")
+    assert cancelled == [("touchpoint_due", second - timedelta(hours=24)),
+                         ("touchpoint_overdue", second + timedelta(hours=1))]  # fmt: skip
+    assert slack.messages == []
+
+
 def test_rate_limits_and_server_errors_end_in_exactly_one_message(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
 ) -> None:
@@ -212,6 +240,30 @@ def test_killing_the_notifier_mid_delivery_loses_nothing_and_logs_the_one_resend
     assert len(slack.messages) == 2  # the documented duplicate: posted once before the crash, once after
     assert slack.messages[0]["text"] == slack.messages[1]["text"]
     assert [d["outcome"] for d in deliveries(database_dsn)] == ["sending", "resending_after_crash", "sent"]
+
+
+def test_a_post_slack_may_have_taken_is_sent_again_at_most_once(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    slack.delay_s = 2.0  # Slack takes every post but answers after the notifier stopped waiting (1 s)
+    settings = notifier_settings(slack, OUTRIDER_SLACK_TIMEOUT_S="1")
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "notifier"), settings=settings,
+    ) as svc:  # fmt: skip
+        tracker = svc["tracker"].url
+        eid = engagement(tracker, "slow")
+        as_admin.post(f"{tracker}/v1/engagements/{eid}/advance", json={"force": True, "reason": "x"}).raise_for_status()
+        until(lambda: slack.requests >= 2, "the one resend")
+        time.sleep(6)  # a third post would come 2-4 s after the second timed out
+        assert slack.requests == 2
+    assert len(slack.messages) == 2  # the documented duplicate, and no more
+    log = deliveries(database_dsn)
+    assert [(d["attempt"], d["outcome"], d["error"]) for d in log] == [
+        (1, "sending", None), (1, "maybe_sent", "timeout"), (2, "sending", None), (2, "maybe_sent", "timeout")
+    ]  # fmt: skip
+    (status,) = rows(database_dsn, "SELECT status FROM reminders WHERE kind = 'stage_changed'")
+    assert status == {"status": "failed"}  # unconfirmed twice: left for a person to check, not posted a third time
 
 
 def test_a_daily_digest_gathers_routine_reminders_into_one_message_per_channel(

@@ -18,7 +18,7 @@ from outrider_common.logstats import Aggregate, StatsKey
 from outrider_common.topics import ENGAGEMENT_EVENTS
 from outrider_notifier import handlers
 from outrider_notifier.handlers import DeadLetters, is_transient
-from outrider_notifier.messaging import build, mention
+from outrider_notifier.messaging import build, build_findings, mention
 from outrider_notifier.reminders import STAGE, in_quiet_hours, plan_for_event, subjects_cancelled_by
 from outrider_notifier.slack import RetryLater
 from outrider_tracker.playbook.models import Playbook
@@ -202,9 +202,31 @@ def test_handoffs_and_tech_reviews_get_reminders_that_acceptance_and_decisions_c
 
 
 def test_the_owner_who_must_act_is_mentioned() -> None:
-    owners = {"solutions_architect": "U024BE7LH", "technical_advisor": "Ana Lima", "project_manager": "W0PM"}
+    owners = {"solutions_architect": "U024BE7LH", "technical_advisor": "Ana Lima", "project_manager": "W0PM4K2QX"}
     assert mention("touchpoint_due", {}, owners) == "<@U024BE7LH>"
-    assert mention("stage_stalled", {}, owners) == "<@W0PM>"
+    assert mention("stage_stalled", {}, owners) == "<@W0PM4K2QX>"
     assert mention("handoff_pending", {"to": "technical_advisor"}, owners) == "Ana Lima"
     assert mention("handoff_pending", {"to": "implementation"}, owners) == "<@U024BE7LH>"  # nobody in that role
     assert mention("finding", {}, {}) is None
+    # Names that merely start like a Slack id are names, and Slack's control characters in them are escaped.
+    assert mention("touchpoint_due", {}, {"solutions_architect": "Walter"}) == "Walter"
+    assert mention("touchpoint_due", {}, {"solutions_architect": "Ursula <ops>"}) == "Ursula &lt;ops&gt;"
+
+
+def test_text_from_people_and_logs_cannot_mention_a_channel_or_hide_a_link() -> None:
+    sneaky = "<!channel> Q&A <https://evil.example|click here>"
+    escaped = "&lt;!channel&gt; Q&amp;A &lt;https://evil.example|click here&gt;"
+    text, blocks = build(
+        "touchpoint_due", {"title": sneaky, "scheduled_at": "2026-12-01T10:00:00+00:00"},
+        name="<!here>", customer="A&B", status_url="http://t/status",
+    )  # fmt: skip
+    shown = blocks[0]["text"]["text"]
+    assert shown == f"*A&amp;B* · &lt;!here&gt;\nTouchpoint coming up: *{escaped}*"
+    assert text == f"A&amp;B (&lt;!here&gt;): Touchpoint coming up: {escaped}"
+    assert blocks[1]["elements"][0]["text"] == "Scheduled for 2026-12-01 10:00 UTC."
+    _, blocks = build_findings(
+        [{"summary": "p99 of <!channel> over 5 s", "log_type": "production_json", "window_start": "2024-05-01T10:00"}],
+        name="n", customer="c", status_url="http://t/status", findings_url="http://t/findings",
+    )  # fmt: skip
+    listed = "• *p99 of &lt;!channel&gt; over 5 s* (production_json, window 2024-05-01 10:00 UTC)"
+    assert blocks[1]["text"]["text"] == listed

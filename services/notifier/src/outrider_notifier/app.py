@@ -62,7 +62,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         )
         webhook = settings.slack_webhook_url.get_secret_value()
         sender = SlackWebhook(webhook) if webhook else SlackWebApi(settings.slack_token.get_secret_value(),
-                                                                    settings.slack_api_url)  # fmt: skip
+                                                                    settings.slack_api_url,
+                                                                    timeout_s=settings.slack_timeout_s)  # fmt: skip
         dispatcher = Dispatcher(db.pool, sender, settings)
         broker.context.set_global("pool", db.pool)
         broker.context.set_global("settings", settings)

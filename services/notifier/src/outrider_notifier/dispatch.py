@@ -15,7 +15,7 @@ from opentelemetry import propagate, trace
 from outrider_notifier import messaging, metrics, store
 from outrider_notifier.reminders import in_quiet_hours
 from outrider_notifier.settings import NotifierSettings
-from outrider_notifier.slack import GiveUp, RetryLater, Sender
+from outrider_notifier.slack import GiveUp, MaybePosted, RetryLater, Sender
 
 log = logging.getLogger(__name__)
 # Routine reminders that a daily digest gathers when one is configured; the rest stay immediate.
@@ -70,6 +70,10 @@ class Dispatcher:
             attempts = [(item["id"], item["attempts"] + 1) for item in items]
             try:
                 posted = await self._sender.post(channel=channel, text=text, blocks=blocks)
+            except MaybePosted as exc:
+                if await self._maybe_posted(items, attempts, exc, attempt=1):
+                    await store.release_digest(self._pool, day=now.date(), channel=channel)
+                continue
             except (RetryLater, GiveUp) as exc:
                 metrics.SLACK_ERRORS.labels(exc.kind).inc()
                 await store.release_digest(self._pool, day=now.date(), channel=channel)
@@ -115,6 +119,9 @@ class Dispatcher:
             posted = await self._sender.post(
                 channel=channel or self._settings.default_channel, text=text, blocks=blocks
             )
+        except MaybePosted as exc:
+            await self._maybe_posted(reminders, attempts, exc, attempt=attempt)
+            return
         except (RetryLater, GiveUp) as exc:
             metrics.SLACK_ERRORS.labels(exc.kind).inc()
             give_up = isinstance(exc, GiveUp) or attempt >= self._settings.max_attempts
@@ -140,6 +147,20 @@ class Dispatcher:
         metrics.REMINDERS.labels("sent").inc(len(reminders))
         for reminder in reminders:
             metrics.LATENCY.observe(max((datetime.now(UTC) - reminder["due_at"]).total_seconds(), 0.0))
+
+    async def _maybe_posted(
+        self, reminders: list[dict[str, Any]], attempts: list[tuple[UUID, int]], exc: MaybePosted, *, attempt: int
+    ) -> bool:
+        """Slack may have posted it: send it again once (the one documented duplicate), never twice; True when it
+        will be sent again."""
+        metrics.SLACK_ERRORS.labels(exc.kind).inc()
+        at = datetime.now(UTC) + timedelta(seconds=backoff(attempt, None))
+        resend = await store.mark_maybe_posted(self._pool, attempts=attempts, error=exc.kind, at=at)
+        if not resend:
+            metrics.REMINDERS.labels("failed").inc(len(reminders))
+            log.error("reminder maybe posted twice, not sent again ids=%s error=%s",
+                      ",".join(str(r["id"]) for r in reminders), exc.kind)  # fmt: skip
+        return resend
 
     async def run(self) -> None:
         """Deliver until cancelled: at once when woken, else every `dispatch_interval_s`."""

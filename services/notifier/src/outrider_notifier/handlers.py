@@ -46,12 +46,15 @@ async def on_engagement_event(
         lead = None if settings.touchpoint_lead_s is None else timedelta(seconds=settings.touchpoint_lead_s)
         grace = timedelta(seconds=settings.overdue_grace_s)
         plan = plan_for_event(event, lead=lead, grace=grace)
-        for subject in subjects_cancelled_by(event):
+        replanned = subjects_cancelled_by(event)
+        for subject in replanned:
             cancelled = await store.cancel(conn, engagement_id=event.engagement_id, subject=subject,
                                            keep=[p.idempotency_key for p in plan])  # fmt: skip
             metrics.REMINDERS.labels("cancelled").inc(cancelled)
         for planned in plan:
-            if await store.schedule(conn, engagement_id=event.engagement_id, planned=planned):
+            # A touchpoint moved back to an earlier time gets that time's cancelled reminders back.
+            revive = planned.subject in replanned
+            if await store.schedule(conn, engagement_id=event.engagement_id, planned=planned, revive=revive):
                 metrics.REMINDERS.labels("scheduled").inc()
     wake.set()
 

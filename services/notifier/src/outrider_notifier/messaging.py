@@ -1,10 +1,27 @@
-"""Slack Block Kit messages for reminders (pure: what to say, apart from sending it)."""
+"""Slack Block Kit messages for reminders (pure: what to say, apart from sending it).
 
+Every value that comes from people or logs (titles, names, customers, log keys) goes through `_t`: Slack reads `<…>`
+in message text as a control sequence, so an unescaped title `<!channel>` would notify everyone in the channel and
+`<https://…|click here>` would show a disguised link.
+"""
+
+import re
 from typing import Any
+
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")  # U024BE7LH; a name such as "Walter" is a name
+
+
+def _t(value: object) -> str:
+    """`value` as text, with the three characters Slack's mrkdwn reserves escaped (&, <, >)."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _when_window(payload: dict[str, Any]) -> str:
+    return _t(str(payload.get("window_start", "")).replace("T", " ")[:16]) + " UTC"
 
 
 def _when(payload: dict[str, Any]) -> str:
-    return str(payload.get("scheduled_at", "")).replace("T", " ")[:16] + " UTC"
+    return _t(str(payload.get("scheduled_at", "")).replace("T", " ")[:16]) + " UTC"
 
 
 # Who must act on each kind of reminder.
@@ -24,7 +41,7 @@ def mention(kind: str, payload: dict[str, Any], owners: dict[str, str]) -> str |
     owner = owners.get(role) or owners.get("solutions_architect")
     if not owner:
         return None
-    return f"<@{owner}>" if owner[:1] in ("U", "W") and owner.isalnum() else owner
+    return f"<@{owner}>" if SLACK_USER_ID.fullmatch(owner) else _t(owner)
 
 
 def build(
@@ -37,25 +54,26 @@ def build(
     owners: dict[str, str] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Fallback text and blocks: what, which customer, why now, and a link to the engagement's status."""
-    title = str(payload.get("title") or "")
+    title = _t(payload.get("title") or "")
+    get = {k: _t(v) for k, v in payload.items() if isinstance(v, str | int | float)}.get
+    missing = ", ".join(_t(m) for m in payload.get("missing") or [])
     what, why = {
         "touchpoint_due": (f"Touchpoint coming up: *{title}*", f"Scheduled for {_when(payload)}."),
         "touchpoint_overdue": (f"Touchpoint overdue: *{title}*",
                                f"It was due {_when(payload)} and has not been marked held."),
-        "stage_changed": (f"Stage changed: {payload.get('from')} → *{payload.get('to')}*",
-                          "Forced past: " + ", ".join(payload.get("missing") or []) if payload.get("forced")
-                          else "All exit criteria were met."),
-        "stage_stalled": (f"Stage stalled: *{payload.get('stage')}*",
-                          f"No stage change in {payload.get('expected_days')} days, what the playbook expects."),
-        "handoff_pending": (f"Hand-off waiting: {payload.get('from')} → *{payload.get('to')}*",
+        "stage_changed": (f"Stage changed: {get('from')} → *{get('to')}*",
+                          "Forced past: " + missing if payload.get("forced") else "All exit criteria were met."),
+        "stage_stalled": (f"Stage stalled: *{get('stage')}*",
+                          f"No stage change in {get('expected_days')} days, what the playbook expects."),
+        "handoff_pending": (f"Hand-off waiting: {get('from')} → *{get('to')}*",
                             "Requested two days ago and not accepted yet."),
-        "tech_review_due": (f"Tech-review decision due: *{payload.get('gap')}*",
-                            f"Decision needed by {payload.get('decision_needed_by')}."),
-        "finding": (f"New finding: *{payload.get('summary', '')}*",
-                    f"{payload.get('log_type')} logs, window starting {str(payload.get('window_start', ''))[:16]}."),
+        "tech_review_due": (f"Tech-review decision due: *{get('gap')}*",
+                            f"Decision needed by {get('decision_needed_by')}."),
+        "finding": (f"New finding: *{get('summary', '')}*",
+                    f"{get('log_type')} logs, window starting {_when_window(payload)}."),
     }.get(kind, (kind, ""))  # fmt: skip
     detail = {"type": "context", "elements": [{"type": "mrkdwn", "text": why}]}
-    return _message(customer, name, what, mention(kind, payload, owners or {}), detail, status_url)
+    return _message(_t(customer), _t(name), what, mention(kind, payload, owners or {}), detail, status_url)
 
 
 def _message(
@@ -103,11 +121,11 @@ def build_findings(
     """One message for a group of an engagement's findings: the first few, each with its log type and window, how
     many more (linked to the engagement's findings list), and the link to its status."""
     lines = [
-        f"• *{str(p.get('summary', ''))[:200]}* ({p.get('log_type')}, window {str(p.get('window_start', ''))[:16]})"
+        f"• *{_t(str(p.get('summary', ''))[:200])}* ({_t(p.get('log_type'))}, window {_when_window(p)})"
         for p in payloads[:FINDINGS_SHOWN]
     ]
     if len(payloads) > FINDINGS_SHOWN:
         lines.append(f"… and <{findings_url}|{len(payloads) - FINDINGS_SHOWN} more>.")
     detail = {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
     who = mention("finding", {}, owners or {})
-    return _message(customer, name, f"{len(payloads)} new findings", who, detail, status_url)
+    return _message(_t(customer), _t(name), f"{len(payloads)} new findings", who, detail, status_url)

@@ -12,6 +12,9 @@ class NotifierSettings(ServiceSettings):
     consumer_group: str = Field("notifier", description="Kafka consumer group shared by notifier replicas.")
     slack_token: SecretStr = Field(SecretStr(""), description="Slack bot token (chat:write).")
     slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL (tests use a local one).")
+    slack_timeout_s: int = Field(
+        10, ge=1, description="Seconds to wait for Slack's answer; a post that times out may have been posted."
+    )
     slack_webhook_url: SecretStr = Field(
         SecretStr(""), description="An incoming-webhook URL; when set it is used instead of the bot token."
     )

@@ -5,6 +5,7 @@ from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -26,6 +27,14 @@ class RetryLater(Exception):
         self.kind, self.after_s = kind, after_s
 
 
+class MaybePosted(Exception):
+    """The request reached Slack but no answer came back (timeout, connection lost): it may have been posted."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
 class GiveUp(Exception):
     """Slack refused the message for a reason a retry cannot fix."""
 
@@ -43,21 +52,35 @@ class Posted:
 
 
 class Sender(Protocol):
-    """Posts one message; raises RetryLater or GiveUp."""
+    """Posts one message; raises RetryLater, MaybePosted or GiveUp."""
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]]) -> Posted: ...
 
 
+def _unanswered(exc: BaseException) -> RetryLater | MaybePosted:
+    """A failure without Slack's answer: retry-later when no connection was made, else maybe posted."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return RetryLater("connection_error", None)
+    return MaybePosted("timeout" if isinstance(exc, TimeoutError) else "connection_lost")
+
+
+def _retry_handlers() -> list[AsyncRetryHandler]:
+    """slack_sdk's own quick retries: 429, 5xx, and a connection never made; never a request Slack may have taken."""
+    return [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+        AsyncConnectionErrorRetryHandler(max_retry_count=2, error_types=[aiohttp.ClientConnectorError]),
+    ]
+
+
 class SlackWebApi:
     """`chat.postMessage` through slack_sdk; its own handlers retry 429 (honouring Retry-After), 5xx and
-    connection errors a couple of times before we schedule a later attempt."""
+    connections never made a couple of times before we schedule a later attempt."""
 
-    def __init__(self, token: str, base_url: str) -> None:
+    def __init__(self, token: str, base_url: str, *, timeout_s: int = 10) -> None:
         self._client = AsyncWebClient(
-            token=token, base_url=base_url, timeout=10,
-            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-                            AsyncServerErrorRetryHandler(max_retry_count=2),
-                            AsyncConnectionErrorRetryHandler(max_retry_count=2)],
+            token=token, base_url=base_url, timeout=timeout_s,
+            retry_handlers=_retry_handlers(),
         )  # fmt: skip
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]]) -> Posted:
@@ -74,7 +97,7 @@ class SlackWebApi:
                 raise GiveUp(error) from exc
             raise RetryLater(error, None) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise RetryLater("connection_error", None) from exc
+            raise _unanswered(exc) from exc
         return Posted(channel=str(response["channel"]), ts=str(response["ts"]))
 
 
@@ -84,16 +107,14 @@ class SlackWebhook:
     def __init__(self, url: str) -> None:
         self._client = AsyncWebhookClient(
             url, timeout=10,
-            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-                            AsyncServerErrorRetryHandler(max_retry_count=2),
-                            AsyncConnectionErrorRetryHandler(max_retry_count=2)],
+            retry_handlers=_retry_handlers(),
         )  # fmt: skip
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]]) -> Posted:
         try:
             response = await self._client.send(text=text, blocks=blocks)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise RetryLater("connection_error", None) from exc
+            raise _unanswered(exc) from exc
         if response.status_code == 429:
             raise RetryLater("rate_limited", float(response.headers.get("Retry-After", 1)))
         if response.status_code >= 500:

@@ -46,15 +46,20 @@ async def update_engagement(
                            engagement_id, json.dumps(changes["owners"]))  # fmt: skip
 
 
-async def schedule(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, planned: Planned) -> bool:
-    """Store a reminder unless one with its idempotency key exists; True when new."""
+async def schedule(
+    conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, planned: Planned, revive: bool = False
+) -> bool:
+    """Store a reminder unless one with its idempotency key exists; True when new. With `revive` (the event
+    re-plans its subject), a cancelled one comes back pending with this plan; one sent or being sent never does."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)  # the event's trace, continued by the Slack post however much later it is due
     inserted = await conn.fetchval(
         """INSERT INTO reminders
             (id, idempotency_key, engagement_id, kind, subject, due_at, next_attempt_at, payload, trace_context)
         VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb)
-        ON CONFLICT (idempotency_key) DO NOTHING
+        ON CONFLICT (idempotency_key) DO UPDATE
+            SET status = 'pending', due_at = $6, next_attempt_at = $6, payload = $7::jsonb, trace_context = $8::jsonb
+            WHERE $9::boolean AND reminders.status = 'cancelled'
         RETURNING true""",
         uuid4(),
         planned.idempotency_key,
@@ -64,6 +69,7 @@ async def schedule(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UU
         planned.due_at,
         json.dumps(planned.payload),
         json.dumps(carrier),
+        revive,
     )
     return bool(inserted)
 
@@ -167,6 +173,36 @@ async def mark_retry(
             outcome,
             error,
         )
+
+
+async def mark_maybe_posted(
+    pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]], error: str, at: datetime
+) -> bool:
+    """Record a post Slack may have taken without answering, for each (reminder id, attempt) it carried; put them
+    back for one more attempt unless one may already have been posted (an earlier such post, or a post cut off by a
+    crash), else mark them failed. True when they will be sent again."""
+    ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
+    async with pool.acquire() as conn, conn.transaction():
+        earlier = await conn.fetchval(
+            "SELECT count(*) FROM deliveries WHERE reminder_id = any($1::uuid[])"
+            " AND outcome IN ('maybe_sent', 'resending_after_crash')",
+            ids,
+        )
+        resend = bool(earlier == 0)
+        await conn.execute(
+            "UPDATE reminders SET status = $2, next_attempt_at = $3 WHERE id = any($1::uuid[])",
+            ids,
+            "pending" if resend else "failed",
+            at,
+        )
+        await conn.execute(
+            "INSERT INTO deliveries (reminder_id, attempt, outcome, error)"
+            " SELECT r, a, 'maybe_sent', $3 FROM unnest($1::uuid[], $2::int[]) AS d(r, a)",
+            ids,
+            numbers,
+            error,
+        )
+    return resend
 
 
 # CLAIM for findings: those due of engagements whose last finding message is older than the group interval ($3
