@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from rich.table import Table
 
 from outrider.stats.render import stdout_console
-from outrider_common.topics import ALL_TOPICS
+from outrider_common.topics import ALL_TOPICS, DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
 
 app = typer.Typer(
     help="List the records the services dead-lettered (topic.dead) and replay them once their cause is fixed.",
@@ -31,7 +31,6 @@ app = typer.Typer(
 console = stdout_console(markup=False)  # reasons and sources are data
 
 REPLAY_GROUP = "outrider-dead-letters-replay"
-REASON, SOURCE = "dead-letter-reason", "dead-letter-source"
 REPLAYED_FROM = "dead-letter-replayed-from"
 
 BootstrapOpt = Annotated[
@@ -70,11 +69,11 @@ class DeadLetter:
 
     @property
     def reason(self) -> str:
-        return self.headers.get(REASON, "")
+        return self.headers.get(DEAD_LETTER_REASON, "")
 
     @property
     def source(self) -> str:
-        return self.headers.get(SOURCE, "")
+        return self.headers.get(DEAD_LETTER_SOURCE, "")
 
     @property
     def at(self) -> datetime:
@@ -205,7 +204,7 @@ async def _send_back(producer: AIOKafkaProducer, letter: DeadLetter) -> str:
     """Publish one dead letter to the topic it was read from, as it was, naming where it was dead-lettered."""
     record = letter.record
     target = letter.source.rsplit("/", 2)[0] if letter.source else record.topic.removesuffix(".dead")
-    headers = [(k, v) for k, v in record.headers if k not in (REASON, SOURCE, REPLAYED_FROM)]
+    headers = [(k, v) for k, v in record.headers if k not in (DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, REPLAYED_FROM)]
     origin = f"{record.topic}/{record.partition}/{record.offset}".encode()
     await producer.send_and_wait(target, record.value, key=record.key, headers=[*headers, (REPLAYED_FROM, origin)])
     return target

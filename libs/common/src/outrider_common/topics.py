@@ -2,6 +2,16 @@
 
 from dataclasses import dataclass
 
+# A dead letter is the record as it was (key, value, headers) plus these two headers; `outrider dead-letters replay`
+# strips them to send it back where it came from.
+DEAD_LETTER_REASON = "dead-letter-reason"
+DEAD_LETTER_SOURCE = "dead-letter-source"  # topic/partition/offset the record was read from
+
+
+def dead_letter_headers(headers: dict[str, str], *, reason: str, source: str) -> dict[str, str]:
+    """A record's headers with the reason (cut to 1,000 characters) and source of its dead-lettering added."""
+    return {**headers, DEAD_LETTER_REASON: reason[:1000], DEAD_LETTER_SOURCE: source}
+
 
 @dataclass(frozen=True)
 class Topic:

@@ -15,6 +15,7 @@ import logparse
 from outrider_analyzer import metrics
 from outrider_analyzer.pipeline import DeadLetter, Flusher, Handled, Reread
 from outrider_common.events import LogChunk
+from outrider_common.topics import dead_letter_headers
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -119,7 +120,7 @@ def dead_letterer(broker: KafkaBroker, topic: str) -> Callable[[DeadLetter], Awa
             dead.value,
             topic,
             key=dead.key,
-            headers={**dead.headers, "dead-letter-reason": dead.reason[:1000], "dead-letter-source": dead.source},
+            headers=dead_letter_headers(dead.headers, reason=dead.reason, source=dead.source),
         )
         metrics.CHUNKS.labels("dead_letter").inc()
         log.warning("dead-lettered record source=%s reason=%s", dead.source, dead.reason)

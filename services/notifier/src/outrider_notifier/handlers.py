@@ -14,7 +14,7 @@ from faststream.exceptions import HandlerException
 from faststream.kafka import KafkaBroker
 
 from outrider_common.events import EngagementEvent, Finding
-from outrider_common.topics import Topic
+from outrider_common.topics import Topic, dead_letter_headers
 from outrider_notifier import metrics, store
 from outrider_notifier.reminders import plan_for_event, plan_for_finding, subjects_cancelled_by
 from outrider_notifier.settings import NotifierSettings
@@ -145,7 +145,7 @@ class _DeadLettering(BaseMiddleware):
             record.value or b"",
             dead_letter,
             key=record.key,
-            headers={**headers, "dead-letter-reason": reason[:1000], "dead-letter-source": source},
+            headers=dead_letter_headers(headers, reason=reason, source=source),
         )
         metrics.DEAD_LETTERS.labels(topic.name, type(exc_val).__name__).inc()
         log.error("dead-lettered message source=%s reason=%s", source, reason, exc_info=exc_val)
