@@ -73,7 +73,9 @@ def test_touchpoint_reminder_goes_out_once_at_its_time_and_a_held_touchpoint_can
 ) -> None:
     with running_services(
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
-        names=("tracker", "notifier"), settings=notifier_settings(slack, OUTRIDER_TOUCHPOINT_LEAD_S="2"),
+        names=("tracker", "notifier"),
+        settings=notifier_settings(slack, OUTRIDER_TOUCHPOINT_LEAD_S="2",
+                                   OUTRIDER_ENGAGEMENT_URL="https://grafana.example/d/logs/?var-engagement={engagement_id}"),
     ) as svc:  # fmt: skip
         tracker = svc["tracker"].url
         eid = engagement(tracker, "ACME 10k")
@@ -89,7 +91,12 @@ def test_touchpoint_reminder_goes_out_once_at_its_time_and_a_held_touchpoint_can
         assert "Log review call" in message["text"]
         assert "ACME" in message["text"]
         assert "<@U024BE7LH>" in message["text"]  # the solutions architect is the one to act
-        assert f"/v1/engagements/{eid}/status" in str(message["blocks"])
+        button = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Engagement"},
+            "url": f"https://grafana.example/d/logs/?var-engagement={eid}",
+        }  # a page a browser can open
+        assert button in message["blocks"][-1]["elements"]
 
         held = as_admin.post(f"{tracker}/v1/engagements/{eid}/touchpoints/{tp['id']}/held", json={"notes": "done"})
         assert held.status_code == 200
@@ -192,7 +199,7 @@ def test_two_replicas_never_double_send(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
 ) -> None:
     slack.delay_s = 0.05  # deliveries overlap in time across the replicas
-    settings = notifier_settings(slack, OUTRIDER_TOUCHPOINT_LEAD_S="0", OUTRIDER_OVERDUE_GRACE_S="0")
+    settings = notifier_settings(slack, OUTRIDER_TOUCHPOINT_LEAD_S="8", OUTRIDER_OVERDUE_GRACE_S="0")
     with running_services(
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
         names=("tracker", "notifier"), settings=settings,
@@ -203,10 +210,10 @@ def test_two_replicas_never_double_send(
         try:
             tracker = svc["tracker"].url
             eid = engagement(tracker, "many")
-            past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-            for i in range(12):  # each: a due reminder and an overdue one, both due now
+            soon = (datetime.now(UTC) + timedelta(seconds=8)).isoformat()
+            for i in range(12):  # each: a "coming up" reminder due now and an overdue one due in 8 s
                 as_admin.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
-                           json={"title": f"call {i:02d}", "scheduled_at": past}).raise_for_status()  # fmt: skip
+                           json={"title": f"call {i:02d}", "scheduled_at": soon}).raise_for_status()  # fmt: skip
             until(lambda: len(slack.messages) >= 24, "24 messages")
             time.sleep(1.5)  # a double send would land by now
         finally:
@@ -242,6 +249,105 @@ def test_killing_the_notifier_mid_delivery_loses_nothing_and_logs_the_one_resend
     assert [d["outcome"] for d in deliveries(database_dsn)] == ["sending", "resending_after_crash", "sent"]
 
 
+def test_a_crash_during_the_one_resend_of_a_post_slack_may_have_taken_does_not_post_it_a_third_time(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("notifier",), settings=notifier_settings(slack, OUTRIDER_STALE_SENDING_S="1"),
+    ):  # fmt: skip
+        # As a notifier left it that died while resending a post that had timed out: Slack may show it twice already.
+        reminder = uuid4()
+        statements = [
+            ("INSERT INTO reminders (id, idempotency_key, engagement_id, kind, subject, due_at, next_attempt_at,"
+             " status, attempts, claimed_at, payload) VALUES ($1, 'stage_changed:x', $2, 'stage_changed', 'x',"
+             " now(), now(), 'sending', 2, now() - interval '1 minute', '{\"from\": \"a\", \"to\": \"b\"}')",
+             (reminder, uuid4())),
+            ("INSERT INTO deliveries (reminder_id, attempt, outcome, error) VALUES ($1, 1, 'sending', NULL),"
+             " ($1, 1, 'maybe_sent', 'timeout'), ($1, 2, 'sending', NULL)", (reminder,)),
+        ]  # fmt: skip
+
+        async def insert() -> None:
+            conn = await asyncpg.connect(database_dsn)
+            try:
+                for sql, args in statements:
+                    await conn.execute(sql, *args)
+            finally:
+                await conn.close()
+
+        asyncio.run(insert())
+        failed = "SELECT status FROM reminders"
+        until(lambda: rows(database_dsn, failed) == [{"status": "failed"}], "the reminder to be given up")
+        log = (tmp_path / "notifier.log").read_text()
+    assert slack.requests == 0
+    assert deliveries(database_dsn)[-1] == {"reminder_id": reminder, "attempt": 3, "outcome": "failed",
+                                            "error": "maybe_posted_twice"}  # fmt: skip
+    assert "maybe posted twice, not sent again after a crash" in log
+
+
+def test_one_channels_rate_limit_holds_up_only_that_channel(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    slack.limit_channel("#busy", seconds=120, retry_after=60)
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "notifier"), settings=notifier_settings(slack),
+    ) as svc:  # fmt: skip
+        tracker = svc["tracker"].url
+        busy, calm = engagement(tracker, "busy", channel="#busy"), engagement(tracker, "calm", channel="#calm")
+        for eid in (busy, calm):  # each a stage-changed message, due at once; #busy's comes first
+            as_admin.post(f"{tracker}/v1/engagements/{eid}/advance",
+                          json={"force": True, "reason": "x"}).raise_for_status()  # fmt: skip
+        (message,) = until(lambda: slack.messages, "#calm's message while #busy waits out its minute", timeout=15)
+        assert message["channel"] == "#calm"
+        # Another message for #busy waits for the minute to pass without asking Slack again.
+        as_admin.post(f"{tracker}/v1/engagements/{busy}/advance",
+                      json={"force": True, "reason": "y"}).raise_for_status()  # fmt: skip
+        query = "SELECT count(*) AS n FROM deliveries WHERE outcome = 'retry' AND error = 'rate_limited'"
+        until(lambda: rows(database_dsn, query) == [{"n": 2}], "both #busy messages to wait")
+        time.sleep(1)
+        assert slack.requests == 2  # one 429 for #busy, one post to #calm
+        waiting = rows(database_dsn, "SELECT min(next_attempt_at) AS at FROM reminders WHERE status = 'pending'"
+                                     " AND kind = 'stage_changed'")[0]["at"]  # fmt: skip
+        assert waiting > datetime.now(UTC) + timedelta(seconds=50)  # Slack's Retry-After, not a guess
+
+
+def test_a_paused_engagements_reminders_wait_a_closed_ones_end_and_a_rename_shows(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "notifier"), settings=notifier_settings(slack, OUTRIDER_TOUCHPOINT_LEAD_S="4"),
+    ) as svc:  # fmt: skip
+        tracker, notifier = svc["tracker"].url, svc["notifier"].url
+        eid = engagement(tracker, "Old name")
+        base = f"{tracker}/v1/engagements/{eid}"
+        at = datetime.now(UTC) + timedelta(seconds=10)  # reminded 4 s before: in 6 s
+        tp = as_admin.post(f"{base}/touchpoints", json={"title": "Old title", "scheduled_at": at.isoformat()}).json()
+        as_admin.patch(f"{base}/touchpoints/{tp['id']}", json={"title": "Log review"}).raise_for_status()
+        as_admin.patch(base, json={"name": "10k rollout", "version": 1}).raise_for_status()
+        as_admin.patch(base, json={"status": "paused", "version": 2}).raise_for_status()
+        events = 'outrider_notifier_events_total{type="engagement.updated"} 2.0'
+        until(lambda: events in httpx.get(f"{notifier}/metrics").text, "the pause to reach the notifier")
+        time.sleep(max(0.0, (at - timedelta(seconds=4) - datetime.now(UTC)).total_seconds()) + 2)
+        assert slack.messages == []  # due, but the engagement is paused
+
+        as_admin.patch(base, json={"status": "active", "version": 3}).raise_for_status()
+        (message,) = until(lambda: slack.messages, "the reminder once the engagement is active again")
+        assert message["text"] == "ACME (10k rollout): Touchpoint coming up: Log review (<@U024BE7LH>)"
+
+        as_admin.patch(base, json={"status": "closed", "version": 4}).raise_for_status()
+        later = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
+        as_admin.post(f"{base}/touchpoints", json={"title": "After the end", "scheduled_at": later}).raise_for_status()
+        seen = ('outrider_notifier_events_total{type="engagement.updated"} 4.0',
+                'outrider_notifier_events_total{type="touchpoint.scheduled"} 2.0')  # fmt: skip
+        until(lambda: all(line in httpx.get(f"{notifier}/metrics").text for line in seen), "the close and the call")
+        pending = f"SELECT kind FROM reminders WHERE engagement_id = '{eid}' AND status = 'pending'"
+        assert rows(database_dsn, pending) == []  # the overdue reminder ended, the new call planned none
+        time.sleep(6)
+    assert len(slack.messages) == 1
+
+
 def test_a_post_slack_may_have_taken_is_sent_again_at_most_once(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
 ) -> None:
@@ -266,15 +372,14 @@ def test_a_post_slack_may_have_taken_is_sent_again_at_most_once(
     assert status == {"status": "failed"}  # unconfirmed twice: left for a person to check, not posted a third time
 
 
-def test_a_daily_digest_gathers_routine_reminders_into_one_message_per_channel(
+def test_a_daily_digest_gathers_routine_reminders_and_a_touchpoint_before_the_next_one_goes_out_alone(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
 ) -> None:
     hour = datetime.now(UTC).hour
     # First quiet hours cover now (and the next hour, should the clock turn one during the test): reminders are
-    # stored but nothing is posted. Then a notifier without them, whose digest hour (0) has passed whatever the time,
-    # posts today's digest at once.
-    settings = notifier_settings(slack, OUTRIDER_TOUCHPOINT_LEAD_S="0", OUTRIDER_OVERDUE_GRACE_S="864000",
-                                 OUTRIDER_DIGEST_HOUR_UTC="0",
+    # stored but nothing is posted. Then a notifier without them, whose digest hour (this one) has come, posts
+    # today's digest at once; the next digest is tomorrow at this hour.
+    settings = notifier_settings(slack, OUTRIDER_OVERDUE_GRACE_S="864000", OUTRIDER_DIGEST_HOUR_UTC=str(hour),
                                  OUTRIDER_QUIET_HOURS_UTC=f"[{hour}, {(hour + 2) % 24}]")  # fmt: skip
     with running_services(
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
@@ -282,10 +387,10 @@ def test_a_daily_digest_gathers_routine_reminders_into_one_message_per_channel(
     ) as svc:  # fmt: skip
         tracker, notifier = svc["tracker"].url, svc["notifier"]
         eid = engagement(tracker, "digest")
-        past = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+        soon = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()  # reminded 24 h ahead: due now
         for title in ("Kick-off", "Log review", "Architecture readout"):
             as_admin.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
-                       json={"title": title, "scheduled_at": past}).raise_for_status()  # fmt: skip
+                       json={"title": title, "scheduled_at": soon}).raise_for_status()  # fmt: skip
         scheduled = 'outrider_notifier_reminders_total{outcome="scheduled"} 7.0'  # 3 due, 3 overdue, 1 stalled
         until(lambda: scheduled in httpx.get(f"{notifier.url}/metrics").text, "the reminders to be stored")
         time.sleep(1)
@@ -299,14 +404,47 @@ def test_a_daily_digest_gathers_routine_reminders_into_one_message_per_channel(
             (digest,) = until(lambda: slack.messages, "the digest")
             assert digest["channel"] == "#acme-rollout"
             assert digest["text"].startswith("Outrider daily digest: 3 reminders")
-            assert all(t in digest["text"] for t in ("Kick-off", "Log review", "Architecture readout"))
-            # Today's digest went out: a later routine reminder waits for tomorrow's.
+            for title in ("Kick-off", "Log review", "Architecture readout"):  # what, when, who must act
+                assert (
+                    f"Touchpoint coming up: *{title}* Scheduled for {soon[:16].replace('T', ' ')} UTC."
+                    in digest["text"]
+                )
+            assert digest["text"].count("<@U024BE7LH>") == 3
+            # Today's digest went out: a touchpoint planned now, half an hour away, cannot wait for tomorrow's.
             as_admin.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
-                       json={"title": "Late", "scheduled_at": past}).raise_for_status()  # fmt: skip
-            time.sleep(2)
+                       json={"title": "Late", "scheduled_at": soon}).raise_for_status()  # fmt: skip
+            _, alone = until(lambda: slack.messages[1:] and slack.messages, "the late touchpoint's own reminder")
+            time.sleep(1)
         finally:
             digest_now.stop()
-    assert len(slack.messages) == 1
+    assert alone["text"] == "ACME (digest): Touchpoint coming up: Late (<@U024BE7LH>)"
+    assert len(slack.messages) == 2
+
+
+def test_a_digest_slack_keeps_failing_is_retried_with_backoff_then_given_up(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    slack.fail_next(100, 500)
+    now = datetime.now(UTC)
+    settings = notifier_settings(slack, OUTRIDER_DIGEST_HOUR_UTC=str(now.hour), OUTRIDER_MAX_ATTEMPTS="2")
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "notifier"), settings=settings,
+    ) as svc:  # fmt: skip
+        tracker = svc["tracker"].url
+        eid = engagement(tracker, "failing")
+        # Reminded 24 h ahead, so due now, and after tomorrow's digest hour: a routine reminder for today's digest.
+        at = (now + timedelta(hours=24, seconds=-1)).isoformat()
+        as_admin.post(f"{tracker}/v1/engagements/{eid}/touchpoints",
+                   json={"title": "Kick-off", "scheduled_at": at}).raise_for_status()  # fmt: skip
+        query = "SELECT status FROM reminders WHERE kind = 'touchpoint_due'"
+        until(lambda: rows(database_dsn, query) == [{"status": "failed"}], "the digest's reminder to fail")
+        time.sleep(3)  # a digest retried for ever would be posted again every 1-2 s
+        assert slack.requests == 6  # two attempts of three requests each (slack_sdk retries a 500 twice)
+    outcomes = [(d["attempt"], d["outcome"], d["error"]) for d in deliveries(database_dsn)]
+    assert outcomes == [(1, "sending", None), (1, "retry", "server_error_500"),
+                        (2, "sending", None), (2, "failed", "server_error_500")]  # fmt: skip
+    assert slack.messages == []
 
 
 def test_an_incoming_webhook_can_stand_in_for_the_bot_token(
@@ -383,7 +521,7 @@ def test_an_engagements_findings_go_out_the_first_at_once_then_together_once_a_w
         listed = str(group["blocks"])
         assert all(f.summary in listed for f in later[:10])
         assert not any(f.summary in listed for f in later[10:])
-        assert f"/v1/engagements/{acme}/findings|2 more>." in listed  # counted, linked to the tracker's list
+        assert f"… and 2 more: `outrider engagements findings {acme}`." in listed  # counted, and where to see them
         time.sleep(1.5)
     assert len(slack.messages) == 3  # the redelivered finding was not told again
     sent = rows(database_dsn, "SELECT r.payload->>'summary' AS summary, d.slack_ts FROM deliveries d"

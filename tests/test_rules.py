@@ -17,9 +17,10 @@ from outrider_common.events import EngagementEvent
 from outrider_common.logstats import Aggregate, StatsKey
 from outrider_common.topics import ENGAGEMENT_EVENTS
 from outrider_notifier import handlers
+from outrider_notifier.dispatch import next_digest
 from outrider_notifier.handlers import DeadLetters, is_transient
-from outrider_notifier.messaging import build, build_findings, mention
-from outrider_notifier.reminders import STAGE, in_quiet_hours, plan_for_event, subjects_cancelled_by
+from outrider_notifier.messaging import build, build_digest, build_findings, engagement_link, mention
+from outrider_notifier.reminders import STAGE, in_quiet_hours, plan_for_event, subjects_cancelled_by, too_late
 from outrider_notifier.slack import RetryLater
 from outrider_tracker.playbook.models import Playbook
 from outrider_tracker.playbook.service import get_all, missing_exit_criteria
@@ -67,12 +68,66 @@ def test_quiet_hours_may_wrap_midnight(hour: int, quiet: tuple[int, int] | None,
     assert in_quiet_hours(NOW.replace(hour=hour), quiet) is expected
 
 
-def test_a_message_says_what_who_why_and_links_the_status() -> None:
-    text, blocks = build("touchpoint_overdue", {"title": "Log review", "scheduled_at": "2026-11-22T10:00:00+00:00"},
-                         name="10k RA", customer="ACME", status_url="http://t/v1/engagements/e/status")  # fmt: skip
+def test_a_message_says_what_who_why_and_where_to_see_the_engagement() -> None:
+    template = "https://grafana.example/d/outrider-customer-logs/?var-engagement={engagement_id}"
+    overdue = {"title": "Log review", "scheduled_at": "2026-11-22T10:00:00+00:00"}
+    text, blocks = build("touchpoint_overdue", overdue, name="10k RA", customer="ACME", engagement_id="e1",
+                         link=engagement_link(template, "e1"))  # fmt: skip
     assert text == "ACME (10k RA): Touchpoint overdue: Log review"
     assert "2026-11-22 10:00 UTC" in blocks[1]["elements"][0]["text"]
-    assert blocks[2]["elements"][0]["url"] == "http://t/v1/engagements/e/status"
+    assert blocks[2]["elements"][0]["url"] == "https://grafana.example/d/outrider-customer-logs/?var-engagement=e1"
+    # No page a browser can open configured (the tracker's API wants a token): no button, the CLI command instead.
+    assert engagement_link("", "e1") is None
+    _, blocks = build("touchpoint_overdue", overdue, name="10k RA", customer="ACME", engagement_id="e1", link=None)
+    hint = {"type": "mrkdwn", "text": "Status: `outrider engagements status e1`"}
+    assert blocks[2] == {"type": "context", "elements": [hint]}
+
+
+def test_a_touchpoint_recorded_after_its_time_is_not_coming_up_and_gets_time_to_be_marked_held() -> None:
+    past = NOW - timedelta(days=2)
+    lead, grace = timedelta(hours=24), timedelta(hours=1)
+    recorded = event("touchpoint.scheduled", touchpoint_id="t1", title="Call", scheduled_at=past.isoformat())
+    (overdue,) = plan_for_event(recorded, lead=lead, grace=grace)
+    assert (overdue.kind, overdue.due_at) == ("touchpoint_overdue", NOW + timedelta(hours=1))
+    # One still to come is reminded, even when its lead time has passed already.
+    soon = NOW + timedelta(hours=2)
+    coming = event("touchpoint.scheduled", touchpoint_id="t2", title="Call", scheduled_at=soon.isoformat())
+    due, overdue = plan_for_event(coming, lead=lead, grace=grace)
+    assert (due.due_at, overdue.due_at) == (soon - timedelta(hours=24), soon + timedelta(hours=1))
+    # Posted late (the notifier down, quiet hours, a pause), "coming up" stays true until the touchpoint is overdue.
+    payload = {"scheduled_at": soon.isoformat()}
+    assert not too_late("touchpoint_due", payload, now=soon + timedelta(minutes=59), grace=grace)
+    assert too_late("touchpoint_due", payload, now=soon + grace, grace=grace)
+    assert not too_late("touchpoint_overdue", payload, now=soon + timedelta(days=9), grace=grace)
+
+
+def test_the_next_digest_is_today_at_its_hour_until_that_passes() -> None:
+    assert next_digest(datetime(2026, 11, 24, 6, 59, tzinfo=UTC), 7) == datetime(2026, 11, 24, 7, tzinfo=UTC)
+    assert next_digest(datetime(2026, 11, 24, 7, 0, tzinfo=UTC), 7) == datetime(2026, 11, 25, 7, tzinfo=UTC)
+    assert next_digest(datetime(2026, 12, 31, 23, 0, tzinfo=UTC), 0) == datetime(2027, 1, 1, 0, tzinfo=UTC)
+
+
+def digest_item(n: int, title: str) -> dict[str, object]:
+    return {"kind": "touchpoint_due", "engagement_id": f"e{n}", "name": f"Rollout {n}", "customer": "ACME",
+            "owners": {"solutions_architect": "U024BE7LH"},
+            "payload": {"title": title, "scheduled_at": "2026-11-24T15:00:00+00:00"}}  # fmt: skip
+
+
+def test_a_digest_line_says_what_when_and_who_and_a_long_digest_fits_slacks_limits() -> None:
+    text, blocks = build_digest([digest_item(1, "Kick-off")], link_template="https://g/{engagement_id}")
+    line = ("• *ACME* · Rollout 1: Touchpoint coming up: *Kick-off* Scheduled for 2026-11-24 15:00 UTC."
+            " <@U024BE7LH> <https://g/e1|engagement>")  # fmt: skip
+    assert blocks[1]["text"]["text"] == line
+    assert text == "Outrider daily digest: 1 reminder\n" + line
+    # 400 reminders with long titles: sections of at most 3,000 characters, at most 50 blocks, the rest counted.
+    items = [digest_item(n, "Architecture readout " + "x" * 400) for n in range(400)]
+    _, blocks = build_digest(items, link_template="")
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert len(blocks) <= 50
+    assert all(len(section) <= 3000 for section in sections)
+    shown = sum(section.count("• ") for section in sections)
+    assert 0 < shown < 400
+    assert blocks[-1]["elements"][0]["text"] == f"… and {400 - shown} more."
 
 
 def window(durations_s: list[float], statuses: list[int]) -> Aggregate:
@@ -135,7 +190,7 @@ def test_a_date_at_the_calendars_edge_plans_the_reminders_that_fit_in_it() -> No
     assert (due.kind, due.due_at) == ("touchpoint_due", datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC))
     first = event("touchpoint.scheduled", touchpoint_id="t2", title="K", scheduled_at="0001-01-01T00:00:00+00:00")
     (overdue,) = plan_for_event(first, lead=lead, grace=grace)
-    assert (overdue.kind, overdue.due_at) == ("touchpoint_overdue", datetime(1, 1, 1, 1, tzinfo=UTC))
+    assert (overdue.kind, overdue.due_at) == ("touchpoint_overdue", NOW + grace)  # long past: overdue once recorded
     review = event("tech_review.requested", review_id="r1", gap="SAML", decision_needed_by="0001-01-02")
     assert plan_for_event(review, lead=lead, grace=grace) == []
     late = EngagementEvent(event_id=uuid4(), type="handoff.requested", engagement_id=uuid4(),
@@ -218,7 +273,7 @@ def test_text_from_people_and_logs_cannot_mention_a_channel_or_hide_a_link() -> 
     escaped = "&lt;!channel&gt; Q&amp;A &lt;https://evil.example|click here&gt;"
     text, blocks = build(
         "touchpoint_due", {"title": sneaky, "scheduled_at": "2026-12-01T10:00:00+00:00"},
-        name="<!here>", customer="A&B", status_url="http://t/status",
+        name="<!here>", customer="A&B", engagement_id="e1", link=None,
     )  # fmt: skip
     shown = blocks[0]["text"]["text"]
     assert shown == f"*A&amp;B* · &lt;!here&gt;\nTouchpoint coming up: *{escaped}*"
@@ -226,7 +281,7 @@ def test_text_from_people_and_logs_cannot_mention_a_channel_or_hide_a_link() -> 
     assert blocks[1]["elements"][0]["text"] == "Scheduled for 2026-12-01 10:00 UTC."
     _, blocks = build_findings(
         [{"summary": "p99 of <!channel> over 5 s", "log_type": "production_json", "window_start": "2024-05-01T10:00"}],
-        name="n", customer="c", status_url="http://t/status", findings_url="http://t/findings",
+        name="n", customer="c", engagement_id="e1", link="http://t/status",
     )  # fmt: skip
     listed = "• *p99 of &lt;!channel&gt; over 5 s* (production_json, window 2024-05-01 10:00 UTC)"
     assert blocks[1]["text"]["text"] == listed

@@ -17,6 +17,18 @@ from typing import Any
 from urllib.parse import parse_qs
 
 
+def _invalid(args: dict[str, Any]) -> str | None:
+    """Slack's own refusals of a message's shape: more than 50 blocks, a section over 3,000 characters."""
+    blocks = args.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if len(blocks) > 50:
+        return "invalid_blocks"
+    if any(len(str((b.get("text") or {}).get("text", ""))) > 3000 for b in blocks if b.get("type") == "section"):
+        return "invalid_blocks"
+    return None
+
+
 @dataclass
 class Scripted:
     """One planned non-success answer."""
@@ -36,6 +48,7 @@ class LocalSlack:
     requests: int = 0
     _script: deque[Scripted] = field(default_factory=deque)
     _outage_until: float = 0.0
+    _limited: dict[str, tuple[float, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -58,6 +71,12 @@ class LocalSlack:
         """Answer every post with 429 (Retry-After: 1) and 500 in turn for `seconds`: an outage, not a blip."""
         with self._lock:
             self._outage_until = time.monotonic() + seconds
+
+    def limit_channel(self, channel: str, seconds: float, retry_after: int) -> None:
+        """Answer posts to `channel` with 429 and Retry-After `retry_after` for `seconds` (Slack limits each
+        channel to about a message a second); other channels are served."""
+        with self._lock:
+            self._limited[channel] = (time.monotonic() + seconds, retry_after)
 
     def start(self) -> LocalSlack:
         """Serve in a background thread."""
@@ -104,6 +123,12 @@ class LocalSlack:
                     return self._reply_text(200, "ok")
                 if not args.get("channel"):
                     return self._reply(200, {"ok": False, "error": "channel_not_found"})
+                with slack._lock:
+                    until, retry_after = slack._limited.get(args["channel"], (0.0, 0))
+                if time.monotonic() < until:
+                    return self._reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+                if error := _invalid(args):
+                    return self._reply(200, {"ok": False, "error": error})
                 with slack._lock:
                     ts = f"{int(time.time())}.{next(slack._ts):06d}"
                     slack.messages.append({**args, "ts": ts})

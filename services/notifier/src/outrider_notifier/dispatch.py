@@ -13,7 +13,7 @@ import asyncpg
 from opentelemetry import propagate, trace
 
 from outrider_notifier import messaging, metrics, store
-from outrider_notifier.reminders import in_quiet_hours
+from outrider_notifier.reminders import in_quiet_hours, too_late
 from outrider_notifier.settings import NotifierSettings
 from outrider_notifier.slack import GiveUp, MaybePosted, RetryLater, Sender
 
@@ -30,12 +30,20 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return min(2.0**attempt, 300.0) * random.uniform(0.5, 1.0)
 
 
+def next_digest(now: datetime, hour: int) -> datetime:
+    """When the next daily digest goes out: today at `hour` (UTC) if that is still to come, else tomorrow."""
+    today = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return today if now < today else today + timedelta(days=1)
+
+
 class Dispatcher:
     """Posts due reminders; any number of notifier replicas may run one."""
 
     def __init__(self, pool: asyncpg.Pool, sender: Sender, settings: NotifierSettings) -> None:
         self._pool, self._sender, self._settings = pool, sender, settings
         self.wake = asyncio.Event()
+        # Channels Slack asked us to leave alone until then (429 Retry-After): their posts wait, the others go on.
+        self._limited: dict[str, datetime] = {}
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many reminders were attempted."""
@@ -43,11 +51,18 @@ class Dispatcher:
         if in_quiet_hours(now, self._settings.quiet_hours_utc):
             return 0
         digest_hour, group_s = self._settings.digest_hour_utc, self._settings.finding_group_s
+        urgent_before = None
+        if digest_hour is not None:
+            if now.hour >= digest_hour:
+                await self._send_digests(now)
+            # A touchpoint that comes before the next digest cannot wait for it: its reminder goes out on its own.
+            urgent_before = next_digest(now, digest_hour)
         held = (*(DIGEST_KINDS if digest_hour is not None else ()), *(("finding",) if group_s > 0 else ()))
         due = await store.claim_due(
-            self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5, held_back=held
-        )
-        for reminder in due:
+            self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5, held_back=held,
+            urgent_before=urgent_before,
+        )  # fmt: skip
+        for reminder in await self._expire_late(due, now):
             await self._post([reminder], reminder["kind"], reminder["engagement_id"])
         attempted = len(due)
         if group_s > 0:
@@ -57,31 +72,32 @@ class Dispatcher:
             for engagement_id, findings in groups.items():
                 await self._post(findings, "finding", engagement_id)
                 attempted += len(findings)
-        if digest_hour is not None and now.hour >= digest_hour:
-            await self._send_digests(now)
         return attempted
+
+    async def _expire_late(self, claimed: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """The claimed reminders still worth posting; "coming up" ones whose touchpoint is already overdue end."""
+        grace = timedelta(seconds=self._settings.overdue_grace_s)
+        late = {r["id"]: r["attempts"] for r in claimed if too_late(r["kind"], r["payload"], now=now, grace=grace)}
+        if late:
+            await store.mark_expired(self._pool, attempts=list(late.items()))
+            metrics.REMINDERS.labels("expired").inc(len(late))
+        return [r for r in claimed if r["id"] not in late]
 
     async def _send_digests(self, now: datetime) -> None:
         claimed = await store.claim_digests(
             self._pool, now=now, kinds=DIGEST_KINDS, default_channel=self._settings.default_channel
         )
-        for channel, items in claimed.items():
-            text, blocks = messaging.build_digest(items, tracker_url=self._settings.tracker_url)
-            attempts = [(item["id"], item["attempts"] + 1) for item in items]
-            try:
-                posted = await self._sender.post(channel=channel, text=text, blocks=blocks)
-            except MaybePosted as exc:
-                if await self._maybe_posted(items, attempts, exc, attempt=1):
-                    await store.release_digest(self._pool, day=now.date(), channel=channel)
-                continue
-            except (RetryLater, GiveUp) as exc:
-                metrics.SLACK_ERRORS.labels(exc.kind).inc()
-                await store.release_digest(self._pool, day=now.date(), channel=channel)
-                await store.mark_retry(self._pool, attempts=attempts, error=exc.kind,
-                                       at=now + timedelta(seconds=backoff(1, None)), give_up=False)  # fmt: skip
-                continue
-            await store.mark_sent(self._pool, attempts=attempts, channel=posted.channel, ts=posted.ts)
-            metrics.REMINDERS.labels("sent").inc(len(items))
+        for channel, claimed_items in claimed.items():
+            for item in claimed_items:
+                item["attempts"] += 1  # claim_digests counted this attempt in the table
+            items = await self._expire_late(claimed_items, now)
+            if items:
+                text, blocks = messaging.build_digest(items, link_template=self._settings.engagement_url)
+                attempt = max(item["attempts"] for item in items)
+                if await self._send(channel, text, blocks, items, "digest", attempt):
+                    continue
+            # Not posted (or nothing left to post): the channel's digest may go out later today.
+            await store.release_digest(self._pool, day=now.date(), channel=channel)
 
     async def _post(self, reminders: list[dict[str, Any]], kind: str, engagement_id: UUID) -> None:
         """One Slack message about `reminders` (claimed, all of `kind` and of one engagement): one reminder, or a
@@ -104,49 +120,56 @@ class Dispatcher:
             else (str(engagement_id), "(unknown customer)", None)
         )
         owners = json.loads(info["owners"]) if info else {}
-        status_url = f"{self._settings.tracker_url}/v1/engagements/{engagement_id}/status"
+        link = messaging.engagement_link(self._settings.engagement_url, engagement_id)
         if len(reminders) == 1:
-            text, blocks = messaging.build(
-                kind, reminders[0]["payload"], name=name, customer=customer, status_url=status_url, owners=owners
-            )
+            text, blocks = messaging.build(kind, reminders[0]["payload"], name=name, customer=customer,
+                                           engagement_id=engagement_id, link=link, owners=owners)  # fmt: skip
         else:
-            text, blocks = messaging.build_findings(
-                [r["payload"] for r in reminders], name=name, customer=customer, status_url=status_url,
-                findings_url=f"{self._settings.tracker_url}/v1/engagements/{engagement_id}/findings", owners=owners,
-            )  # fmt: skip
+            text, blocks = messaging.build_findings([r["payload"] for r in reminders], name=name, customer=customer,
+                                                    engagement_id=engagement_id, link=link, owners=owners)  # fmt: skip
+        if await self._send(channel or self._settings.default_channel, text, blocks, reminders, kind, attempt):
+            for reminder in reminders:
+                metrics.LATENCY.observe(max((datetime.now(UTC) - reminder["due_at"]).total_seconds(), 0.0))
+
+    async def _send(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], reminders: list[dict[str, Any]], kind: str,
+        attempt: int,
+    ) -> bool:  # fmt: skip
+        """Post one message carrying `reminders` (claimed, this `attempt`) and record the outcome; True when posted.
+
+        A failure puts them back for a later attempt (Slack's Retry-After, else backoff) or, past `max_attempts` or
+        refused for good, marks them failed. Being rate-limited is not a failure: it never uses up the attempts.
+        """
         attempts = [(r["id"], r["attempts"]) for r in reminders]
+        ids = ",".join(str(r["id"]) for r in reminders)
+        now = datetime.now(UTC)
+        if (until := self._limited.get(channel)) and until > now:
+            await store.mark_retry(self._pool, attempts=attempts, error="rate_limited", at=until, give_up=False)
+            return False
         try:
-            posted = await self._sender.post(
-                channel=channel or self._settings.default_channel, text=text, blocks=blocks
-            )
+            posted = await self._sender.post(channel=channel, text=text, blocks=blocks)
         except MaybePosted as exc:
             await self._maybe_posted(reminders, attempts, exc, attempt=attempt)
-            return
+            return False
         except (RetryLater, GiveUp) as exc:
             metrics.SLACK_ERRORS.labels(exc.kind).inc()
-            give_up = isinstance(exc, GiveUp) or attempt >= self._settings.max_attempts
-            delay = backoff(attempt, exc.after_s if isinstance(exc, RetryLater) else None)
-            await store.mark_retry(
-                self._pool,
-                attempts=attempts,
-                error=exc.kind,
-                at=datetime.now(UTC) + timedelta(seconds=delay),
-                give_up=give_up,
-            )
+            limited = isinstance(exc, RetryLater) and exc.kind == "rate_limited"
+            give_up = isinstance(exc, GiveUp) or (attempt >= self._settings.max_attempts and not limited)
+            at = datetime.now(UTC) + timedelta(seconds=backoff(attempt, getattr(exc, "after_s", None)))
+            if limited:
+                self._limited[channel] = at
+            await store.mark_retry(self._pool, attempts=attempts, error=exc.kind, at=at, give_up=give_up)
             if give_up:
                 metrics.REMINDERS.labels("failed").inc(len(reminders))
-                log.error(
-                    "reminder failed ids=%s kind=%s error=%s attempts=%s",
-                    ",".join(str(r["id"]) for r in reminders),
-                    kind,
-                    exc.kind,
-                    attempt,
-                )
-            return
+                log.error("reminder failed ids=%s kind=%s error=%s attempts=%s", ids, kind, exc.kind, attempt)
+            else:
+                log.warning("slack post to retry ids=%s kind=%s channel=%s error=%s attempt=%s at=%s",
+                            ids, kind, channel, exc.kind, attempt, at.isoformat(timespec="seconds"))  # fmt: skip
+            return False
+        self._limited.pop(channel, None)
         await store.mark_sent(self._pool, attempts=attempts, channel=posted.channel, ts=posted.ts)
         metrics.REMINDERS.labels("sent").inc(len(reminders))
-        for reminder in reminders:
-            metrics.LATENCY.observe(max((datetime.now(UTC) - reminder["due_at"]).total_seconds(), 0.0))
+        return True
 
     async def _maybe_posted(
         self, reminders: list[dict[str, Any]], attempts: list[tuple[UUID, int]], exc: MaybePosted, *, attempt: int
@@ -156,10 +179,12 @@ class Dispatcher:
         metrics.SLACK_ERRORS.labels(exc.kind).inc()
         at = datetime.now(UTC) + timedelta(seconds=backoff(attempt, None))
         resend = await store.mark_maybe_posted(self._pool, attempts=attempts, error=exc.kind, at=at)
-        if not resend:
+        ids = ",".join(str(r["id"]) for r in reminders)
+        if resend:
+            log.warning("slack post may have been taken, sending once more ids=%s error=%s", ids, exc.kind)
+        else:
             metrics.REMINDERS.labels("failed").inc(len(reminders))
-            log.error("reminder maybe posted twice, not sent again ids=%s error=%s",
-                      ",".join(str(r["id"]) for r in reminders), exc.kind)  # fmt: skip
+            log.error("reminder maybe posted twice, not sent again ids=%s error=%s", ids, exc.kind)
         return resend
 
     async def run(self) -> None:

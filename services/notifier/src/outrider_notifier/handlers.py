@@ -43,6 +43,11 @@ async def on_engagement_event(
             )
         if event.type == "engagement.updated":
             await store.update_engagement(conn, engagement_id=event.engagement_id, changes=event.data)
+        if await store.engagement_status(conn, event.engagement_id) == "closed":
+            # A closed engagement is told nothing more: what was pending ends, what its events would plan is not.
+            ended = await store.cancel_engagement(conn, engagement_id=event.engagement_id)
+            metrics.REMINDERS.labels("cancelled").inc(ended)
+            return
         lead = None if settings.touchpoint_lead_s is None else timedelta(seconds=settings.touchpoint_lead_s)
         grace = timedelta(seconds=settings.overdue_grace_s)
         plan = plan_for_event(event, lead=lead, grace=grace)
@@ -52,9 +57,9 @@ async def on_engagement_event(
                                            keep=[p.idempotency_key for p in plan])  # fmt: skip
             metrics.REMINDERS.labels("cancelled").inc(cancelled)
         for planned in plan:
-            # A touchpoint moved back to an earlier time gets that time's cancelled reminders back.
-            revive = planned.subject in replanned
-            if await store.schedule(conn, engagement_id=event.engagement_id, planned=planned, revive=revive):
+            # A touchpoint renamed keeps its reminders with the new title; moved back, it gets its cancelled ones back.
+            replan = planned.subject in replanned
+            if await store.schedule(conn, engagement_id=event.engagement_id, planned=planned, replan=replan):
                 metrics.REMINDERS.labels("scheduled").inc()
     wake.set()
 
@@ -66,6 +71,8 @@ async def on_finding(
 ) -> None:
     """A new finding becomes a reminder due now (the dispatcher groups an engagement's findings)."""
     metrics.EVENTS.labels("finding").inc()
+    if await store.engagement_status(pool, finding.engagement_id) == "closed":
+        return  # its logs still arrive, but nobody works on it any more
     if await store.schedule(
         pool, engagement_id=finding.engagement_id, planned=plan_for_finding(finding, now=datetime.now(UTC))
     ):

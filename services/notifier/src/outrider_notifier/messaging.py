@@ -7,6 +7,7 @@ in message text as a control sequence, so an unescaped title `<!channel>` would 
 
 import re
 from typing import Any
+from uuid import UUID
 
 SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")  # U024BE7LH; a name such as "Walter" is a name
 
@@ -44,20 +45,33 @@ def mention(kind: str, payload: dict[str, Any], owners: dict[str, str]) -> str |
     return f"<@{owner}>" if SLACK_USER_ID.fullmatch(owner) else _t(owner)
 
 
+def engagement_link(template: str, engagement_id: UUID | str) -> str | None:
+    """The page a message's button opens (`OUTRIDER_ENGAGEMENT_URL` with the id filled in); None without one."""
+    return template.replace("{engagement_id}", str(engagement_id)) if template else None
+
+
 def build(
     kind: str,
     payload: dict[str, Any],
     *,
     name: str,
     customer: str,
-    status_url: str,
+    engagement_id: UUID | str,
+    link: str | None,
     owners: dict[str, str] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Fallback text and blocks: what, which customer, why now, and a link to the engagement's status."""
+    """Fallback text and blocks: what, which customer, why now, and where to see the engagement."""
+    what, why = describe(kind, payload)
+    detail = {"type": "context", "elements": [{"type": "mrkdwn", "text": why}]}
+    return _message(_t(customer), _t(name), what, mention(kind, payload, owners or {}), detail, engagement_id, link)
+
+
+def describe(kind: str, payload: dict[str, Any]) -> tuple[str, str]:
+    """What a reminder says (mrkdwn, *bold* subject) and why now."""
     title = _t(payload.get("title") or "")
     get = {k: _t(v) for k, v in payload.items() if isinstance(v, str | int | float)}.get
     missing = ", ".join(_t(m) for m in payload.get("missing") or [])
-    what, why = {
+    return {
         "touchpoint_due": (f"Touchpoint coming up: *{title}*", f"Scheduled for {_when(payload)}."),
         "touchpoint_overdue": (f"Touchpoint overdue: *{title}*",
                                f"It was due {_when(payload)} and has not been marked held."),
@@ -71,38 +85,67 @@ def build(
                             f"Decision needed by {get('decision_needed_by')}."),
         "finding": (f"New finding: *{get('summary', '')}*",
                     f"{get('log_type')} logs, window starting {_when_window(payload)}."),
-    }.get(kind, (kind, ""))  # fmt: skip
-    detail = {"type": "context", "elements": [{"type": "mrkdwn", "text": why}]}
-    return _message(_t(customer), _t(name), what, mention(kind, payload, owners or {}), detail, status_url)
+    }.get(kind, (_t(kind), ""))  # fmt: skip
+
+
+def cli_hint(engagement_id: UUID | str, what: str = "status") -> str:
+    """Where an engineer sees the engagement when no page is configured: the CLI, which holds the API token."""
+    return f"`outrider engagements {what} {engagement_id}`"
 
 
 def _message(
-    customer: str, name: str, what: str, who: str | None, detail: dict[str, Any], status_url: str
+    customer: str,
+    name: str,
+    what: str,
+    who: str | None,
+    detail: dict[str, Any],
+    engagement_id: UUID | str,
+    link: str | None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Fallback text and blocks: who and what, `detail` under it, the button to the engagement's status."""
+    """Fallback text and blocks: who and what, `detail` under it, then a button to the engagement's page, or (none
+    configured: the tracker's API wants a token a browser does not have) the CLI command that shows it."""
     text = f"{customer} ({name}): {what.replace('*', '')}" + (f" ({who})" if who else "")
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn",
                                      "text": f"*{customer}* · {name}\n{what}" + (f"\n{who}" if who else "")}},
         detail,
         {"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "Engagement status"}, "url": status_url}
-        ]},
+            {"type": "button", "text": {"type": "plain_text", "text": "Engagement"}, "url": link}
+        ]} if link else
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "Status: " + cli_hint(engagement_id)}]},
     ]  # fmt: skip
     return text, blocks
 
 
-def build_digest(items: list[dict[str, Any]], *, tracker_url: str) -> tuple[str, list[dict[str, Any]]]:
-    """One message listing every routine reminder due for a channel today."""
+SECTION_CHARS = 3000  # Slack refuses a section whose text is longer
+MAX_BLOCKS = 50  # nor a message of more blocks
+LINE_CHARS = 600  # one digest line at most (a title may be long)
+
+
+def build_digest(items: list[dict[str, Any]], *, link_template: str) -> tuple[str, list[dict[str, Any]]]:
+    """One message listing every routine reminder due for a channel today: what, why (when), who must act, and the
+    engagement's page. Lines are packed into sections of Slack's size; past its 50 blocks the rest are counted."""
     lines = []
     for item in items:
-        text, _ = build(item["kind"], item["payload"], name=item["name"] or "", customer=item["customer"] or "",
-                        status_url="")  # fmt: skip
-        lines.append(f"• {text} <{tracker_url}/v1/engagements/{item['engagement_id']}/status|status>")
+        what, why = describe(item["kind"], item["payload"])
+        who = mention(item["kind"], item["payload"], item.get("owners") or {})
+        link = engagement_link(link_template, item["engagement_id"])
+        line = (f"• *{_t(item['customer'] or '')}* · {_t(item['name'] or '')}: {what} {why}"
+                + (f" {who}" if who else ""))  # fmt: skip
+        line = line if len(line) <= LINE_CHARS else line[: LINE_CHARS - 1] + "…"
+        lines.append(line + (f" <{link}|engagement>" if link else ""))
     header = f"Outrider daily digest: {len(items)} reminder{'s' if len(items) != 1 else ''}"
+    sections: list[list[str]] = [[]]
+    for line in lines:
+        if sum(len(x) + 1 for x in sections[-1]) + len(line) > SECTION_CHARS:
+            sections.append([])
+        sections[-1].append(line)
+    shown = sections[: MAX_BLOCKS - 2]
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header}}]
-    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines[i : i + 20])}}
-               for i in range(0, len(lines), 20)]  # fmt: skip
+    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(section)}} for section in shown]
+    rest = len(lines) - sum(len(section) for section in shown)
+    if rest:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"… and {rest} more."}]})
     return header + "\n" + "\n".join(lines), blocks
 
 
@@ -114,18 +157,20 @@ def build_findings(
     *,
     name: str,
     customer: str,
-    status_url: str,
-    findings_url: str,
+    engagement_id: UUID | str,
+    link: str | None,
     owners: dict[str, str] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """One message for a group of an engagement's findings: the first few, each with its log type and window, how
-    many more (linked to the engagement's findings list), and the link to its status."""
+    many more (and where to see them all), and the engagement's page."""
     lines = [
         f"• *{_t(str(p.get('summary', ''))[:200])}* ({_t(p.get('log_type'))}, window {_when_window(p)})"
         for p in payloads[:FINDINGS_SHOWN]
     ]
     if len(payloads) > FINDINGS_SHOWN:
-        lines.append(f"… and <{findings_url}|{len(payloads) - FINDINGS_SHOWN} more>.")
+        more = len(payloads) - FINDINGS_SHOWN
+        everything = f"<{link}|{more} more>." if link else f"{more} more: {cli_hint(engagement_id, 'findings')}."
+        lines.append("… and " + everything)
     detail = {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
     who = mention("finding", {}, owners or {})
-    return _message(_t(customer), _t(name), f"{len(payloads)} new findings", who, detail, status_url)
+    return _message(_t(customer), _t(name), f"{len(payloads)} new findings", who, detail, engagement_id, link)

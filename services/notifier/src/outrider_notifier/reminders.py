@@ -57,10 +57,16 @@ def plan_for_event(event: EngagementEvent, *, lead: timedelta | None, grace: tim
             lead = timedelta(hours=float(str(hours))) if hours is not None else DEFAULT_LEAD
         subject = str(data["touchpoint_id"])
         payload: dict[str, Any] = {"title": data.get("title"), "scheduled_at": at.isoformat()}
+        # One planned for a time already past (recorded after the fact) is not "coming up", and is overdue only
+        # once the grace has passed since it was recorded: time to mark it held first.
+        coming = at > event.occurred_at
+        overdue_from = max(at, event.occurred_at)
         return [
-            *_due(f"touchpoint_due:{subject}:{at.isoformat()}", "touchpoint_due", subject, at, -lead, payload),
-            *_due(f"touchpoint_overdue:{subject}:{at.isoformat()}", "touchpoint_overdue", subject, at, grace, payload),
-        ]
+            *(_due(f"touchpoint_due:{subject}:{at.isoformat()}", "touchpoint_due", subject, at, -lead, payload)
+              if coming else []),
+            *_due(f"touchpoint_overdue:{subject}:{at.isoformat()}", "touchpoint_overdue", subject, overdue_from,
+                  grace, payload),
+        ]  # fmt: skip
     stalled = []
     if event.type in ("engagement.created", "stage.advanced") and data.get("expected_days"):
         stage = str(data.get("to") or data.get("stage"))
@@ -87,6 +93,17 @@ def subjects_cancelled_by(event: EngagementEvent) -> list[str]:
     if event.type == "stage.advanced":
         return [STAGE]
     return []
+
+
+def too_late(kind: str, payload: dict[str, Any], *, now: datetime, grace: timedelta) -> bool:
+    """A "coming up" reminder not posted before its touchpoint's overdue time (the notifier was down, quiet hours,
+    the engagement paused) would be untrue: the overdue reminder says what is left to say."""
+    if kind != "touchpoint_due":
+        return False
+    try:
+        return now >= datetime.fromisoformat(str(payload["scheduled_at"])) + grace
+    except (KeyError, ValueError, OverflowError):
+        return False
 
 
 def plan_for_finding(finding: Finding, *, now: datetime) -> Planned:

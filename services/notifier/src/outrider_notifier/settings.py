@@ -28,7 +28,12 @@ class NotifierSettings(ServiceSettings):
         " last finding message and go out together, in one message (0: each finding in a message of its own).",
     )
     default_channel: str = Field("#outrider", description="Channel for engagements without one of their own.")
-    tracker_url: str = Field("http://127.0.0.1:8003", description="Base of the links to engagement status pages.")
+    engagement_url: str = Field(
+        "",
+        description="Page behind each message's 'Engagement' button, '{engagement_id}' filled in: one a browser can"
+        " open, e.g. Grafana's https://grafana.example.com/d/outrider-customer-logs/?var-engagement={engagement_id}."
+        " Empty: no button, the message names `outrider engagements status <id>` (the tracker's API needs a token).",
+    )
     touchpoint_lead_s: float | None = Field(
         None, ge=0, description="Override of how long before a touchpoint its reminder goes out (else the playbook's)."
     )
@@ -36,7 +41,10 @@ class NotifierSettings(ServiceSettings):
     dispatch_interval_s: float = Field(1.0, gt=0, description="How often due reminders are looked for.")
     max_attempts: int = Field(8, ge=1, description="Delivery attempts before a reminder is marked failed.")
     stale_sending_s: float = Field(
-        120, gt=0, description="A reminder left 'sending' this long (its notifier died) is sent again."
+        120,
+        gt=0,
+        description="A reminder left 'sending' this long (its notifier died) is sent again; keep it above three"
+        " Slack timeouts, the longest a post can take with slack_sdk's quick retries.",
     )
     quiet_hours_utc: tuple[int, int] | None = Field(
         None, description="[start, end) hours (UTC) in which nothing is posted, e.g. [22, 7]; due reminders wait."

@@ -8,7 +8,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
@@ -65,17 +64,18 @@ def _unanswered(exc: BaseException) -> RetryLater | MaybePosted:
 
 
 def _retry_handlers() -> list[AsyncRetryHandler]:
-    """slack_sdk's own quick retries: 429, 5xx, and a connection never made; never a request Slack may have taken."""
+    """slack_sdk's own quick retries: 5xx, and a connection never made; never a request Slack may have taken. Not
+    429: its handler would sleep Retry-After (a minute or more) inside the one dispatcher every channel waits on;
+    RetryLater carries it back instead, and only that channel waits."""
     return [
-        AsyncRateLimitErrorRetryHandler(max_retry_count=2),
         AsyncServerErrorRetryHandler(max_retry_count=2),
         AsyncConnectionErrorRetryHandler(max_retry_count=2, error_types=[aiohttp.ClientConnectorError]),
     ]
 
 
 class SlackWebApi:
-    """`chat.postMessage` through slack_sdk; its own handlers retry 429 (honouring Retry-After), 5xx and
-    connections never made a couple of times before we schedule a later attempt."""
+    """`chat.postMessage` through slack_sdk; its own handlers retry 5xx and connections never made a couple of times
+    before we schedule a later attempt (a 429 at once, at Slack's Retry-After)."""
 
     def __init__(self, token: str, base_url: str, *, timeout_s: int = 10) -> None:
         self._client = AsyncWebClient(

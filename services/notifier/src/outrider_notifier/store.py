@@ -1,6 +1,7 @@
 """SQL of the notifier's tables: reminders, their deliveries, and what it knows of engagements."""
 
 import json
+import logging
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -9,7 +10,10 @@ from uuid import UUID, uuid4
 import asyncpg
 from opentelemetry import propagate
 
+from outrider_notifier import metrics
 from outrider_notifier.reminders import Planned
+
+log = logging.getLogger(__name__)
 
 
 async def remember_engagement(
@@ -34,33 +38,60 @@ async def remember_engagement(
     )
 
 
+# What of an `engagement.updated` event the notifier keeps: names for messages, where they go, whether to send them.
+ENGAGEMENT_FIELDS = {"name": "name", "customer": "customer", "slack_channel": "slack_channel", "owners": "owners",
+                     "status": "status"}  # fmt: skip
+POSTABLE = "active"  # only an active engagement's reminders are posted; a paused one's wait, a closed one's end
+
+
 async def update_engagement(
     conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, changes: dict[str, Any]
 ) -> None:
-    """Apply an `engagement.updated` event's changes the notifier cares about."""
-    if "slack_channel" in changes:
-        await conn.execute("UPDATE notifier_engagements SET slack_channel = $2 WHERE engagement_id = $1",
-                           engagement_id, changes["slack_channel"])  # fmt: skip
-    if "owners" in changes:
-        await conn.execute("UPDATE notifier_engagements SET owners = $2::jsonb WHERE engagement_id = $1",
-                           engagement_id, json.dumps(changes["owners"]))  # fmt: skip
+    """Apply an `engagement.updated` event's changes the notifier cares about (a rename shows in the next message)."""
+    for field, column in ENGAGEMENT_FIELDS.items():
+        if field in changes:
+            value = json.dumps(changes[field]) if field == "owners" else changes[field]
+            cast = "::jsonb" if field == "owners" else ""
+            await conn.execute(f"UPDATE notifier_engagements SET {column} = $2{cast} WHERE engagement_id = $1",
+                               engagement_id, value)  # fmt: skip
+
+
+async def engagement_status(conn: asyncpg.Connection | asyncpg.Pool, engagement_id: UUID) -> str:
+    """The engagement's status as the notifier last heard it ('active' for one it has not heard of)."""
+    status = await conn.fetchval("SELECT status FROM notifier_engagements WHERE engagement_id = $1", engagement_id)
+    return str(status or POSTABLE)
+
+
+async def cancel_engagement(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> int:
+    """Cancel every pending reminder of a closed engagement; returns how many."""
+    result = await conn.execute(
+        "UPDATE reminders SET status = 'cancelled' WHERE engagement_id = $1 AND status = 'pending'", engagement_id
+    )
+    return int(result.split()[-1])
 
 
 async def schedule(
-    conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, planned: Planned, revive: bool = False
+    conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, planned: Planned, replan: bool = False
 ) -> bool:
-    """Store a reminder unless one with its idempotency key exists; True when new. With `revive` (the event
-    re-plans its subject), a cancelled one comes back pending with this plan; one sent or being sent never does."""
+    """Store a reminder unless one with its idempotency key exists; True when new (or revived).
+
+    With `replan` (the event re-plans its subject: a touchpoint renamed or moved), the stored one takes this plan — a
+    pending one its new title and lead, a cancelled one comes back pending (a touchpoint moved away and back); one
+    sent, being sent or failed never changes. A pending one waiting out a retry keeps its later attempt time.
+    """
     carrier: dict[str, str] = {}
     propagate.inject(carrier)  # the event's trace, continued by the Slack post however much later it is due
-    inserted = await conn.fetchval(
-        """INSERT INTO reminders
+    new = await conn.fetchval(
+        """WITH before AS (SELECT status FROM reminders WHERE idempotency_key = $2)
+        INSERT INTO reminders
             (id, idempotency_key, engagement_id, kind, subject, due_at, next_attempt_at, payload, trace_context)
         VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb)
         ON CONFLICT (idempotency_key) DO UPDATE
-            SET status = 'pending', due_at = $6, next_attempt_at = $6, payload = $7::jsonb, trace_context = $8::jsonb
-            WHERE $9::boolean AND reminders.status = 'cancelled'
-        RETURNING true""",
+            SET status = 'pending', due_at = $6, payload = $7::jsonb, trace_context = $8::jsonb,
+                next_attempt_at = CASE WHEN reminders.status = 'pending' AND reminders.attempts > 0
+                                       THEN greatest(reminders.next_attempt_at, $6) ELSE $6 END
+            WHERE $9::boolean AND reminders.status IN ('pending', 'cancelled')
+        RETURNING (SELECT status FROM before) IS DISTINCT FROM 'pending'""",
         uuid4(),
         planned.idempotency_key,
         engagement_id,
@@ -69,9 +100,9 @@ async def schedule(
         planned.due_at,
         json.dumps(planned.payload),
         json.dumps(carrier),
-        revive,
+        replan,
     )
-    return bool(inserted)
+    return bool(new)
 
 
 async def cancel(
@@ -89,13 +120,20 @@ async def cancel(
     return int(result.split()[-1])
 
 
-CLAIM = """
+# Reminders of an engagement that is not active (paused: they wait; closed: cancelled) are left where they are.
+ACTIVE = (
+    "NOT EXISTS (SELECT FROM notifier_engagements e WHERE e.engagement_id = c.engagement_id AND e.status <> 'active')"
+)
+
+CLAIM = f"""
 UPDATE reminders r SET status = 'sending', attempts = r.attempts + 1, claimed_at = now()
 FROM (
-    SELECT id, status AS was FROM reminders
-    WHERE (status = 'pending' AND next_attempt_at <= $1 AND NOT kind = ANY($4::text[]))
-       OR (status = 'sending' AND claimed_at < $1 - make_interval(secs => $2))
-    ORDER BY next_attempt_at
+    SELECT id, status AS was FROM reminders c
+    WHERE (c.status = 'pending' AND c.next_attempt_at <= $1 AND {ACTIVE}
+           AND (NOT c.kind = ANY($4::text[])
+                OR (c.kind = 'touchpoint_due' AND (c.payload->>'scheduled_at')::timestamptz < $5)))
+       OR (c.status = 'sending' AND c.claimed_at < $1 - make_interval(secs => $2))
+    ORDER BY c.next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ) due
@@ -105,29 +143,52 @@ RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.trac
 
 
 async def claim_due(
-    pool: asyncpg.Pool, *, now: datetime, stale_after_s: float, limit: int = 20, held_back: tuple[str, ...] = ()
+    pool: asyncpg.Pool,
+    *,
+    now: datetime,
+    stale_after_s: float,
+    limit: int = 20,
+    held_back: tuple[str, ...] = (),
+    urgent_before: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Mark due reminders 'sending' and log the attempt, committed before anything is posted (`held_back`: kinds
-    posted together elsewhere — the daily digest, finding groups).
+    posted together elsewhere — the daily digest, finding groups — save a touchpoint reminder whose touchpoint comes
+    before `urgent_before`, the next digest).
 
     A reminder still 'sending' after `stale_after_s` belonged to a notifier that died mid-delivery: it is claimed
-    again and may be posted a second time — the one duplicate a crash can cause, and the log records it.
+    again and may be posted a second time — the one duplicate a crash can cause, and the log records it. One that
+    may have been posted twice already is marked failed instead.
     """
-    return await _claim(pool, CLAIM, now, stale_after_s, limit, list(held_back))
+    return await _claim(pool, CLAIM, now, stale_after_s, limit, list(held_back), urgent_before)
+
+
+MAYBE_POSTED = ("maybe_sent", "resending_after_crash")  # outcomes after which Slack may already show the message
 
 
 async def _claim(pool: asyncpg.Pool, sql: str, *args: Any) -> list[dict[str, Any]]:
-    """Run a claim statement (CLAIM's shape), log each attempt, and return the claimed reminders decoded."""
+    """Run a claim statement (CLAIM's shape), log each attempt, and return the claimed reminders decoded; a stale
+    claim of one that may already have been posted (a timeout, an earlier crash) ends failed, not posted again."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(sql, *args)
+        reclaimed = [r["id"] for r in rows if r["was"] == "sending"]
+        twice = set()
+        if reclaimed:
+            twice = {r["reminder_id"] for r in await conn.fetch(
+                "SELECT DISTINCT reminder_id FROM deliveries WHERE reminder_id = any($1::uuid[])"
+                " AND outcome = any($2::text[])", reclaimed, list(MAYBE_POSTED))}  # fmt: skip
+        if twice:
+            await conn.execute("UPDATE reminders SET status = 'failed' WHERE id = any($1::uuid[])", list(twice))
+            metrics.REMINDERS.labels("failed").inc(len(twice))
+            log.error("reminder maybe posted twice, not sent again after a crash ids=%s", ",".join(map(str, twice)))
         if rows:
             await conn.executemany(
-                "INSERT INTO deliveries (reminder_id, attempt, outcome) VALUES ($1, $2, $3)",
-                [(r["id"], r["attempts"], "resending_after_crash" if r["was"] == "sending" else "sending")
+                "INSERT INTO deliveries (reminder_id, attempt, outcome, error) VALUES ($1, $2, $3, $4)",
+                [(r["id"], r["attempts"], *(("failed", "maybe_posted_twice") if r["id"] in twice else
+                  ("resending_after_crash", None) if r["was"] == "sending" else ("sending", None)))
                  for r in rows],
             )  # fmt: skip
     return [{**dict(r), "payload": json.loads(r["payload"]), "trace_context": json.loads(r["trace_context"])}
-            for r in rows]  # fmt: skip
+            for r in rows if r["id"] not in twice]  # fmt: skip
 
 
 async def engagement_info(conn: asyncpg.Connection | asyncpg.Pool, engagement_id: UUID) -> asyncpg.Record | None:
@@ -175,6 +236,19 @@ async def mark_retry(
         )
 
 
+async def mark_expired(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]]) -> None:
+    """End claimed reminders that are no longer true to post (a "coming up" after its touchpoint is overdue)."""
+    ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE reminders SET status = 'cancelled' WHERE id = any($1::uuid[])", ids)
+        await conn.execute(
+            "INSERT INTO deliveries (reminder_id, attempt, outcome)"
+            " SELECT r, a, 'expired' FROM unnest($1::uuid[], $2::int[]) AS d(r, a)",
+            ids,
+            numbers,
+        )
+
+
 async def mark_maybe_posted(
     pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]], error: str, at: datetime
 ) -> bool:
@@ -184,9 +258,9 @@ async def mark_maybe_posted(
     ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
     async with pool.acquire() as conn, conn.transaction():
         earlier = await conn.fetchval(
-            "SELECT count(*) FROM deliveries WHERE reminder_id = any($1::uuid[])"
-            " AND outcome IN ('maybe_sent', 'resending_after_crash')",
+            "SELECT count(*) FROM deliveries WHERE reminder_id = any($1::uuid[]) AND outcome = any($2::text[])",
             ids,
+            list(MAYBE_POSTED),
         )
         resend = bool(earlier == 0)
         await conn.execute(
@@ -205,14 +279,14 @@ async def mark_maybe_posted(
     return resend
 
 
-# CLAIM for findings: those due of engagements whose last finding message is older than the group interval ($3
-# seconds), a finding left 'sending' by a notifier that died included.
-CLAIM_FINDINGS = """
+# CLAIM for findings: those due of active engagements whose last finding message is older than the group interval
+# ($3 seconds), a finding left 'sending' by a notifier that died included.
+CLAIM_FINDINGS = f"""
 UPDATE reminders r SET status = 'sending', attempts = r.attempts + 1, claimed_at = now()
 FROM (
     SELECT id, status AS was FROM reminders c
     WHERE c.kind = 'finding'
-      AND ((c.status = 'pending' AND c.next_attempt_at <= $1)
+      AND ((c.status = 'pending' AND c.next_attempt_at <= $1 AND {ACTIVE})
            OR (c.status = 'sending' AND c.claimed_at < $1 - make_interval(secs => $2)))
       AND NOT EXISTS (
           SELECT FROM reminders s
@@ -240,9 +314,10 @@ async def claim_findings(
 
 
 DIGEST_ROWS = """
-SELECT r.id, r.engagement_id, r.kind, r.payload, r.attempts, r.due_at, e.name, e.customer, e.slack_channel
+SELECT r.id, r.engagement_id, r.kind, r.payload, r.attempts, r.due_at, e.name, e.customer, e.slack_channel, e.owners
 FROM reminders r LEFT JOIN notifier_engagements e USING (engagement_id)
 WHERE r.status = 'pending' AND r.kind = ANY($1::text[]) AND r.next_attempt_at <= $2
+  AND coalesce(e.status, 'active') = 'active'
 ORDER BY r.due_at
 FOR UPDATE OF r SKIP LOCKED
 """
@@ -258,7 +333,7 @@ async def claim_digests(
     by_channel: dict[str, list[dict[str, Any]]] = {}
     async with pool.acquire() as conn, conn.transaction():
         for row in await conn.fetch(DIGEST_ROWS, list(kinds), now):
-            item = {**dict(row), "payload": json.loads(row["payload"])}
+            item = {**dict(row), "payload": json.loads(row["payload"]), "owners": json.loads(row["owners"] or "{}")}
             by_channel.setdefault(row["slack_channel"] or default_channel, []).append(item)
         for channel in list(by_channel):
             first = await conn.fetchval(
