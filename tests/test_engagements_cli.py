@@ -1,16 +1,102 @@
-"""`outrider engagements …` against a real tracker."""
+"""`outrider engagements …`: options refused before the tracker is asked; then against a real tracker."""
 
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from outrider import engagements
+from outrider.cli import app
 from tests.stack import as_admin, running_services, write_findings
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 OUTRIDER = str(Path(sys.executable).parent / "outrider")
+EID = "3f2b6c1e-8d4a-4f7e-9a51-0c6e2d9b7a10"
+runner = CliRunner()
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """The tracker calls a command made (none are answered: each test sets what its command needs)."""
+    made: list[tuple[str, str]] = []
+
+    def call(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
+        made.append((method, url))
+        raise AssertionError(f"unexpected tracker call {method} {url}")
+
+    monkeypatch.setattr(engagements, "_call", call)
+    return made
+
+
+def usage_error(args: list[str]) -> str:
+    """The error of a command refused as a usage error (exit 2), its box and wrapping undone."""
+    result = runner.invoke(app, ["engagements", *args])
+    assert result.exit_code == 2, result.output
+    return " ".join(result.output.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["list", "--limit", "0"], "greater than or equal to 1"),
+        (["findings", EID, "--limit", "0"], "greater than or equal to 1"),
+        (["findings", EID, "--limit", "1001"], "less than or equal to 1000"),
+    ],
+)
+def test_a_limit_outside_what_the_tracker_pages_is_a_usage_error(
+    calls: list[tuple[str, str]], args: list[str], why: str
+) -> None:
+    error = usage_error(args)
+    assert f"Invalid value for '--limit': Input should be {why}" in error
+    assert calls == []
+
+
+def test_an_unknown_rule_is_a_usage_error_that_lists_the_rules(calls: list[tuple[str, str]]) -> None:
+    error = usage_error(["findings", EID, "--rule", "bogus"])
+    assert "Invalid value for '--rule'" in error
+    assert "'bogus' is not one of 'slow_endpoint', 'error_spike', 'slow_gitaly', 'sidekiq_latency'" in error
+    assert calls == []
+
+
+def test_a_known_rule_is_sent_to_the_tracker(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[dict[str, Any]] = []
+
+    def call(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
+        sent.append(kwargs["params"])
+        return {"findings": [], "total": 0}
+
+    monkeypatch.setattr(engagements, "_call", call)
+    result = runner.invoke(app, ["engagements", "findings", EID, "--rule", "slow_gitaly", "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    assert sent == [{"rule": "slow_gitaly", "limit": 1}]
+
+
+STATUS: dict[str, Any] = {
+    "engagement": {"customer": "Initech", "name": "Pilot", "status": "active"},
+    "playbook": "AI assistant rollout",
+    "stage": {"name": "Pilot", "days_in_stage": 2.0, "expected_days": 14, "stalled": False},
+    "health": 100,
+    "health_reasons": [],
+    "checklist": [],
+    "blocking": [],
+    "requests_counted": 0,
+    "top_keys": [],
+}
+
+
+@pytest.mark.parametrize(("state", "shown"), [("active", None), ("paused", "PAUSED"), ("closed", "CLOSED")])
+def test_status_says_in_its_first_line_when_an_engagement_is_not_active(
+    monkeypatch: pytest.MonkeyPatch, state: str, shown: str | None
+) -> None:
+    answer = {**STATUS, "engagement": {**STATUS["engagement"], "status": state}}
+    monkeypatch.setattr(engagements, "_call", lambda *args, **kwargs: answer)
+    result = runner.invoke(app, ["engagements", "status", EID])
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first == "Initech · Pilot · AI assistant rollout" + ("" if shown is None else f" · {shown}")
 
 
 def run(*args: str, tracker: str, token: str = "") -> subprocess.CompletedProcess[str]:
@@ -20,6 +106,9 @@ def run(*args: str, tracker: str, token: str = "") -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+@pytest.mark.kafka
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_list_status_advance_portfolio_and_findings(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
 ) -> None:
@@ -56,7 +145,8 @@ def test_list_status_advance_portfolio_and_findings(
         assert "pilot → limited (forced)" in forced.stdout
 
         status = run("status", eid, tracker=tracker, token=viewer)
-        assert "Initech [EMEA] · Pilot" in status.stdout
+        header = "Initech [EMEA] · Pilot · AI coding assistant rollout"  # active: nothing more
+        assert status.stdout.splitlines()[0] == header, status.stdout
         assert "Limited rollout (100 users)" in status.stdout
         assert "Health: 100/100" in status.stdout
         assert "Blocking the next stage: 100 users active; Usage and acceptance reviewed" in status.stdout
@@ -80,6 +170,12 @@ def test_list_status_advance_portfolio_and_findings(
         assert "1 of 1 findings" in spikes
         assert "Chat::CompletionsController#create" in spikes
         assert "Projects::IssuesController#index" not in spikes
+
+        version = as_admin.get(f"{tracker}/v1/engagements/{eid}").json()["version"]
+        closed = as_admin.patch(f"{tracker}/v1/engagements/{eid}", json={"version": version, "status": "closed"})
+        assert closed.status_code == 200, closed.text
+        status = run("status", eid, tracker=tracker, token=viewer)
+        assert status.stdout.splitlines()[0] == f"{header} · CLOSED", status.stdout
     down = run("list", tracker=tracker)
     assert down.returncode == 2
     assert "tracker not reachable" in down.stdout

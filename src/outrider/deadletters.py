@@ -2,9 +2,10 @@
 
 Every consumer puts a record it cannot handle for good on its topic's dead-letter topic (`<topic>.dead`) with the
 record's own key, value and headers plus `dead-letter-reason` and `dead-letter-source` (topic/partition/offset).
-`replay` publishes such records to the topic they came from, as they were; chunk and event ids make a record that
-was counted before count once. It remembers how far it got (a consumer group of its own), so running it again sends
-only what was dead-lettered since.
+`replay` publishes such records to the topic they came from, as they were, plus `dead-letter-replayed-from` (the
+dead letter's topic/partition/offset), which a record dead-lettered again keeps; chunk and event ids make a record
+that was counted before count once. It remembers how far it got (a consumer group of its own), so running it again
+sends only what was dead-lettered since.
 """
 
 import asyncio
@@ -76,11 +77,22 @@ class DeadLetter:
         return self.headers.get(DEAD_LETTER_SOURCE, "")
 
     @property
+    def replayed_from(self) -> str | None:
+        """The earlier dead letter (topic/partition/offset) this record was replayed from, if it was."""
+        return self.headers.get(REPLAYED_FROM)
+
+    @property
     def at(self) -> datetime:
         return datetime.fromtimestamp(self.record.timestamp / 1000, UTC)
 
     def matches(self, reason: str | None) -> bool:
         return reason is None or reason.lower() in self.reason.lower()
+
+    def row(self) -> dict[str, Any]:
+        """What `list --json` prints of it."""
+        return {"topic": self.record.topic, "offset": self.record.offset, "at": self.at.isoformat(),
+                "source": self.source, "reason": self.reason, "bytes": len(self.record.value or b""),
+                "replayed_from": self.replayed_from}  # fmt: skip
 
 
 def _dead_topics(names: Iterable[str] | None, prefix: str) -> list[str]:
@@ -157,22 +169,23 @@ def list_dead_letters(
     bootstrap: BootstrapOpt = "127.0.0.1:19092",
     topic_prefix: PrefixOpt = "",
 ) -> None:
-    """Every dead letter, oldest first per topic: when, where it came from, why, and its size."""
+    """Every dead letter, oldest first per topic: when, where it came from, why, and its size; for one that was
+    replayed and dead-lettered again, the earlier dead letter it was replayed from."""
     names = _dead_topics(topics, topic_prefix)
     letters = [d for d in _run(_list(bootstrap, names)) if d.matches(reason)]
     if json_out:
         for d in letters:
-            row = {"topic": d.record.topic, "offset": d.record.offset, "at": d.at.isoformat(), "source": d.source,
-                   "reason": d.reason, "bytes": len(d.record.value or b"")}  # fmt: skip
-            console.print(json.dumps(row), soft_wrap=True)
+            console.print(json.dumps(d.row()), soft_wrap=True)
         return
     if not letters:
         console.print(f"no dead letters in {', '.join(names)}")
         return
     title = f"{len(letters)} dead letter{'' if len(letters) == 1 else 's'}"
-    table = Table("DEAD-LETTERED", "FROM", "REASON", "BYTES", title=title)
+    replayed = any(d.replayed_from for d in letters)  # the column only when it says something
+    table = Table("DEAD-LETTERED", "FROM", *(["REPLAYED FROM"] if replayed else []), "REASON", "BYTES", title=title)
     for d in letters:
-        table.add_row(d.at.strftime("%Y-%m-%d %H:%M:%S"), d.source, d.reason, str(len(d.record.value or b"")))
+        again = [d.replayed_from or ""] if replayed else []
+        table.add_row(d.at.strftime("%Y-%m-%d %H:%M:%S"), d.source, *again, d.reason, str(len(d.record.value or b"")))
     console.print(table)
 
 

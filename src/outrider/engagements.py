@@ -1,6 +1,7 @@
 """`outrider engagements …`: the common tracker queries as tables."""
 
 from datetime import timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 
 import httpx
@@ -30,6 +31,17 @@ TokenOption = Annotated[
         f"`make up` started ({ADMIN_TOKEN_FILE}).",
     ),
 ]
+
+PAGE_MAX = 1000  # the tracker's largest page
+
+
+class Rule(StrEnum):
+    """The analyzer's finding rules (services/analyzer `findings.evaluate`; no shared list to import)."""
+
+    slow_endpoint = "slow_endpoint"
+    error_spike = "error_spike"
+    slow_gitaly = "slow_gitaly"
+    sidekiq_latency = "sidekiq_latency"
 
 
 def _call(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
@@ -64,7 +76,7 @@ def list_engagements(
     target: Annotated[
         str | None, typer.Option(help="Only those going to this destination (on_prem, gcp, aws…).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=PAGE_MAX, help="At most this many.")] = 100,
 ) -> None:
     """Engagements, newest first."""
     given = {"stage": stage, "playbook_id": playbook, "overdue": overdue or None, "owner": owner, "target": target}
@@ -81,7 +93,9 @@ def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003",
     """Where is this customer: stage, checklist, what blocks the next stage, health, top endpoints."""
     s = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/status", token)
     e, stage = s["engagement"], s["stage"]
-    console.print(Text.assemble((e["customer"], "bold"), f" · {e['name']} · {s['playbook']}"))
+    # A paused or closed engagement reads like an active one below: say so in the first line, not to be missed.
+    state = ("" if e["status"] == "active" else f" · {e['status'].upper()}", "bold red")
+    console.print(Text.assemble((e["customer"], "bold"), f" · {e['name']} · {s['playbook']}", state))
     console.print(Text.assemble("Stage: ", (stage["name"], "bold"),
                                 f", {stage['days_in_stage']:.1f} of {stage['expected_days']} days",
                                 (" (stalled)", "red") if stage["stalled"] else ""))  # fmt: skip
@@ -104,12 +118,13 @@ def findings(
     engagement_id: str,
     tracker: TrackerOption = "http://127.0.0.1:8003",
     token: TokenOption = None,
-    rule: Annotated[str | None, typer.Option(help="slow_endpoint, error_spike, slow_gitaly, sidekiq_latency.")] = None,
+    rule: Annotated[Rule | None, typer.Option(help="Only findings of this rule.")] = None,
     log_type: Annotated[str | None, typer.Option(help="production_json, api_json, gitaly or sidekiq.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest window first.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=PAGE_MAX, help="At most this many, newest window first.")] = 50,
 ) -> None:
     """What the analyzer found in the engagement's logs: rule, key, window and the figures that tripped it."""
-    params = {k: v for k, v in {"rule": rule, "log_type": log_type, "limit": limit}.items() if v}
+    given = {"rule": rule.value if rule else None, "log_type": log_type, "limit": limit}
+    params = {k: v for k, v in given.items() if v}
     page = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/findings", token, params=params)
     table = Table("window (UTC)", "rule", "log type", "key", "figures",
                   title=f"{len(page['findings'])} of {page['total']:,} findings")  # fmt: skip

@@ -4,6 +4,7 @@ import gzip
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -43,6 +44,27 @@ def log(tmp_path: Path) -> Path:
     path = tmp_path / "production_json.log"
     path.write_bytes(b'{"a":1}\n')
     return path
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (taken from the kernel, then let go)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.timeout(40)  # before: ten tries over two to three minutes
+def test_tail_once_gives_up_on_an_unreachable_ingest_within_seconds_naming_its_url(log: Path, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    result = ship(url, str(log), "--once", "--state", str(tmp_path / "s.json"))
+    took = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert took < 15, result.output
+    assert f"ingest not reachable at {url}" in result.output
+    assert "gave up on" in result.output
+    assert "tries over" in result.output
+    assert not (tmp_path / "s.json").exists()
 
 
 @pytest.mark.timeout(20)  # before: ten tries over about two minutes
@@ -129,6 +151,19 @@ def test_tail_once_of_a_file_that_does_not_exist_is_an_error(ingest: Ingest, log
     error = one_line_error(ship(ingest.url, str(log), str(missing), "--once", "--state", str(tmp_path / "s.json")))
     assert error == f"error: {missing}: no such file"
     assert ingest.requests == []  # checked before the files that exist are sent
+
+
+def test_tail_once_when_no_pattern_matches_a_file_says_which_and_ships_nothing(ingest: Ingest, tmp_path: Path) -> None:
+    patterns = [str(tmp_path / "nothing-*.log"), str(tmp_path / "gitaly" / "*")]
+    (tmp_path / "dir.log").mkdir()  # a glob that matches only a directory matches no file either
+    patterns.append(str(tmp_path / "dir*.log"))
+    error = one_line_error(ship(ingest.url, *patterns, "--once", "--state", str(tmp_path / "s.json")))
+    quoted = ", ".join(f"'{p}'" for p in patterns)  # as the shell would need them
+    assert (
+        error == f"error: nothing to ship: no file matches {quoted}; check the paths (quote a glob so the shell "
+        "passes it on as it is)"
+    )
+    assert ingest.requests == []
 
 
 def test_tail_once_of_a_glob_that_matches_nothing_warns(ingest: Ingest, log: Path, tmp_path: Path) -> None:
@@ -224,10 +259,11 @@ def test_bundle_of_a_file_it_cannot_read_says_what_is_wrong(
     assert ingest.requests == []
 
 
-def test_no_files_named_and_no_omnibus_logs_warns(
+def test_once_with_no_files_named_and_no_omnibus_logs_is_an_error(
     ingest: Ingest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cli, "OMNIBUS", [str(tmp_path / "gitlab-rails" / "production_json.log")])
-    result = ship(ingest.url, "--once", "--state", str(tmp_path / "s.json"))
-    assert result.exit_code == 0, result.output
-    assert "none of the Omnibus GitLab logs exist" in result.output
+    error = one_line_error(ship(ingest.url, "--once", "--state", str(tmp_path / "s.json")))
+    assert error.startswith("error: nothing to ship: none of the Omnibus GitLab logs exist")
+    assert "name the files to ship" in error
+    assert ingest.requests == []

@@ -1,5 +1,7 @@
 """The uploader against a local HTTP stub: 503 + Retry-After is waited out with the very same bytes; refusals stop."""
 
+import socket
+import time
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -67,6 +69,61 @@ def test_an_unreachable_ingest_is_retried_then_reported() -> None:
             shipper.send(BATCH, None)
     finally:
         shipper.close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (taken from the kernel, then let go)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.timeout(20)
+def test_a_refused_connection_is_retried_for_unreachable_s_then_reported_with_the_url() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    told: list[str] = []
+    shipper = Uploader(url, "eng-1", "otr_secret", "host-a", attempts=1000, unreachable_s=0.5, backoff_s=0.05,
+                       on_retry=told.append)  # fmt: skip
+    started = time.monotonic()
+    try:
+        with pytest.raises(ShipError, match=f"tries over .* s: ingest not reachable at {url}: ") as gave_up:
+            shipper.send(BATCH, None)
+    finally:
+        shipper.close()
+    assert 0.5 <= time.monotonic() - started < 5  # the bound, not the 1000 tries
+    assert len(told) >= 2
+    assert f"after {len(told) + 1} tries" in str(gave_up.value)
+
+
+class SeenEnough(Exception):
+    pass
+
+
+@pytest.mark.timeout(20)
+def test_a_follower_keeps_retrying_a_refused_connection_past_the_bound() -> None:
+    started = time.monotonic()
+
+    def tell(message: str) -> None:
+        if time.monotonic() - started > 1.0:  # twice the bound below, had it applied
+            raise SeenEnough(message)
+
+    shipper = Uploader(f"http://127.0.0.1:{closed_port()}", "eng-1", "otr_secret", "host-a", attempts=None,
+                       unreachable_s=None, backoff_s=0.05, on_retry=tell)  # fmt: skip
+    try:
+        with pytest.raises(SeenEnough, match="ingest not reachable"):
+            shipper.send(BATCH, None)
+    finally:
+        shipper.close()
+
+
+def test_the_unreachable_bound_leaves_busy_answers_to_attempts(ingest: Ingest) -> None:
+    ingest.answers = [(503, "0.2"), (429, "0.2"), (500, None)]  # 0.4 s and more of waiting, over the bound
+    shipper = Uploader(ingest.url, "eng-1", "otr_secret", "host-a", attempts=5, unreachable_s=0.1, backoff_s=0.01)
+    try:
+        assert shipper.send(BATCH, None) == 100 + len(BATCH.data)
+    finally:
+        shipper.close()
+    assert ingest.statuses == [503, 429, 500, 202]
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 from outrider.ship.bundle import BundleError, members, pieces
 from outrider.ship.checkpoint import Checkpoints, StateFileError
 from outrider.ship.tailer import Batch, LogFileError, Tailer, is_glob, log_type_of, paths_of
-from outrider.ship.uploader import FileRefused, ShipError, Uploader
+from outrider.ship.uploader import ATTEMPTS, UNREACHABLE_S, FileRefused, ShipError, Uploader
 
 OMNIBUS = [
     "/var/log/gitlab/gitlab-rails/production_json.log", "/var/log/gitlab/gitlab-rails/api_json.log",
@@ -146,9 +146,15 @@ def _uploader(ctx: typer.Context) -> Uploader:
 
 def _check_named(patterns: list[str], *, once: bool) -> None:
     """Named paths that can never ship fail now; those that may still appear are said to be waited for."""
+    empty = [pattern for pattern in patterns if is_glob(pattern) and not paths_of([pattern])]
+    if once and empty == patterns:
+        raise SetupError(
+            f"nothing to ship: no file matches {', '.join(map(shlex.quote, empty))}; check the paths "
+            f"(quote a glob so the shell passes it on as it is)"
+        )
     for pattern in patterns:
         if is_glob(pattern):
-            if not paths_of([pattern]):
+            if pattern in empty:
                 _warn(f"{pattern} matches no file" + ("" if once else " yet; waiting for one"))
             continue
         path, quoted = Path(pattern), shlex.quote(pattern)
@@ -197,17 +203,28 @@ def tail(
         ),
     ] = None,
     state: Annotated[Path, typer.Option(help="Where shipped offsets are kept.")] = Path(".outrider-ship.json"),
-    once: Annotated[bool, typer.Option("--once", help="Ship what exists now, then exit.")] = False,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help=f"Ship what exists now, then exit; non-zero when nothing matches or something was not shipped. An "
+            f"ingest that cannot be reached at all is retried for {UNREACHABLE_S:g} s, one that answers 429 or 5xx up "
+            f"to {ATTEMPTS} times per batch, honouring Retry-After. Without --once, both are retried until they land.",
+        ),
+    ] = False,
     interval: Annotated[float, typer.Option(help="Seconds between looks at the files when following.")] = 1.0,
 ) -> None:
     """Follow files across appends and rotation, shipping whole lines; resumes from the state file."""
     uploader = _uploader(ctx)
-    if not once:
-        uploader.attempts = None  # a follower waits out any outage holding the same batch; --once must end
+    if not once:  # a follower waits out any outage holding the same batch; --once must end
+        uploader.attempts = uploader.unreachable_s = None
     if files:
         _check_named(files, once=once)
     elif not any(Path(p).exists() for p in OMNIBUS):
-        _warn(f"none of the Omnibus GitLab logs exist ({', '.join(OMNIBUS)}); name the files to ship")
+        none = f"none of the Omnibus GitLab logs exist ({', '.join(OMNIBUS)}); name the files to ship"
+        if once:
+            raise SetupError(f"nothing to ship: {none}")
+        _warn(none)
     patterns = files or OMNIBUS
     checkpoints = Checkpoints(state)
     tailers: dict[Path, Tailer] = {}
@@ -269,7 +286,11 @@ def bundle(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(exists=True, help="A directory or .tar.gz of GitLab logs, or one .gz log.")],
 ) -> None:
-    """Upload a saved bundle of logs (re-running it never double counts: chunk ids repeat)."""
+    """Upload a saved bundle of logs (re-running it never double counts: chunk ids repeat).
+
+    Like `tail --once`, it gives up on an ingest it cannot reach within a few seconds, and on one that keeps answering
+    429 or 5xx after a few tries.
+    """
     uploader = _uploader(ctx)
     found = list(members(path))
     if not found:

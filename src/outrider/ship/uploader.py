@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_never
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from outrider.ship.tailer import Batch
 
@@ -40,7 +40,14 @@ class Retryable(Exception):
         self.retry_after = retry_after
 
 
+class Unreachable(Retryable):
+    """No connection to ingest at all (refused, no such host, connect timeout): nothing was sent."""
+
+
 MAX_WAIT_S = 60.0
+ATTEMPTS = 10  # tries of one batch when the shipper must end (--once, bundle)
+UNREACHABLE_S = 10.0  # how long such a run keeps trying to connect to an ingest that does not answer at all
+CONNECT_TIMEOUT_S = 10.0  # a connection not made by then will not be; keeps --once within its bound
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -59,19 +66,26 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 @dataclass
 class Uploader:
-    """Ships batches of one engagement to `url`; `attempts` bounds the tries of one batch (None: until it lands)."""
+    """Ships batches of one engagement to `url`.
+
+    `attempts` bounds the tries of one batch and `unreachable_s` the seconds spent trying to connect to an ingest
+    that does not answer at all; None for both: retry until the batch lands (a follower never drops data).
+    """
 
     url: str
     engagement_id: str
     token: str = field(repr=False)  # never in a traceback or a log line
     source: str
-    attempts: int | None = 10
+    attempts: int | None = ATTEMPTS
+    unreachable_s: float | None = UNREACHABLE_S
     timeout: float = 60.0
     backoff_s: float = 0.5
     on_retry: Callable[[str], None] | None = None  # told each wait, so a long outage is visible
 
     def __post_init__(self) -> None:
-        self._client = httpx.Client(timeout=self.timeout, headers={"Authorization": f"Bearer {self.token}"})
+        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT_S))
+        self._client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {self.token}"})
+        self._shown_url = str(httpx.URL(self.url).copy_with(userinfo=b""))  # user:password@ is a secret too
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -82,12 +96,23 @@ class Uploader:
         return message.replace(self.token, "otr_…") if self.token else message
 
     def _wait(self, state: RetryCallState) -> float:
-        """Exponential backoff with full jitter (capped), never sooner than the Retry-After ingest asked for."""
+        """Exponential backoff with full jitter (capped), never sooner than the Retry-After ingest asked for, and
+        never past the end of the time allowed to reach an unreachable ingest."""
         backoff = random.uniform(0, min(MAX_WAIT_S, self.backoff_s * 2**state.attempt_number))
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Unreachable) and self.unreachable_s is not None:
+            return min(backoff, max(self.unreachable_s - (state.seconds_since_start or 0.0), 0.0))
         if isinstance(exc, Retryable) and exc.retry_after is not None:
             return max(exc.retry_after, backoff)
         return backoff
+
+    def _stop(self, state: RetryCallState) -> bool:
+        """Give up after `attempts` tries, or when ingest still cannot be reached `unreachable_s` into the batch."""
+        if self.attempts is not None and state.attempt_number >= self.attempts:
+            return True
+        exc = state.outcome.exception() if state.outcome else None
+        bound, elapsed = self.unreachable_s, state.seconds_since_start or 0.0
+        return bound is not None and isinstance(exc, Unreachable) and elapsed >= bound
 
     def send(self, batch: Batch, log_type: str | None) -> int:
         """POST one batch, retrying the very same bytes; the offset ingest acknowledged up to, or ShipError."""
@@ -98,17 +123,14 @@ class Uploader:
                 self.on_retry(f"{reason}; {batch.path} at offset {batch.offset} again in {state.upcoming_sleep:.1f} s")
 
         retrying = Retrying(
-            retry=retry_if_exception_type(Retryable),
-            wait=self._wait,
-            before_sleep=tell,
-            stop=stop_never if self.attempts is None else stop_after_attempt(self.attempts),
-            reraise=True,
+            retry=retry_if_exception_type(Retryable), wait=self._wait, stop=self._stop, before_sleep=tell, reraise=True
         )
         try:
             return retrying(self._send_once, batch, log_type)
         except Retryable as exc:
+            tries, seconds = retrying.statistics["attempt_number"], retrying.statistics["delay_since_first_attempt"]
             raise ShipError(
-                f"gave up on {batch.path} at offset {batch.offset} after {self.attempts} tries: {exc}"
+                f"gave up on {batch.path} at offset {batch.offset} after {tries} tries over {seconds:.0f} s: {exc}"
             ) from exc
 
     def _send_once(self, batch: Batch, log_type: str | None) -> int:
@@ -127,6 +149,9 @@ class Uploader:
             raise ShipError("cannot send to ingest: its URL does not start with http:// or https://") from None
         except httpx.LocalProtocolError:  # its message quotes the offending header, which may be the token
             raise ShipError("cannot send to ingest: the token or a header is not a valid HTTP value") from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            where = f"ingest not reachable at {self._shown_url}: {exc}"
+            raise Unreachable(self._redacted(f"{where} (is it running, and is that its URL?)")) from exc
         except httpx.TransportError as exc:
             raise Retryable(self._redacted(f"ingest not reachable: {exc}")) from exc
         if response.status_code == 202:
