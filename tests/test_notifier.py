@@ -285,6 +285,41 @@ def test_a_crash_during_the_one_resend_of_a_post_slack_may_have_taken_does_not_p
     assert "maybe posted twice, not sent again after a crash" in log
 
 
+def test_a_reminder_no_message_can_be_made_of_fails_alone_and_the_others_go_out(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("notifier",), settings=notifier_settings(slack),
+    ):  # fmt: skip
+        broken, fine = uuid4(), uuid4()  # the first's payload cannot be told (a bug, another version's shape)
+        insert = ("INSERT INTO reminders (id, idempotency_key, engagement_id, kind, subject, due_at, next_attempt_at,"
+                  " payload) VALUES ($1, $2, $3, 'stage_changed', 's', now() - $4::interval, now() - $4::interval,"
+                  " $5::jsonb)")  # fmt: skip
+
+        async def store() -> None:
+            conn = await asyncpg.connect(database_dsn)
+            try:
+                await conn.execute(insert, broken, "k1", uuid4(), timedelta(seconds=2),
+                                   json.dumps({"from": "a", "to": "b", "forced": True, "missing": 5}))  # fmt: skip
+                await conn.execute(insert, fine, "k2", uuid4(), timedelta(seconds=1),
+                                   json.dumps({"from": "a", "to": "b"}))  # fmt: skip
+            finally:
+                await conn.close()
+
+        asyncio.run(store())
+        (message,) = until(lambda: slack.messages, "the reminder behind the broken one")
+        time.sleep(1)
+    assert "Stage changed: a → b" in message["text"]
+    failed = (
+        "SELECT r.id, r.status, d.error FROM reminders r JOIN deliveries d ON d.reminder_id = r.id"
+        " WHERE d.outcome = 'failed'"
+    )
+    outcome = rows(database_dsn, failed)
+    assert outcome == [{"id": broken, "status": "failed", "error": "unusable: TypeError: 'int' object is not iterable"}]
+    assert len(slack.messages) == 1
+
+
 def test_one_channels_rate_limit_holds_up_only_that_channel(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
 ) -> None:

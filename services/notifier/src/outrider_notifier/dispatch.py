@@ -62,26 +62,42 @@ class Dispatcher:
             self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5, held_back=held,
             urgent_before=urgent_before,
         )  # fmt: skip
-        for reminder in await self._expire_late(due, now):
+        for reminder in await self._sendable(due, now):
             await self._post([reminder], reminder["kind"], reminder["engagement_id"])
         attempted = len(due)
         if group_s > 0:
             groups = await store.claim_findings(
                 self._pool, now=now, stale_after_s=self._settings.stale_sending_s, group_s=group_s
             )
-            for engagement_id, findings in groups.items():
-                await self._post(findings, "finding", engagement_id)
-                attempted += len(findings)
+            for engagement_id, claimed in groups.items():
+                attempted += len(claimed)
+                if findings := await self._sendable(claimed, now):
+                    await self._post(findings, "finding", engagement_id)
         return attempted
 
-    async def _expire_late(self, claimed: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-        """The claimed reminders still worth posting; "coming up" ones whose touchpoint is already overdue end."""
+    async def _sendable(self, claimed: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """The claimed reminders worth posting. A "coming up" whose touchpoint is already overdue ends (expired); one
+        no message can be made of (a bug, a payload from another version) ends failed and logged, instead of failing
+        its digest or the dispatcher on every pass."""
         grace = timedelta(seconds=self._settings.overdue_grace_s)
-        late = {r["id"]: r["attempts"] for r in claimed if too_late(r["kind"], r["payload"], now=now, grace=grace)}
+        late, unusable = {}, set()
+        for r in claimed:
+            try:
+                messaging.describe(r["kind"], r["payload"])
+            except Exception as exc:  # whatever it is, it fails the same way on every attempt
+                unusable.add(r["id"])
+                error = f"unusable: {type(exc).__name__}: {exc}"[:200]
+                await store.mark_retry(self._pool, attempts=[(r["id"], r["attempts"])], error=error, at=now,
+                                       give_up=True)  # fmt: skip
+                metrics.REMINDERS.labels("failed").inc()
+                log.exception("reminder failed id=%s kind=%s error=%s", r["id"], r["kind"], error)
+                continue
+            if too_late(r["kind"], r["payload"], now=now, grace=grace):
+                late[r["id"]] = r["attempts"]
         if late:
             await store.mark_expired(self._pool, attempts=list(late.items()))
             metrics.REMINDERS.labels("expired").inc(len(late))
-        return [r for r in claimed if r["id"] not in late]
+        return [r for r in claimed if r["id"] not in late and r["id"] not in unusable]
 
     async def _send_digests(self, now: datetime) -> None:
         claimed = await store.claim_digests(
@@ -90,7 +106,7 @@ class Dispatcher:
         for channel, claimed_items in claimed.items():
             for item in claimed_items:
                 item["attempts"] += 1  # claim_digests counted this attempt in the table
-            items = await self._expire_late(claimed_items, now)
+            items = await self._sendable(claimed_items, now)
             if items:
                 text, blocks = messaging.build_digest(items, link_template=self._settings.engagement_url)
                 attempt = max(item["attempts"] for item in items)
@@ -195,6 +211,8 @@ class Dispatcher:
                     pass
             except (OSError, asyncpg.PostgresError) as exc:  # the database is away: the next pass retries
                 log.warning("dispatch pass failed error=%r", exc)
+            except Exception:  # a bug must not end delivery for good: logged, and the next pass goes on
+                log.exception("dispatch pass failed")
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self._settings.dispatch_interval_s)
