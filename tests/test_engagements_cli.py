@@ -99,6 +99,15 @@ def test_status_says_in_its_first_line_when_an_engagement_is_not_active(
     assert first == "Initech · Pilot · AI assistant rollout" + ("" if shown is None else f" · {shown}")
 
 
+def test_status_says_which_log_types_an_automatic_item_still_waits_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    item = {"title": "Logs received", "done": False, "satisfied_by": None, "done_by": None,
+            "missing": ["gitaly", "sidekiq"]}  # fmt: skip
+    monkeypatch.setattr(engagements, "_call", lambda *args, **kwargs: {**STATUS, "checklist": [item]})
+    result = runner.invoke(app, ["engagements", "status", EID], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Logs received │ no logs yet of gitaly, sidekiq" in result.output
+
+
 def run(*args: str, tracker: str, token: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [OUTRIDER, "engagements", *args, "--tracker", tracker], capture_output=True, text=True,

@@ -68,3 +68,22 @@ def test_a_field_a_body_does_not_know_is_refused_not_ignored(tracker: str) -> No
             ["body", "assignee"], "Extra inputs are not permitted")  # fmt: skip
     # What the API returns is read back from rows: reads still work.
     assert as_admin.get(f"{base}/issues").status_code == 200
+
+
+def test_a_touchpoint_cannot_be_held_at_a_time_that_has_not_come(tracker: str) -> None:
+    eid = as_admin.post(f"{tracker}/v1/engagements", json={"name": "d", "customer": "c"}).json()["id"]
+    base = f"{tracker}/v1/engagements/{eid}"
+    call = as_admin.post(f"{base}/touchpoints", json={"title": "K", "scheduled_at": "2024-05-01T10:00:00Z"}).json()
+    touchpoint = f"{base}/touchpoints/{call['id']}"
+
+    in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    refused(as_admin.post(f"{touchpoint}/held", json={"held_at": in_an_hour}), ["body", "held_at"], "future")
+    assert [t["status"] for t in as_admin.get(f"{base}/touchpoints").json()] == ["scheduled"]  # nothing changed
+    # A caller's clock a minute ahead of the tracker's is not a mistake (up to 5 minutes are allowed).
+    a_minute_ahead = datetime.now(UTC) + timedelta(minutes=1)
+    held = as_admin.post(f"{touchpoint}/held", json={"held_at": a_minute_ahead.isoformat()})
+    assert held.status_code == 200, held.text
+    assert datetime.fromisoformat(held.json()["held_at"]) == a_minute_ahead
+    # Clients read the rule in the API's schema.
+    schemas = as_admin.get(f"{tracker}/openapi.json").json()["components"]["schemas"]
+    assert "5 minutes" in schemas["TouchpointHeld"]["properties"]["held_at"]["description"]

@@ -102,7 +102,9 @@ def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003",
     console.print(f"Health: {s['health']}/100 " + "; ".join(s["health_reasons"]))
     checklist = Table("done", "item", "how")
     for item in s["checklist"]:
+        missing = item.get("missing") or []
         how = item["satisfied_by"] or (f"{item['done_by']}" if item["done"] else "")
+        how = how or ("no logs yet of " + ", ".join(missing) if missing else "")
         checklist.add_row("✓" if item["done"] else "·", item["title"], how)
     console.print(checklist)
     if s["blocking"]:

@@ -19,6 +19,9 @@ from outrider.devstack import ROOT, SERVICES, Kafka, Postgres, Service, StackErr
 
 STATE = ROOT / ".outrider"
 SAMPLE = ROOT / "samples" / "production_json.log"
+GENERATOR = ROOT / "bench" / "generate.py"
+DEMO_GENERATED = ("api_json", "gitaly", "sidekiq")  # with SAMPLE, the four GitLab log types
+DEMO_LOG_MB = 0.15  # about SAMPLE's size
 ADMIN_TOKEN_FILE = STATE / "admin-token"
 DEFAULT_PORTS = {
     "tracker": 8003, "ingest": 8001, "analyzer": 8002, "notifier": 8004, "kafka": 19092, "postgres": 15432,
@@ -56,8 +59,8 @@ class Stack:
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
 
-def up(sample: Path = SAMPLE) -> None:
-    """Start PostgreSQL, Kafka and the four services; create a demo engagement and ship `sample` to it."""
+def up() -> None:
+    """Start PostgreSQL, Kafka and the four services; create a demo engagement and ship the demo logs to it."""
     if Stack.load() is not None:
         raise StackError("a stack is already running (see .outrider/stack.json): run `make down` first")
     STATE.mkdir(exist_ok=True)
@@ -89,7 +92,6 @@ def up(sample: Path = SAMPLE) -> None:
                    STATE / "logs" / f"{n}.log")
         for n in SERVICES
     }  # fmt: skip
-    env["OUTRIDER_TRACKER_URL"] = services["tracker"].url  # links in Slack messages
     stack = Stack(kafka.port, pg.port, kafka.pid, {"slack": {"pid": slack.pid, "port": slack_port}})
     for name, service in services.items():
         service.start()
@@ -121,23 +123,10 @@ def up(sample: Path = SAMPLE) -> None:
         .json()["token"]
     )
     status_url = f"{tracker}/v1/engagements/{engagement['id']}/stats"
-    with console.status(f"Shipping {sample.name} and waiting for its stats…"):
-        accepted = (
-            httpx.post(
-                f"{ingest}/v1/engagements/{engagement['id']}/logs",
-                params={"source": "demo", "file_id": str(sample), "log_type": "production_json"},
-                content=sample.read_bytes(),
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=60,
-            )
-            .raise_for_status()
-            .json()
-        )
-        deadline = time.monotonic() + 60
-        while httpx.get(status_url, headers=admin).json()["total_count"] == 0:
-            if time.monotonic() > deadline:
-                raise StackError(f"no stats 60 s after shipping; see {STATE / 'logs'}")
-            time.sleep(0.3)
+    logs = demo_logs(STATE / "samples")
+    with console.status(f"Shipping {', '.join(p.name for p in logs.values())} and waiting for their stats…"):
+        lines = ship_demo_logs(ingest=ingest, tracker=tracker, engagement_id=engagement["id"], token=token,
+                               admin_token=admin_token, logs=logs)  # fmt: skip
 
     # A touchpoint tomorrow: its reminder (24 h ahead by default) is due now, so the local Slack gets a message.
     tomorrow = (datetime.now(UTC) + timedelta(hours=23)).isoformat()
@@ -165,13 +154,57 @@ def up(sample: Path = SAMPLE) -> None:
     table.add_row("grafana", grafana_url or "not installed (no Debian package): import dashboards/*.json elsewhere")
     out = Console()
     out.print(table)
-    out.print(f"Shipped {accepted['lines']} lines of {sample.name} to engagement {engagement['id']}.")
+    shipped = ", ".join(f"{n} lines of {logs[t].name}" for t, n in lines.items())
+    out.print(f"Shipped {shipped} to engagement {engagement['id']}.")
     out.print(f"Upload token for it (shown once): {token}")
     out.print(f"Tracker admin token: {ADMIN_TOKEN_FILE} (`outrider engagements` uses it; send it as a Bearer token)")
     out.print(f"Status with stats: [bold]{status_url}[/bold]")
     out.print(f"Status view: {tracker}/v1/engagements/{engagement['id']}/status")
     out.print(f"Slack messages posted: {len(posted)} ({slack_url}/messages)")
     out.print(f"Logs: {STATE / 'logs'}    Stop everything: [bold]make down[/bold]")
+
+
+def demo_logs(into: Path) -> dict[str, Path]:
+    """A log of each GitLab log type, by type: the playbook's "logs received/analysed" criteria want all four.
+    `samples/production_json.log`, and the other three written into `into` by bench's seeded generator."""
+    into.mkdir(parents=True, exist_ok=True)
+    logs = {"production_json": SAMPLE}
+    for log_type in DEMO_GENERATED:
+        logs[log_type] = into / f"{log_type}.log"
+        subprocess.run(
+            [sys.executable, str(GENERATOR), log_type, str(logs[log_type]), "--size-mb", str(DEMO_LOG_MB)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return logs
+
+
+def ship_demo_logs(
+    *, ingest: str, tracker: str, engagement_id: str, token: str, admin_token: str, logs: dict[str, Path]
+) -> dict[str, int]:
+    """Ship each log (by log type) to the engagement and wait until the tracker has stats of every type; the lines
+    ingest accepted, by log type."""
+    lines = {}
+    for log_type, path in logs.items():
+        accepted = httpx.post(
+            f"{ingest}/v1/engagements/{engagement_id}/logs",
+            params={"source": "demo", "file_id": str(path), "log_type": log_type},
+            content=path.read_bytes(),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ).raise_for_status()
+        lines[log_type] = accepted.json()["lines"]
+    stats_url, admin = f"{tracker}/v1/engagements/{engagement_id}/stats", {"Authorization": f"Bearer {admin_token}"}
+
+    def counted(log_type: str) -> bool:
+        stats: dict[str, int] = httpx.get(stats_url, params={"log_type": log_type}, headers=admin).json()
+        return stats["total_count"] > 0
+
+    deadline = time.monotonic() + 60
+    while waiting := [t for t in logs if not counted(t)]:
+        if time.monotonic() > deadline:
+            raise StackError(f"no stats of {', '.join(waiting)} 60 s after shipping; see {STATE / 'logs'}")
+        time.sleep(0.3)
+    return lines
 
 
 def start_prometheus(services: dict[str, Service], stack: Stack) -> str:

@@ -59,7 +59,7 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
         await broker.start()
         background = [
             asyncio.create_task(relay.run(db.pool)),
-            asyncio.create_task(export_gauges(db.pool, settings.gauge_refresh_s)),
+            asyncio.create_task(export_gauges(db.pool, settings.gauge_refresh_s, settings.overdue_grace)),
         ]
         try:
             yield

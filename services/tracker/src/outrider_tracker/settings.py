@@ -1,8 +1,13 @@
 """Settings of the tracker service."""
 
+from datetime import timedelta
+
 from pydantic import Field, SecretStr
 
 from outrider_common.settings import ServiceSettings
+
+OVERDUE_GRACE_S = 3_600  # the notifier's default: a touchpoint counts as overdue when its overdue reminder goes out
+DEFAULT_OVERDUE_GRACE = timedelta(seconds=OVERDUE_GRACE_S)
 
 
 class TrackerSettings(ServiceSettings):
@@ -10,6 +15,11 @@ class TrackerSettings(ServiceSettings):
 
     http_port: int = Field(8003, description="Port of the tracker HTTP API.")
     gauge_refresh_s: float = Field(15.0, gt=0, description="How often the portfolio gauges are recomputed.")
+    overdue_grace_s: float = Field(
+        OVERDUE_GRACE_S,
+        ge=0,
+        description="How long after a touchpoint it counts as overdue; give the notifier's the same value.",
+    )
     max_body_bytes: int = Field(
         1 << 20, gt=0, description="Largest request body accepted; a larger one is refused with 413, unread."
     )
@@ -18,3 +28,8 @@ class TrackerSettings(ServiceSettings):
         description="Bootstrap admin API token (use it to mint named tokens with POST /v1/api-tokens); "
         "without it only tokens already in the database are accepted.",
     )
+
+    @property
+    def overdue_grace(self) -> timedelta:
+        """`overdue_grace_s` as a duration."""
+        return timedelta(seconds=self.overdue_grace_s)

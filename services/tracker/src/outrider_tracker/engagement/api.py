@@ -48,7 +48,8 @@ async def list_engagements(
     offset: Annotated[int, Query(ge=0, le=INT32_MAX, description="Engagements to skip (newest first)")] = 0,
 ) -> list[EngagementRead]:
     return await service.get_all(request.app.state.db.pool, playbook_id=playbook_id, stage=stage, status=status,
-                                 overdue=overdue, owner=owner, target=target, limit=limit, offset=offset)  # fmt: skip
+                                 overdue=overdue, owner=owner, target=target, limit=limit, offset=offset,
+                                 overdue_grace=request.app.state.settings.overdue_grace)  # fmt: skip
 
 
 @router.get("/{engagement_id}", summary="One engagement", responses={404: {"description": "No such engagement"}})

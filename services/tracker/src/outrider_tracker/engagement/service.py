@@ -1,6 +1,7 @@
 """Engagement verbs (SQL beside the module that owns the table)."""
 
 import json
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -9,6 +10,8 @@ from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
 from outrider_tracker.engagement.models import EngagementCreate, EngagementRead, EngagementUpdate
 from outrider_tracker.playbook import service as playbooks
+from outrider_tracker.settings import DEFAULT_OVERDUE_GRACE
+from outrider_tracker.touchpoint.service import overdue_sql
 
 COLUMNS = (
     "id, name, customer, playbook_id, stage, stage_entered_at, slack_channel, status, created_at, updated_at, version,"
@@ -38,18 +41,20 @@ async def get_all(
     target: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE,
 ) -> list[EngagementRead]:
-    """Engagements matching every filter given, newest first, one page."""
+    """Engagements matching every filter given, newest first, one page; `overdue` means a touchpoint still scheduled
+    more than `overdue_grace` after its time."""
     rows = await conn.fetch(
         f"""SELECT {COLUMNS} FROM engagements e
         WHERE ($1::text IS NULL OR playbook_id = $1) AND ($2::text IS NULL OR stage = $2)
           AND ($3::text IS NULL OR status = $3)
           AND ($4::boolean IS NULL OR $4 = EXISTS (SELECT 1 FROM touchpoints t WHERE t.engagement_id = e.id
-                                                  AND t.status = 'scheduled' AND t.scheduled_at < now()))
+                                                  AND {overdue_sql("$9")}))
           AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_each_text(e.owners) o WHERE o.value = $5))
           AND ($6::text IS NULL OR target_destination = $6)
         ORDER BY created_at DESC, id LIMIT $7 OFFSET $8""",
-        playbook_id, stage, status, overdue, owner, target, limit, offset,
+        playbook_id, stage, status, overdue, owner, target, limit, offset, overdue_grace,
     )  # fmt: skip
     return [EngagementRead.model_validate(dict(r)) for r in rows]
 

@@ -2,17 +2,21 @@
 
 import asyncio
 import logging
+from datetime import timedelta
 
 import asyncpg
 from prometheus_client import Gauge
 
 from outrider_tracker.playbook import service as playbooks
 from outrider_tracker.portfolio.models import Portfolio, StageCount, StalledEngagement
-from outrider_tracker.stage.health import HEALTH_COUNTS, HealthInputs, health
+from outrider_tracker.stage.health import HealthInputs, health, health_counts
+from outrider_tracker.touchpoint.service import overdue_sql
 
 log = logging.getLogger(__name__)
 ENGAGEMENTS = Gauge("outrider_tracker_engagements", "Active engagements by playbook and stage.", ["playbook", "stage"])
-OVERDUE = Gauge("outrider_tracker_overdue_touchpoints", "Scheduled touchpoints whose time has passed.")
+OVERDUE = Gauge(
+    "outrider_tracker_overdue_touchpoints", "Scheduled touchpoints whose time passed more than the overdue grace ago."
+)
 STALLED = Gauge("outrider_tracker_stalled_engagements", "Engagements in their stage longer than expected.")
 HEALTH = Gauge(
     "outrider_tracker_engagement_health",
@@ -21,15 +25,17 @@ HEALTH = Gauge(
 )
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool) -> Portfolio:
-    """Counts per stage, overdue touchpoints, stalled engagements (active engagements only)."""
+async def get(conn: asyncpg.Connection | asyncpg.Pool, *, overdue_grace: timedelta) -> Portfolio:
+    """Counts per stage, touchpoints overdue by more than `overdue_grace`, stalled engagements (active engagements
+    only)."""
     counts = await conn.fetch(
         "SELECT playbook_id, stage, count(*) AS count FROM engagements WHERE status = 'active'"
         " GROUP BY playbook_id, stage ORDER BY playbook_id, stage"
     )
     overdue = await conn.fetchval(
         "SELECT count(*) FROM touchpoints t JOIN engagements e ON e.id = t.engagement_id"
-        " WHERE t.status = 'scheduled' AND t.scheduled_at < now() AND e.status = 'active'"
+        f" WHERE {overdue_sql('$1')} AND e.status = 'active'",
+        overdue_grace,
     )
     rows = await conn.fetch(
         "SELECT id, name, playbook_id, stage, extract(epoch FROM now() - stage_entered_at) / 86400 AS days"
@@ -44,10 +50,14 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool) -> Portfolio:
     return Portfolio(by_stage=[StageCount(**dict(c)) for c in counts], overdue_touchpoints=overdue, stalled=stalled)
 
 
-async def health_scores(conn: asyncpg.Connection | asyncpg.Pool) -> list[tuple[str, str, int]]:
+async def health_scores(
+    conn: asyncpg.Connection | asyncpg.Pool, *, overdue_grace: timedelta
+) -> list[tuple[str, str, int]]:
     """(engagement id, customer, health score) of every active engagement."""
     rows = await conn.fetch(
-        f"SELECT e.id, e.customer, e.playbook_id, e.stage, {HEALTH_COUNTS} FROM engagements e WHERE e.status = 'active'"
+        f"SELECT e.id, e.customer, e.playbook_id, e.stage, {health_counts('$1')} FROM engagements e"
+        " WHERE e.status = 'active'",
+        overdue_grace,
     )
     books = playbooks.get_all()
     return [
@@ -57,17 +67,17 @@ async def health_scores(conn: asyncpg.Connection | asyncpg.Pool) -> list[tuple[s
     ]  # fmt: skip
 
 
-async def export_gauges(pool: asyncpg.Pool, every: float = 15.0) -> None:
+async def export_gauges(pool: asyncpg.Pool, every: float, overdue_grace: timedelta) -> None:
     """Refresh the portfolio gauges until cancelled."""
     while True:
         try:
-            portfolio = await get(pool)
+            portfolio = await get(pool, overdue_grace=overdue_grace)
             ENGAGEMENTS.clear()
             for c in portfolio.by_stage:
                 ENGAGEMENTS.labels(c.playbook_id, c.stage).set(c.count)
             OVERDUE.set(portfolio.overdue_touchpoints)
             STALLED.set(len(portfolio.stalled))
-            scores = await health_scores(pool)
+            scores = await health_scores(pool, overdue_grace=overdue_grace)
             HEALTH.clear()
             for engagement_id, customer, score in scores:
                 HEALTH.labels(engagement_id, customer).set(score)

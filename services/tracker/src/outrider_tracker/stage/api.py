@@ -41,7 +41,8 @@ def refused(exc: service.NotAllowed) -> JSONResponse:
 
 @router.get("/{engagement_id}/status", summary="Where is this customer?", responses=NOT_FOUND)
 async def get_status(engagement: Engagement, request: Request) -> EngagementStatus:
-    return await service.get_status(request.app.state.db.pool, engagement=engagement)
+    return await service.get_status(request.app.state.db.pool, engagement=engagement,
+                                    overdue_grace=request.app.state.settings.overdue_grace)  # fmt: skip
 
 
 @router.put(

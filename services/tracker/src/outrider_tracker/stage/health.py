@@ -2,10 +2,14 @@
 
 from dataclasses import dataclass
 
-# The counts behind the score, as columns of a query over `engagements e` (the status API and the gauge share it).
-HEALTH_COUNTS = """
-    (SELECT count(*) FROM touchpoints t WHERE t.engagement_id = e.id AND t.status = 'scheduled'
-                                         AND t.scheduled_at < now()) AS overdue,
+from outrider_tracker.touchpoint.service import overdue_sql
+
+
+def health_counts(overdue_grace: str) -> str:
+    """The counts behind the score, as columns of a query over `engagements e` (the status API and the gauge share
+    it); `overdue_grace` names the query's parameter holding the overdue grace (a timedelta)."""
+    return f"""
+    (SELECT count(*) FROM touchpoints t WHERE t.engagement_id = e.id AND {overdue_sql(overdue_grace)}) AS overdue,
     (SELECT count(*) FROM risks r WHERE r.engagement_id = e.id AND r.status = 'open' AND r.impact = 'high') AS risks,
     (SELECT count(*) FROM findings f WHERE f.engagement_id = e.id AND f.created_at > now() - interval '7 days')
         AS findings,

@@ -24,6 +24,9 @@ class ChecklistItemState(BaseModel):
     done_by: str | None = None
     note: str | None = None
     satisfied_by: str | None = Field(None, description="For automatic items: what in the data satisfied it.")
+    missing: list[str] = Field(
+        default_factory=list, description="For automatic items not done: the log types the data still lacks."
+    )
 
 
 class ChecklistUpdate(Body):

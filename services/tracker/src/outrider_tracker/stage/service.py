@@ -1,7 +1,7 @@
 """Stage verbs: the checklist (manual and data-driven items), advancing, and the status view."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -13,7 +13,7 @@ from outrider_tracker.issue import service as issue_service
 from outrider_tracker.playbook import service as playbooks
 from outrider_tracker.playbook.models import ChecklistItem, Stage
 from outrider_tracker.risk import service as risk_service
-from outrider_tracker.stage.health import HEALTH_COUNTS, HealthInputs, health
+from outrider_tracker.stage.health import HealthInputs, health, health_counts
 from outrider_tracker.stage.models import (
     ChecklistItemState,
     EngagementStatus,
@@ -35,8 +35,11 @@ class NotAllowed(ValueError):
         self.detail, self.missing = detail, missing or []
 
 
-async def _data_checks(conn: asyncpg.Connection | asyncpg.Pool, engagement_id: UUID) -> dict[str, str | None]:
-    """What the data says for each automatic check: a description of what satisfied it, or None."""
+async def _data_checks(
+    conn: asyncpg.Connection | asyncpg.Pool, engagement_id: UUID
+) -> dict[str, tuple[str | None, list[str]]]:
+    """What the data says for each automatic check: a description of what satisfied it (or None), and the log types
+    it still lacks."""
     received = {
         r["log_type"]
         for r in await conn.fetch("SELECT DISTINCT log_type FROM log_chunks WHERE engagement_id = $1", engagement_id)
@@ -46,9 +49,9 @@ async def _data_checks(conn: asyncpg.Connection | asyncpg.Pool, engagement_id: U
         for r in await conn.fetch("SELECT DISTINCT log_type FROM log_stats WHERE engagement_id = $1", engagement_id)
     }
 
-    def every(seen: set[str], what: str) -> str | None:
+    def every(seen: set[str], what: str) -> tuple[str | None, list[str]]:
         missing = [t for t in GITLAB_LOG_TYPES if t not in seen]
-        return None if missing else f"{what}: {', '.join(GITLAB_LOG_TYPES)}"
+        return None if missing else f"{what}: {', '.join(GITLAB_LOG_TYPES)}", missing
 
     return {"logs_received": every(received, "logs received"), "logs_analysed": every(analysed, "stats computed")}
 
@@ -69,12 +72,9 @@ async def get_checklist(
     items = []
     for item in stage.checklist:
         if item.auto:
-            satisfied = auto[item.auto]
-            items.append(
-                ChecklistItemState(
-                    id=item.id, title=item.title, auto=item.auto, done=satisfied is not None, satisfied_by=satisfied
-                )
-            )
+            satisfied, missing = auto[item.auto]
+            items.append(ChecklistItemState(id=item.id, title=item.title, auto=item.auto, done=satisfied is not None,
+                                            satisfied_by=satisfied, missing=missing))  # fmt: skip
         else:
             row = ticked.get(item.id)
             extra = {k: row[k] for k in ("done_at", "done_by", "note")} if row else {}
@@ -162,7 +162,7 @@ async def advance(
     )
 
 
-async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead) -> EngagementStatus:
+async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead, overdue_grace: timedelta) -> EngagementStatus:
     """Stage, checklist, blockers, log stats summary and findings of one engagement."""
     playbook = playbooks.get_all()[engagement.playbook_id]
     stage = playbook.stage(engagement.stage)
@@ -175,7 +175,8 @@ async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead) -> Engag
     )
     days = (datetime.now(UTC) - engagement.stage_entered_at).total_seconds() / 86_400
     following = playbook.next_stage(stage.id)
-    counts = await pool.fetchrow(f"SELECT {HEALTH_COUNTS} FROM engagements e WHERE e.id = $1", engagement.id)
+    counts = await pool.fetchrow(f"SELECT {health_counts('$2')} FROM engagements e WHERE e.id = $1", engagement.id,
+                                 overdue_grace)  # fmt: skip
     touchpoints = [t for t in await touchpoint_service.get_all(pool, engagement_id=engagement.id)
                    if t.status == "scheduled"]  # fmt: skip
     now = datetime.now(UTC)
@@ -203,7 +204,7 @@ async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead) -> Engag
         top_keys=keys[:5],
         findings=[FindingSummary(**{**dict(f), "figures": json.loads(f["figures"])}) for f in findings],
         next_touchpoint=upcoming[0] if upcoming else None,
-        overdue_touchpoints=[t for t in touchpoints if t.scheduled_at < now],
+        overdue_touchpoints=[t for t in touchpoints if touchpoint_service.is_overdue(t, now=now, grace=overdue_grace)],
         open_risks=risks,
         open_issues=issues,
         health=score,

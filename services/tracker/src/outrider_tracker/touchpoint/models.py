@@ -1,14 +1,33 @@
 """Touchpoint schemas."""
 
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from outrider_tracker.body import Body
 from outrider_tracker.patch import not_null
 from outrider_tracker.timestamps import SCHEDULE_RULE, TIMESTAMP_RULE, ScheduledTime, Timestamp
+
+# The caller's clock may run a little ahead of the tracker's; further ahead, the touchpoint has not taken place yet.
+CLOCK_SKEW_MINUTES = 5
+CLOCK_SKEW = timedelta(minutes=CLOCK_SKEW_MINUTES)
+HELD_RULE = f"Not in the future (at most {CLOCK_SKEW_MINUTES} minutes ahead of the tracker's clock). {TIMESTAMP_RULE}"
+
+
+def not_in_future(value: datetime) -> datetime:
+    """Refuse a time that has not come yet, beyond `CLOCK_SKEW`."""
+    if value > (latest := datetime.now(UTC) + CLOCK_SKEW):
+        raise ValueError(
+            f"a touchpoint cannot be held in the future: {value.isoformat()} is more than {CLOCK_SKEW_MINUTES} minutes"
+            f" after the tracker's clock (latest {latest:%Y-%m-%dT%H:%M:%SZ})"
+        )
+    return value
+
+
+HeldTime = Annotated[Timestamp, AfterValidator(not_in_future)]
+"""When something took place (`HELD_RULE`)."""
 
 
 class TouchpointCreate(Body):
@@ -39,7 +58,7 @@ class TouchpointHeld(Body):
     """Record that a touchpoint took place; optionally schedule the next one."""
 
     notes: str | None = Field(None, max_length=20_000)
-    held_at: Timestamp | None = Field(None, description=f"Defaults to now. {TIMESTAMP_RULE}")
+    held_at: HeldTime | None = Field(None, description=f"Defaults to now. {HELD_RULE}")
     next_scheduled_at: ScheduledTime | None = Field(None, description=f"Schedules the next touchpoint. {SCHEDULE_RULE}")
 
 

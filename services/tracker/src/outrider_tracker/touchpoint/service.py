@@ -1,6 +1,6 @@
 """Touchpoint verbs; each change is audited and published as an engagement event."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -19,6 +19,16 @@ from outrider_tracker.touchpoint.models import (
 from outrider_tracker.transition import FinalState, already_done
 
 COLUMNS = "id, engagement_id, title, scheduled_at, attendees, status, held_at, notes"
+
+
+def is_overdue(touchpoint: TouchpointRead, *, now: datetime, grace: timedelta) -> bool:
+    """Still scheduled longer than `grace` after its time: when the notifier posts its overdue reminder."""
+    return touchpoint.status == "scheduled" and touchpoint.scheduled_at < now - grace
+
+
+def overdue_sql(grace: str) -> str:
+    """`is_overdue` as SQL on a touchpoint row `t`; `grace` names the interval parameter (`$1`, a timedelta)."""
+    return f"(t.status = 'scheduled' AND t.scheduled_at < now() - {grace}::interval)"
 
 
 async def get_all(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[TouchpointRead]:
