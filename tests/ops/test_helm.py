@@ -85,3 +85,19 @@ def test_each_service_can_run_its_own_image() -> None:
         "notifier": "registry.example.com/outrider/notifier:1.2.3",
         "migrations": "registry.example.com/outrider/outrider:1.2.3",  # every service's migrations: the whole image
     }
+
+
+def test_tracker_and_notifier_share_one_overdue_grace_and_the_notifier_gets_the_engagement_page() -> None:
+    url = "https://grafana.example/d/outrider-customer-logs/?var-engagement={engagement_id}"
+    rendered = helm("template", "demo", str(CHART), "--set", "reminders.overdueGraceSeconds=7200",
+                    "--set", f"reminders.engagementUrl={url}")  # fmt: skip
+    env = {
+        d["metadata"]["name"].removeprefix("demo-outrider-"): {
+            e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        for d in yaml.safe_load_all(rendered)
+        if d and d["kind"] == "Deployment"
+    }
+    assert env["tracker"]["OUTRIDER_OVERDUE_GRACE_S"] == env["notifier"]["OUTRIDER_OVERDUE_GRACE_S"] == "7200"
+    assert env["notifier"]["OUTRIDER_ENGAGEMENT_URL"] == url
+    assert "OUTRIDER_ENGAGEMENT_URL" not in env["tracker"]
