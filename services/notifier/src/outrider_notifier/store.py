@@ -198,55 +198,58 @@ async def engagement_info(conn: asyncpg.Connection | asyncpg.Pool, engagement_id
     )
 
 
+async def _outcome(
+    conn: asyncpg.Connection,
+    attempts: Sequence[tuple[UUID, int]],
+    *,
+    status: str,
+    outcome: str,
+    at: datetime | None = None,
+    error: str | None = None,
+    channel: str | None = None,
+    ts: str | None = None,
+) -> None:
+    """Give the reminders of one post `status` (and their next attempt time `at`, when given), and log `outcome` for
+    each (reminder id, attempt) it carried."""
+    ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
+    await conn.execute(
+        "UPDATE reminders SET status = $2, next_attempt_at = coalesce($3, next_attempt_at),"
+        " sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END WHERE id = any($1::uuid[])",
+        ids,
+        status,
+        at,
+    )
+    await conn.execute(
+        "INSERT INTO deliveries (reminder_id, attempt, outcome, error, channel, slack_ts)"
+        " SELECT r, a, $3, $4, $5, $6 FROM unnest($1::uuid[], $2::int[]) AS d(r, a)",
+        ids,
+        numbers,
+        outcome,
+        error,
+        channel,
+        ts,
+    )
+
+
 async def mark_sent(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]], channel: str, ts: str) -> None:
     """Record a post Slack accepted, for each (reminder id, attempt) it carried."""
-    ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("UPDATE reminders SET status = 'sent', sent_at = now() WHERE id = any($1::uuid[])", ids)
-        await conn.execute(
-            "INSERT INTO deliveries (reminder_id, attempt, outcome, channel, slack_ts)"
-            " SELECT r, a, 'sent', $3, $4 FROM unnest($1::uuid[], $2::int[]) AS d(r, a)",
-            ids,
-            numbers,
-            channel,
-            ts,
-        )
+        await _outcome(conn, attempts, status="sent", outcome="sent", channel=channel, ts=ts)
 
 
 async def mark_retry(
     pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]], error: str, at: datetime, give_up: bool
 ) -> None:
     """Put reminders back for a later attempt, or mark them failed, for each (reminder id, attempt) of a post."""
-    ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
-    outcome = "failed" if give_up else "retry"
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "UPDATE reminders SET status = $2, next_attempt_at = $3 WHERE id = any($1::uuid[])",
-            ids,
-            "failed" if give_up else "pending",
-            at,
-        )
-        await conn.execute(
-            "INSERT INTO deliveries (reminder_id, attempt, outcome, error)"
-            " SELECT r, a, $3, $4 FROM unnest($1::uuid[], $2::int[]) AS d(r, a)",
-            ids,
-            numbers,
-            outcome,
-            error,
-        )
+        await _outcome(conn, attempts, status="failed" if give_up else "pending",
+                       outcome="failed" if give_up else "retry", at=at, error=error)  # fmt: skip
 
 
 async def mark_expired(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]]) -> None:
     """End claimed reminders that are no longer true to post (a "coming up" after its touchpoint is overdue)."""
-    ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("UPDATE reminders SET status = 'cancelled' WHERE id = any($1::uuid[])", ids)
-        await conn.execute(
-            "INSERT INTO deliveries (reminder_id, attempt, outcome)"
-            " SELECT r, a, 'expired' FROM unnest($1::uuid[], $2::int[]) AS d(r, a)",
-            ids,
-            numbers,
-        )
+        await _outcome(conn, attempts, status="cancelled", outcome="expired")
 
 
 async def mark_maybe_posted(
@@ -255,27 +258,15 @@ async def mark_maybe_posted(
     """Record a post Slack may have taken without answering, for each (reminder id, attempt) it carried; put them
     back for one more attempt unless one may already have been posted (an earlier such post, or a post cut off by a
     crash), else mark them failed. True when they will be sent again."""
-    ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
     async with pool.acquire() as conn, conn.transaction():
         earlier = await conn.fetchval(
             "SELECT count(*) FROM deliveries WHERE reminder_id = any($1::uuid[]) AND outcome = any($2::text[])",
-            ids,
+            [r for r, _ in attempts],
             list(MAYBE_POSTED),
         )
         resend = bool(earlier == 0)
-        await conn.execute(
-            "UPDATE reminders SET status = $2, next_attempt_at = $3 WHERE id = any($1::uuid[])",
-            ids,
-            "pending" if resend else "failed",
-            at,
-        )
-        await conn.execute(
-            "INSERT INTO deliveries (reminder_id, attempt, outcome, error)"
-            " SELECT r, a, 'maybe_sent', $3 FROM unnest($1::uuid[], $2::int[]) AS d(r, a)",
-            ids,
-            numbers,
-            error,
-        )
+        await _outcome(conn, attempts, status="pending" if resend else "failed", outcome="maybe_sent", at=at,
+                       error=error)  # fmt: skip
     return resend
 
 
