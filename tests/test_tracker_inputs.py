@@ -1,5 +1,6 @@
 """Input that names nothing the tracker knows, or asks for something meaningless, is refused with a 422 naming the
-field: a hand-off to the team that already has the engagement, list filters on a stage or playbook no playbook has."""
+field: a hand-off to the team that already has the engagement, list filters on a stage or playbook no playbook has
+or on a finding rule the analyzer does not have."""
 
 import pytest
 
@@ -21,6 +22,10 @@ def test_meaningless_input_is_refused_naming_the_field(tracker: str) -> None:
     refused(as_admin.get(engagements, params={"stage": "bogus"}), ["query", "stage"], "unknown stage 'bogus'")
     refused(as_admin.get(engagements, params={"playbook_id": "nope"}), ["query", "playbook_id"],
             "unknown playbook 'nope'")  # fmt: skip
+    # Likewise a findings filter on a rule the analyzer does not have.
+    findings = f"{engagements}/{eid}/findings"
+    refused(as_admin.get(findings, params={"rule": "slow_endpoints"}), ["query", "rule"], "'slow_endpoint'")
+    assert as_admin.get(findings, params={"rule": "slow_endpoint"}).json()["total"] == 0
     known = {"stage": "discovery", "playbook_id": "gitlab-reference-architecture"}
     assert [e["id"] for e in as_admin.get(engagements, params=known).json()] == [eid]
     assert as_admin.get(engagements, params={"stage": "design"}).json() == []  # a stage of another playbook

@@ -1,7 +1,6 @@
 """`outrider engagements …`: the common tracker queries as tables."""
 
 from datetime import timedelta
-from enum import StrEnum
 from typing import Annotated, Any
 
 import httpx
@@ -14,6 +13,7 @@ from outrider.stats import views
 from outrider.stats.cli import CompareSortOpt, FormatOpt, LimitOpt, PrintFieldsOpt, SortOpt
 from outrider.stats.render import OutputFormat, Section, emit_all, stdout_console
 from outrider.up import ADMIN_TOKEN_FILE
+from outrider_common.events import FindingRule
 
 app = typer.Typer(help="Query and move engagements through the tracker API.", no_args_is_help=True)
 # Names, keys and reasons are data (`[id]` in one is text, not a style); piped, tables keep their natural width.
@@ -33,15 +33,6 @@ TokenOption = Annotated[
 ]
 
 PAGE_MAX = 1000  # the tracker's largest page
-
-
-class Rule(StrEnum):
-    """The analyzer's finding rules (services/analyzer `findings.evaluate`; no shared list to import)."""
-
-    slow_endpoint = "slow_endpoint"
-    error_spike = "error_spike"
-    slow_gitaly = "slow_gitaly"
-    sidekiq_latency = "sidekiq_latency"
 
 
 def _call(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
@@ -120,12 +111,12 @@ def findings(
     engagement_id: str,
     tracker: TrackerOption = "http://127.0.0.1:8003",
     token: TokenOption = None,
-    rule: Annotated[Rule | None, typer.Option(help="Only findings of this rule.")] = None,
+    rule: Annotated[FindingRule | None, typer.Option(help="Only findings of this rule.")] = None,
     log_type: Annotated[str | None, typer.Option(help="production_json, api_json, gitaly or sidekiq.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=PAGE_MAX, help="At most this many, newest window first.")] = 50,
 ) -> None:
     """What the analyzer found in the engagement's logs: rule, key, window and the figures that tripped it."""
-    given = {"rule": rule.value if rule else None, "log_type": log_type, "limit": limit}
+    given = {"rule": rule, "log_type": log_type, "limit": limit}
     params = {k: v for k, v in given.items() if v}
     page = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/findings", token, params=params)
     table = Table("window (UTC)", "rule", "log type", "key", "figures",

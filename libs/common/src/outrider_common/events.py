@@ -2,7 +2,7 @@
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import quote
 from uuid import UUID
 
@@ -96,6 +96,12 @@ class EngagementEvent(BaseModel):
     engagement_id: UUID
     occurred_at: datetime
     data: dict[str, object] = Field(default_factory=dict)
+
+
+# The analyzer's finding rules: what the tracker's filter and the CLI accept. A finding event keeps `rule` a string,
+# so a consumer older than a new rule still reads it.
+FindingRule = Literal["slow_endpoint", "error_spike", "slow_gitaly", "sidekiq_latency"]
+FINDING_RULES: tuple[str, ...] = get_args(FindingRule)
 
 
 class Finding(BaseModel):

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
+from outrider_common.events import FindingRule
 from outrider_common.logstats import Aggregate, StatsKey
 
 
@@ -21,7 +22,7 @@ class Thresholds(BaseModel):
 class Tripped:
     """A rule that fired for one window, with the evidence."""
 
-    rule: str
+    rule: FindingRule
     summary: str
     figures: dict[str, float]
 
@@ -54,9 +55,11 @@ def evaluate(where: StatsKey, agg: Aggregate, limits: Thresholds) -> list[Trippe
     found: list[Tripped] = []
     rate = agg.failed / agg.count
     base = {"count": float(agg.count)}
-    slow = {"production_json": ("slow_endpoint", limits.slow_endpoint_p99_ms),
-            "api_json": ("slow_endpoint", limits.slow_endpoint_p99_ms),
-            "gitaly": ("slow_gitaly", limits.slow_gitaly_p99_ms)}.get(where.log_type)  # fmt: skip
+    slow_rules: dict[str, tuple[FindingRule, float]] = {
+        "production_json": ("slow_endpoint", limits.slow_endpoint_p99_ms),
+        "api_json": ("slow_endpoint", limits.slow_endpoint_p99_ms),
+        "gitaly": ("slow_gitaly", limits.slow_gitaly_p99_ms)}  # fmt: skip
+    slow = slow_rules.get(where.log_type)
     # p99 ≤ max, so the sketch is only read when the max is over the line.
     if slow is not None and (agg.duration_max_ms or 0.0) > slow[1]:
         rule, limit = slow

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from outrider_common.events import LogType
+from outrider_common.events import FindingRule, LogType
 from outrider_tracker.stage.api import NOT_FOUND, Engagement
 from outrider_tracker.stats import service
 from outrider_tracker.stats.models import EngagementFindings, EngagementStats, SortField
@@ -51,7 +51,7 @@ async def get_stats(
 async def get_findings(
     engagement: Engagement,
     request: Request,
-    rule: Annotated[str | None, Query(description="slow_endpoint, error_spike, slow_gitaly or sidekiq_latency")] = None,
+    rule: Annotated[FindingRule | None, Query(description="Only findings of this rule")] = None,
     log_type: Annotated[LogType | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
     since: Annotated[
         Timestamp | None, Query(description=f"Windows starting at or after this. {TIMESTAMP_RULE}")
