@@ -64,6 +64,21 @@ def rows(dsn: str, query: str) -> list[dict[str, Any]]:
     return asyncio.run(fetch())
 
 
+def execute(dsn: str, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    """Run (sql, args) `statements` in one transaction: the notifier sees all of the state they leave or none."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                for sql, args in statements:
+                    await conn.execute(sql, *args)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 def deliveries(dsn: str) -> list[dict[str, Any]]:
     return rows(dsn, "SELECT reminder_id, attempt, outcome, error FROM deliveries ORDER BY id")
 
@@ -258,24 +273,15 @@ def test_a_crash_during_the_one_resend_of_a_post_slack_may_have_taken_does_not_p
     ):  # fmt: skip
         # As a notifier left it that died while resending a post that had timed out: Slack may show it twice already.
         reminder = uuid4()
-        statements = [
+        execute(
+            database_dsn,
             ("INSERT INTO reminders (id, idempotency_key, engagement_id, kind, subject, due_at, next_attempt_at,"
              " status, attempts, claimed_at, payload) VALUES ($1, 'stage_changed:x', $2, 'stage_changed', 'x',"
              " now(), now(), 'sending', 2, now() - interval '1 minute', '{\"from\": \"a\", \"to\": \"b\"}')",
              (reminder, uuid4())),
             ("INSERT INTO deliveries (reminder_id, attempt, outcome, error) VALUES ($1, 1, 'sending', NULL),"
              " ($1, 1, 'maybe_sent', 'timeout'), ($1, 2, 'sending', NULL)", (reminder,)),
-        ]  # fmt: skip
-
-        async def insert() -> None:
-            conn = await asyncpg.connect(database_dsn)
-            try:
-                for sql, args in statements:
-                    await conn.execute(sql, *args)
-            finally:
-                await conn.close()
-
-        asyncio.run(insert())
+        )  # fmt: skip
         failed = "SELECT status FROM reminders"
         until(lambda: rows(database_dsn, failed) == [{"status": "failed"}], "the reminder to be given up")
         log = (tmp_path / "notifier.log").read_text()
@@ -297,17 +303,12 @@ def test_a_reminder_no_message_can_be_made_of_fails_alone_and_the_others_go_out(
                   " payload) VALUES ($1, $2, $3, 'stage_changed', 's', now() - $4::interval, now() - $4::interval,"
                   " $5::jsonb)")  # fmt: skip
 
-        async def store() -> None:
-            conn = await asyncpg.connect(database_dsn)
-            try:
-                await conn.execute(insert, broken, "k1", uuid4(), timedelta(seconds=2),
-                                   json.dumps({"from": "a", "to": "b", "forced": True, "missing": 5}))  # fmt: skip
-                await conn.execute(insert, fine, "k2", uuid4(), timedelta(seconds=1),
-                                   json.dumps({"from": "a", "to": "b"}))  # fmt: skip
-            finally:
-                await conn.close()
-
-        asyncio.run(store())
+        execute(
+            database_dsn,
+            (insert, (broken, "k1", uuid4(), timedelta(seconds=2),
+                      json.dumps({"from": "a", "to": "b", "forced": True, "missing": 5}))),
+            (insert, (fine, "k2", uuid4(), timedelta(seconds=1), json.dumps({"from": "a", "to": "b"}))),
+        )  # fmt: skip
         (message,) = until(lambda: slack.messages, "the reminder behind the broken one")
         time.sleep(1)
     assert "Stage changed: a → b" in message["text"]

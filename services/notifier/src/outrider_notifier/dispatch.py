@@ -104,8 +104,6 @@ class Dispatcher:
             self._pool, now=now, kinds=DIGEST_KINDS, default_channel=self._settings.default_channel
         )
         for channel, claimed_items in claimed.items():
-            for item in claimed_items:
-                item["attempts"] += 1  # claim_digests counted this attempt in the table
             items = await self._sendable(claimed_items, now)
             if items:
                 text, blocks = messaging.build_digest(items, link_template=self._settings.engagement_url)

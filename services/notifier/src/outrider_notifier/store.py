@@ -177,18 +177,18 @@ async def _claim(pool: asyncpg.Pool, sql: str, *args: Any) -> list[dict[str, Any
                 "SELECT DISTINCT reminder_id FROM deliveries WHERE reminder_id = any($1::uuid[])"
                 " AND outcome = any($2::text[])", reclaimed, list(MAYBE_POSTED))}  # fmt: skip
         if twice:
-            await conn.execute("UPDATE reminders SET status = 'failed' WHERE id = any($1::uuid[])", list(twice))
+            await _outcome(conn, [(r["id"], r["attempts"]) for r in rows if r["id"] in twice], status="failed",
+                           outcome="failed", error="maybe_posted_twice")  # fmt: skip
             metrics.REMINDERS.labels("failed").inc(len(twice))
             log.error("reminder maybe posted twice, not sent again after a crash ids=%s", ",".join(map(str, twice)))
-        if rows:
+        if claimed := [r for r in rows if r["id"] not in twice]:
             await conn.executemany(
-                "INSERT INTO deliveries (reminder_id, attempt, outcome, error) VALUES ($1, $2, $3, $4)",
-                [(r["id"], r["attempts"], *(("failed", "maybe_posted_twice") if r["id"] in twice else
-                  ("resending_after_crash", None) if r["was"] == "sending" else ("sending", None)))
-                 for r in rows],
+                "INSERT INTO deliveries (reminder_id, attempt, outcome) VALUES ($1, $2, $3)",
+                [(r["id"], r["attempts"], "resending_after_crash" if r["was"] == "sending" else "sending")
+                 for r in claimed],
             )  # fmt: skip
     return [{**dict(r), "payload": json.loads(r["payload"]), "trace_context": json.loads(r["trace_context"])}
-            for r in rows if r["id"] not in twice]  # fmt: skip
+            for r in claimed]  # fmt: skip
 
 
 async def engagement_info(conn: asyncpg.Connection | asyncpg.Pool, engagement_id: UUID) -> asyncpg.Record | None:
@@ -305,7 +305,8 @@ async def claim_findings(
 
 
 DIGEST_ROWS = """
-SELECT r.id, r.engagement_id, r.kind, r.payload, r.attempts, r.due_at, e.name, e.customer, e.slack_channel, e.owners
+SELECT r.id, r.engagement_id, r.kind, r.payload, r.attempts + 1 AS attempts, r.due_at, e.name, e.customer,
+       e.slack_channel, e.owners
 FROM reminders r LEFT JOIN notifier_engagements e USING (engagement_id)
 WHERE r.status = 'pending' AND r.kind = ANY($1::text[]) AND r.next_attempt_at <= $2
   AND coalesce(e.status, 'active') = 'active'
@@ -317,7 +318,8 @@ FOR UPDATE OF r SKIP LOCKED
 async def claim_digests(
     pool: asyncpg.Pool, *, now: datetime, kinds: tuple[str, ...], default_channel: str
 ) -> dict[str, list[dict[str, Any]]]:
-    """Claim today's digest for each channel not yet sent one, with the due reminders it lists.
+    """Claim today's digest for each channel not yet sent one, with the due reminders it lists (`attempts`: the
+    attempt this claim makes, as in the table).
 
     A channel that already had today's digest keeps its reminders pending for tomorrow's.
     """
@@ -342,7 +344,7 @@ async def claim_digests(
             )  # fmt: skip
             await conn.executemany(
                 "INSERT INTO deliveries (reminder_id, attempt, outcome, channel) VALUES ($1, $2, 'sending', $3)",
-                [(r["id"], r["attempts"] + 1, channel) for r in by_channel[channel]],
+                [(r["id"], r["attempts"], channel) for r in by_channel[channel]],
             )
     return by_channel
 

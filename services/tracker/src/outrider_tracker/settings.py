@@ -6,9 +6,6 @@ from pydantic import Field, SecretStr
 
 from outrider_common.settings import ServiceSettings
 
-OVERDUE_GRACE_S = 3_600  # the notifier's default: a touchpoint counts as overdue when its overdue reminder goes out
-DEFAULT_OVERDUE_GRACE = timedelta(seconds=OVERDUE_GRACE_S)
-
 
 class TrackerSettings(ServiceSettings):
     """`OUTRIDER_*` environment variables read by the tracker."""
@@ -16,7 +13,7 @@ class TrackerSettings(ServiceSettings):
     http_port: int = Field(8003, description="Port of the tracker HTTP API.")
     gauge_refresh_s: float = Field(15.0, gt=0, description="How often the portfolio gauges are recomputed.")
     overdue_grace_s: float = Field(
-        OVERDUE_GRACE_S,
+        3_600,  # the notifier's default: overdue here when its overdue reminder goes out there
         ge=0,
         description="How long after a touchpoint it counts as overdue; give the notifier's the same value.",
     )

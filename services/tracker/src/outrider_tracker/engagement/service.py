@@ -10,7 +10,6 @@ from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
 from outrider_tracker.engagement.models import EngagementCreate, EngagementRead, EngagementUpdate
 from outrider_tracker.playbook import service as playbooks
-from outrider_tracker.settings import DEFAULT_OVERDUE_GRACE
 from outrider_tracker.touchpoint.service import overdue_sql
 
 COLUMNS = (
@@ -41,7 +40,7 @@ async def get_all(
     target: str | None = None,
     limit: int = 100,
     offset: int = 0,
-    overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE,
+    overdue_grace: timedelta,
 ) -> list[EngagementRead]:
     """Engagements matching every filter given, newest first, one page; `overdue` means a touchpoint still scheduled
     more than `overdue_grace` after its time."""
