@@ -72,12 +72,14 @@ async def export_gauges(pool: asyncpg.Pool, every: float, overdue_grace: timedel
     while True:
         try:
             portfolio = await get(pool, overdue_grace=overdue_grace)
+            scores = await health_scores(pool, overdue_grace=overdue_grace)
+            # Set together, with no await between: a scrape (served on this loop) sees one pass, never the counts
+            # of this one beside the health of the last, or a health gauge cleared and not yet set.
             ENGAGEMENTS.clear()
             for c in portfolio.by_stage:
                 ENGAGEMENTS.labels(c.playbook_id, c.stage).set(c.count)
             OVERDUE.set(portfolio.overdue_touchpoints)
             STALLED.set(len(portfolio.stalled))
-            scores = await health_scores(pool, overdue_grace=overdue_grace)
             HEALTH.clear()
             for engagement_id, customer, score in scores:
                 HEALTH.labels(engagement_id, customer).set(score)
