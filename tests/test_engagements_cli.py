@@ -75,7 +75,7 @@ def test_a_known_rule_is_sent_to_the_tracker(monkeypatch: pytest.MonkeyPatch) ->
 
 
 STATUS: dict[str, Any] = {
-    "engagement": {"customer": "Initech", "name": "Pilot", "status": "active"},
+    "engagement": {"id": EID, "customer": "Initech", "name": "Pilot", "status": "active"},
     "playbook": "AI assistant rollout",
     "stage": {"name": "Pilot", "days_in_stage": 2.0, "expected_days": 14, "stalled": False},
     "health": 100,
@@ -84,6 +84,10 @@ STATUS: dict[str, Any] = {
     "blocking": [],
     "requests_counted": 0,
     "top_keys": [],
+    "next_touchpoint": None,
+    "overdue_touchpoints": [],
+    "open_risks": [],
+    "open_issues": [],
 }
 
 
@@ -100,8 +104,8 @@ def test_status_says_in_its_first_line_when_an_engagement_is_not_active(
 
 
 def test_status_says_which_log_types_an_automatic_item_still_waits_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    item = {"title": "Logs received", "done": False, "satisfied_by": None, "done_by": None,
-            "missing": ["gitaly", "sidekiq"]}  # fmt: skip
+    item = {"id": "logs_received", "title": "Logs received", "auto": "logs_received", "done": False,
+            "satisfied_by": None, "done_by": None, "missing": ["gitaly", "sidekiq"]}  # fmt: skip
     monkeypatch.setattr(engagements, "_call", lambda *args, **kwargs: {**STATUS, "checklist": [item]})
     result = runner.invoke(app, ["engagements", "status", EID], terminal_width=200)
     assert result.exit_code == 0, result.output

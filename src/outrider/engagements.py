@@ -1,77 +1,56 @@
-"""`outrider engagements …`: the common tracker queries as tables."""
+"""`outrider engagements …`: open engagements, move them through their stages, and query them as tables."""
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
-import httpx
 import typer
 from rich.table import Column, Table
 from rich.text import Text
 
 import logparse
+from outrider import records
 from outrider.stats import views
 from outrider.stats.cli import CompareSortOpt, FormatOpt, LimitOpt, PrintFieldsOpt, SortOpt
 from outrider.stats.render import OutputFormat, Section, emit_all, stdout_console
-from outrider.up import ADMIN_TOKEN_FILE
+from outrider.tracker_api import PAGE_MAX, TRACKER, Conflict, TokenOption, TrackerOption, console, given, shown
+from outrider.tracker_api import call as _call
 from outrider_common.events import FindingRule
+from outrider_tracker.engagement.models import Destination, EngagementStatus, Role
 
-app = typer.Typer(help="Query and move engagements through the tracker API.", no_args_is_help=True)
-# Names, keys and reasons are data (`[id]` in one is text, not a style); piped, tables keep their natural width.
-console = stdout_console(markup=False)
-TrackerOption = Annotated[
-    str, typer.Option("--tracker", envvar="OUTRIDER_TRACKER_URL", help="Base URL of the tracker API.")
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="OUTRIDER_API_TOKEN",
-        show_default=False,
-        help=f"Tracker API token (viewer to read, editor to advance). Defaults to the admin token of the stack "
-        f"`make up` started ({ADMIN_TOKEN_FILE}).",
-    ),
-]
-
-PAGE_MAX = 1000  # the tracker's largest page
-
-
-def _call(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
-    if token is None and ADMIN_TOKEN_FILE.exists():
-        token = ADMIN_TOKEN_FILE.read_text().strip()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = httpx.request(method, url, timeout=30, headers=headers, **kwargs)
-    except httpx.HTTPError as exc:
-        console.print(f"tracker not reachable at {url}: {exc}", style="red", soft_wrap=True)
-        raise typer.Exit(2) from exc
-    if response.status_code >= 400:
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        detail = body.get("detail", response.text)
-        if isinstance(detail, list):  # a request the API's schema refused: say which field and why
-            detail = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in detail)
-        console.print(f"{response.status_code}: {detail}", style="red", soft_wrap=True)
-        for missing in body.get("missing", []):
-            console.print(f"  missing: {missing}")
-        raise typer.Exit(1)
-    return response.json()
+app = typer.Typer(help="Open engagements, move them through their stages, keep their records, query them.",
+                  no_args_is_help=True)  # fmt: skip
+app.add_typer(records.touchpoints, name="touchpoints")
+app.add_typer(records.risks, name="risks")
+app.add_typer(records.issues, name="issues")
+app.add_typer(records.handoffs, name="handoffs")
+app.add_typer(records.tokens, name="tokens")
+app.add_typer(records.tech_reviews, name="tech-reviews")
 
 
 @app.command("list")
 def list_engagements(
-    tracker: TrackerOption = "http://127.0.0.1:8003",
+    tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
     stage: Annotated[str | None, typer.Option(help="Only engagements in this stage.")] = None,
     playbook: Annotated[str | None, typer.Option(help="Only engagements on this playbook.")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only those with an overdue touchpoint.")] = False,
     owner: Annotated[str | None, typer.Option(help="Only those this person owns in any role.")] = None,
-    target: Annotated[
-        str | None, typer.Option(help="Only those going to this destination (on_prem, gcp, aws…).")
+    target: Annotated[Destination | None, typer.Option(help="Only those going to this destination.")] = None,
+    state: Annotated[
+        EngagementStatus | None, typer.Option("--status", help="Only active, paused or closed ones.")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=PAGE_MAX, help="At most this many.")] = 100,
 ) -> None:
     """Engagements, newest first."""
-    given = {"stage": stage, "playbook_id": playbook, "overdue": overdue or None, "owner": owner, "target": target}
-    params = {k: v for k, v in {**given, "limit": limit}.items() if v}
+    params = given(
+        stage=stage,
+        playbook_id=playbook,
+        overdue=overdue or None,
+        owner=owner,
+        target=target,
+        status=state,
+        limit=limit,
+    )
     table = Table("customer", "name", "playbook", "stage", "status")
     table.columns.insert(0, Column("id", no_wrap=True, min_width=36))  # whole, to paste into `status ID`
     for e in _call("GET", f"{tracker}/v1/engagements", token, params=params):
@@ -80,7 +59,7 @@ def list_engagements(
 
 
 @app.command()
-def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003", token: TokenOption = None) -> None:
+def status(engagement_id: str, tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
     """Where is this customer: stage, checklist, what blocks the next stage, health, top endpoints."""
     s = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/status", token)
     e, stage = s["engagement"], s["stage"]
@@ -91,15 +70,28 @@ def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003",
                                 f", {stage['days_in_stage']:.1f} of {stage['expected_days']} days",
                                 (" (stalled)", "red") if stage["stalled"] else ""))  # fmt: skip
     console.print(f"Health: {s['health']}/100 " + "; ".join(s["health_reasons"]))
-    checklist = Table("done", "item", "how")
+    checklist = Table("done", "item", "how", Column("id (to tick)", no_wrap=True))
     for item in s["checklist"]:
         missing = item.get("missing") or []
         how = item["satisfied_by"] or (f"{item['done_by']}" if item["done"] else "")
         how = how or ("no logs yet of " + ", ".join(missing) if missing else "")
-        checklist.add_row("✓" if item["done"] else "·", item["title"], how)
+        checklist.add_row(
+            "✓" if item["done"] else "·", item["title"], how, "(from data)" if item["auto"] else item["id"]
+        )
     console.print(checklist)
     if s["blocking"]:
         console.print("Blocking the next stage: " + "; ".join(s["blocking"]))
+    if t := s["next_touchpoint"]:
+        console.print(f"Next touchpoint: {t['title']}, {shown(t['scheduled_at'])} ({t['id']})")
+    for t in s["overdue_touchpoints"]:
+        console.print(Text(f"Overdue touchpoint: {t['title']}, {shown(t['scheduled_at'])} ({t['id']})", "red"))
+    for r in s["open_risks"]:
+        console.print(f"Open risk: {r['title']} ({r['likelihood']} likelihood, {r['impact']} impact)")
+    for i in s["open_issues"]:
+        console.print(f"Open issue: {i['title']} ({i['severity']})")
+    if not s["requests_counted"]:
+        console.print(f"No requests counted yet: ship logs with a token from `tokens mint {e['id']}`.")
+        return
     top = Table("key", "count", "p99 ms", "%fail", "score", title=f"{s['requests_counted']:,} requests counted")
     for k in s["top_keys"]:
         top.add_row(k["key"], f"{k['count']:,}", f"{k['p99_ms']:.1f}", f"{k['perc_failed']:.2f}", f"{k['score']:.0f}")
@@ -109,15 +101,14 @@ def status(engagement_id: str, tracker: TrackerOption = "http://127.0.0.1:8003",
 @app.command()
 def findings(
     engagement_id: str,
-    tracker: TrackerOption = "http://127.0.0.1:8003",
+    tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
     rule: Annotated[FindingRule | None, typer.Option(help="Only findings of this rule.")] = None,
     log_type: Annotated[str | None, typer.Option(help="production_json, api_json, gitaly or sidekiq.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=PAGE_MAX, help="At most this many, newest window first.")] = 50,
 ) -> None:
     """What the analyzer found in the engagement's logs: rule, key, window and the figures that tripped it."""
-    given = {"rule": rule, "log_type": log_type, "limit": limit}
-    params = {k: v for k, v in given.items() if v}
+    params = given(rule=rule, log_type=log_type, limit=limit)
     page = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/findings", token, params=params)
     table = Table("window (UTC)", "rule", "log type", "key", "figures",
                   title=f"{len(page['findings'])} of {page['total']:,} findings")  # fmt: skip
@@ -173,7 +164,7 @@ def _keys(
 @app.command()
 def stats(
     engagement_id: str,
-    tracker: TrackerOption = "http://127.0.0.1:8003",
+    tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
     log_type: LogTypeOption = None,
     since: Annotated[
@@ -227,7 +218,7 @@ def compare(
     other: Annotated[
         str | None, typer.Option("--with", help="Take B from this engagement instead (e.g. a pilot's baseline).")
     ] = None,
-    tracker: TrackerOption = "http://127.0.0.1:8003",
+    tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
     log_type: LogTypeOption = None,
     sort_by: CompareSortOpt = "score",
@@ -264,7 +255,7 @@ def compare(
 
 
 @app.command()
-def portfolio(tracker: TrackerOption = "http://127.0.0.1:8003", token: TokenOption = None) -> None:
+def portfolio(tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
     """Engagements per stage, overdue touchpoints, stalled engagements."""
     p = _call("GET", f"{tracker}/v1/portfolio", token)
     table = Table("playbook", "stage", "engagements")
@@ -277,7 +268,7 @@ def portfolio(tracker: TrackerOption = "http://127.0.0.1:8003", token: TokenOpti
 @app.command()
 def advance(
     engagement_id: str,
-    tracker: TrackerOption = "http://127.0.0.1:8003",
+    tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
     force: Annotated[bool, typer.Option(help="Skip unmet exit criteria (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option(help="Why, for the audit trail.")] = None,
@@ -287,3 +278,160 @@ def advance(
     change = _call("POST", f"{tracker}/v1/engagements/{engagement_id}/advance", token, json=body)
     forced = " (forced)" if change["forced"] else ""
     console.print(Text.assemble(f"{change['from_stage']} → ", (change["to_stage"], "bold"), forced))
+
+
+def _owners(pairs: list[str] | None) -> dict[str, str | None]:
+    """`--owner ROLE=WHO` options as a mapping; `ROLE=` (nobody) removes the role's owner."""
+    owners: dict[str, str | None] = {}
+    for pair in pairs or []:
+        role, eq, who = pair.partition("=")
+        if not eq or role not in ROLES:
+            raise typer.BadParameter(
+                f"{pair!r} is not ROLE=WHO with ROLE one of {', '.join(ROLES)}", param_hint="--owner"
+            )
+        owners[role] = who.strip() or None
+    return owners
+
+
+ROLES = get_args(Role)
+OwnerOpt = Annotated[
+    list[str] | None,
+    typer.Option("--owner", metavar="ROLE=WHO", show_default=False,
+                 help="An owner: a Slack user id (U…, mentioned in reminders) or a name; repeat for several roles; "
+                 f"ROLE= removes one. Roles: {', '.join(ROLES)}."),
+]  # fmt: skip
+UsersOpt = Annotated[int | None, typer.Option(min=0, help="Developers using the platform today.")]
+AnticipatedOpt = Annotated[int | None, typer.Option(min=0, help="Developers expected on it after the rollout.")]
+TargetOpt = Annotated[Destination | None, typer.Option(help="Where the platform will run.")]
+ChannelOpt = Annotated[
+    str | None, typer.Option(help="Slack channel for its reminders (the notifier's default when unset).")
+]
+
+
+@app.command("open")
+def open_engagement(
+    customer: str,
+    name: Annotated[str, typer.Argument(help="What the engagement is, e.g. 'GitLab 10k reference architecture'.")],
+    playbook: Annotated[str, typer.Option(help="The playbook it follows (its stages and checklists).")] = (
+        "gitlab-reference-architecture"
+    ),
+    channel: ChannelOpt = None,
+    owner: OwnerOpt = None,
+    target: TargetOpt = None,
+    users: UsersOpt = None,
+    anticipated_users: AnticipatedOpt = None,
+    tracker: TrackerOption = TRACKER,
+    token: TokenOption = None,
+) -> None:
+    """Open an engagement at its playbook's first stage; prints its id. Then `tokens mint` gives the customer's
+    shipper its upload token."""
+    owners = {role: who for role, who in _owners(owner).items() if who}
+    body = {"customer": customer, "name": name, "playbook_id": playbook, "owners": owners,
+            **given(slack_channel=channel, target_destination=target, current_users=users,
+                    anticipated_users=anticipated_users)}  # fmt: skip
+    e = _call("POST", f"{tracker}/v1/engagements", token, json=body)
+    console.print(Text.assemble("Opened ", (e["id"], "bold"), f": {e['customer']} · {e['name']}, stage {e['stage']}"))
+    console.print(f"Upload token for its shipper: outrider engagements tokens mint {e['id']}")
+
+
+@app.command("set")
+def set_engagement(
+    engagement_id: str,
+    state: Annotated[
+        EngagementStatus | None,
+        typer.Option("--status", help="paused: reminders wait; closed: pending reminders are withdrawn; active."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    customer: Annotated[str | None, typer.Option(help="A new customer name.")] = None,
+    channel: ChannelOpt = None,
+    owner: OwnerOpt = None,
+    target: TargetOpt = None,
+    users: UsersOpt = None,
+    anticipated_users: AnticipatedOpt = None,
+    tracker: TrackerOption = TRACKER,
+    token: TokenOption = None,
+) -> None:
+    """Change an engagement: pause, close or reactivate it, rename it, set its channel, owners, size or target.
+    Owners given are added to (or, with ROLE=, removed from) the ones it has."""
+    changes = given(
+        status=state,
+        name=name,
+        customer=customer,
+        slack_channel=channel,
+        target_destination=target,
+        current_users=users,
+        anticipated_users=anticipated_users,
+    )
+    owners = _owners(owner)
+    if not changes and not owners:
+        raise typer.BadParameter("nothing to change: give at least one option (see --help)")
+    url = f"{tracker}/v1/engagements/{engagement_id}"
+    for _ in range(3):  # someone else's change in between (409): read it again and apply these on top
+        current = _call("GET", url, token)
+        body = {"version": current["version"], **changes}
+        if owners:
+            merged = {**current["owners"], **owners}
+            body["owners"] = {role: who for role, who in merged.items() if who}
+        try:
+            e = _call("PATCH", url, token, conflict=True, json=body)
+        except Conflict:
+            continue
+        console.print(f"{e['customer']} · {e['name']}: {e['status']}, version {e['version']}")
+        return
+    console.print("409: the engagement kept changing under this command (3 tries); run it again", style="red")
+    raise typer.Exit(1)
+
+
+@app.command()
+def tick(
+    engagement_id: str,
+    item_id: Annotated[str, typer.Argument(help="The item's id, as `status` shows it.")],
+    undo: Annotated[bool, typer.Option("--undo", help="Untick it.")] = False,
+    note: Annotated[str | None, typer.Option(help="Why or how, kept with the tick.")] = None,
+    tracker: TrackerOption = TRACKER,
+    token: TokenOption = None,
+) -> None:
+    """Tick (or untick) an item of the current stage's checklist. Items checked from data tick themselves."""
+    body = {"done": not undo, **({"note": note} if note is not None else {})}
+    items = _call("PUT", f"{tracker}/v1/engagements/{engagement_id}/checklist/{item_id}", token, json=body)
+    item = next(i for i in items if i["id"] == item_id)
+    left = [i["title"] for i in items if not i["done"]]
+    console.print(f"{'✓' if item['done'] else '·'} {item['title']}")
+    console.print(f"Still open in this stage: {'; '.join(left)}" if left else "Every item of this stage is done.")
+
+
+@app.command()
+def profile(
+    engagement_id: str,
+    changes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            show_default=False,
+            help="Change a field; lists comma-separated (code_hosts=GitLab 16.11,GitHub); FIELD= clears it. "
+            "Repeat for several.",
+        ),
+    ] = None,
+    tracker: TrackerOption = TRACKER,
+    token: TokenOption = None,
+) -> None:
+    """The technical design profile (what the customer runs); with --set, change fields of it. A hand-off to the
+    technical advisor needs deployment_type, hosting_provider, total_cpu, total_memory_gb, total_disk_gb,
+    code_hosts, repositories and largest_repo_gb."""  # fmt: skip
+    url = f"{tracker}/v1/engagements/{engagement_id}/profile"
+    current = _call("GET", url, token)
+    if changes:
+        body = {k: v for k, v in current.items() if k != "updated_at"}
+        for change in changes:
+            field, eq, value = change.partition("=")
+            if not eq:
+                raise typer.BadParameter(f"{change!r} is not FIELD=VALUE", param_hint="--set")
+            listed = isinstance(current.get(field), list)  # an unknown field: the tracker's 422 names it
+            body[field] = [v.strip() for v in value.split(",") if v.strip()] if listed else value.strip() or None
+        current = _call("PUT", url, token, json=body)
+    table = Table("field", "value", box=None)
+    for field, value in current.items():
+        shown_value = ", ".join(value) if isinstance(value, list) else "" if value is None else str(value)
+        table.add_row(field, shown(value) if field == "updated_at" else shown_value)
+    console.print(table)

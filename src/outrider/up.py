@@ -160,6 +160,8 @@ def up() -> None:
     out.print(f"Tracker admin token: {ADMIN_TOKEN_FILE} (`outrider engagements` uses it; send it as a Bearer token)")
     out.print(f"Status with stats: [bold]{status_url}[/bold]")
     out.print(f"Status view: {tracker}/v1/engagements/{engagement['id']}/status")
+    out.print(f"From a shell: [bold]uv run outrider engagements status {engagement['id']}[/bold] "
+              "(`outrider engagements --help`: touchpoints, risks, hand-offs…)")  # fmt: skip
     out.print(f"Slack messages posted: {len(posted)} ({slack_url}/messages)")
     out.print(f"Logs: {STATE / 'logs'}    Stop everything: [bold]make down[/bold]")
 

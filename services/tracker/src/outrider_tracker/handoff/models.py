@@ -10,6 +10,7 @@ from outrider_tracker.body import Body
 from outrider_tracker.timestamps import HORIZON_YEARS, ScheduledDate
 
 Team = Literal["pre_sales", "implementation", "technical_advisor", "customer_success"]
+Requirement = Literal["new", "existing"]
 
 
 class HandoffCreate(Body):
@@ -44,7 +45,7 @@ class TechReviewCreate(Body):
 
     gap: str = Field(min_length=1, max_length=5000)
     decision_needed_by: ScheduledDate = Field(description=f"At most {HORIZON_YEARS} years ahead.")
-    requirement: Literal["new", "existing"]
+    requirement: Requirement
     customer_expectation: str = Field(min_length=1, max_length=5000)
     consequence_if_unmet: str = Field(min_length=1, max_length=5000)
 

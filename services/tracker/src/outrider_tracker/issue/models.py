@@ -10,12 +10,14 @@ from outrider_common.http import INT32_MAX
 from outrider_tracker.body import Body
 from outrider_tracker.patch import not_null
 
+Severity = Literal["low", "medium", "high", "critical"]
+
 
 class IssueCreate(Body):
     """Something going wrong in the engagement."""
 
     title: str = Field(min_length=1, max_length=500)
-    severity: Literal["low", "medium", "high", "critical"]
+    severity: Severity
     owner: str | None = Field(None, max_length=200)
 
 
@@ -23,7 +25,7 @@ class IssueUpdate(Body):
     """Fields to change (resolve with POST …/resolve)."""
 
     title: str | None = Field(None, min_length=1, max_length=500)
-    severity: Literal["low", "medium", "high", "critical"] | None = None
+    severity: Severity | None = None
     owner: str | None = Field(None, max_length=200)
 
     _not_null = field_validator("title", "severity")(not_null)

@@ -10,6 +10,7 @@ from outrider_tracker.body import Body
 from outrider_tracker.patch import not_null
 
 Level = Literal["low", "medium", "high"]
+RiskStatus = Literal["open", "mitigated", "closed"]
 
 
 class RiskCreate(Body):
@@ -29,7 +30,7 @@ class RiskUpdate(Body):
     impact: Level | None = None
     mitigation: str | None = Field(None, max_length=5000)
     owner: str | None = Field(None, max_length=200)
-    status: Literal["open", "mitigated", "closed"] | None = None
+    status: RiskStatus | None = None
 
     _not_null = field_validator("likelihood", "impact", "status")(not_null)
 
@@ -54,7 +55,7 @@ class RiskRead(BaseModel):
     impact: Level
     mitigation: str | None
     owner: str | None
-    status: Literal["open", "mitigated", "closed"]
+    status: RiskStatus
     source_kind: str | None
     source_key: str | None
     created_at: datetime
