@@ -257,6 +257,8 @@ def test_an_engagement_kept_through_the_cli(
         )
         assert f"Held {kickoff}: Kickoff, 2026-03-02 09:40 UTC" in held
         after = api(eid, "touchpoints")
+        follow_up = next(t for t in after if t["status"] == "scheduled" and t["title"] == "Kickoff")
+        assert f"Scheduled {follow_up['id']}: Kickoff, {follow_up['scheduled_at'][:10]}" in held
         assert {(t["title"], t["status"]) for t in after} == {
             ("Kickoff", "held"),
             ("Kickoff", "scheduled"),

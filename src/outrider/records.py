@@ -74,8 +74,13 @@ def touchpoint_held(
     )
     t = call("POST", _url(tracker, engagement_id, "touchpoints", touchpoint_id, "held"), token, json=body)
     console.print(f"Held {t['id']}: {t['title']}, {shown(t['held_at'])}")
-    if next_at:
-        console.print("The next one is scheduled: `outrider engagements touchpoints list` shows its id.")
+    if next_at:  # the answer is the held one: find the next among the scheduled ones, to print its id
+        listed = call("GET", _url(tracker, engagement_id, "touchpoints"), token)
+        scheduled = [
+            n for n in listed if n["status"] == "scheduled" and datetime.fromisoformat(n["scheduled_at"]) == next_at
+        ]
+        for n in scheduled[-1:]:
+            console.print(f"Scheduled {n['id']}: {n['title']}, {shown(n['scheduled_at'])}")
 
 
 @touchpoints.command("move")
