@@ -51,6 +51,7 @@ LAYOUT = {"production_json": "gitlab-rails/production_json.log", "api_json": "gi
 ADMIN_TOKEN = "otr_proof_admin_" + secrets.token_urlsafe(16)
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 LEAD_S = 5  # touchpoint reminders fall due this long before the call
+REFERENCE_BYTES = 200_000_000  # the parser reference streams this much (bench/run.py's default file size)
 
 
 @dataclass
@@ -450,7 +451,8 @@ def report(run: Run, out: Path, args: argparse.Namespace, bad: list[dict[str, An
         "| target | measured | |",
         "|---|---|---|",
         f"| logparse ≥ 20x the pure-Python baseline per core (#3) | {f['parser_ratio']:.1f}x ({f['rust_mb_s']:.0f} vs "
-        f"{f['python_mb_s']:.0f} MB/s, one core, production_json) | {verdict(f['parser_ratio'] >= 20)} |",
+        f"{f['python_mb_s']:.0f} MB/s, one core, production_json streamed to ~200 MB) | "
+        f"{verdict(f['parser_ratio'] >= 20)} |",
         f"| logparse ≥ 400 MB/s per core on production_json (#3) | {f['rust_mb_s']:.0f} MB/s | "
         f"{verdict(f['rust_mb_s'] >= 400)} |",
         f"| shipper path ≥ 50% of Kafka producer-perf (#4) | {f['ship_mb_s']:.1f} of {f['perf_mb_s']:.1f} MB/s = "
@@ -491,8 +493,11 @@ def main() -> None:
         run.figures.update(bytes=size, lines=sum(lines.values()))
         run.event("parser reference: logparse vs the pure-Python baseline, one core")
         sample = files[0][0]
-        python = measure("python", sample, "production_json", 1, trials=1)
-        rust = measure("rust-exact", sample, "production_json", 1, trials=1)
+        # Streamed repeatedly to ~200 MB, as bench/run.py measures: one pass of this ~25 MB file is mostly the
+        # reader's start-up (its buffers, its thread), which made the reference a third of what the parser does.
+        passes = -(-REFERENCE_BYTES // sample.stat().st_size)
+        python = measure("python", sample, "production_json", 1, repeat=passes, trials=1)
+        rust = measure("rust-exact", sample, "production_json", 1, repeat=passes, trials=1)
         run.figures.update(python_mb_s=python["bytes"] / python["seconds"] / 1e6,
                            rust_mb_s=rust["bytes"] / rust["seconds"] / 1e6)  # fmt: skip
         run.figures["parser_ratio"] = run.figures["rust_mb_s"] / run.figures["python_mb_s"]
