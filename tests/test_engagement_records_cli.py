@@ -64,7 +64,7 @@ def no_tracker(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         made.append(f"{method} {url}")
         raise AssertionError(f"unexpected tracker call {method} {url}")
 
-    monkeypatch.setattr(engagements, "_call", call)
+    monkeypatch.setattr(engagements, "call", call)
     monkeypatch.setattr(records, "call", call)
     return made
 
@@ -131,7 +131,7 @@ def test_set_reads_again_and_reapplies_when_someone_changed_the_engagement_in_be
             raise Conflict("changed since read")
         return {"customer": "ACME", "name": "RA", "status": "paused", "version": 6}
 
-    monkeypatch.setattr(engagements, "_call", call)
+    monkeypatch.setattr(engagements, "call", call)
     result = runner.invoke(
         app,
         [

@@ -27,7 +27,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
         made.append((method, url))
         raise AssertionError(f"unexpected tracker call {method} {url}")
 
-    monkeypatch.setattr(engagements, "_call", call)
+    monkeypatch.setattr(engagements, "call", call)
     return made
 
 
@@ -68,7 +68,7 @@ def test_a_known_rule_is_sent_to_the_tracker(monkeypatch: pytest.MonkeyPatch) ->
         sent.append(kwargs["params"])
         return {"findings": [], "total": 0}
 
-    monkeypatch.setattr(engagements, "_call", call)
+    monkeypatch.setattr(engagements, "call", call)
     result = runner.invoke(app, ["engagements", "findings", EID, "--rule", "slow_gitaly", "--limit", "1"])
     assert result.exit_code == 0, result.output
     assert sent == [{"rule": "slow_gitaly", "limit": 1}]
@@ -96,7 +96,7 @@ def test_status_says_in_its_first_line_when_an_engagement_is_not_active(
     monkeypatch: pytest.MonkeyPatch, state: str, shown: str | None
 ) -> None:
     answer = {**STATUS, "engagement": {**STATUS["engagement"], "status": state}}
-    monkeypatch.setattr(engagements, "_call", lambda *args, **kwargs: answer)
+    monkeypatch.setattr(engagements, "call", lambda *args, **kwargs: answer)
     result = runner.invoke(app, ["engagements", "status", EID])
     assert result.exit_code == 0, result.output
     first = result.output.splitlines()[0]
@@ -106,7 +106,7 @@ def test_status_says_in_its_first_line_when_an_engagement_is_not_active(
 def test_status_says_which_log_types_an_automatic_item_still_waits_for(monkeypatch: pytest.MonkeyPatch) -> None:
     item = {"id": "logs_received", "title": "Logs received", "auto": "logs_received", "done": False,
             "satisfied_by": None, "done_by": None, "missing": ["gitaly", "sidekiq"]}  # fmt: skip
-    monkeypatch.setattr(engagements, "_call", lambda *args, **kwargs: {**STATUS, "checklist": [item]})
+    monkeypatch.setattr(engagements, "call", lambda *args, **kwargs: {**STATUS, "checklist": [item]})
     result = runner.invoke(app, ["engagements", "status", EID], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "Logs received │ no logs yet of gitaly, sidekiq" in result.output

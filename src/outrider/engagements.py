@@ -12,10 +12,21 @@ from outrider import records
 from outrider.stats import views
 from outrider.stats.cli import CompareSortOpt, FormatOpt, LimitOpt, PrintFieldsOpt, SortOpt
 from outrider.stats.render import OutputFormat, Section, emit_all, stdout_console
-from outrider.tracker_api import PAGE_MAX, TRACKER, Conflict, TokenOption, TrackerOption, console, given, shown
-from outrider.tracker_api import call as _call
+from outrider.tracker_api import (
+    PAGE_MAX,
+    TRACKER,
+    Conflict,
+    TokenOption,
+    TrackerOption,
+    call,
+    console,
+    engagement_url,
+    given,
+    shown,
+)
 from outrider_common.events import FindingRule
 from outrider_tracker.engagement.models import Destination, EngagementStatus, Role
+from outrider_tracker.profile.models import REQUIRED_FOR_ADVISOR
 
 app = typer.Typer(help="Open engagements, move them through their stages, keep their records, query them.",
                   no_args_is_help=True)  # fmt: skip
@@ -53,7 +64,7 @@ def list_engagements(
     )
     table = Table("customer", "name", "playbook", "stage", "status")
     table.columns.insert(0, Column("id", no_wrap=True, min_width=36))  # whole, to paste into `status ID`
-    for e in _call("GET", f"{tracker}/v1/engagements", token, params=params):
+    for e in call("GET", f"{tracker}/v1/engagements", token, params=params):
         table.add_row(e["id"], e["customer"], e["name"], e["playbook_id"], e["stage"], e["status"])
     console.print(table)
 
@@ -61,7 +72,7 @@ def list_engagements(
 @app.command()
 def status(engagement_id: str, tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
     """Where is this customer: stage, checklist, what blocks the next stage, health, top endpoints."""
-    s = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/status", token)
+    s = call("GET", engagement_url(tracker, engagement_id, "status"), token)
     e, stage = s["engagement"], s["stage"]
     # A paused or closed engagement reads like an active one below: say so in the first line, not to be missed.
     state = ("" if e["status"] == "active" else f" · {e['status'].upper()}", "bold red")
@@ -109,7 +120,7 @@ def findings(
 ) -> None:
     """What the analyzer found in the engagement's logs: rule, key, window and the figures that tripped it."""
     params = given(rule=rule, log_type=log_type, limit=limit)
-    page = _call("GET", f"{tracker}/v1/engagements/{engagement_id}/findings", token, params=params)
+    page = call("GET", engagement_url(tracker, engagement_id, "findings"), token, params=params)
     table = Table("window (UTC)", "rule", "log type", "key", "figures",
                   title=f"{len(page['findings'])} of {page['total']:,} findings")  # fmt: skip
     for f in page["findings"]:
@@ -149,12 +160,12 @@ def _keys(
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, float]:
     """The first `most` keys (all when None) in the API's order as rows, page after page; the TOTAL row (None
     when the range has no requests); and the time span the figures cover."""
-    url = f"{tracker}/v1/engagements/{engagement_id}/stats"
+    url = engagement_url(tracker, engagement_id, "stats")
     query = {k: v for k, v in params.items() if v}
     rows: list[dict[str, Any]] = []
     while True:
         size = 1000 if most is None else min(1000, most - len(rows))  # 1000: the API's largest page
-        page = _call("GET", url, token, params={**query, "limit": size, "offset": len(rows)})
+        page = call("GET", url, token, params={**query, "limit": size, "offset": len(rows)})
         rows += [_row(k) for k in page["keys"]]
         wanted = page["key_count"] if most is None else min(most, page["key_count"])
         if len(rows) >= wanted or not page["keys"]:
@@ -257,7 +268,7 @@ def compare(
 @app.command()
 def portfolio(tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
     """Engagements per stage, overdue touchpoints, stalled engagements."""
-    p = _call("GET", f"{tracker}/v1/portfolio", token)
+    p = call("GET", f"{tracker}/v1/portfolio", token)
     table = Table("playbook", "stage", "engagements")
     for c in p["by_stage"]:
         table.add_row(c["playbook_id"], c["stage"], str(c["count"]))
@@ -275,9 +286,12 @@ def advance(
 ) -> None:
     """Move an engagement to its next stage (refused with what is missing)."""
     body = {"force": force, "reason": reason}
-    change = _call("POST", f"{tracker}/v1/engagements/{engagement_id}/advance", token, json=body)
+    change = call("POST", engagement_url(tracker, engagement_id, "advance"), token, json=body)
     forced = " (forced)" if change["forced"] else ""
     console.print(Text.assemble(f"{change['from_stage']} → ", (change["to_stage"], "bold"), forced))
+
+
+ROLES = get_args(Role)
 
 
 def _owners(pairs: list[str] | None) -> dict[str, str | None]:
@@ -293,7 +307,6 @@ def _owners(pairs: list[str] | None) -> dict[str, str | None]:
     return owners
 
 
-ROLES = get_args(Role)
 OwnerOpt = Annotated[
     list[str] | None,
     typer.Option("--owner", metavar="ROLE=WHO", show_default=False,
@@ -329,7 +342,7 @@ def open_engagement(
     body = {"customer": customer, "name": name, "playbook_id": playbook, "owners": owners,
             **given(slack_channel=channel, target_destination=target, current_users=users,
                     anticipated_users=anticipated_users)}  # fmt: skip
-    e = _call("POST", f"{tracker}/v1/engagements", token, json=body)
+    e = call("POST", f"{tracker}/v1/engagements", token, json=body)
     console.print(Text.assemble("Opened ", (e["id"], "bold"), f": {e['customer']} · {e['name']}, stage {e['stage']}"))
     console.print(f"Upload token for its shipper: outrider engagements tokens mint {e['id']}")
 
@@ -365,15 +378,15 @@ def set_engagement(
     owners = _owners(owner)
     if not changes and not owners:
         raise typer.BadParameter("nothing to change: give at least one option (see --help)")
-    url = f"{tracker}/v1/engagements/{engagement_id}"
+    url = engagement_url(tracker, engagement_id)
     for _ in range(3):  # someone else's change in between (409): read it again and apply these on top
-        current = _call("GET", url, token)
+        current = call("GET", url, token)
         body = {"version": current["version"], **changes}
         if owners:
             merged = {**current["owners"], **owners}
             body["owners"] = {role: who for role, who in merged.items() if who}
         try:
-            e = _call("PATCH", url, token, conflict=True, json=body)
+            e = call("PATCH", url, token, conflict=True, json=body)
         except Conflict:
             continue
         console.print(f"{e['customer']} · {e['name']}: {e['status']}, version {e['version']}")
@@ -392,15 +405,18 @@ def tick(
     token: TokenOption = None,
 ) -> None:
     """Tick (or untick) an item of the current stage's checklist. Items checked from data tick themselves."""
-    body = {"done": not undo, **({"note": note} if note is not None else {})}
-    items = _call("PUT", f"{tracker}/v1/engagements/{engagement_id}/checklist/{item_id}", token, json=body)
+    body = {"done": not undo, **given(note=note)}
+    items = call("PUT", engagement_url(tracker, engagement_id, "checklist", item_id), token, json=body)
     item = next(i for i in items if i["id"] == item_id)
     left = [i["title"] for i in items if not i["done"]]
     console.print(f"{'✓' if item['done'] else '·'} {item['title']}")
     console.print(f"Still open in this stage: {'; '.join(left)}" if left else "Every item of this stage is done.")
 
 
-@app.command()
+@app.command(
+    help="The technical design profile (what the customer runs); with --set, change fields of it. A hand-off to the "
+    f"technical advisor needs {', '.join(REQUIRED_FOR_ADVISOR)}."
+)
 def profile(
     engagement_id: str,
     changes: Annotated[
@@ -416,11 +432,8 @@ def profile(
     tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
 ) -> None:
-    """The technical design profile (what the customer runs); with --set, change fields of it. A hand-off to the
-    technical advisor needs deployment_type, hosting_provider, total_cpu, total_memory_gb, total_disk_gb,
-    code_hosts, repositories and largest_repo_gb."""  # fmt: skip
-    url = f"{tracker}/v1/engagements/{engagement_id}/profile"
-    current = _call("GET", url, token)
+    url = engagement_url(tracker, engagement_id, "profile")
+    current = call("GET", url, token)
     if changes:
         body = {k: v for k, v in current.items() if k != "updated_at"}
         for change in changes:
@@ -429,7 +442,7 @@ def profile(
                 raise typer.BadParameter(f"{change!r} is not FIELD=VALUE", param_hint="--set")
             listed = isinstance(current.get(field), list)  # an unknown field: the tracker's 422 names it
             body[field] = [v.strip() for v in value.split(",") if v.strip()] if listed else value.strip() or None
-        current = _call("PUT", url, token, json=body)
+        current = call("PUT", url, token, json=body)
     table = Table("field", "value", box=None)
     for field, value in current.items():
         shown_value = ", ".join(value) if isinstance(value, list) else "" if value is None else str(value)

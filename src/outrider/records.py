@@ -8,17 +8,24 @@ from typing import Annotated
 import typer
 from rich.table import Column, Table
 
-from outrider.tracker_api import TRACKER, WHEN_HELP, TokenOption, TrackerOption, call, console, given, shown, when
+from outrider.tracker_api import (
+    TRACKER,
+    WHEN_HELP,
+    TokenOption,
+    TrackerOption,
+    call,
+    console,
+    engagement_url,
+    given,
+    shown,
+    when,
+)
 from outrider_tracker.handoff.models import Requirement, Team
 from outrider_tracker.issue.models import Severity
 from outrider_tracker.risk.models import Level, RiskStatus
 
 EngagementArg = Annotated[str, typer.Argument(help="The engagement's id (`outrider engagements list`).")]
 WhenArg = Annotated[datetime, typer.Argument(parser=when, help=WHEN_HELP, show_default=False)]
-
-
-def _url(tracker: str, engagement_id: str, *path: str) -> str:
-    return "/".join([tracker, "v1/engagements", engagement_id, *path])
 
 
 def _id_column() -> Column:
@@ -33,7 +40,7 @@ touchpoints = typer.Typer(help="Calls with the customer: schedule, reschedule, r
 def list_touchpoints(engagement_id: EngagementArg, tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
     """Touchpoints by date, with their status and notes."""
     table = Table(_id_column(), "when", "title", "status", "attendees", "notes")
-    for t in call("GET", _url(tracker, engagement_id, "touchpoints"), token):
+    for t in call("GET", engagement_url(tracker, engagement_id, "touchpoints"), token):
         when_ = shown(t["held_at"] or t["scheduled_at"])
         table.add_row(t["id"], when_, t["title"], t["status"], ", ".join(t["attendees"]), t["notes"] or "")
     console.print(table)
@@ -50,7 +57,7 @@ def add_touchpoint(
 ) -> None:
     """Schedule a touchpoint; the notifier reminds the engagement's channel before it and if it goes unrecorded."""
     body = {"title": title, "scheduled_at": at.isoformat(), "attendees": attendee or []}
-    t = call("POST", _url(tracker, engagement_id, "touchpoints"), token, json=body)
+    t = call("POST", engagement_url(tracker, engagement_id, "touchpoints"), token, json=body)
     console.print(f"Scheduled {t['id']}: {t['title']}, {shown(t['scheduled_at'])}")
 
 
@@ -72,10 +79,10 @@ def touchpoint_held(
     body = given(
         notes=notes, held_at=held_at and held_at.isoformat(), next_scheduled_at=next_at and next_at.isoformat()
     )
-    t = call("POST", _url(tracker, engagement_id, "touchpoints", touchpoint_id, "held"), token, json=body)
+    t = call("POST", engagement_url(tracker, engagement_id, "touchpoints", touchpoint_id, "held"), token, json=body)
     console.print(f"Held {t['id']}: {t['title']}, {shown(t['held_at'])}")
     if next_at:  # the answer is the held one: find the next among the scheduled ones, to print its id
-        listed = call("GET", _url(tracker, engagement_id, "touchpoints"), token)
+        listed = call("GET", engagement_url(tracker, engagement_id, "touchpoints"), token)
         scheduled = [
             n for n in listed if n["status"] == "scheduled" and datetime.fromisoformat(n["scheduled_at"]) == next_at
         ]
@@ -96,7 +103,7 @@ def move_touchpoint(
     body = given(scheduled_at=at and at.isoformat(), title=title)
     if not body:
         raise typer.BadParameter("nothing to change: give --to, --title or both")
-    t = call("PATCH", _url(tracker, engagement_id, "touchpoints", touchpoint_id), token, json=body)
+    t = call("PATCH", engagement_url(tracker, engagement_id, "touchpoints", touchpoint_id), token, json=body)
     console.print(f"Moved {t['id']}: {t['title']}, {shown(t['scheduled_at'])}")
 
 
@@ -109,7 +116,7 @@ def cancel_touchpoint(
     token: TokenOption = None,
 ) -> None:
     """Cancel a scheduled touchpoint; its reminders are withdrawn."""
-    url = _url(tracker, engagement_id, "touchpoints", touchpoint_id, "cancel")
+    url = engagement_url(tracker, engagement_id, "touchpoints", touchpoint_id, "cancel")
     t = call("POST", url, token, json={"reason": reason})
     console.print(f"Cancelled {t['id']}: {t['title']}")
 
@@ -121,7 +128,7 @@ risks = typer.Typer(help="The risk log: open, promote a finding, mitigate, close
 def list_risks(engagement_id: EngagementArg, tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
     """Every risk, with its levels, owner and status."""
     table = Table(_id_column(), "title", "likelihood", "impact", "owner", "status", "mitigation")
-    for r in call("GET", _url(tracker, engagement_id, "risks"), token):
+    for r in call("GET", engagement_url(tracker, engagement_id, "risks"), token):
         table.add_row(r["id"], r["title"], r["likelihood"], r["impact"], r["owner"] or "", r["status"],
                       r["mitigation"] or "")  # fmt: skip
     console.print(table)
@@ -143,7 +150,7 @@ def add_risk(
 ) -> None:
     """Open a risk (a high one lowers the engagement's health until it is mitigated or closed)."""
     body = given(title=title, likelihood=likelihood, impact=impact, mitigation=mitigation, owner=owner)
-    r = call("POST", _url(tracker, engagement_id, "risks"), token, json=body)
+    r = call("POST", engagement_url(tracker, engagement_id, "risks"), token, json=body)
     console.print(f"Opened risk {r['id']}: {r['title']} ({r['likelihood']} likelihood, {r['impact']} impact)")
 
 
@@ -160,7 +167,7 @@ def promote_finding(
 ) -> None:
     """Put an analyzer finding on the risk log, with its figures (promoting it again gives the same risk)."""
     body = given(rule=rule, key=key, likelihood=likelihood, impact=impact, owner=owner)
-    r = call("POST", _url(tracker, engagement_id, "risks", "from-finding"), token, json=body)
+    r = call("POST", engagement_url(tracker, engagement_id, "risks", "from-finding"), token, json=body)
     console.print(f"Risk {r['id']}: {r['title']}")
 
 
@@ -180,7 +187,7 @@ def set_risk(
     body = given(status=status, likelihood=likelihood, impact=impact, mitigation=mitigation, owner=owner)
     if not body:
         raise typer.BadParameter("nothing to change: give --status, --likelihood, --impact, --mitigation or --owner")
-    r = call("PATCH", _url(tracker, engagement_id, "risks", risk_id), token, json=body)
+    r = call("PATCH", engagement_url(tracker, engagement_id, "risks", risk_id), token, json=body)
     console.print(f"Risk {r['id']}: {r['title']}, {r['status']} ({r['likelihood']} likelihood, {r['impact']} impact)")
 
 
@@ -191,7 +198,7 @@ issues = typer.Typer(help="The issues log: what is going wrong, and how it was r
 def list_issues(engagement_id: EngagementArg, tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
     """The issues log, open first."""
     table = Table(_id_column(), "title", "severity", "owner", "status", "resolution")
-    for i in call("GET", _url(tracker, engagement_id, "issues"), token):
+    for i in call("GET", engagement_url(tracker, engagement_id, "issues"), token):
         table.add_row(i["id"], i["title"], i["severity"], i["owner"] or "", i["status"], i["resolution"] or "")
     console.print(table)
 
@@ -206,7 +213,7 @@ def add_issue(
     token: TokenOption = None,
 ) -> None:
     """Log an issue."""
-    i = call("POST", _url(tracker, engagement_id, "issues"), token,
+    i = call("POST", engagement_url(tracker, engagement_id, "issues"), token,
              json=given(title=title, severity=severity, owner=owner))  # fmt: skip
     console.print(f"Logged issue {i['id']}: {i['title']} ({i['severity']})")
 
@@ -220,7 +227,7 @@ def resolve_issue(
     token: TokenOption = None,
 ) -> None:
     """Resolve an issue (the same resolution again changes nothing)."""
-    url = _url(tracker, engagement_id, "issues", issue_id, "resolve")
+    url = engagement_url(tracker, engagement_id, "issues", issue_id, "resolve")
     i = call("POST", url, token, json={"resolution": resolution})
     console.print(f"Resolved {i['id']}: {i['title']}")
 
@@ -232,7 +239,7 @@ handoffs = typer.Typer(help="Hand the engagement from one team to the next, and 
 def list_handoffs(engagement_id: EngagementArg, tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
     """Hand-offs, with who handed to whom and whether it was accepted."""
     table = Table(_id_column(), "from", "to", "status", "created", "accepted", "notes")
-    for h in call("GET", _url(tracker, engagement_id, "handoffs"), token):
+    for h in call("GET", engagement_url(tracker, engagement_id, "handoffs"), token):
         table.add_row(h["id"], h["from_team"], h["to_team"], h["status"], shown(h["created_at"]),
                       shown(h["accepted_at"]), h["notes"] or "")  # fmt: skip
     console.print(table)
@@ -249,7 +256,7 @@ def add_handoff(
 ) -> None:
     """Hand the engagement to another team (refused with the fields that team still needs, e.g. owners or size)."""
     body = given(from_team=from_team, to_team=to_team, notes=notes)
-    h = call("POST", _url(tracker, engagement_id, "handoffs"), token, json=body)
+    h = call("POST", engagement_url(tracker, engagement_id, "handoffs"), token, json=body)
     console.print(f"Handed off {h['id']}: {h['from_team']} → {h['to_team']}, waiting for {h['to_team']} to accept")
 
 
@@ -258,7 +265,7 @@ def accept_handoff(
     engagement_id: EngagementArg, handoff_id: str, tracker: TrackerOption = TRACKER, token: TokenOption = None
 ) -> None:
     """Accept a hand-off as the receiving team (again: nothing changes)."""
-    h = call("POST", _url(tracker, engagement_id, "handoffs", handoff_id, "accept"), token)
+    h = call("POST", engagement_url(tracker, engagement_id, "handoffs", handoff_id, "accept"), token)
     console.print(f"Accepted {h['id']}: {h['from_team']} → {h['to_team']}")
 
 
@@ -270,7 +277,7 @@ tokens = typer.Typer(help="Upload tokens: what `outrider ship` sends to put logs
 def list_tokens(engagement_id: EngagementArg, tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
     """The engagement's upload tokens (names and dates; a token itself is shown only when minted)."""
     table = Table("id", "name", "created", "revoked")
-    for t in call("GET", _url(tracker, engagement_id, "tokens"), token):
+    for t in call("GET", engagement_url(tracker, engagement_id, "tokens"), token):
         table.add_row(t["id"], t["name"], shown(t["created_at"]), shown(t["revoked_at"]))
     console.print(table)
 
@@ -283,7 +290,7 @@ def mint_token(
     token: TokenOption = None,
 ) -> None:
     """Mint an upload token for the customer's shipper. It is printed this once; the tracker keeps only a digest."""
-    t = call("POST", _url(tracker, engagement_id, "tokens"), token, json={"name": name})
+    t = call("POST", engagement_url(tracker, engagement_id, "tokens"), token, json={"name": name})
     console.print(f"Upload token {t['id']} ({t['name']}), shown this once:\n{t['token']}")
     console.print(
         f"Ship with it: OUTRIDER_SHIP_TOKEN=<token> outrider ship --engagement {engagement_id} "
@@ -296,7 +303,7 @@ def revoke_token(
     engagement_id: EngagementArg, token_id: str, tracker: TrackerOption = TRACKER, token: TokenOption = None
 ) -> None:
     """Revoke an upload token: its next upload gets 401."""
-    call("DELETE", _url(tracker, engagement_id, "tokens", token_id), token)
+    call("DELETE", engagement_url(tracker, engagement_id, "tokens", token_id), token)
     console.print(f"Revoked {token_id}")
 
 
@@ -310,7 +317,7 @@ def list_tech_reviews(
 ) -> None:
     """Tech-review requests, with the date a decision is needed by and the decision."""
     table = Table(_id_column(), "gap", "requirement", "needed by", "status", "decision")
-    for r in call("GET", _url(tracker, engagement_id, "tech-reviews"), token):
+    for r in call("GET", engagement_url(tracker, engagement_id, "tech-reviews"), token):
         table.add_row(r["id"], r["gap"], r["requirement"], r["decision_needed_by"], r["status"], r["decision"] or "")
     console.print(table)
 
@@ -331,7 +338,7 @@ def add_tech_review(
     """Request a tech review of a gap."""
     body = {"gap": gap, "decision_needed_by": needed_by.date().isoformat(), "requirement": requirement,
             "customer_expectation": expectation, "consequence_if_unmet": consequence}  # fmt: skip
-    r = call("POST", _url(tracker, engagement_id, "tech-reviews"), token, json=body)
+    r = call("POST", engagement_url(tracker, engagement_id, "tech-reviews"), token, json=body)
     console.print(f"Requested {r['id']}: {r['gap']}, decision needed by {r['decision_needed_by']}")
 
 
@@ -344,6 +351,6 @@ def decide_tech_review(
     token: TokenOption = None,
 ) -> None:
     """Record the decision on a tech-review request (the same decision again changes nothing)."""
-    url = _url(tracker, engagement_id, "tech-reviews", review_id, "decision")
+    url = engagement_url(tracker, engagement_id, "tech-reviews", review_id, "decision")
     r = call("POST", url, token, json={"decision": decision})
     console.print(f"Decided {r['id']}: {r['decision']}")

@@ -30,6 +30,11 @@ TRACKER = "http://127.0.0.1:8003"
 PAGE_MAX = 1000  # the tracker's largest page
 
 
+def engagement_url(tracker: str, engagement_id: str, *path: str) -> str:
+    """The API URL of an engagement or of a record under it: `engagement_url(t, id, "touchpoints", tp, "held")`."""
+    return "/".join([tracker, "v1/engagements", engagement_id, *path])
+
+
 class Conflict(Exception):
     """409 to a call that asked to see it (`conflict=True`): someone changed the record since it was read."""
 
