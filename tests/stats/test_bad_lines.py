@@ -49,6 +49,19 @@ def test_a_time_out_of_range_is_a_bad_line_not_the_end_of_the_span(run: Run, tmp
     assert "bad 1 lines: time out of range" in run(log, "--verbose").stderr
 
 
+def test_a_duration_too_large_to_hold_in_ms_is_a_bad_line(run: Run, tmp_path: Path) -> None:
+    # 1e306 s is a finite number, but not in ms: it would make the maximum, P99 and STDDEV inf and NaN.
+    line = '{"controller":"A","action":"b","duration_s":%s,"time":"2024-05-01T10:00:0%dZ"}\n'
+    log = tmp_path / "production_json.log"
+    log.write_text(line % ("0.1", 0) + line % ("1e306", 1) + line % ("0.3", 2))
+    for approximate in ((), ("--approximate",)):
+        doc = json.loads(run(log, "--format", "json", *approximate).stdout)
+        assert (doc["lines"], doc["bad_lines"]) == (3, {"duration_out_of_range": 1})
+        totals = doc["sections"][0]["totals"]
+        assert (totals["count"], totals["max"]) == (2, pytest.approx(300))
+        assert totals["stddev"] == pytest.approx(100)
+
+
 def test_a_line_longer_than_a_read_block_counts_once(run: Run, tmp_path: Path) -> None:
     line = b'{"controller":"A","action":"b","duration_s":0.1,"time":"2024-05-01T10:00:00Z"}\n'
     huge = b'{"controller":"A","action":"b","params":"' + b"x" * (BLOCK_BYTES + (2 << 20)) + b'"}\n'

@@ -117,3 +117,15 @@ def test_events_are_the_earliest_by_time_ties_in_input_order(run: Run, tmp_path:
         ("c8", "05"),
         ("c5", "06"),
     ]
+
+
+def test_sidekiq_failures_are_named_by_exception_class_since_12_5(run: Run, tmp_path: Path) -> None:
+    # GitLab 12.5 replaced `error_class` with `exception.class` on Sidekiq's fail lines.
+    line = '{"time":"2024-05-01T10:00:00Z","class":"W","job_status":"fail","duration_s":1,%s}\n'
+    log = tmp_path / "current"
+    fields = ['"exception.class":"Gitlab::Git::CommandError"', '"exception.class":"ActiveRecord::QueryCanceled"']
+    fields.append('"error_class":"OldError"')
+    log.write_text("".join(line % f for f in fields))
+    (section, *_) = sections(run(log, "--type", "sidekiq", "--format", "json", cmd="errors"))
+    expected = {"Gitlab::Git::CommandError", "ActiveRecord::QueryCanceled", "OldError"}
+    assert set(rows_by_key(section, "error")) == expected

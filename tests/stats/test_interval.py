@@ -64,6 +64,12 @@ def test_bad_interval_is_an_error(run: Run, logs: Path, bad: str) -> None:
     assert "invalid interval" in run(logs / "gitaly.log", "--interval", bad, code=2).stderr
 
 
+@pytest.mark.parametrize("long", ["366d", "99999999999999999999d"])
+def test_an_interval_over_a_year_is_an_error(run: Run, logs: Path, long: str) -> None:
+    # Windows start at multiples of the interval since 1970: a longer one would start with the untimed window.
+    assert "longer than a year" in run(logs / "gitaly.log", "--interval", long, code=2).stderr
+
+
 # Two timed lines in the 10:00 hour, then three without a usable time: null, missing, unparsable; all failed.
 NO_TIME_LINES = [
     '{"time":"2024-05-01T10:00:00Z","controller":"D","action":"a","status":500,"duration_s":0.1,"username":"u"}',

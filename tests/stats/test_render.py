@@ -7,6 +7,7 @@ import json
 import pytest
 from rich.console import Console
 
+from outrider.stats import views
 from outrider.stats.render import Column, Section, print_tables, text, to_csv, to_json
 
 KEY = Column("key", "CONTROLLER", text, numeric=False)
@@ -74,3 +75,25 @@ def test_json_and_csv_keep_small_figures() -> None:
     doc = json.loads(to_json([Section(None, [KEY, *NUMBERS], rows)], {}))
     assert doc["sections"][0]["rows"] == [{"key": "sparse", "p99": 0.000347, "score": 1234.568}]
     assert to_csv([([Section(None, [KEY, *NUMBERS], rows)], {})]).splitlines()[1] == "sparse,0.000347,1234.568"
+
+
+@pytest.mark.parametrize(
+    ("ms", "printed"),
+    [
+        (12.04, "12.0ms"),
+        (999.96, "1.0s"),  # rounded before the unit is chosen, never `1000.0ms`
+        (59_980, "1m00.0s"),
+        (119_960, "2m00.0s"),
+        (557_000, "9m17.0s"),
+        (3_599_970, "1h00m00.0s"),
+        (7_199_960, "2h00m00.0s"),
+        (float("nan"), "-"),
+    ],
+)
+def test_durations_print_as_fast_stats_does(ms: float, printed: str) -> None:
+    assert views.human_ms(ms) == printed
+
+
+@pytest.mark.parametrize(("n", "printed"), [(900, "900 B"), (1_048_575, "1.00 MiB"), (8 * 2**30, "8.00 GiB")])
+def test_bytes_print_in_binary_units(n: int, printed: str) -> None:
+    assert views.human_bytes(n) == printed

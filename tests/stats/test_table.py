@@ -82,6 +82,12 @@ def test_print_fields_sort_and_limit(run: Run, logs: object) -> None:
     assert table["totals"] == {"key": "TOTAL", "count": 5, "median": 1000.0}
 
 
+def test_fields_are_also_named_as_the_table_heads_them(run: Run, logs: object) -> None:
+    args = ("--print-fields", "COUNT,QUEUE_AVG_ms", "--sort-by", "QUEUE_AVG_ms", "--limit", "1", "--format", "json")
+    (table,) = sections(run(f"{logs}/sidekiq.log", *args))
+    assert table["rows"] == [{"key": "PostReceive", "count": 3, "queue": pytest.approx(250)}]
+
+
 def test_terminal_table_has_fast_stats_headers_and_totals(run: Run, logs: object) -> None:
     out = run(f"{logs}/gitaly.log").stdout
     header = out.splitlines()[0].split()

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::sketch::MAX_VALUE;
 use crate::time::{in_range, parse_iso};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -428,10 +429,18 @@ fn bytes(v: &Val<'_>) -> Option<f64> {
     v.num().ok().flatten()
 }
 
+/// A finite value within the sketch's range, either sign (NaN is not).
+fn storable(v: f64) -> bool {
+    v.abs() <= MAX_VALUE
+}
+
 /// Turn a parsed line into a record of `log_type`, timed by the line's own `time` or else by `prefix_time` (an
 /// svlogd or KubeSOS prefix's). A negative duration is a bad line: it would drag the minimum, the percentiles and
-/// the deviation below any real request. So is a time out of [`in_range`]'s years: it would stretch the input's
-/// span (and so every RPS) and make windows no one can date or store.
+/// the deviation below any real request. So is one above [`MAX_VALUE`] ms (~31 years, where the sketch clamps): a
+/// finite `duration_s` such as 1e306 becomes infinite in ms and would turn the key's and the total's maximum,
+/// percentiles and deviation into inf/NaN. So is a time out of [`in_range`]'s years: it would stretch the input's
+/// span (and so every RPS) and make windows no one can date or store. A component time past [`MAX_VALUE`] is
+/// dropped, as one of the wrong type is.
 pub fn extract<'b>(
     l: &'b Line<'_>,
     log_type: LogType,
@@ -441,6 +450,14 @@ pub fn extract<'b>(
     record.time = record.time.or(prefix_time);
     if record.duration_ms < 0.0 {
         return Err(Rejection::Bad("negative_duration"));
+    }
+    if !storable(record.duration_ms) {
+        return Err(Rejection::Bad("duration_out_of_range"));
+    }
+    for v in record.components.iter_mut() {
+        if v.is_some_and(|v| !storable(v)) {
+            *v = None;
+        }
     }
     if record.time.is_some_and(|t| !in_range(t)) {
         return Err(Rejection::Bad("time_out_of_range"));
@@ -572,7 +589,10 @@ fn extract_any<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rej
                 ],
                 dims: [user, l.meta_project.text(), client, None],
                 mem_bytes: bytes(&l.mem_bytes),
-                failure: failed.then(|| Failure::Job(l.error_class.text())),
+                // `error_class` before GitLab 12.5, `exception.class` since.
+                failure: failed.then(|| {
+                    Failure::Job(l.error_class.text().or_else(|| l.exception_class.text()))
+                }),
                 correlation_id: l.correlation_id.text(),
             })
         }
@@ -795,6 +815,41 @@ mod tests {
         assert_eq!(mem(job, LogType::Sidekiq), Ok(Some(7.0)));
         let call = r#"{"grpc.method":"A","grpc.code":"OK","grpc.time_ms":1,"mem_bytes":9}"#;
         assert_eq!(mem(call, LogType::Gitaly), Ok(None));
+    }
+
+    #[test]
+    fn durations_past_the_sketch_range_are_bad_lines_and_such_components_absent() {
+        // 1e306 s is a finite f64, but infinite in ms.
+        for d in ["1e306", "1e10"] {
+            let line = format!(r#"{{"controller":"A","action":"b","duration_s":{d}}}"#);
+            let bad = Err(Rejection::Bad("duration_out_of_range"));
+            assert_eq!(record(&line, LogType::ProductionJson), bad, "{d}");
+        }
+        let line = r#"{"controller":"A","duration_s":1e9,"db_duration_s":1e306,"cpu_s":1}"#;
+        let l = parse_json(line.as_bytes()).expect("json");
+        let r = extract(&l, LogType::ProductionJson, None).expect("a record");
+        assert_eq!(r.duration_ms, 1e12, "the largest duration kept");
+        assert_eq!(r.components[0], None, "db time dropped");
+        assert_eq!(r.components[3], Some(1000.0), "cpu time kept");
+    }
+
+    #[test]
+    fn sidekiq_failures_name_error_class_or_exception_class() {
+        let class_of = |fields: &str| {
+            let line = format!(r#"{{"class":"W","job_status":"fail","duration_s":1{fields}}}"#);
+            let l = parse_json(line.as_bytes()).expect("json");
+            match extract(&l, LogType::Sidekiq, None).expect("a job").failure {
+                Some(Failure::Job(class)) => class.map(str::to_owned),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(class_of(r#","error_class":"E""#).as_deref(), Some("E"));
+        let modern = r#","exception.class":"Gitlab::Git::CommandError""#;
+        assert_eq!(
+            class_of(modern).as_deref(),
+            Some("Gitlab::Git::CommandError")
+        );
+        assert_eq!(class_of(""), None);
     }
 
     #[test]

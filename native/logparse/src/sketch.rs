@@ -13,7 +13,7 @@ pub const RELATIVE_ACCURACY: f64 = 0.01;
 /// Values at or below this (ms) count as zero; 1 ns is below any timing GitLab logs.
 const MIN_VALUE: f64 = 1e-6;
 /// Values are clamped here (ms, ~31 years) so a hostile line cannot make the store huge.
-const MAX_VALUE: f64 = 1e12;
+pub const MAX_VALUE: f64 = 1e12;
 const FORMAT_VERSION: u8 = 1;
 /// Bins a valid sketch can have between MIN_VALUE and MAX_VALUE, with margin.
 const MAX_BINS: u64 = 4096;

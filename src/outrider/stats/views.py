@@ -45,6 +45,7 @@ INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 NO_TIME = 0
 """The window logparse puts records without a usable time in (so also any timed in 1970's first window)."""
+MAX_INTERVAL = 365 * 86400
 
 
 class ViewError(ValueError):
@@ -62,7 +63,10 @@ def parse_interval(text: str) -> int:
     m = INTERVAL.match(text.lower())
     if not m or int(m.group(1)) == 0:
         raise ViewError(f"invalid interval {text!r}; use e.g. 30s, 10m, 1h, 1d")
-    return int(m.group(1)) * UNIT_SECONDS[m.group(2)]
+    seconds = int(m.group(1)) * UNIT_SECONDS[m.group(2)]
+    if seconds > MAX_INTERVAL:  # windows start at multiples of it since 1970: a longer one would be NO_TIME's
+        raise ViewError(f"interval {text!r} is longer than a year (365d)")
+    return seconds
 
 
 def resolve_field(name: str, allowed: Sequence[str]) -> str:
@@ -71,6 +75,7 @@ def resolve_field(name: str, allowed: Sequence[str]) -> str:
     n = FIELD_ALIASES.get(n, n)
     if n.endswith("_ms") or n.endswith("_s"):
         n = n.rsplit("_", 1)[0]
+    n = n.removesuffix("_avg")  # as the table heads a component: DB_AVG_ms
     if n not in allowed:
         raise ViewError(f"unknown field {name!r}; choose from {', '.join(allowed)}")
     return n
@@ -157,15 +162,22 @@ def stats_sections(report: logparse.LogReport, fields: Sequence[str], sort_by: s
 
 
 def human_ms(v: Value) -> str:
-    """Durations as fast-stats prints them: `9m17.0s`, `2.5s`, `12.0ms`."""
-    if not isinstance(v, int | float):
+    """Durations as fast-stats prints them: `9m17.0s`, `2.5s`, `12.0ms`.
+
+    Rounded to what is printed before the unit is chosen, so 59.98 s is `1m00.0s`, never `60.0s` or `0m60.0s`.
+    """
+    if not isinstance(v, int | float) or not math.isfinite(v):
         return "-"
-    s = v / 1000
-    if s >= 3600:
-        return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m{s % 60:04.1f}s"
-    if s >= 60:
-        return f"{int(s // 60)}m{s % 60:04.1f}s"
-    return f"{s:.1f}s" if s >= 1 else f"{v:.1f}ms"
+    if round(v, 1) < 1000:
+        return f"{v:.1f}ms"
+    tenths = round(v / 100)
+    if tenths < 600:
+        return f"{tenths / 10:.1f}s"
+    minutes, tenths = divmod(tenths, 600)
+    if minutes < 60:
+        return f"{minutes}m{tenths / 10:04.1f}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{tenths / 10:04.1f}s"
 
 
 BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -176,7 +188,7 @@ def human_bytes(v: Value) -> str:
     if not isinstance(v, int | float):
         return "-"
     size, unit = float(v), 0
-    while abs(size) >= 1024 and unit < len(BYTE_UNITS) - 1:
+    while abs(round(size, 2)) >= 1024 and unit < len(BYTE_UNITS) - 1:  # as printed: never `1024.00 KiB`
         size, unit = size / 1024, unit + 1
     return f"{int(v)} B" if unit == 0 else f"{size:.2f} {BYTE_UNITS[unit]}"
 

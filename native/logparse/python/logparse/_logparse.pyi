@@ -92,7 +92,7 @@ class ChunkStats:
     @property
     def bad_lines(self) -> dict[str, int]:
         """Defective lines by reason (not_json, invalid_json, not_utf8, too_long, missing_key, negative_duration,
-        time_out_of_range: a time before 1970 or past the year 9999…)."""
+        duration_out_of_range: over 1e12 ms, time_out_of_range: a time before 1970 or past the year 9999…)."""
     @property
     def skipped(self) -> dict[str, int]:
         """Legitimate lines that are not requests, by reason (job_start, not_a_call, other_log_type, ...)."""
