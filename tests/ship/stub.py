@@ -32,6 +32,11 @@ class Ingest:
         self.statuses: list[int] = []
         self.authorizations: list[str | None] = []
         self.reply: bytes | None = None  # the body of every answer, instead of the acknowledgement
+        self.keep_bodies = True  # False: record b"" for each body (a test of the shipper's memory), count its bytes
+        self.received = 0
+        # Cleared: requests are taken (recorded) but not answered until it is set, as when the shipper dies meanwhile.
+        self.answering = threading.Event()
+        self.answering.set()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,8 +45,10 @@ class Ingest:
 
             def do_POST(self) -> None:
                 body = gzip.decompress(read_body(self))
-                stub.requests.append((time.monotonic(), self.path, body))
+                stub.received += len(body)
+                stub.requests.append((time.monotonic(), self.path, body if stub.keep_bodies else b""))
                 stub.authorizations.append(self.headers["Authorization"])
+                stub.answering.wait()
                 status, after = stub.answers.pop(0) if stub.answers else (202, None)
                 reply = stub.reply or b'{"next_offset": %d}' % (
                     int(self.path.split("offset=")[1].split("&")[0]) + len(body)
@@ -52,8 +59,11 @@ class Ingest:
                     self.send_header("Retry-After", after)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                try:
+                    self.end_headers()
+                    self.wfile.write(reply)
+                except OSError:  # the shipper is gone (killed while this request was held)
+                    self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -61,6 +71,7 @@ class Ingest:
         self.thread.start()
 
     def close(self) -> None:
+        self.answering.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from typer.testing import CliRunner
 
@@ -40,7 +41,7 @@ def test_a_failure_with_once_exits_non_zero_and_keeps_the_checkpoint(ingest: Ing
     result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
     assert result.exit_code == 1
     assert "refused the token (403)" in result.output
-    assert not state.exists()
+    assert [entry["offset"] for entry in json.loads(state.read_text()).values()] == [0]  # only the range in flight
 
 
 def test_help_needs_no_settings_and_never_shows_the_token() -> None:
@@ -92,3 +93,48 @@ def test_a_refused_file_stops_alone_and_once_exits_non_zero(ingest: Ingest, tmp_
     assert "(413)" in result.output
     assert ingest.statuses == [413, 202]
     assert ingest.requests[1][2] == b'{"ok":1}\n'
+
+
+def test_a_shipper_killed_after_ingest_took_a_request_resends_exactly_that_range(
+    ingest: Ingest, tmp_path: Path
+) -> None:
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    before = b"".join(b'{"n":%d}\n' % i for i in range(1000))
+    log.write_bytes(before)
+    ingest.answering.clear()  # ingest hands the request to Kafka; the shipper is killed before it hears 202
+    env = {**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret"}
+    follower = subprocess.Popen(
+        [OUTRIDER, "ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--interval", "0.1",
+         "--state", str(state)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not ingest.requests:
+            assert follower.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        follower.kill()
+        follower.wait(timeout=30)
+    ingest.answering.set()
+    after = b"".join(b'{"n":%d}\n' % i for i in range(1000, 1500))
+    with log.open("ab") as f:  # the file grows while the shipper is down
+        f.write(after)
+
+    args = ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--once", "--state", str(state)]
+    result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert result.exit_code == 0, result.output
+    sent = [(int(parse_qs(urlsplit(path).query)["offset"][0]), body) for _, path, body in ingest.requests]
+    assert sent == [(0, before), (0, before), (len(before), after)]
+    assert list(json.loads(state.read_text()).values()) == [len(before) + len(after)]
+
+
+def test_the_shared_options_may_follow_the_file_names(ingest: Ingest, tmp_path: Path) -> None:
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    log.write_bytes(b'{"a":1}\n')
+    args = ["ship", str(log), "--once", "--engagement", ENGAGEMENT, f"--url={ingest.url}", "--state", str(state)]
+    result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert result.exit_code == 0, result.output
+    assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n']
+    assert f"/v1/engagements/{ENGAGEMENT}/logs?" in ingest.requests[0][1]

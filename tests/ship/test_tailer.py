@@ -1,13 +1,26 @@
 """The tailer and checkpoints on real files: appends, partial lines, rename rotation, copytruncate, restarts."""
 
+import io
+import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from outrider.ship.bundle import pieces
 from outrider.ship.checkpoint import Checkpoints, StateFileError
-from outrider.ship.tailer import LogFileError, Tailer, log_type_of, paths_of
+from outrider.ship.tailer import ROTATION_GRACE_S, LogFileError, Tailer, log_type_of, paths_of
+
+
+def numbered(first: int, end: int) -> bytes:
+    return b"".join(b'{"n":%d}\n' % i for i in range(first, end))
+
+
+def age(path: Path, seconds: float) -> None:
+    """Date the file's last write `seconds` back, as if nothing had written to it since."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
 
 
 def drain(tailer: Tailer) -> list[bytes]:
@@ -32,15 +45,38 @@ def test_whole_lines_only_and_the_rest_once_it_is_complete(tmp_path: Path) -> No
 
 
 def test_rename_rotation_finishes_the_old_file_then_starts_the_new(tmp_path: Path) -> None:
-    log = tmp_path / "current"
+    log, rotated = tmp_path / "current", tmp_path / "@4000000064a1b2c3.s"
     log.write_bytes(b"1\n2\n")
     tailer = Tailer(log, Checkpoints(tmp_path / "state.json"))
     assert drain(tailer) == [b"1\n2\n"]
     with log.open("ab") as f:
         f.write(b"3\nlast-without-newline")  # written just before the rotation
-    os.rename(log, tmp_path / "@4000000064a1b2c3.s")
+    os.rename(log, rotated)
     log.write_bytes(b"4\n")
-    assert drain(tailer) == [b"3\n", b"last-without-newline", b"4\n"]
+    assert drain(tailer) == [b"3\n"]  # the last line may still be being written
+    age(rotated, ROTATION_GRACE_S)
+    assert drain(tailer) == [b"last-without-newline", b"4\n"]
+    tailer.close()
+
+
+def test_lines_written_to_a_renamed_file_until_the_application_reopens_its_log_are_shipped(tmp_path: Path) -> None:
+    log, rotated = tmp_path / "production_json.log", tmp_path / "production_json.log.1"
+    log.write_bytes(numbered(0, 10))
+    tailer = Tailer(log, Checkpoints(tmp_path / "state.json"))
+    assert drain(tailer) == [numbered(0, 10)]
+    application = log.open("ab")
+    os.rename(log, rotated)  # logrotate's create: a new empty file, then a signal to the application to reopen
+    log.write_bytes(b"")
+    application.write(b'{"n":10,"half')  # the application is mid-line when the tailer looks
+    application.flush()
+    assert drain(tailer) == []
+    application.write(b'":1}\n' + numbered(11, 20))
+    application.close()
+    log.write_bytes(numbered(20, 25))  # reopened: the new file from now on
+    assert drain(tailer) == [b'{"n":10,"half":1}\n' + numbered(11, 20)]
+    assert drain(tailer) == []  # the new file waits until the old one has been quiet for the grace period
+    age(rotated, ROTATION_GRACE_S)
+    assert drain(tailer) == [numbered(20, 25)]
     tailer.close()
 
 
@@ -59,6 +95,59 @@ def test_copytruncate_starts_over_and_a_restart_resumes_from_the_checkpoint(tmp_
     restarted.close()
 
 
+def test_a_batch_sent_before_a_restart_is_sent_again_byte_for_byte_before_what_came_after(tmp_path: Path) -> None:
+    # Ingest's chunk ids are start offsets: a longer resend from the same start would be dropped whole as a duplicate.
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    log.write_bytes(b"a\nb\n")
+    tailer = Tailer(log, Checkpoints(state))
+    sent = next(tailer.batches())  # ingest takes it; the shipper dies before recording the answer
+    tailer.close()
+    with log.open("ab") as f:
+        f.write(b"c\npartial")
+    restarted = Tailer(log, Checkpoints(state))
+    resent = next(restarted.batches())
+    assert (resent.file_id, resent.offset, resent.data) == (sent.file_id, 0, b"a\nb\n")
+    restarted.shipped(resent, 4)
+    assert drain(restarted) == [b"c\n"]
+    restarted.close()
+    assert Checkpoints(state).offsets == {sent.file_id: 6}
+    assert Checkpoints(state).in_flight(sent.file_id) is None
+
+
+def test_a_range_in_flight_survives_in_the_state_file_until_it_is_acknowledged(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    checkpoints = Checkpoints(state)
+    checkpoints.advance("1:2:aa", 10)
+    checkpoints.begin("1:2:aa", 10, 25)
+    checkpoints.begin("1:3:bb", 0, 7)
+    assert json.loads(state.read_text()) == {
+        "1:2:aa": {"offset": 10, "sending": [10, 25]},
+        "1:3:bb": {"offset": 0, "sending": [0, 7]},
+    }
+    reloaded = Checkpoints(state)
+    assert (reloaded.get("1:2:aa"), reloaded.in_flight("1:2:aa"), reloaded.in_flight("1:3:bb")) == (
+        10,
+        (10, 25),
+        (0, 7),
+    )
+    reloaded.advance("1:2:aa", 25)
+    assert json.loads(state.read_text()) == {"1:2:aa": 25, "1:3:bb": {"offset": 0, "sending": [0, 7]}}
+
+
+def test_copytruncate_is_seen_when_the_file_grew_past_the_old_offset_before_the_next_look(tmp_path: Path) -> None:
+    log = tmp_path / "production_json.log"
+    old = b"".join(b'{"n":%d}\n' % i for i in range(10))
+    log.write_bytes(old)
+    tailer = Tailer(log, Checkpoints(tmp_path / "state.json"))
+    assert drain(tailer) == [old]
+    new = b"".join(b'{"n":%d}\n' % i for i in range(10, 40))  # longer than what was shipped
+    with log.open("r+b") as f:  # copytruncate, then the application writes on before the tailer looks again
+        f.truncate(0)
+        f.write(new)
+    assert drain(tailer) == [new]
+    tailer.close()
+
+
 def test_batches_respect_the_size_limit_on_line_boundaries(tmp_path: Path) -> None:
     log = tmp_path / "production_json.log"
     lines = [b"%05d\n" % i for i in range(100)]
@@ -68,7 +157,7 @@ def test_batches_respect_the_size_limit_on_line_boundaries(tmp_path: Path) -> No
     tailer.close()
     assert b"".join(batches) == b"".join(lines)
     assert all(len(b) <= 64 and b.endswith(b"\n") for b in batches)
-    assert [len(p) for _, p in pieces(b"".join(lines), max_bytes=64)] == [len(b) for b in batches]
+    assert [len(p) for _, p in pieces(io.BytesIO(b"".join(lines)), max_bytes=64)] == [len(b) for b in batches]
 
 
 def test_log_types_from_omnibus_paths() -> None:
@@ -141,6 +230,8 @@ def test_paths_of_skips_directories_a_glob_matches(tmp_path: Path) -> None:
         (b"[]", "not a map"),
         (b'{"1:2:aa": "10"}', "not a map"),
         (b'{"1:2:aa": -1}', "not a map"),
+        (b'{"1:2:aa": {"offset": 3, "sending": [9, 4]}}', "not a map"),
+        (b'{"1:2:aa": {"offset": 3}}', "not a map"),
     ],
 )
 def test_a_corrupt_state_file_is_refused_and_left_as_it_is(tmp_path: Path, content: bytes, why: str) -> None:

@@ -1,11 +1,15 @@
 """Log files inside a saved bundle (a directory or a .tar.gz, e.g. a GitLab support bundle, or one .gz log)."""
 
 import gzip
+import hashlib
 import shlex
 import tarfile
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO, cast
 
 from outrider.ship.checkpoint import reason
 from outrider.ship.tailer import log_type_of
@@ -29,19 +33,64 @@ def _log_type(name: PurePosixPath) -> str | None:
     return log_type_of(Path(name.parent) / (name.name.split(".log")[0] + ".log" if ".log" in name.name else name.name))
 
 
-def _unzip(data: bytes) -> bytes:
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+HEAD = 64 << 10  # bytes of a member's content that, with its size, tell it from another file of the same name
 
 
 class BundleError(Exception):
     """A bundle that cannot be read: not an archive, cut short, corrupt or unreadable."""
 
 
-def members(bundle: Path) -> Iterator[tuple[str, str | None, bytes]]:
-    """(name, log type, uncompressed bytes) of every GitLab log file in the bundle; or of the one file that a
-    gzip-compressed bundle of one is (a rotated `production_json.log.2.gz`), whatever its name."""
+@dataclass(frozen=True)
+class Piece:
+    """Whole lines of one log file in a bundle, starting at `offset` of its uncompressed content."""
+
+    name: str
+    log_type: str | None
+    file_id: str
+    offset: int
+    data: bytes
+    read: int  # bytes of the bundle, as stored, read so far: the progress
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str
+    log_type: str | None
+    size: int  # as stored (compressed for a .gz)
+    raw: BinaryIO  # the stored bytes; readable only until the next member is asked for
+
+
+def survey(bundle: Path) -> tuple[int, int]:
+    """(log files, their bytes as stored) in the bundle, read without keeping any of their content."""
+    with _reading(bundle):
+        found = [(name, size) for name, size in _listing(bundle)]
+    return len(found), sum(size for _, size in found)
+
+
+def read_pieces(bundle: Path, max_bytes: int = 1 << 20) -> Iterator[Piece]:
+    """Every log file of the bundle in pieces of whole lines, one member in memory at a time (a piece and the next).
+
+    A member's file id names the bundle and the member and adds its stored size and a hash of its first 64 KiB: the
+    same bundle sent again repeats its chunk ids (and counts once), while a later file under a reused name
+    (logrotate's `production_json.log.2.gz` is a new file every day) is a new file.
+    """
+    with _reading(bundle):
+        done = 0
+        for member in _members(bundle):
+            content = _uncompressed(member.raw)
+            head = content.read(HEAD)
+            digest = hashlib.blake2b(head, digest_size=8).hexdigest()
+            file_id = f"bundle:{bundle.name}:{member.name}:{member.size}:{digest}"
+            for offset, data in pieces(content, max_bytes, head=head):
+                yield Piece(member.name, member.log_type, file_id, offset, data, done + member.raw.tell())
+            done += member.size
+
+
+@contextmanager
+def _reading(bundle: Path) -> Iterator[None]:
+    """Errors reading the bundle as BundleError, in one line that says what to do."""
     try:
-        yield from _members(bundle)
+        yield
     except EOFError:
         raise BundleError(f"{bundle}: cut short (its compressed data ends early); copy it again") from None
     except (tarfile.TarError, zlib.error, gzip.BadGzipFile) as exc:
@@ -50,21 +99,56 @@ def members(bundle: Path) -> Iterator[tuple[str, str | None, bytes]]:
         raise BundleError(f"{exc.filename or bundle}: cannot read it: {reason(exc)}") from None
 
 
-def _members(bundle: Path) -> Iterator[tuple[str, str | None, bytes]]:
+def _uncompressed(raw: BinaryIO) -> BinaryIO:
+    head = raw.read(2)
+    raw.seek(0)
+    return cast(BinaryIO, gzip.GzipFile(fileobj=raw)) if head == b"\x1f\x8b" else raw
+
+
+def _not_a_bundle(bundle: Path) -> BundleError:
+    return BundleError(
+        f"{bundle}: not a directory, a tar archive or a gzip file "
+        f"(`outrider ship tail {shlex.quote(str(bundle))} --once` ships a plain log file)"
+    )
+
+
+def _listing(bundle: Path) -> Iterator[tuple[str, int]]:
+    """(name, stored size) of each log file, reading the tar's headers only (and so decompressing a .tar.gz once)."""
     if bundle.is_dir():
         for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
             name = PurePosixPath(path.relative_to(bundle).as_posix())
             if _wanted(name):
-                yield str(name), _log_type(name), _unzip(path.read_bytes())
+                yield str(name), path.stat().st_size
+    elif not tarfile.is_tarfile(bundle):
+        with bundle.open("rb") as raw:
+            if raw.read(2) != b"\x1f\x8b":
+                raise _not_a_bundle(bundle)
+        with gzip.open(bundle, "rb") as content:  # read through once: a .gz cut short is refused before sending
+            while content.read(1 << 20):
+                pass
+        yield bundle.name, bundle.stat().st_size
+    else:
+        with tarfile.open(bundle, "r:*") as tar:
+            for info in tar.getmembers():
+                if info.isfile() and _wanted(PurePosixPath(info.name)):
+                    yield info.name, info.size
+
+
+def _members(bundle: Path) -> Iterator[_Member]:
+    if bundle.is_dir():
+        for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
+            name = PurePosixPath(path.relative_to(bundle).as_posix())
+            if _wanted(name):
+                with path.open("rb") as raw:
+                    yield _Member(str(name), _log_type(name), path.stat().st_size, raw)
         return
     if not tarfile.is_tarfile(bundle):
-        data = bundle.read_bytes()
-        if data[:2] != b"\x1f\x8b":
-            raise BundleError(
-                f"{bundle}: not a directory, a tar archive or a gzip file "
-                f"(`outrider ship tail {shlex.quote(str(bundle))} --once` ships a plain log file)"
-            )
-        yield bundle.name, _log_type(PurePosixPath(bundle.absolute().as_posix())), gzip.decompress(data)
+        with bundle.open("rb") as raw:
+            if raw.read(2) != b"\x1f\x8b":
+                raise _not_a_bundle(bundle)
+            raw.seek(0)
+            log_type = _log_type(PurePosixPath(bundle.absolute().as_posix()))
+            yield _Member(bundle.name, log_type, bundle.stat().st_size, cast(BinaryIO, raw))
         return
     with tarfile.open(bundle, "r:*") as tar:
         for info in tar:
@@ -72,16 +156,25 @@ def _members(bundle: Path) -> Iterator[tuple[str, str | None, bytes]]:
             if info.isfile() and _wanted(name):
                 handle = tar.extractfile(info)
                 if handle is not None:
-                    yield str(name), _log_type(name), _unzip(handle.read())
+                    yield _Member(str(name), _log_type(name), info.size, cast(BinaryIO, handle))
 
 
-def pieces(data: bytes, max_bytes: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
-    """(offset, whole lines) of about `max_bytes` each."""
-    start = 0
-    while start < len(data):
-        end = len(data) if start + max_bytes >= len(data) else data.rfind(b"\n", start, start + max_bytes) + 1
-        if end <= start:  # a line longer than a piece: send it whole
-            newline = data.find(b"\n", start)
-            end = len(data) if newline < 0 else newline + 1
-        yield start, data[start:end]
-        start = end
+def pieces(stream: BinaryIO, max_bytes: int = 1 << 20, *, head: bytes = b"") -> Iterator[tuple[int, bytes]]:
+    """(offset, whole lines) of about `max_bytes` each, read from `head` and then `stream` as they are needed."""
+    offset, buffer, ended = 0, head, False
+    while True:
+        while not ended and len(buffer) <= max_bytes:  # one byte past a piece says whether the piece is the last
+            block = stream.read(max_bytes)
+            ended, buffer = not block, buffer + block
+        if not buffer:
+            return
+        end = len(buffer) if ended and len(buffer) <= max_bytes else buffer.rfind(b"\n", 0, max_bytes) + 1
+        while end == 0:  # a line longer than a piece: send it whole
+            newline = buffer.find(b"\n", max_bytes)
+            if newline >= 0 or ended:
+                end = len(buffer) if newline < 0 else newline + 1
+            else:
+                block = stream.read(max_bytes)
+                ended, buffer = not block, buffer + block
+        yield offset, buffer[:end]
+        offset, buffer = offset + end, buffer[end:]

@@ -1,4 +1,8 @@
-"""Shipped offsets per file, in a state file that is replaced atomically (a crash leaves the old or the new one)."""
+"""Shipped offsets per file, in a state file that is replaced atomically (a crash leaves the old or the new one).
+
+The file maps each file id to the offset acknowledged so far, or, while a request is out, to
+`{"offset": N, "sending": [START, END]}`: the byte range of that request, resent exactly after a restart.
+"""
 
 import json
 import os
@@ -15,20 +19,41 @@ def reason(exc: OSError) -> str:
     return exc.strerror.lower() if exc.strerror else type(exc).__name__
 
 
-def _load(path: Path) -> dict[str, int]:
+def _range(value: object) -> tuple[int, int] | None:
+    """`[start, end]` as a pair of offsets, or None when it is not one."""
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value) and 0 <= value[0] <= value[1]:
+        return value[0], value[1]
+    return None
+
+
+def _entry(value: object) -> tuple[int, tuple[int, int] | None] | None:
+    """(offset, range in flight) of one file's entry, or None when it is neither form."""
+    if type(value) is int and value >= 0:
+        return value, None
+    if isinstance(value, dict) and set(value) == {"offset", "sending"}:
+        offset, sending = value["offset"], _range(value["sending"])
+        if type(offset) is int and offset >= 0 and sending is not None:
+            return offset, sending
+    return None
+
+
+def _load(path: Path) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
     try:
         text = path.read_bytes()
     except FileNotFoundError:
-        return {}
+        return {}, {}
     except OSError as exc:
         raise StateFileError(f"{path}: cannot read the state file: {reason(exc)}") from None
     try:
-        offsets = json.loads(text)
+        entries = json.loads(text)
     except ValueError:  # also bytes that are not UTF-8
         why = "not JSON"
     else:
-        if isinstance(offsets, dict) and all(type(v) is int and v >= 0 for v in offsets.values()):
-            return offsets
+        parsed = {k: _entry(v) for k, v in entries.items()} if isinstance(entries, dict) else {"": None}
+        if all(entry is not None for entry in parsed.values()):
+            offsets = {k: entry[0] for k, entry in parsed.items() if entry is not None}
+            sending = {k: entry[1] for k, entry in parsed.items() if entry is not None and entry[1] is not None}
+            return offsets, sending
         why = "not a map of file ids to offsets"
     # It records what ingest already acknowledged: starting over may count lines twice, so the user decides.
     raise StateFileError(
@@ -38,30 +63,56 @@ def _load(path: Path) -> dict[str, int]:
 
 
 class Checkpoints:
-    """`file_id → offset` of the first byte not yet acknowledged by ingest."""
+    """`file_id → offset` of the first byte not yet acknowledged by ingest, and the byte range of a request that
+    may have reached ingest without its answer being recorded."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.offsets = _load(path)
+        self.offsets, self.sending = _load(path)
 
     def get(self, file_id: str) -> int:
         """Where shipping of `file_id` resumes (0 for a file never seen)."""
         return self.offsets.get(file_id, 0)
 
+    def in_flight(self, file_id: str) -> tuple[int, int] | None:
+        """The byte range `(start, end)` sent and not acknowledged yet, or None."""
+        return self.sending.get(file_id)
+
+    def begin(self, file_id: str, start: int, end: int) -> None:
+        """Record, durably, that bytes `[start, end)` are about to be sent.
+
+        Ingest may pass them to Kafka and the shipper die before `advance`: the restart must send the very same range,
+        because the chunk ids are start offsets and a longer resend's last chunk would be dropped as a duplicate.
+        """
+        if self.sending.get(file_id) == (start, end):
+            return
+        self.sending[file_id] = (start, end)
+        self._save_or_raise()
+
     def advance(self, file_id: str, offset: int) -> None:
         """Record that everything before `offset` is durable, and persist it."""
         self.offsets[file_id] = offset
+        self.sending.pop(file_id, None)
+        self._save_or_raise()
+
+    def _save_or_raise(self) -> None:
         try:
             self._save()
         except OSError as exc:
             raise StateFileError(f"{self.path}: cannot save the state file: {reason(exc)}") from None
+
+    def _entries(self) -> dict[str, object]:
+        entries: dict[str, object] = dict(self.offsets)
+        for file_id, (start, end) in self.sending.items():
+            entries[file_id] = {"offset": self.get(file_id), "sending": [start, end]}
+        return entries
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
             with os.fdopen(fd, "w") as out:
-                json.dump(self.offsets, out, sort_keys=True)
+                json.dump(self._entries(), out, sort_keys=True)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)

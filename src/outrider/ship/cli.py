@@ -1,5 +1,6 @@
 """`outrider ship`: the command customers run next to their GitLab."""
 
+import itertools
 import re
 import shlex
 import socket
@@ -20,9 +21,9 @@ from rich.table import Table
 from typer import _click as click  # typer vendors click; TyperGroup's hooks take its types
 from typer.core import TyperGroup
 
-from outrider.ship.bundle import BundleError, members, pieces
+from outrider.ship.bundle import BundleError, read_pieces, survey
 from outrider.ship.checkpoint import Checkpoints, StateFileError
-from outrider.ship.tailer import Batch, LogFileError, Tailer, is_glob, log_type_of, paths_of
+from outrider.ship.tailer import ROTATION_GRACE_S, Batch, LogFileError, Tailer, is_glob, log_type_of, paths_of
 from outrider.ship.uploader import ATTEMPTS, UNREACHABLE_S, FileRefused, ShipError, Uploader
 
 OMNIBUS = [
@@ -59,6 +60,23 @@ def _warn(message: str) -> None:
 
 class _TailByDefault(TyperGroup):
     """`outrider ship [OPTIONS] [FILES...] [--once]` is short for `outrider ship [OPTIONS] tail [FILES...] [--once]`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """The shared options (--engagement, --url, ...) are taken wherever they are, also after the file names."""
+        shared = {name for param in self.params if param.param_type_name == "option" for name in param.opts}
+        front: list[str] = []
+        rest: list[str] = []
+        remaining = iter(args)
+        for arg in remaining:
+            if arg == "--":  # what follows is file names, whatever they look like
+                rest += [arg, *remaining]
+            elif arg in shared:
+                front += [arg, *itertools.islice(remaining, 1)]
+            elif arg.split("=", 1)[0] in shared:
+                front.append(arg)
+            else:
+                rest.append(arg)
+        return super().parse_args(ctx, front + rest)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -213,6 +231,14 @@ def tail(
         ),
     ] = False,
     interval: Annotated[float, typer.Option(help="Seconds between looks at the files when following.")] = 1.0,
+    rotation_grace: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="When following, seconds a file renamed by rotation must go unwritten before its unfinished last "
+            "line is shipped and it is let go: the application writes on to it until it reopens its log.",
+        ),
+    ] = ROTATION_GRACE_S,
 ) -> None:
     """Follow files across appends and rotation, shipping whole lines; resumes from the state file."""
     uploader = _uploader(ctx)
@@ -236,7 +262,8 @@ def tail(
         # Globs are expanded on every look, so a file created after the start is followed too.
         for path in paths_of(patterns):
             if path not in tailers:
-                tailers[path], shipped[path] = Tailer(path, checkpoints), 0
+                grace = 0 if once else rotation_grace  # --once takes what exists now as finished
+                tailers[path], shipped[path] = Tailer(path, checkpoints, rotation_grace_s=grace), 0
 
     def view() -> Table:
         elapsed = max(time.monotonic() - started, 1e-6)
@@ -292,20 +319,19 @@ def bundle(
     429 or 5xx after a few tries.
     """
     uploader = _uploader(ctx)
-    found = list(members(path))
-    if not found:
+    files, stored = survey(path)  # the progress total, without holding the logs in memory
+    if not files:
         console.print(f"no GitLab log files in {path}", style="yellow", markup=False, soft_wrap=True)
         raise typer.Exit(1)
     columns = (*Progress.get_default_columns()[:1], BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task(f"{path.name}", total=sum(len(data) for _, _, data in found))
-        for name, log_type, data in found:
-            file_id = f"bundle:{path.name}:{name}"
-            for offset, piece in pieces(data):
-                try:
-                    uploader.send(Batch(Path(name), file_id, offset, piece), log_type)
-                except ShipError as exc:
-                    console.print(str(exc), style="red", markup=False, soft_wrap=True)
-                    raise typer.Exit(1) from exc
-                progress.advance(task, len(piece))
-    console.print(f"shipped {len(found)} files from {path}")
+        task = progress.add_task(f"{path.name}", total=stored)
+        for piece in read_pieces(path):
+            try:
+                uploader.send(Batch(Path(piece.name), piece.file_id, piece.offset, piece.data), piece.log_type)
+            except ShipError as exc:
+                console.print(str(exc), style="red", markup=False, soft_wrap=True)
+                raise typer.Exit(1) from exc
+            progress.update(task, completed=piece.read)
+        progress.update(task, completed=stored)
+    console.print(f"shipped {files} files from {path}")

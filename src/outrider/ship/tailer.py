@@ -2,6 +2,7 @@
 
 import glob
 import os
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from outrider.ship.checkpoint import Checkpoints, reason
 LOG_TYPES = {"production_json.log": "production_json", "api_json.log": "api_json"}
 PARENT_LOG_TYPES = {"gitaly": "gitaly", "sidekiq": "sidekiq"}
 FIRST_LINE_BYTES = 4096
+ROTATION_GRACE_S = 5.0  # an application writes to a renamed log until it reopens it (logrotate's postrotate signal)
 
 
 def log_type_of(path: Path) -> str | None:
@@ -81,11 +83,15 @@ class Tailer:
     """Follows one path across appends, rename rotation and copytruncate.
 
     The file is kept open, so after a rename the rest of the old file is still read before moving on to the new
-    one; a file that shrinks under the same inode was truncated in place and is read again from its start.
+    one: until nothing has been written to it for `rotation_grace_s`, and only then is an unfinished last line shipped
+    as it is. A file whose first line changes, or that shrinks, under the same inode was truncated in place and is
+    read again from its start.
     """
 
-    def __init__(self, path: Path, checkpoints: Checkpoints, max_bytes: int = 8 << 20) -> None:
-        self.path, self._checkpoints, self._max = path, checkpoints, max_bytes
+    def __init__(
+        self, path: Path, checkpoints: Checkpoints, max_bytes: int = 8 << 20, rotation_grace_s: float = ROTATION_GRACE_S
+    ) -> None:
+        self.path, self._checkpoints, self._max, self._grace_s = path, checkpoints, max_bytes, rotation_grace_s
         self._open: _Open | None = None
 
     def lag(self) -> int:
@@ -95,23 +101,28 @@ class Tailer:
         return max(os.fstat(self._open.handle.fileno()).st_size - self._open.offset, 0)
 
     def batches(self) -> Iterator[Batch]:
-        """Everything readable now, up to `max_bytes` a batch; call `shipped` after each is acknowledged."""
+        """Everything readable now, up to `max_bytes` a batch; call `shipped` after each is acknowledged.
+
+        Each batch's range is saved in the state file before it is yielded, so that after a restart it is sent again
+        exactly, however the file grew meanwhile.
+        """
         while True:
             current = self._ensure_open()
             if current is None:
                 return
-            batch = self._read(current, final=False)
-            if batch is not None:
-                yield batch
-                continue
-            if not self._rotated(current):
+            batch = self._resend(current) or self._read(current, final=False)
+            if batch is None and self._rotated(current):
+                if not self._quiet(current):
+                    return  # the application may still be writing to it: its last line may be half written
+                batch = self._read(current, final=True)  # a rotated file is complete: its last line may lack "\n"
+                if batch is None:
+                    current.handle.close()
+                    self._open = None
+                    continue
+            if batch is None:
                 return
-            last = self._read(current, final=True)  # a rotated file is complete: its last line may lack "\n"
-            if last is not None:
-                yield last
-                continue
-            current.handle.close()
-            self._open = None
+            self._checkpoints.begin(batch.file_id, batch.offset, batch.offset + len(batch.data))
+            yield batch
 
     def shipped(self, batch: Batch, next_offset: int) -> None:
         """Ingest acknowledged the batch up to `next_offset`."""
@@ -141,14 +152,27 @@ class Tailer:
         # Another tailer may ship the same file under a second name (overlapping globs, a rotated name): follow it.
         self._open.offset = max(self._open.offset, self._checkpoints.get(self._open.file_id))
         size = os.fstat(self._open.handle.fileno()).st_size
-        if size < self._open.offset:  # copytruncate: same inode, shorter than what we shipped
-            file_id = file_id_of(self._open.handle)  # the identity follows the new first line
+        # copytruncate: same inode, but a new first line, or shorter than what was shipped. Checking only the size
+        # misses a file written past the old offset again before this look (an outage, a busy log).
+        file_id = file_id_of(self._open.handle)  # the identity follows the first line
+        if file_id != self._open.file_id or size < self._open.offset:
             if file_id is None:
                 self.close()
                 return None
             offset = self._checkpoints.get(file_id)
             self._open.file_id, self._open.offset = file_id, offset if offset <= size else 0
         return self._open
+
+    def _resend(self, current: _Open) -> Batch | None:
+        """The range a run before this one sent from here without recording the answer, byte for byte, if it is still
+        there to read."""
+        sending = self._checkpoints.in_flight(current.file_id)
+        if sending is None or sending[0] != current.offset:
+            return None
+        start, end = sending
+        current.handle.seek(start)
+        data = current.handle.read(end - start)
+        return Batch(current.path, current.file_id, start, data) if len(data) == end - start and data else None
 
     def _read(self, current: _Open, *, final: bool) -> Batch | None:
         current.handle.seek(current.offset)
@@ -161,6 +185,10 @@ class Tailer:
                 return None  # a line still being written
             cut = len(data)  # one line longer than a batch: let ingest judge it (413 if over its limit)
         return Batch(current.path, current.file_id, current.offset, data[: cut or len(data)])
+
+    def _quiet(self, current: _Open) -> bool:
+        """Whether nothing was written to the file for the grace period (its mtime: it holds across restarts)."""
+        return self._grace_s <= 0 or time.time() - os.fstat(current.handle.fileno()).st_mtime >= self._grace_s
 
     def _rotated(self, current: _Open) -> bool:
         try:

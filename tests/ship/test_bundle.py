@@ -1,0 +1,79 @@
+"""`outrider ship bundle` against the local ingest stand-in: file ids that repeat only for the same file."""
+
+import gzip
+import io
+import tarfile
+import tracemalloc
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from typer.testing import CliRunner
+
+from outrider.cli import app
+from tests.ship.stub import ENGAGEMENT, Ingest
+
+runner = CliRunner()
+MEMBER = "var/log/gitlab/gitlab-rails/production_json.log.2.gz"
+
+
+def day(date: str) -> bytes:
+    """A day's rotated Rails log: the same shape and length every day, other times."""
+    return b"".join(b'{"method":"GET","status":200,"time":"%s T10:00:%02dZ"}\n' % (date.encode(), i) for i in range(60))
+
+
+def write_bundle(path: Path, members: dict[str, bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def upload(ingest: Ingest, bundle: Path) -> list[tuple[str, int, bytes]]:
+    """(file id, offset, body) of each request the upload of `bundle` made."""
+    before = len(ingest.requests)
+    result = runner.invoke(
+        app, ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, "bundle", str(bundle)],
+        env={"OUTRIDER_SHIP_TOKEN": "otr_secret"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sent = []
+    for _, path, body in ingest.requests[before:]:
+        query = parse_qs(urlsplit(path).query)
+        sent.append((query["file_id"][0], int(query["offset"][0]), body))
+    return sent
+
+
+def test_the_same_bundle_twice_repeats_its_ids_and_a_new_file_under_a_reused_name_gets_its_own(
+    ingest: Ingest, tmp_path: Path
+) -> None:
+    monday, tuesday = gzip.compress(day("2024-05-06"), mtime=0), gzip.compress(day("2024-05-07"), mtime=0)
+    assert len(monday) == len(tuesday)  # logrotate's name and even the size repeat: only the content differs
+    write_bundle(tmp_path / "monday" / "gitlabsos.tar.gz", {MEMBER: monday})
+    write_bundle(tmp_path / "tuesday" / "gitlabsos.tar.gz", {MEMBER: tuesday})
+
+    first = upload(ingest, tmp_path / "monday" / "gitlabsos.tar.gz")
+    again = upload(ingest, tmp_path / "monday" / "gitlabsos.tar.gz")
+    later = upload(ingest, tmp_path / "tuesday" / "gitlabsos.tar.gz")
+
+    assert [(offset, body) for _, offset, body in first] == [(0, day("2024-05-06"))]
+    assert again == first  # chunk ids repeat: the analyzer counts the resend once
+    assert [(offset, body) for _, offset, body in later] == [(0, day("2024-05-07"))]
+    assert later[0][0] != first[0][0]  # else the analyzer would drop Tuesday's lines as Monday's duplicates
+    assert first[0][0].startswith(f"bundle:gitlabsos.tar.gz:{MEMBER}:")
+
+
+def test_a_bundle_is_read_one_piece_at_a_time_not_held_in_memory(ingest: Ingest, tmp_path: Path) -> None:
+    line = b'{"method":"GET","path":"/api/v4/jobs/request","status":204,"duration_s":0.01}\n'
+    data = line * ((32 << 20) // len(line))  # 32 MiB of logs, a few hundred KiB compressed
+    write_bundle(tmp_path / "gitlabsos.tar.gz", {MEMBER.removesuffix(".2.gz"): data})
+    ingest.keep_bodies = False
+    tracemalloc.start()
+    try:
+        upload(ingest, tmp_path / "gitlabsos.tar.gz")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ingest.received == len(data)
+    assert peak < len(data) * 3 // 4, f"{peak / (1 << 20):.0f} MiB"  # holding the logs alone would take 32 MiB
