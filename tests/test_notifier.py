@@ -413,9 +413,11 @@ def test_a_daily_digest_gathers_routine_reminders_and_a_touchpoint_before_the_ne
 ) -> None:
     hour = datetime.now(UTC).hour
     # First quiet hours cover now (and the next hour, should the clock turn one during the test): reminders are
-    # stored but nothing is posted. Then a notifier without them, whose digest hour (this one) has come, posts
-    # today's digest at once; the next digest is tomorrow at this hour.
-    settings = notifier_settings(slack, OUTRIDER_OVERDUE_GRACE_S="864000", OUTRIDER_DIGEST_HOUR_UTC=str(hour),
+    # stored but nothing is posted (a digest hour inside quiet hours is refused, so it is the hour they end). Then a
+    # notifier without them, whose digest hour (this one) has come, posts today's digest at once; the next digest is
+    # tomorrow at this hour.
+    settings = notifier_settings(slack, OUTRIDER_OVERDUE_GRACE_S="864000",
+                                 OUTRIDER_DIGEST_HOUR_UTC=str((hour + 2) % 24),
                                  OUTRIDER_QUIET_HOURS_UTC=f"[{hour}, {(hour + 2) % 24}]")  # fmt: skip
     with running_services(
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
@@ -432,7 +434,8 @@ def test_a_daily_digest_gathers_routine_reminders_and_a_touchpoint_before_the_ne
         time.sleep(1)
         assert slack.messages == []  # quiet hours: nothing is posted
         notifier.stop()
-        awake = {k: v for k, v in notifier.env.items() if k != "OUTRIDER_QUIET_HOURS_UTC"}
+        awake = {**{k: v for k, v in notifier.env.items() if k != "OUTRIDER_QUIET_HOURS_UTC"},
+                 "OUTRIDER_DIGEST_HOUR_UTC": str(hour)}  # fmt: skip
         digest_now = Service("notifier", notifier.port, awake, tmp_path / "notifier-digest.log")
         digest_now.start()
         try:

@@ -30,6 +30,12 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return min(2.0**attempt, 300.0) * random.uniform(0.5, 1.0)
 
 
+def counted_attempt(reminders: list[dict[str, Any]]) -> int:
+    """The attempt one post of `reminders` makes toward `max_attempts`: the most any of them has made, claims that
+    waited out a 429 not counted."""
+    return max(int(r["attempts"]) - int(r["rate_limited"]) for r in reminders)
+
+
 def next_digest(now: datetime, hour: int) -> datetime:
     """When the next daily digest goes out: today at `hour` (UTC) if that is still to come, else tomorrow."""
     today = now.replace(hour=hour, minute=0, second=0, microsecond=0)
@@ -44,12 +50,16 @@ class Dispatcher:
         self.wake = asyncio.Event()
         # Channels Slack asked us to leave alone until then (429 Retry-After): their posts wait, the others go on.
         self._limited: dict[str, datetime] = {}
+        # What this pass claimed and has not posted yet, (reminder id -> attempt): renewed before every post, so a
+        # claim stays fresh while we work through a batch and only a dead notifier's goes stale.
+        self._claims: dict[UUID, int] = {}
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many reminders were attempted."""
         now = datetime.now(UTC)
         if in_quiet_hours(now, self._settings.quiet_hours_utc):
             return 0
+        self._claims.clear()  # a pass cut short leaves its claims to go stale, to be taken up again
         digest_hour, group_s = self._settings.digest_hour_utc, self._settings.finding_group_s
         urgent_before = None
         if digest_hour is not None:
@@ -62,6 +72,7 @@ class Dispatcher:
             self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5, held_back=held,
             urgent_before=urgent_before,
         )  # fmt: skip
+        self._hold(due)
         for reminder in await self._sendable(due, now):
             await self._post([reminder], reminder["kind"], reminder["engagement_id"])
         attempted = len(due)
@@ -69,11 +80,29 @@ class Dispatcher:
             groups = await store.claim_findings(
                 self._pool, now=now, stale_after_s=self._settings.stale_sending_s, group_s=group_s
             )
+            for claimed in groups.values():
+                self._hold(claimed)
             for engagement_id, claimed in groups.items():
                 attempted += len(claimed)
                 if findings := await self._sendable(claimed, now):
                     await self._post(findings, "finding", engagement_id)
         return attempted
+
+    def _hold(self, claimed: list[dict[str, Any]]) -> None:
+        self._claims.update((r["id"], r["attempts"]) for r in claimed)
+
+    async def _still_ours(self, reminders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Renew every claim of this pass not posted yet and return those of `reminders` still ours, now no longer
+        held (they are being posted). One taken over by another notifier (our claim had gone stale: a post took
+        longer than `stale_sending_s`) is that one's to post."""
+        ours = await store.renew(self._pool, attempts=list(self._claims.items()))
+        lost = [r["id"] for r in reminders if r["id"] not in ours]
+        self._claims = {r: a for r, a in self._claims.items() if r in ours}
+        for r in reminders:
+            self._claims.pop(r["id"], None)
+        if lost:
+            log.warning("claim taken over by another notifier, not posted here ids=%s", ",".join(map(str, lost)))
+        return [r for r in reminders if r["id"] in ours]
 
     async def _sendable(self, claimed: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
         """The claimed reminders worth posting. A "coming up" whose touchpoint is already overdue ends (expired); one
@@ -103,12 +132,13 @@ class Dispatcher:
         claimed = await store.claim_digests(
             self._pool, now=now, kinds=DIGEST_KINDS, default_channel=self._settings.default_channel
         )
+        for claimed_items in claimed.values():
+            self._hold(claimed_items)
         for channel, claimed_items in claimed.items():
             items = await self._sendable(claimed_items, now)
-            if items:
+            if items and (items := await self._still_ours(items)):
                 text, blocks = messaging.build_digest(items, link_template=self._settings.engagement_url)
-                attempt = max(item["attempts"] for item in items)
-                if await self._send(channel, text, blocks, items, "digest", attempt):
+                if await self._send(channel, text, blocks, items, "digest", counted_attempt(items)):
                     continue
             # Not posted (or nothing left to post): the channel's digest may go out later today.
             await store.release_digest(self._pool, day=now.date(), channel=channel)
@@ -116,9 +146,11 @@ class Dispatcher:
     async def _post(self, reminders: list[dict[str, Any]], kind: str, engagement_id: UUID) -> None:
         """One Slack message about `reminders` (claimed, all of `kind` and of one engagement): one reminder, or a
         group of findings. The first reminder's trace continues in the post, the others' are linked."""
+        if not (reminders := await self._still_ours(reminders)):
+            return
         others = [trace.get_current_span(propagate.extract(r["trace_context"])) for r in reminders[1:]]
         links = [trace.Link(span.get_span_context()) for span in others if span.get_span_context().is_valid]
-        attempt = max(r["attempts"] for r in reminders)
+        attempt = counted_attempt(reminders)
         with tracer.start_as_current_span(
             "notifier post to Slack", context=propagate.extract(reminders[0]["trace_context"]), links=links,
             attributes={"outrider.reminder_kind": kind, "outrider.attempt": attempt,
@@ -149,7 +181,8 @@ class Dispatcher:
         self, channel: str, text: str, blocks: list[dict[str, Any]], reminders: list[dict[str, Any]], kind: str,
         attempt: int,
     ) -> bool:  # fmt: skip
-        """Post one message carrying `reminders` (claimed, this `attempt`) and record the outcome; True when posted.
+        """Post one message carrying `reminders` (claimed, this counted `attempt`) and record the outcome; True when
+        posted.
 
         A failure puts them back for a later attempt (Slack's Retry-After, else backoff) or, past `max_attempts` or
         refused for good, marks them failed. Being rate-limited is not a failure: it never uses up the attempts.
@@ -158,7 +191,8 @@ class Dispatcher:
         ids = ",".join(str(r["id"]) for r in reminders)
         now = datetime.now(UTC)
         if (until := self._limited.get(channel)) and until > now:
-            await store.mark_retry(self._pool, attempts=attempts, error="rate_limited", at=until, give_up=False)
+            await store.mark_retry(self._pool, attempts=attempts, error="rate_limited", at=until, give_up=False,
+                                   rate_limited=True)  # fmt: skip
             return False
         try:
             posted = await self._sender.post(channel=channel, text=text, blocks=blocks)
@@ -172,7 +206,8 @@ class Dispatcher:
             at = datetime.now(UTC) + timedelta(seconds=backoff(attempt, getattr(exc, "after_s", None)))
             if limited:
                 self._limited[channel] = at
-            await store.mark_retry(self._pool, attempts=attempts, error=exc.kind, at=at, give_up=give_up)
+            await store.mark_retry(self._pool, attempts=attempts, error=exc.kind, at=at, give_up=give_up,
+                                   rate_limited=limited)  # fmt: skip
             if give_up:
                 metrics.REMINDERS.labels("failed").inc(len(reminders))
                 log.error("reminder failed ids=%s kind=%s error=%s attempts=%s", ids, kind, exc.kind, attempt)
@@ -187,19 +222,18 @@ class Dispatcher:
 
     async def _maybe_posted(
         self, reminders: list[dict[str, Any]], attempts: list[tuple[UUID, int]], exc: MaybePosted, *, attempt: int
-    ) -> bool:
-        """Slack may have posted it: send it again once (the one documented duplicate), never twice; True when it
-        will be sent again."""
+    ) -> None:
+        """Slack may have posted it: send each reminder again once (the one documented duplicate), never twice."""
         metrics.SLACK_ERRORS.labels(exc.kind).inc()
         at = datetime.now(UTC) + timedelta(seconds=backoff(attempt, None))
-        resend = await store.mark_maybe_posted(self._pool, attempts=attempts, error=exc.kind, at=at)
-        ids = ",".join(str(r["id"]) for r in reminders)
-        if resend:
-            log.warning("slack post may have been taken, sending once more ids=%s error=%s", ids, exc.kind)
-        else:
-            metrics.REMINDERS.labels("failed").inc(len(reminders))
-            log.error("reminder maybe posted twice, not sent again ids=%s error=%s", ids, exc.kind)
-        return resend
+        again = await store.mark_maybe_posted(self._pool, attempts=attempts, error=exc.kind, at=at)
+        if again:
+            log.warning("slack post may have been taken, sending once more ids=%s error=%s",
+                        ",".join(map(str, again)), exc.kind)  # fmt: skip
+        if failed := [r["id"] for r in reminders if r["id"] not in again]:
+            metrics.REMINDERS.labels("failed").inc(len(failed))
+            log.error("reminder maybe posted twice, not sent again ids=%s error=%s", ",".join(map(str, failed)),
+                      exc.kind)  # fmt: skip
 
     async def run(self) -> None:
         """Deliver until cancelled: at once when woken, else every `dispatch_interval_s`."""

@@ -115,8 +115,12 @@ def plan_for_finding(finding: Finding, *, now: datetime) -> Planned:
 
 def in_quiet_hours(now: datetime, quiet: tuple[int, int] | None) -> bool:
     """True when `now` (UTC) falls in the [start, end) window, which may wrap midnight."""
+    return quiet_hour(now.hour, quiet)
+
+
+def quiet_hour(hour: int, quiet: tuple[int, int] | None) -> bool:
+    """True when the hour (UTC) `hour` is in the [start, end) window, which may wrap midnight."""
     if quiet is None:
         return False
     start, end = quiet
-    hour = now.hour
     return start <= hour < end if start <= end else hour >= start or hour < end

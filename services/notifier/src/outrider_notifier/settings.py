@@ -1,8 +1,11 @@
 """Settings of the notifier service."""
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 
 from outrider_common.settings import ServiceSettings
+from outrider_notifier.reminders import quiet_hour
 
 
 class NotifierSettings(ServiceSettings):
@@ -19,7 +22,11 @@ class NotifierSettings(ServiceSettings):
         SecretStr(""), description="An incoming-webhook URL; when set it is used instead of the bot token."
     )
     digest_hour_utc: int | None = Field(
-        None, ge=0, le=23, description="When set, routine reminders go out as one daily message per channel then."
+        None,
+        ge=0,
+        le=23,
+        description="When set, routine reminders go out as one daily message per channel then (an hour outside"
+        " quiet_hours_utc).",
     )
     finding_group_s: float = Field(
         300,
@@ -39,7 +46,9 @@ class NotifierSettings(ServiceSettings):
     )
     overdue_grace_s: float = Field(3_600, ge=0, description="How long after a touchpoint it counts as overdue.")
     dispatch_interval_s: float = Field(1.0, gt=0, description="How often due reminders are looked for.")
-    max_attempts: int = Field(8, ge=1, description="Delivery attempts before a reminder is marked failed.")
+    max_attempts: int = Field(
+        8, ge=1, description="Delivery attempts before a reminder is marked failed (a 429 waited out is none)."
+    )
     stale_sending_s: float = Field(
         120,
         gt=0,
@@ -49,3 +58,14 @@ class NotifierSettings(ServiceSettings):
     quiet_hours_utc: tuple[int, int] | None = Field(
         None, description="[start, end) hours (UTC) in which nothing is posted, e.g. [22, 7]; due reminders wait."
     )
+
+    @model_validator(mode="after")
+    def _digest_outside_quiet_hours(self) -> Self:
+        # Nothing is posted in quiet hours, and a day's digest goes out only from its hour to midnight: one whose hour
+        # is quiet goes out late, or (quiet until midnight, as 23 in [22, 7]) never.
+        if self.digest_hour_utc is not None and quiet_hour(self.digest_hour_utc, self.quiet_hours_utc):
+            raise ValueError(
+                f"digest_hour_utc {self.digest_hour_utc} is inside quiet_hours_utc {list(self.quiet_hours_utc or ())}"
+                " (nothing is posted then, so the digest would go out late or never): pick an hour outside them"
+            )
+        return self

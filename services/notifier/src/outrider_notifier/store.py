@@ -138,7 +138,8 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) due
 WHERE r.id = due.id
-RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.trace_context, due.was
+RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.rate_limited, r.trace_context,
+          due.was
 """
 
 
@@ -208,17 +209,29 @@ async def _outcome(
     error: str | None = None,
     channel: str | None = None,
     ts: str | None = None,
+    rate_limited: bool = False,
 ) -> None:
     """Give the reminders of one post `status` (and their next attempt time `at`, when given), and log `outcome` for
-    each (reminder id, attempt) it carried."""
+    each (reminder id, attempt) it carried; `rate_limited`: the claim waits out a 429 and does not count as an attempt.
+
+    A reminder whose claim another notifier took over (its claim had gone stale) is left to that one: the outcome is
+    logged, its status not touched.
+    """
     ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
-    await conn.execute(
-        "UPDATE reminders SET status = $2, next_attempt_at = coalesce($3, next_attempt_at),"
-        " sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END WHERE id = any($1::uuid[])",
+    result = await conn.execute(
+        "UPDATE reminders r SET status = $3, next_attempt_at = coalesce($4, r.next_attempt_at),"
+        " sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE r.sent_at END, rate_limited = r.rate_limited + $5::int"
+        " FROM unnest($1::uuid[], $2::int[]) AS c(id, attempt)"
+        " WHERE r.id = c.id AND r.attempts = c.attempt AND r.status = 'sending'",
         ids,
+        numbers,
         status,
         at,
+        int(rate_limited),
     )
+    if int(result.split()[-1]) < len(ids):
+        log.warning("outcome of a claim another notifier took over, status left to it ids=%s outcome=%s",
+                    ",".join(map(str, ids)), outcome)  # fmt: skip
     await conn.execute(
         "INSERT INTO deliveries (reminder_id, attempt, outcome, error, channel, slack_ts)"
         " SELECT r, a, $3, $4, $5, $6 FROM unnest($1::uuid[], $2::int[]) AS d(r, a)",
@@ -231,6 +244,19 @@ async def _outcome(
     )
 
 
+async def renew(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
+    """Keep claims fresh while their notifier works through them: stamp `claimed_at` again on each (reminder id,
+    attempt) still claimed by that claim; returns the ids renewed. One missing was taken over by another notifier
+    (its claim had gone stale) or settled, and must not be posted by this one."""
+    rows = await pool.fetch(
+        "UPDATE reminders r SET claimed_at = now() FROM unnest($1::uuid[], $2::int[]) AS c(id, attempt)"
+        " WHERE r.id = c.id AND r.attempts = c.attempt AND r.status = 'sending' RETURNING r.id",
+        [r for r, _ in attempts],
+        [a for _, a in attempts],
+    )
+    return {r["id"] for r in rows}
+
+
 async def mark_sent(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]], channel: str, ts: str) -> None:
     """Record a post Slack accepted, for each (reminder id, attempt) it carried."""
     async with pool.acquire() as conn, conn.transaction():
@@ -238,12 +264,20 @@ async def mark_sent(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]],
 
 
 async def mark_retry(
-    pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]], error: str, at: datetime, give_up: bool
+    pool: asyncpg.Pool,
+    *,
+    attempts: Sequence[tuple[UUID, int]],
+    error: str,
+    at: datetime,
+    give_up: bool,
+    rate_limited: bool = False,
 ) -> None:
-    """Put reminders back for a later attempt, or mark them failed, for each (reminder id, attempt) of a post."""
+    """Put reminders back for a later attempt, or mark them failed, for each (reminder id, attempt) of a post;
+    `rate_limited`: held back by a 429, which never uses up an attempt."""
     async with pool.acquire() as conn, conn.transaction():
         await _outcome(conn, attempts, status="failed" if give_up else "pending",
-                       outcome="failed" if give_up else "retry", at=at, error=error)  # fmt: skip
+                       outcome="failed" if give_up else "retry", at=at, error=error,
+                       rate_limited=rate_limited)  # fmt: skip
 
 
 async def mark_expired(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]]) -> None:
@@ -254,20 +288,19 @@ async def mark_expired(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int
 
 async def mark_maybe_posted(
     pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]], error: str, at: datetime
-) -> bool:
-    """Record a post Slack may have taken without answering, for each (reminder id, attempt) it carried; put them
-    back for one more attempt unless one may already have been posted (an earlier such post, or a post cut off by a
-    crash), else mark them failed. True when they will be sent again."""
+) -> set[UUID]:
+    """Record a post Slack may have taken without answering, for each (reminder id, attempt) it carried. Each
+    reminder on its own: one that may already have been posted (an earlier such post, or a post cut off by a crash)
+    is marked failed, the others are put back for one more attempt. Returns the ids that will be sent again."""
     async with pool.acquire() as conn, conn.transaction():
-        earlier = await conn.fetchval(
-            "SELECT count(*) FROM deliveries WHERE reminder_id = any($1::uuid[]) AND outcome = any($2::text[])",
-            [r for r, _ in attempts],
-            list(MAYBE_POSTED),
-        )
-        resend = bool(earlier == 0)
-        await _outcome(conn, attempts, status="pending" if resend else "failed", outcome="maybe_sent", at=at,
-                       error=error)  # fmt: skip
-    return resend
+        twice = {r["reminder_id"] for r in await conn.fetch(
+            "SELECT DISTINCT reminder_id FROM deliveries WHERE reminder_id = any($1::uuid[])"
+            " AND outcome = any($2::text[])", [r for r, _ in attempts], list(MAYBE_POSTED))}  # fmt: skip
+        if failed := [a for a in attempts if a[0] in twice]:
+            await _outcome(conn, failed, status="failed", outcome="maybe_sent", at=at, error=error)
+        if again := [a for a in attempts if a[0] not in twice]:
+            await _outcome(conn, again, status="pending", outcome="maybe_sent", at=at, error=error)
+    return {r for r, _ in again}
 
 
 # CLAIM for findings: those due of active engagements whose last finding message is older than the group interval
@@ -288,7 +321,8 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) due
 WHERE r.id = due.id
-RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.trace_context, due.was
+RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.rate_limited, r.trace_context,
+          due.was
 """
 
 
@@ -305,8 +339,8 @@ async def claim_findings(
 
 
 DIGEST_ROWS = """
-SELECT r.id, r.engagement_id, r.kind, r.payload, r.attempts + 1 AS attempts, r.due_at, e.name, e.customer,
-       e.slack_channel, e.owners
+SELECT r.id, r.engagement_id, r.kind, r.payload, r.attempts + 1 AS attempts, r.rate_limited, r.due_at, e.name,
+       e.customer, e.slack_channel, e.owners
 FROM reminders r LEFT JOIN notifier_engagements e USING (engagement_id)
 WHERE r.status = 'pending' AND r.kind = ANY($1::text[]) AND r.next_attempt_at <= $2
   AND coalesce(e.status, 'active') = 'active'
