@@ -26,6 +26,10 @@ def test_meaningless_input_is_refused_naming_the_field(tracker: str) -> None:
     findings = f"{engagements}/{eid}/findings"
     refused(as_admin.get(findings, params={"rule": "slow_endpoints"}), ["query", "rule"], "'slow_endpoint'")
     assert as_admin.get(findings, params={"rule": "slow_endpoint"}).json()["total"] == 0
+    # A page past anything PostgreSQL can count to is refused, not a 500; the engagement list's bound holds.
+    refused(as_admin.get(findings, params={"offset": 10**19}), ["query", "offset"], "less than or equal to 2147483647")
+    assert as_admin.get(findings, params={"offset": 2147483647}).json() == {"engagement_id": eid, "total": 0,
+                                                                           "findings": []}  # fmt: skip
     known = {"stage": "discovery", "playbook_id": "gitlab-reference-architecture"}
     assert [e["id"] for e in as_admin.get(engagements, params=known).json()] == [eid]
     assert as_admin.get(engagements, params={"stage": "design"}).json() == []  # a stage of another playbook

@@ -47,8 +47,17 @@ async def add_many(
         await conn.execute(INSERT, producer, topic.name, keys, payloads, context)
 
 
+# Taken by a relay's pass, released when its transaction ends (also when its connection drops): one pass at a time.
+PASS_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('outrider outbox relay ' || $1, 0))"
+BUSY_RETRY_S = 0.1  # another relay is publishing: look again soon, for rows committed after its last look
+
+
 class Relay:
-    """Publishes one producer's outbox rows in order; any number of replicas may run it (SKIP LOCKED).
+    """Publishes one producer's outbox rows in order; any number of replicas may run it, one pass at a time.
+
+    Only one relay of a producer publishes at a time (an advisory lock held for its pass): were two passes to send
+    at once, one could claim an engagement's next event while the other still waited for Kafka to take the one
+    before it, and the later event could land first on their partition.
 
     It has its own idempotent aiokafka producer rather than the service's FastStream broker: FastStream's publish
     runs its middleware stack once per message (py-spy: ~0.35 ms of the analyzer's event loop per finding, a sixth of
@@ -63,16 +72,18 @@ class Relay:
         self._failures = Counter(f"outrider_{producer}_outbox_relay_failures_total", "Relay passes that failed.", [])
         self._pending = Gauge(f"outrider_{producer}_outbox_pending", "Outbox events not yet published.")
 
-    async def publish_pending(self, pool: asyncpg.Pool, kafka: AIOKafkaProducer, *, batch: int = 500) -> int:
-        """Publish up to `batch` rows with `kafka`; returns how many.
+    async def publish_pending(self, pool: asyncpg.Pool, kafka: AIOKafkaProducer, *, batch: int = 500) -> int | None:
+        """Publish up to `batch` rows with `kafka`; returns how many, or None when another relay's pass is running.
 
-        The rows stay locked until Kafka acknowledged them; a crash in between publishes them again, so consumers
-        dedupe by event id.
+        The producer's lock is held until Kafka acknowledged the rows and they are marked; a crash in between
+        publishes them again, so consumers dedupe by event id.
         """
         async with pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(PASS_LOCK, self.producer):
+                return None
             rows = await conn.fetch(
                 "SELECT id, topic, key, payload, trace_context FROM outbox WHERE producer = $1 AND published_at IS NULL"
-                " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                " ORDER BY id LIMIT $2",
                 self.producer,
                 batch,
             )
@@ -124,9 +135,10 @@ class Relay:
         kafka: AIOKafkaProducer | None = None
         try:
             while True:
+                published: int | None = 0
                 try:
                     kafka = kafka or await self._start_producer()  # Kafka may not be up yet: again next pass
-                    while await self.publish_pending(pool, kafka):
+                    while published := await self.publish_pending(pool, kafka):
                         pass
                     self._pending.set(
                         await pool.fetchval(
@@ -138,7 +150,7 @@ class Relay:
                     log.warning("outbox relay pass failed producer=%s error=%r", self.producer, exc)
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                    await asyncio.wait_for(self.wake.wait(), timeout=BUSY_RETRY_S if published is None else 1.0)
         finally:
             if kafka is not None:  # bounded: with Kafka away, stop() would wait out every queued send
                 with contextlib.suppress(Exception):

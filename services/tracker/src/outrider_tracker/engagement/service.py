@@ -10,7 +10,7 @@ from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
 from outrider_tracker.engagement.models import EngagementCreate, EngagementRead, EngagementUpdate
 from outrider_tracker.playbook import service as playbooks
-from outrider_tracker.touchpoint.service import overdue_sql
+from outrider_tracker.touchpoint import service as touchpoints
 
 COLUMNS = (
     "id, name, customer, playbook_id, stage, stage_entered_at, slack_channel, status, created_at, updated_at, version,"
@@ -49,7 +49,7 @@ async def get_all(
         WHERE ($1::text IS NULL OR playbook_id = $1) AND ($2::text IS NULL OR stage = $2)
           AND ($3::text IS NULL OR status = $3)
           AND ($4::boolean IS NULL OR $4 = EXISTS (SELECT 1 FROM touchpoints t WHERE t.engagement_id = e.id
-                                                  AND {overdue_sql("$9")}))
+                                                  AND {touchpoints.overdue_sql("$9")}))
           AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_each_text(e.owners) o WHERE o.value = $5))
           AND ($6::text IS NULL OR target_destination = $6)
         ORDER BY created_at DESC, id LIMIT $7 OFFSET $8""",
@@ -134,4 +134,7 @@ async def update(
         details: dict[str, object] = {**changes, "version": engagement.version}
         await audit.record(conn, engagement_id=engagement_id, actor=actor, action="engagement.updated", details=details)
         await outbox.record(conn, engagement_id=engagement_id, type="engagement.updated", data=details)
+        if current.status == "closed" and "status" in changes:
+            # Closing ended its reminders: reopened, its touchpoints are planned again (after the event reopening it).
+            await touchpoints.announce_scheduled(conn, engagement_id=engagement_id, playbook_id=current.playbook_id)
     return engagement

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from outrider_common.events import FindingRule, LogType
+from outrider_common.http import INT32_MAX
 from outrider_tracker.stage.api import NOT_FOUND, Engagement
 from outrider_tracker.stats import service
 from outrider_tracker.stats.models import EngagementFindings, EngagementStats, SortField
@@ -58,7 +59,7 @@ async def get_findings(
     ] = None,
     until: Annotated[Timestamp | None, Query(description=f"Windows starting before this. {TIMESTAMP_RULE}")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX, description="Findings to skip, for the next page")] = 0,
 ) -> EngagementFindings:
     total, findings = await service.get_findings(
         request.app.state.db.pool, engagement_id=engagement.id, rule=rule, log_type=log_type, since=since,

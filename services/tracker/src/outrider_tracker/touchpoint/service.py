@@ -50,17 +50,39 @@ async def _create(conn: asyncpg.Connection, engagement_id: UUID, data: Touchpoin
     return touchpoint
 
 
-async def _announce(conn: asyncpg.Connection, touchpoint: TouchpointRead, actor: str, action: str) -> None:
-    """Audit and publish a touchpoint's schedule: the notifier plans its reminders from this event."""
-    playbook_id = await conn.fetchval("SELECT playbook_id FROM engagements WHERE id = $1", touchpoint.engagement_id)
-    details: dict[str, object] = {
+def _schedule(touchpoint: TouchpointRead, playbook_id: str) -> dict[str, object]:
+    """A touchpoint's schedule as its events carry it: the notifier plans its reminders from this."""
+    return {
         "touchpoint_id": str(touchpoint.id),
         "title": touchpoint.title,
         "scheduled_at": touchpoint.scheduled_at.isoformat(),
         "reminder_lead_hours": playbooks.get_all()[playbook_id].reminder_lead_hours,
     }
+
+
+async def _announce(conn: asyncpg.Connection, touchpoint: TouchpointRead, actor: str, action: str) -> None:
+    """Audit and publish a touchpoint's schedule: the notifier plans its reminders from this event."""
+    playbook_id = await conn.fetchval("SELECT playbook_id FROM engagements WHERE id = $1", touchpoint.engagement_id)
     await audit.record_change(conn, engagement_id=touchpoint.engagement_id, actor=actor, action=action,
-                              details=details)  # fmt: skip
+                              details=_schedule(touchpoint, playbook_id))  # fmt: skip
+
+
+async def announce_scheduled(conn: asyncpg.Connection, *, engagement_id: UUID, playbook_id: str) -> None:
+    """Publish every still-scheduled touchpoint's schedule again, as `touchpoint.updated`.
+
+    For an engagement reopened: its close ended the notifier's reminders and it planned none for touchpoints
+    scheduled since, and this event plans them (reviving the cancelled ones). Call with the engagement locked; the
+    touchpoints are locked too, so a change to one in flight is published before this, not overtaken by an older
+    time. Not audited: the touchpoints did not change, the engagement did.
+    """
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM touchpoints WHERE engagement_id = $1 AND status = 'scheduled'"
+        " ORDER BY scheduled_at, id FOR SHARE",
+        engagement_id,
+    )
+    for row in rows:
+        details = _schedule(TouchpointRead.model_validate(dict(row)), playbook_id)
+        await outbox.record(conn, engagement_id=engagement_id, type="touchpoint.updated", data=details)
 
 
 async def create(
@@ -121,6 +143,8 @@ async def hold(
     or cancelled raises FinalState."""
     same = {"notes": held.notes, **({"held_at": held.held_at} if held.held_at else {})}  # no time given: any time
     async with pool.acquire() as conn, conn.transaction():
+        # The engagement before the touchpoint, as a reopening locks them (a follow-up's insert would lock it after).
+        await conn.execute("SELECT FROM engagements WHERE id = $1 FOR KEY SHARE", engagement_id)
         row = await locked(conn, "touchpoints", COLUMNS, row_id=touchpoint_id, engagement_id=engagement_id)
         if row is None:
             return None
