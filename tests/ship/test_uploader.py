@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from outrider.ship.tailer import Batch
-from outrider.ship.uploader import ShipError, Uploader, retry_after_seconds
+from outrider.ship.uploader import FileRefused, ShipError, Uploader, retry_after_seconds
 from tests.ship.stub import Ingest
 
 
@@ -47,6 +47,15 @@ def test_a_refused_token_stops_at_once_with_a_clear_message(ingest: Ingest, uplo
         uploader.send(BATCH, None)
     assert len(ingest.requests) == 1
     assert "otr_secret" not in f"{refused.value} {uploader!r}"
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_a_wrong_url_stops_the_shipper_not_just_the_file(ingest: Ingest, uploader: Uploader, status: int) -> None:
+    ingest.answers = [(status, None)]
+    with pytest.raises(ShipError, match=f"ingest answered {status} at .*ingest's address") as stopped:
+        uploader.send(BATCH, None)
+    assert not isinstance(stopped.value, FileRefused)  # the shipper stops, rather than refusing one file after another
+    assert len(ingest.requests) == 1
 
 
 def test_a_line_too_long_names_the_file_and_offset(ingest: Ingest, uploader: Uploader) -> None:

@@ -163,4 +163,9 @@ class Uploader:
             )
         if response.status_code in (401, 403):
             raise ShipError(f"ingest refused the token ({response.status_code}): {detail}")
+        if response.status_code in (404, 405):  # no file of ours causes it: stop rather than refuse every file
+            raise ShipError(
+                f"ingest answered {response.status_code} at {self._shown_url}: is that ingest's address, and the"
+                f" engagement id right? {detail}"
+            )
         raise FileRefused(f"ingest refused {batch.path} at offset {batch.offset} ({response.status_code}): {detail}")
