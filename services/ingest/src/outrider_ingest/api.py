@@ -4,7 +4,7 @@ import asyncio
 import logging
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Annotated
 from uuid import UUID
 
@@ -19,6 +19,7 @@ from outrider_common.topics import LOGS_RAW
 from outrider_ingest import metrics
 from outrider_ingest.auth import authorize
 from outrider_ingest.chunking import LineChunker, LineTooLong, Piece
+from outrider_ingest.outage import retry_later
 from outrider_ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,58 @@ class BodyTooLarge(ValueError):
 
 class UnsupportedCoding(ValueError):
     """The body's Content-Encoding is one ingest cannot expand."""
+
+
+class Inflater:
+    """Expands a `gzip` or `deflate` body fed as it arrives, in pieces of at most `max_length` bytes.
+
+    A gzip body may hold several members one after another (RFC 1952 §2.2: what `cat a.gz b.gz`, bgzip and
+    `pigz -i` write), expanded in turn. A deflate body is one zlib stream (RFC 9110 §8.4.1.2, RFC 1950). Bytes after
+    the last member or the zlib stream raise `zlib.error`: skipped, they would be lines lost behind a 202.
+    """
+
+    def __init__(self, coding: str, max_length: int) -> None:
+        self.coding = coding
+        self.max_length = max_length
+        self._stream = zlib.decompressobj(wbits=47)  # gzip or zlib, told apart by the header
+        self._members = 1
+        self._member_start = 0  # where the current member starts in the body
+        self._read = 0  # body bytes fed so far
+
+    def feed(self, raw: bytes) -> Iterator[bytes]:
+        """What `raw`, the next bytes of the body, expands to."""
+        self._read += len(raw)
+        data = raw  # always a suffix of `raw`: unconsumed_tail and unused_data are
+        while data:
+            if self._stream.eof:
+                self._next_member(start=self._read - len(data))
+            try:
+                piece = self._stream.decompress(data, self.max_length)
+            except zlib.error as exc:
+                if self._members == 1:
+                    raise
+                raise zlib.error(
+                    f"bytes {self._member_start}+ of the request body, after gzip member {self._members - 1}, are"
+                    f" not a gzip member ({exc}); only another gzip member may follow one"
+                ) from exc
+            yield piece
+            # At a stream's end the rest is in unused_data; unconsumed_tail may hold it too and, fed again to the
+            # ended stream, would never shrink.
+            data = self._stream.unused_data if self._stream.eof else self._stream.unconsumed_tail
+
+    def finish(self) -> bytes:
+        """The rest of the expansion once the body has ended; raises `zlib.error` when it was cut short."""
+        if not self._stream.eof:
+            member = f" in gzip member {self._members} (from byte {self._member_start})" if self._members > 1 else ""
+            raise zlib.error(f"truncated {self.coding} stream{member}")
+        return self._stream.flush()
+
+    def _next_member(self, *, start: int) -> None:
+        if self.coding != "gzip":
+            raise zlib.error(f"bytes {start}+ of the request body follow the end of its zlib stream")
+        self._stream = zlib.decompressobj(wbits=31)  # gzip only: a member must follow a member
+        self._members += 1
+        self._member_start = start
 
 
 def content_coding(values: list[str]) -> str | None:
@@ -74,7 +127,10 @@ class UploadAccepted(BaseModel):
     summary="Upload log lines (NDJSON, optionally gzip- or deflate-encoded) for an engagement",
     dependencies=[Depends(authorize)],
     responses={
-        400: {"description": "The body is not valid in its Content-Encoding"},
+        400: {
+            "description": "The body is not valid in its Content-Encoding, or has bytes after its last gzip member "
+            "or its zlib stream"
+        },
         401: {"description": "Missing, unknown or revoked token"},
         403: {"description": "The token belongs to another engagement"},
         413: {"description": "A line or the whole body exceeds its size limit"},
@@ -82,7 +138,10 @@ class UploadAccepted(BaseModel):
             "description": f"A Content-Encoding other than {ACCEPTED_CODINGS} (named in Accept-Encoding), or a "
             "multipart/form-data body (a form upload, `curl -F`): send the file itself as the body"
         },
-        503: {"description": "Kafka did not acknowledge in time; retry after Retry-After seconds"},
+        503: {
+            "description": "Kafka did not acknowledge in time, or PostgreSQL could not check the token; retry after "
+            "Retry-After seconds"
+        },
     },
 )
 async def upload_logs(
@@ -95,10 +154,11 @@ async def upload_logs(
 ) -> UploadAccepted:
     """Answer only after Kafka acknowledged every record, so a 202 means the lines are durable.
 
-    The body is NDJSON sent as is or with `Content-Encoding` `gzip` (or `x-gzip`) or `deflate` (zlib format), in
-    any letter case; any other coding (zstd, br, several stacked) is refused with 415 before a byte is read, as is
-    a form upload (`multipart/form-data`, what `curl -F file=@x.log` sends), whose boundaries and part headers would
-    be stored as lines: send the file as the body (`curl --data-binary @x.log`).
+    The body is NDJSON sent as is or with `Content-Encoding` `gzip` (or `x-gzip`; one member or several, as
+    `cat a.gz b.gz` makes) or `deflate` (zlib format), in any letter case; any other coding (zstd, br, several
+    stacked) is refused with 415 before a byte is read, as is a form upload (`multipart/form-data`, what
+    `curl -F file=@x.log` sends), whose boundaries and part headers would be stored as lines: send the file as the
+    body (`curl --data-binary @x.log`).
 
     Records are cut at the last newline within each `chunk_bytes` window, so the same byte range always yields the
     same chunk ids: after a failure, resend the same range (from `offset`, or from the offset a 503 names, to the
@@ -123,7 +183,7 @@ async def upload_logs(
             f"Content-Encoding {str(exc)!r} is not supported; accepted: {ACCEPTED_CODINGS}",
             headers={"Accept-Encoding": ACCEPTED_CODINGS},  # RFC 9110 §12.5.3: what the server accepts
         ) from exc
-    gunzip = zlib.decompressobj(wbits=47) if coding else None
+    inflater = Inflater(coding, settings.chunk_bytes) if coding else None
     accepted = UploadAccepted(bytes=0, lines=0, records=0, first_offset=offset, next_offset=offset)
     received = 0
 
@@ -160,11 +220,7 @@ async def upload_logs(
             except (KafkaError, TimeoutError) as exc:
                 metrics.RECORDS.labels("failed").inc()
                 log.warning("produce failed topic=%s offset=%s error=%r", topic, piece.offset, exc)
-                raise HTTPException(
-                    503,
-                    f"Kafka did not acknowledge the data; retry from offset {piece.offset}",
-                    headers={"Retry-After": "5"},
-                ) from exc
+                raise retry_later(f"Kafka did not acknowledge the data; retry from offset {piece.offset}") from exc
             metrics.RECORDS.labels("acked").inc()
             metrics.BYTES.labels("accepted").inc(len(piece.data))
             metrics.LINES.inc(piece.lines)
@@ -177,32 +233,28 @@ async def upload_logs(
         in_flight.append((piece, asyncio.create_task(send(piece))))
         await settle(settings.max_in_flight - 1)
 
-    def expand(raw: bytes) -> Iterator[bytes]:
-        """What `raw` expands to, in pieces of at most `chunk_bytes`: memory stays bounded by the piece, not by the
-        body, and a compression bomb is refused like any oversized body once the expanded total passes the limit."""
+    def expand(pieces: Iterable[bytes]) -> Iterator[bytes]:
+        """`pieces` of the expanded body, counted: a compression bomb is refused like any oversized body once the
+        expanded total, over every gzip member, passes the limit; memory stays bounded by the piece."""
         nonlocal received
-        data = raw
-        while data:
-            piece = gunzip.decompress(data, settings.chunk_bytes) if gunzip else data
+        for piece in pieces:
             received += len(piece)
             if received > settings.max_body_bytes:
                 raise BodyTooLarge(settings.max_body_bytes)
             yield piece
-            data = gunzip.unconsumed_tail if gunzip else b""
 
     attributes = {"outrider.engagement_id": str(engagement_id), "outrider.source": source, "outrider.file_id": file_id}
     # The Kafka publish spans (FastStream's middleware) nest under this one, and the analyzer continues the trace.
     with tracer.start_as_current_span("ingest upload", attributes=attributes):
         try:
             async for raw in request.stream():
-                for data in expand(raw):
+                for data in expand(inflater.feed(raw) if inflater else (raw,)):
                     for piece in chunker.feed(data):
                         await produce(piece)
-            if gunzip:
-                if not gunzip.eof:
-                    raise zlib.error(f"truncated {coding} stream")
-                for piece in chunker.feed(gunzip.flush()):
-                    await produce(piece)
+            if inflater:
+                for data in expand((inflater.finish(),)):
+                    for piece in chunker.feed(data):
+                        await produce(piece)
             for piece in chunker.finish():
                 await produce(piece)
             await settle(0)

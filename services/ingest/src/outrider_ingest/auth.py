@@ -1,5 +1,8 @@
-"""Engagement-scoped bearer tokens: 401 without a live token, 403 with another engagement's."""
+"""Engagement-scoped bearer tokens: 401 without a live token, 403 with another engagement's, 503 when PostgreSQL
+cannot tell."""
 
+import asyncio
+import logging
 from typing import Annotated
 from uuid import UUID
 
@@ -8,7 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from outrider_common.tokens import engagement_of
 from outrider_ingest import metrics
+from outrider_ingest.outage import DATABASE_AWAY, retry_later
 
+log = logging.getLogger(__name__)
 bearer = HTTPBearer(auto_error=False, description="An upload token minted by the tracker for this engagement.")
 
 
@@ -22,7 +27,16 @@ async def authorize(
     if credentials is None:
         metrics.REJECTED.labels("no_token").inc()
         raise HTTPException(401, "missing bearer token", headers=challenge)
-    owner = await engagement_of(request.app.state.db.pool, credentials.credentials)
+    timeout = request.app.state.settings.database_timeout_s
+    try:
+        # Bounded: a PostgreSQL that stops answering would otherwise hold the upload until the client gives up. The
+        # acquire timeout also bounds the release, which waits for the server to take the cancelled query's cancel.
+        async with asyncio.timeout(timeout), request.app.state.db.pool.acquire(timeout=timeout) as conn:
+            owner = await engagement_of(conn, credentials.credentials)
+    except DATABASE_AWAY as exc:
+        metrics.REJECTED.labels("database_unavailable").inc()
+        log.warning("token lookup failed error=%r", exc)
+        raise retry_later("PostgreSQL could not check the token; retry later") from exc
     if owner is None:
         metrics.REJECTED.labels("unknown_token").inc()
         raise HTTPException(401, "unknown or revoked token", headers=challenge)

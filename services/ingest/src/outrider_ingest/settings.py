@@ -16,3 +16,9 @@ class IngestSettings(ServiceSettings):
     )
     max_in_flight: int = Field(8, ge=1, le=64, description="Records of one upload produced at once.")
     produce_timeout_s: float = Field(30.0, gt=0, description="How long to wait for Kafka before answering 503.")
+    database_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="How long to wait for PostgreSQL to check an upload token before answering 503 (twice that when"
+        " a query must be cancelled).",
+    )
