@@ -29,13 +29,20 @@ async def test_an_unhandled_exception_is_counted_as_a_500() -> None:
     async def boom() -> None:
         raise RuntimeError("a bug")
 
+    class BrokenDatabase:
+        @property
+        def pool(self) -> None:
+            raise RuntimeError("a bug in the token check")  # not PostgreSQL away (that is a 503): a crash
+
+    app.state.db = BrokenDatabase()
+
     routes = (("GET", "/boom"), ("POST", UPLOAD))
     before = {route: observed(method, route) for method, route in routes}
     # As uvicorn would: Starlette answers 500 and then re-raises for the server to log, which the transport swallows.
     transport = httpx.ASGITransport(app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
         assert (await client.get("/boom")).status_code == 500
-        # A real route that crashes: the upload's token check finds no database (ConnectionError, unhandled).
+        # A real route that crashes: the upload's token check hits a bug (RuntimeError, unhandled).
         upload = await client.post(
             f"/v1/engagements/{uuid.uuid4()}/logs",
             params={"source": "h", "file_id": "f"},

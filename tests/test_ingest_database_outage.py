@@ -141,8 +141,8 @@ def test_database_away_during_the_token_check_gives_503_with_retry_after(
 
         relay.silence()  # the pool's connections hang: the lookup's bound answers (twice it, to cancel the query)
         assert_retry_later(within_s=2 * LOOKUP_TIMEOUT_S + 3)
-        relay.cut()  # connections reset, new ones refused
-        assert_retry_later(within_s=LOOKUP_TIMEOUT_S)
+        relay.cut()  # connections reset, new ones refused: at once, or at worst the lookup's bound (+ a loaded machine)
+        assert_retry_later(within_s=LOOKUP_TIMEOUT_S + 3)
         # No token needs no database: still 401, not 503.
         assert upload({}).status_code == 401
         assert (

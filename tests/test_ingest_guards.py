@@ -1,8 +1,11 @@
 """Ingest refuses what it must, with the right status, and still accepts gzip."""
 
 import gzip
+import threading
 import time
 import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -26,13 +29,16 @@ def test_tokens_limits_and_encodings(
         topic_prefix=topic_prefix,
         logs=tmp_path,
         names=names,
-        settings={"OUTRIDER_MAX_BODY_BYTES": str(MAX_BODY), "OUTRIDER_MAX_LINE_BYTES": str(1 << 20)},
-    ) as svc:
+        settings={
+            "OUTRIDER_MAX_BODY_BYTES": str(MAX_BODY), "OUTRIDER_MAX_LINE_BYTES": str(1 << 20),
+            "OUTRIDER_MAX_UPLOADS": "1",
+        },
+    ) as svc:  # fmt: skip
         tracker, ingest = svc["tracker"].url, svc["ingest"].url
         mine, auth = open_engagement(tracker, "mine")
         theirs, their_auth = open_engagement(tracker, "theirs")
 
-        def upload(engagement: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        def upload(engagement: str, body: bytes | Iterator[bytes], headers: dict[str, str]) -> httpx.Response:
             return httpx.post(
                 f"{ingest}/v1/engagements/{engagement}/logs",
                 params={"source": "host", "file_id": "f"},
@@ -65,6 +71,31 @@ def test_tokens_limits_and_encodings(
             'outrider_ingest_requests_rejected_total{reason="body_too_large"} 1.0'
             in httpx.get(f"{ingest}/metrics").text
         )
+
+        # One upload at a time here: while one is still sending its body, the next is told to come back.
+        release = threading.Event()
+
+        def slow_body() -> Iterator[bytes]:
+            yield LINE
+            release.wait(30)
+            yield LINE
+
+        with ThreadPoolExecutor(1) as background:
+            first = background.submit(upload, mine, slow_body(), auth)
+            try:
+                taking = "outrider_ingest_uploads_in_progress 1.0"
+                deadline = time.monotonic() + 20
+                while taking not in httpx.get(f"{ingest}/metrics").text and time.monotonic() < deadline:
+                    time.sleep(0.05)  # until the first upload holds the place
+                busy = upload(theirs, LINE, their_auth)
+                assert (busy.status_code, busy.headers.get("retry-after")) == (503, "5"), busy.text
+                assert "uploads at once" in busy.json()["detail"]
+                assert upload(theirs, LINE, {}).status_code == 401  # the token is checked first, place or not
+            finally:
+                release.set()
+            assert (first.result().status_code, first.result().json()["lines"]) == (202, 2), first.result().text
+        assert upload(theirs, LINE, their_auth).status_code == 202  # the place is free again
+        assert 'outrider_ingest_requests_rejected_total{reason="busy"}' in httpx.get(f"{ingest}/metrics").text
 
 
 def test_content_codings_are_expanded_or_refused_never_stored_as_lines(

@@ -4,7 +4,8 @@ import asyncio
 import logging
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 from uuid import UUID
 
@@ -121,6 +122,24 @@ class UploadAccepted(BaseModel):
     next_offset: int
 
 
+@asynccontextmanager
+async def upload_slot(request: Request) -> AsyncIterator[None]:
+    """One of `max_uploads` places, held while an upload is taken: each holds up to `max_in_flight + 1` records in
+    memory, so past that a client is told to come back (503 + Retry-After) rather than memory growing without bound.
+    Released before the answer is sent, so a client's next upload finds it free."""
+    state = request.app.state
+    if state.uploads >= state.settings.max_uploads:
+        metrics.REJECTED.labels("busy").inc()
+        raise retry_later(f"ingest is taking {state.uploads} uploads at once, its limit; retry later")
+    state.uploads += 1
+    metrics.UPLOADS.set(state.uploads)
+    try:
+        yield
+    finally:
+        state.uploads -= 1
+        metrics.UPLOADS.set(state.uploads)
+
+
 @router.post(
     "/engagements/{engagement_id}/logs",
     status_code=202,
@@ -139,8 +158,8 @@ class UploadAccepted(BaseModel):
             "multipart/form-data body (a form upload, `curl -F`): send the file itself as the body"
         },
         503: {
-            "description": "Kafka did not acknowledge in time, or PostgreSQL could not check the token; retry after "
-            "Retry-After seconds"
+            "description": "Kafka did not acknowledge in time, PostgreSQL could not check the token, or ingest is "
+            "taking as many uploads as it may at once (OUTRIDER_MAX_UPLOADS); retry after Retry-After seconds"
         },
     },
 )
@@ -164,6 +183,14 @@ async def upload_logs(
     same chunk ids: after a failure, resend the same range (from `offset`, or from the offset a 503 names, to the
     same end) and the analyzer drops what it already counted.
     """
+    async with upload_slot(request):  # after the token check: a refused token takes no place
+        return await _receive(request, engagement_id, source, file_id, offset, log_type)
+
+
+async def _receive(
+    request: Request, engagement_id: UUID, source: str, file_id: str, offset: int, log_type: LogType | None
+) -> UploadAccepted:
+    """`upload_logs`' work, in one of the upload places."""
     settings: IngestSettings = request.app.state.settings
     broker: KafkaBroker = request.app.state.broker
     topic = settings.topic(LOGS_RAW)

@@ -55,6 +55,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.broker = broker
     app.state.db = db
+    app.state.uploads = 0  # taken now, against settings.max_uploads
     app.include_router(api.router)
     app.include_router(ops_router({"kafka": lambda: check_broker(broker), "postgres": db.ping}))
     return app

@@ -11,4 +11,5 @@ PRODUCE_SECONDS = Histogram(
     "Time from handing a record to Kafka until it is acknowledged.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+UPLOADS = Gauge("outrider_ingest_uploads_in_progress", "Uploads being taken now (at most OUTRIDER_MAX_UPLOADS).")
 IN_FLIGHT = Gauge("outrider_ingest_in_flight_bytes", "Bytes read from clients and not yet acknowledged by Kafka.")

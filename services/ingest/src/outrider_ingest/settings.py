@@ -15,6 +15,12 @@ class IngestSettings(ServiceSettings):
         256 << 20, ge=1024, description="Most bytes one request may expand to (after gzip or deflate); more gives 413."
     )
     max_in_flight: int = Field(8, ge=1, le=64, description="Records of one upload produced at once.")
+    max_uploads: int = Field(
+        32,
+        ge=1,
+        description="Uploads taken at once (each holds up to max_in_flight + 1 records of chunk_bytes); more get 503"
+        " + Retry-After, which the shipper waits out.",
+    )
     produce_timeout_s: float = Field(30.0, gt=0, description="How long to wait for Kafka before answering 503.")
     database_timeout_s: float = Field(
         5.0,
