@@ -63,8 +63,12 @@ class _Member:
 def survey(bundle: Path) -> tuple[int, int]:
     """(log files, their bytes as stored) in the bundle, read without keeping any of their content."""
     with _reading(bundle):
-        found = [(name, size) for name, size in _listing(bundle)]
-    return len(found), sum(size for _, size in found)
+        sizes = [member.size for member in _members(bundle)]
+        if sizes and bundle.is_file() and not tarfile.is_tarfile(bundle):  # one .gz log: read through once, so
+            with gzip.open(bundle, "rb") as content:  # one cut short is refused before anything is sent
+                while content.read(1 << 20):
+                    pass
+    return len(sizes), sum(sizes)
 
 
 def read_pieces(bundle: Path, max_bytes: int = 1 << 20) -> Iterator[Piece]:
@@ -110,28 +114,6 @@ def _not_a_bundle(bundle: Path) -> BundleError:
         f"{bundle}: not a directory, a tar archive or a gzip file "
         f"(`outrider ship tail {shlex.quote(str(bundle))} --once` ships a plain log file)"
     )
-
-
-def _listing(bundle: Path) -> Iterator[tuple[str, int]]:
-    """(name, stored size) of each log file, reading the tar's headers only (and so decompressing a .tar.gz once)."""
-    if bundle.is_dir():
-        for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
-            name = PurePosixPath(path.relative_to(bundle).as_posix())
-            if _wanted(name):
-                yield str(name), path.stat().st_size
-    elif not tarfile.is_tarfile(bundle):
-        with bundle.open("rb") as raw:
-            if raw.read(2) != b"\x1f\x8b":
-                raise _not_a_bundle(bundle)
-        with gzip.open(bundle, "rb") as content:  # read through once: a .gz cut short is refused before sending
-            while content.read(1 << 20):
-                pass
-        yield bundle.name, bundle.stat().st_size
-    else:
-        with tarfile.open(bundle, "r:*") as tar:
-            for info in tar.getmembers():
-                if info.isfile() and _wanted(PurePosixPath(info.name)):
-                    yield info.name, info.size
 
 
 def _members(bundle: Path) -> Iterator[_Member]:
