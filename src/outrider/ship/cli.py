@@ -220,7 +220,14 @@ def tail(
             "waited for (with --once it is an error); compressed .gz files are for `bundle`."
         ),
     ] = None,
-    state: Annotated[Path, typer.Option(help="Where shipped offsets are kept.")] = Path(".outrider-ship.json"),
+    state: Annotated[
+        Path,
+        typer.Option(
+            help="Where shipped offsets are kept. A relative path is taken from the working directory: give an "
+            "absolute one when a service manager runs the shipper, since another state file starts over and "
+            "counts the lines again."
+        ),
+    ] = Path(".outrider-ship.json"),
     once: Annotated[
         bool,
         typer.Option(
