@@ -352,7 +352,11 @@ def set_engagement(
     engagement_id: str,
     state: Annotated[
         EngagementStatus | None,
-        typer.Option("--status", help="paused: reminders wait; closed: pending reminders are withdrawn; active."),
+        typer.Option(
+            "--status",
+            help="paused: reminders wait; closed: pending reminders are withdrawn; active: reminders resume (a "
+            "reopened engagement's scheduled touchpoints are reminded again).",
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="A new name.")] = None,
     customer: Annotated[str | None, typer.Option(help="A new customer name.")] = None,

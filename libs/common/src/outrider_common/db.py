@@ -6,6 +6,17 @@ from pathlib import Path
 import asyncpg
 from yoyo import get_backend, read_migrations
 
+# PostgreSQL away or busy, not a verdict on the data: the same statement can go through later. Services answer
+# 503 (ingest) or read the message again (notifier) on these, never drop the work.
+DATABASE_AWAY: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, unreachable, timed out (TimeoutError is one)
+    asyncpg.PostgresConnectionError,  # the connection lost in the middle of the query
+    asyncpg.InterfaceError,  # the connection or the pool closed under the query
+    asyncpg.OperatorInterventionError,  # the server shutting down or starting up, a statement timeout
+    asyncpg.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.PostgresSystemError,  # the server's own I/O errors
+)
+
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """An asyncpg pool; fails fast when the database does not answer."""

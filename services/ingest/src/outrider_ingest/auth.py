@@ -9,9 +9,10 @@ from uuid import UUID
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from outrider_common.db import DATABASE_AWAY
 from outrider_common.tokens import engagement_of
 from outrider_ingest import metrics
-from outrider_ingest.outage import DATABASE_AWAY, retry_later
+from outrider_ingest.outage import retry_later
 
 log = logging.getLogger(__name__)
 bearer = HTTPBearer(auto_error=False, description="An upload token minted by the tracker for this engagement.")

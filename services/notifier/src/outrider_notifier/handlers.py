@@ -13,6 +13,7 @@ from faststream import BaseMiddleware, Context, ContextRepo
 from faststream.exceptions import HandlerException
 from faststream.kafka import KafkaBroker
 
+from outrider_common.db import DATABASE_AWAY
 from outrider_common.events import EngagementEvent, Finding
 from outrider_common.topics import Topic, dead_letter_headers
 from outrider_notifier import metrics, store
@@ -86,14 +87,9 @@ def _text(value: object) -> str | None:
 
 # Failures of what the notifier depends on, not of the message: the same message read again later can go through.
 TRANSIENT: tuple[type[Exception], ...] = (
-    OSError,  # refused, reset, timed out (TimeoutError is one)
+    *DATABASE_AWAY,
     KafkaError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,  # the connection or the pool closed under the query
-    asyncpg.OperatorInterventionError,  # the server shutting down or starting up, a statement timeout
-    asyncpg.InsufficientResourcesError,  # too many connections, disk full
     asyncpg.TransactionRollbackError,  # serialization failure, deadlock
-    asyncpg.PostgresSystemError,  # the server's own I/O errors
     RetryLater,  # Slack rate-limited or unreachable, as slack.py classifies it (today only the dispatcher posts)
 )
 RETRY_PAUSE_S = 1.0  # between reads of a message whose handling failed transiently: an outage must not spin the CPU
