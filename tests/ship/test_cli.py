@@ -95,6 +95,36 @@ def test_a_refused_file_stops_alone_and_once_exits_non_zero(ingest: Ingest, tmp_
     assert ingest.requests[1][2] == b'{"ok":1}\n'
 
 
+def test_a_follower_ships_the_file_rotation_brings_after_a_refused_one(ingest: Ingest, tmp_path: Path) -> None:
+    log = tmp_path / "production_json.log"
+    log.write_bytes(b'{"long":1}\n')
+    ingest.answers = [(413, None)]  # a line over ingest's limit: this file stops there
+    env = {**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret"}
+    follower = subprocess.Popen(
+        [OUTRIDER, "ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--interval", "0.1",
+         "--state", str(tmp_path / "state.json")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while ingest.statuses != [413]:
+            assert follower.poll() is None, ingest.statuses
+            assert time.monotonic() < deadline, ingest.statuses
+            time.sleep(0.05)
+        log.rename(tmp_path / "production_json.log.1")  # logrotate; the application reopens its log
+        log.write_bytes(b'{"ok":1}\n')
+        while len(ingest.statuses) < 2:
+            assert follower.poll() is None, ingest.statuses
+            assert time.monotonic() < deadline, ingest.statuses
+            time.sleep(0.05)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        output = follower.communicate(timeout=30)[0].decode()
+    assert ingest.statuses == [413, 202]
+    assert ingest.requests[1][2] == b'{"ok":1}\n'
+    assert "a new file after rotation" in output
+
+
 def test_a_shipper_killed_after_ingest_took_a_request_resends_exactly_that_range(
     ingest: Ingest, tmp_path: Path
 ) -> None:

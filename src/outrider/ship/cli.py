@@ -287,7 +287,10 @@ def tail(
                 look()
                 for path, tailer in tailers.items():
                     if path in refused:
-                        continue
+                        if not tailer.replaced():
+                            continue
+                        del refused[path]  # rotation brought a new file: ship it, the refused one stays behind
+                        console.print(f"{path}: a new file after rotation; shipping it", markup=False, soft_wrap=True)
                     try:
                         for batch in tailer.batches():
                             tailer.shipped(batch, _send(uploader, batch))

@@ -130,6 +130,17 @@ class Tailer:
         if self._open is not None and self._open.file_id == batch.file_id:
             self._open.offset = next_offset
 
+    def replaced(self) -> bool:
+        """Whether the path now names another file than the one being read: rotated away (the old one is let go,
+        unread) or truncated in place. A file ingest refused is shipped no further; the next one at its path is."""
+        if self._open is None:
+            return True
+        if self._rotated(self._open):
+            self.close()
+            return True
+        file_id = file_id_of(self._open.handle)
+        return file_id is not None and file_id != self._open.file_id
+
     def close(self) -> None:
         """Release the open file."""
         if self._open is not None:
