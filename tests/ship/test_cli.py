@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from typer.testing import CliRunner
 
 from outrider.cli import app
+from outrider.ship.checkpoint import held
 from tests.ship.stub import ENGAGEMENT, Ingest
 
 runner = CliRunner()
@@ -93,6 +94,23 @@ def test_a_refused_file_stops_alone_and_once_exits_non_zero(ingest: Ingest, tmp_
     assert "(413)" in result.output
     assert ingest.statuses == [413, 202]
     assert ingest.requests[1][2] == b'{"ok":1}\n'
+
+
+def test_a_second_shipper_on_the_same_state_file_is_refused_before_sending(ingest: Ingest, tmp_path: Path) -> None:
+    # Each would save its own view of the offsets over the other's; after a restart lines would count twice.
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    log.write_bytes(b'{"a":1}\n')
+    args = ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--once", "--state", str(state)]
+    env = {**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret"}
+    with held(state):  # as a follower running elsewhere holds it
+        second = subprocess.run([OUTRIDER, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2, second.stderr
+    assert "another shipper is using this state file" in second.stdout + second.stderr
+    assert ingest.requests == []
+    assert not state.exists()
+    after = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})  # the first one has stopped
+    assert after.exit_code == 0, after.output
+    assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n']
 
 
 def test_a_follower_ships_the_file_rotation_brings_after_a_refused_one(ingest: Ingest, tmp_path: Path) -> None:

@@ -4,9 +4,12 @@ The file maps each file id to the offset acknowledged so far, or, while a reques
 `{"offset": N, "sending": [START, END]}`: the byte range of that request, resent exactly after a restart.
 """
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -60,6 +63,34 @@ def _load(path: Path) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
         f"{path}: corrupt state file ({why}); it records what was already shipped, so it is left as it is: restore "
         f"it from a backup, or move it aside to ship every file again from its start (lines may then count twice)"
     )
+
+
+@contextmanager
+def held(path: Path) -> Iterator[None]:
+    """The state file, for this process alone while inside (a lock on `<name>.lock` beside it; the OS lets it go if
+    the process dies).
+
+    Two shippers saving one state file would each write back their own view of it, undoing the other's offsets: after
+    a restart a file would be sent again from an older offset, with other chunk boundaries, and counted twice.
+    """
+    lock = path.with_name(f"{path.name}.lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StateFileError(f"{lock}: cannot open the state file's lock: {reason(exc)}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateFileError(
+                f"{path}: another shipper is using this state file; give each shipper its own --state"
+            ) from None
+        except OSError as exc:
+            raise StateFileError(f"{lock}: cannot lock the state file: {reason(exc)}") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 class Checkpoints:

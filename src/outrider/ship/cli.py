@@ -22,7 +22,7 @@ from typer import _click as click  # typer vendors click; TyperGroup's hooks tak
 from typer.core import TyperGroup
 
 from outrider.ship.bundle import BundleError, read_pieces, survey
-from outrider.ship.checkpoint import Checkpoints, StateFileError
+from outrider.ship.checkpoint import Checkpoints, StateFileError, held
 from outrider.ship.tailer import ROTATION_GRACE_S, Batch, LogFileError, Tailer, is_glob, log_type_of, paths_of
 from outrider.ship.uploader import ATTEMPTS, UNREACHABLE_S, FileRefused, ShipError, Uploader
 
@@ -225,7 +225,7 @@ def tail(
         typer.Option(
             help="Where shipped offsets are kept. A relative path is taken from the working directory: give an "
             "absolute one when a service manager runs the shipper, since another state file starts over and "
-            "counts the lines again."
+            "counts the lines again. One shipper at a time per state file (a lock file sits beside it)."
         ),
     ] = Path(".outrider-ship.json"),
     once: Annotated[
@@ -258,8 +258,14 @@ def tail(
         if once:
             raise SetupError(f"nothing to ship: {none}")
         _warn(none)
-    patterns = files or OMNIBUS
-    checkpoints = Checkpoints(state)
+    with held(state):  # before reading it: another shipper's saves would undo this one's, and the other way round
+        _follow(uploader, files or OMNIBUS, Checkpoints(state), once=once, interval=interval, grace=rotation_grace)
+
+
+def _follow(
+    uploader: Uploader, patterns: list[str], checkpoints: Checkpoints, *, once: bool, interval: float, grace: float
+) -> None:
+    """Ship the files `patterns` name, once or looking again every `interval` seconds."""
     tailers: dict[Path, Tailer] = {}
     shipped: dict[Path, int] = {}
     refused: dict[Path, str] = {}
@@ -269,8 +275,8 @@ def tail(
         # Globs are expanded on every look, so a file created after the start is followed too.
         for path in paths_of(patterns):
             if path not in tailers:
-                grace = 0 if once else rotation_grace  # --once takes what exists now as finished
-                tailers[path], shipped[path] = Tailer(path, checkpoints, rotation_grace_s=grace), 0
+                # --once takes what exists now as finished
+                tailers[path], shipped[path] = Tailer(path, checkpoints, rotation_grace_s=0 if once else grace), 0
 
     def view() -> Table:
         elapsed = max(time.monotonic() - started, 1e-6)
