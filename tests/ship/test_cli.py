@@ -96,6 +96,27 @@ def test_a_refused_file_stops_alone_and_once_exits_non_zero(ingest: Ingest, tmp_
     assert ingest.requests[1][2] == b'{"ok":1}\n'
 
 
+def test_batch_bytes_bounds_each_request_for_a_proxy_in_front_of_ingest(ingest: Ingest, tmp_path: Path) -> None:
+    log = tmp_path / "production_json.log"
+    lines = [b'{"n":%d,"pad":"%s"}\n' % (i, b"p" * 100) for i in range(200)]  # ~24 KiB
+    log.write_bytes(b"".join(lines))
+    args = ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--once", "--batch-bytes", "4096",
+            "--state", str(tmp_path / "state.json")]  # fmt: skip
+    result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert result.exit_code == 0, result.output
+    bodies = [body for _, _, body in ingest.requests]
+    assert len(bodies) > 5
+    assert all(len(body) <= 4096 and body.endswith(b"\n") for body in bodies)
+    assert b"".join(bodies) == b"".join(lines)
+
+    log.write_bytes(b"".join(lines) * 2)  # more lines; now a proxy's body limit answers
+    ingest.answers = [(413, None)]
+    default = [arg for arg in args if arg not in ("--batch-bytes", "4096")]  # 8 MiB batches
+    refused = runner.invoke(app, default, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert refused.exit_code == 1
+    assert "--batch-bytes" in refused.output
+
+
 def test_a_second_shipper_on_the_same_state_file_is_refused_before_sending(ingest: Ingest, tmp_path: Path) -> None:
     # Each would save its own view of the offsets over the other's; after a restart lines would count twice.
     log, state = tmp_path / "production_json.log", tmp_path / "state.json"

@@ -160,6 +160,19 @@ def test_batches_respect_the_size_limit_on_line_boundaries(tmp_path: Path) -> No
     assert [len(p) for _, p in pieces(io.BytesIO(b"".join(lines)), max_bytes=64)] == [len(b) for b in batches]
 
 
+def test_a_line_longer_than_a_batch_is_sent_whole_once_it_is_complete(tmp_path: Path) -> None:
+    # Cut at the batch size, ingest would count two bad lines instead of one good one.
+    log = tmp_path / "production_json.log"
+    long = b'{"a":"' + b"x" * 200 + b'"}\n'
+    log.write_bytes(b'{"n":1}\n' + long[:150])  # the long line is still being written
+    tailer = Tailer(log, Checkpoints(tmp_path / "s.json"), max_bytes=64)
+    assert drain(tailer) == [b'{"n":1}\n']
+    with log.open("ab") as f:
+        f.write(long[150:] + b'{"n":2}\n')
+    assert drain(tailer) == [long, b'{"n":2}\n']
+    tailer.close()
+
+
 def test_log_types_from_omnibus_paths() -> None:
     assert log_type_of(Path("/var/log/gitlab/gitlab-rails/production_json.log")) == "production_json"
     assert log_type_of(Path("/var/log/gitlab/gitlab-rails/api_json.log.1")) == "api_json"

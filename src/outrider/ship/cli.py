@@ -23,7 +23,16 @@ from typer.core import TyperGroup
 
 from outrider.ship.bundle import BundleError, read_pieces, survey
 from outrider.ship.checkpoint import Checkpoints, StateFileError, held
-from outrider.ship.tailer import ROTATION_GRACE_S, Batch, LogFileError, Tailer, is_glob, log_type_of, paths_of
+from outrider.ship.tailer import (
+    BATCH_BYTES,
+    ROTATION_GRACE_S,
+    Batch,
+    LogFileError,
+    Tailer,
+    is_glob,
+    log_type_of,
+    paths_of,
+)
 from outrider.ship.uploader import ATTEMPTS, UNREACHABLE_S, FileRefused, ShipError, Uploader
 
 OMNIBUS = [
@@ -246,6 +255,15 @@ def tail(
             "line is shipped and it is let go: the application writes on to it until it reopens its log.",
         ),
     ] = ROTATION_GRACE_S,
+    batch_bytes: Annotated[
+        int,
+        typer.Option(
+            min=4096,
+            help="Most bytes of log lines in one request (sent gzipped, about a seventh of it). Lower it when a proxy "
+            "in front of ingest limits request bodies (nginx: 1 MiB by default) and answers 413. A longer line is "
+            "still sent whole.",
+        ),
+    ] = BATCH_BYTES,
 ) -> None:
     """Follow files across appends and rotation, shipping whole lines; resumes from the state file."""
     uploader = _uploader(ctx)
@@ -259,11 +277,19 @@ def tail(
             raise SetupError(f"nothing to ship: {none}")
         _warn(none)
     with held(state):  # before reading it: another shipper's saves would undo this one's, and the other way round
-        _follow(uploader, files or OMNIBUS, Checkpoints(state), once=once, interval=interval, grace=rotation_grace)
+        _follow(uploader, files or OMNIBUS, Checkpoints(state), once=once, interval=interval, grace=rotation_grace,
+                batch_bytes=batch_bytes)  # fmt: skip
 
 
 def _follow(
-    uploader: Uploader, patterns: list[str], checkpoints: Checkpoints, *, once: bool, interval: float, grace: float
+    uploader: Uploader,
+    patterns: list[str],
+    checkpoints: Checkpoints,
+    *,
+    once: bool,
+    interval: float,
+    grace: float,
+    batch_bytes: int,
 ) -> None:
     """Ship the files `patterns` name, once or looking again every `interval` seconds."""
     tailers: dict[Path, Tailer] = {}
@@ -276,7 +302,8 @@ def _follow(
         for path in paths_of(patterns):
             if path not in tailers:
                 # --once takes what exists now as finished
-                tailers[path], shipped[path] = Tailer(path, checkpoints, rotation_grace_s=0 if once else grace), 0
+                tailer = Tailer(path, checkpoints, max_bytes=batch_bytes, rotation_grace_s=0 if once else grace)
+                tailers[path], shipped[path] = tailer, 0
 
     def view() -> Table:
         elapsed = max(time.monotonic() - started, 1e-6)

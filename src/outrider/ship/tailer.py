@@ -15,6 +15,10 @@ from outrider.ship.checkpoint import Checkpoints, reason
 LOG_TYPES = {"production_json.log": "production_json", "api_json.log": "api_json"}
 PARENT_LOG_TYPES = {"gitaly": "gitaly", "sidekiq": "sidekiq"}
 FIRST_LINE_BYTES = 4096
+BATCH_BYTES = 8 << 20  # a request's lines, ~1.2 MiB gzipped
+# A line is never cut below this, whatever the batch size (ingest takes lines up to its OUTRIDER_MAX_LINE_BYTES,
+# 4 MiB by default, and answers 413 beyond); a longer one is sent cut, for ingest to refuse.
+LONGEST_LINE = 64 << 20
 ROTATION_GRACE_S = 5.0  # an application writes to a renamed log until it reopens it (logrotate's postrotate signal)
 
 
@@ -89,7 +93,11 @@ class Tailer:
     """
 
     def __init__(
-        self, path: Path, checkpoints: Checkpoints, max_bytes: int = 8 << 20, rotation_grace_s: float = ROTATION_GRACE_S
+        self,
+        path: Path,
+        checkpoints: Checkpoints,
+        max_bytes: int = BATCH_BYTES,
+        rotation_grace_s: float = ROTATION_GRACE_S,
     ) -> None:
         self.path, self._checkpoints, self._max, self._grace_s = path, checkpoints, max_bytes, rotation_grace_s
         self._open: _Open | None = None
@@ -191,10 +199,11 @@ class Tailer:
         if not data:
             return None
         cut = data.rfind(b"\n") + 1
+        if cut == 0 and len(data) == self._max:  # one line longer than a batch: read on to its end
+            data += current.handle.read(max(LONGEST_LINE - len(data), 0))
+            cut = data.find(b"\n") + 1 or (len(data) if len(data) >= LONGEST_LINE else 0)  # too long: ingest judges
         if cut == 0 and not final:
-            if len(data) < self._max:
-                return None  # a line still being written
-            cut = len(data)  # one line longer than a batch: let ingest judge it (413 if over its limit)
+            return None  # a line still being written
         return Batch(current.path, current.file_id, current.offset, data[: cut or len(data)])
 
     def _quiet(self, current: _Open) -> bool:

@@ -168,4 +168,9 @@ class Uploader:
                 f"ingest answered {response.status_code} at {self._shown_url}: is that ingest's address, and the"
                 f" engagement id right? {detail}"
             )
-        raise FileRefused(f"ingest refused {batch.path} at offset {batch.offset} ({response.status_code}): {detail}")
+        hint = ""
+        if response.status_code == 413 and batch.data.count(b"\n") > 1:  # not one line over ingest's limit alone
+            hint = " (a proxy limiting request bodies? `outrider ship tail --batch-bytes` makes them smaller)"
+        raise FileRefused(
+            f"ingest refused {batch.path} at offset {batch.offset} ({response.status_code}): {detail}{hint}"
+        )
