@@ -1,6 +1,7 @@
 """PostgreSQL helpers: an asyncpg pool and numbered SQL migrations applied by yoyo under its lock."""
 
 import asyncio
+import re
 from pathlib import Path
 
 import asyncpg
@@ -28,12 +29,18 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
 COMMON_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def yoyo_dsn(dsn: str) -> str:
+    """`dsn` for yoyo, through psycopg 3: yoyo maps both `postgresql://` and `postgres://` (which asyncpg and many
+    managed databases use) to psycopg2, which is not installed."""
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", dsn)
+
+
 def migrate(dsn: str, *directories: Path) -> int:
     """Apply the kernel's migrations and those in `directories` not applied yet; returns how many ran.
 
     yoyo takes a lock in the database, so replicas starting together apply each migration once.
     """
-    backend = get_backend(dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+    backend = get_backend(yoyo_dsn(dsn))
     migrations = read_migrations(str(COMMON_MIGRATIONS), *map(str, directories))
     try:
         with backend.lock():
