@@ -4,6 +4,7 @@ import typer
 
 from outrider import up as stack
 from outrider.deadletters import app as dead_letters_app
+from outrider.devstack import StackError
 from outrider.engagements import app as engagements_app
 from outrider.ship.cli import app as ship_app
 from outrider.stats.cli import app as stats_app
@@ -23,7 +24,11 @@ app.add_typer(dead_letters_app, name="dead-letters")
 @app.command()
 def up() -> None:
     """Start PostgreSQL, Kafka and the four services on loopback, then ship a sample log to a demo engagement."""
-    stack.up()
+    try:
+        stack.up()
+    except StackError as exc:
+        stack.console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -86,8 +86,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def stop_pid(pid: int, timeout: float = 30.0) -> None:
-    """SIGTERM the process group of `pid`, then SIGKILL it if it is still there after `timeout`."""
+def runs(pid: int, marker: bytes) -> bool:
+    """Whether process `pid` is there and its command line holds `marker`: a pid saved before a reboot may name
+    another program now."""
+    try:
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def stop_pid(pid: int, timeout: float = 30.0, *, marker: bytes | None = None) -> None:
+    """SIGTERM the process group of `pid`, then SIGKILL it if it is still there after `timeout`; with `marker`, only
+    when the process's command line holds it (see `runs`)."""
+    if marker is not None and not runs(pid, marker):
+        return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -201,7 +213,7 @@ log.retention.hours=24
         """Stop the broker cleanly (controlled shutdown), killing it only if it hangs."""
         pid = self.pid or _read_pid(self.home / "pid")
         if pid:
-            stop_pid(pid)
+            stop_pid(pid, marker=b"kafka.Kafka")
         if self._proc:
             self._proc.wait(5)  # reap it
         (self.home / "pid").unlink(missing_ok=True)

@@ -60,10 +60,23 @@ class Stack:
 
 
 def up() -> None:
-    """Start PostgreSQL, Kafka and the four services; create a demo engagement and ship the demo logs to it."""
+    """Start PostgreSQL, Kafka and the four services; create a demo engagement and ship the demo logs to it.
+
+    All or nothing: when a step fails (or Ctrl-C), what was started is stopped again before the error is raised, so
+    that the next `up` does not find a server of the last one holding its data directory.
+    """
     if Stack.load() is not None:
         raise StackError("a stack is already running (see .outrider/stack.json): run `make down` first")
     STATE.mkdir(exist_ok=True)
+    try:
+        _up()
+    except BaseException:
+        console.print("`up` did not finish: stopping what it started (logs stay in .outrider/logs)", style="red")
+        down()
+        raise
+
+
+def _up() -> None:
     with console.status("Starting PostgreSQL…"):
         pg = Postgres(STATE / "postgres", port=_port("postgres"))
         pg.start()
@@ -77,6 +90,8 @@ def up() -> None:
         [sys.executable, "-m", "outrider.slack_local", str(slack_port)],
         stdout=(STATE / "slack.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
+    stack = Stack(kafka.port, pg.port, kafka.pid, {"slack": {"pid": slack.pid, "port": slack_port}})
+    stack.save()  # from here on `down` (also after a failure below) knows every process to stop
     env = {
         "OUTRIDER_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "OUTRIDER_DATABASE_URL": pg.dsn,
@@ -92,12 +107,11 @@ def up() -> None:
                    STATE / "logs" / f"{n}.log")
         for n in SERVICES
     }  # fmt: skip
-    stack = Stack(kafka.port, pg.port, kafka.pid, {"slack": {"pid": slack.pid, "port": slack_port}})
     for name, service in services.items():
         service.start()
         assert service.pid is not None
         stack.services[name] = {"pid": service.pid, "port": service.port}
-    stack.save()
+        stack.save()
     with console.status("Waiting for every /readyz…"):
         for service in services.values():
             service.wait_ready()
@@ -296,15 +310,21 @@ def _answers(url: str) -> bool:
 def down() -> None:
     """Stop what `up` started: services first (SIGTERM, they finish in-flight work), then Kafka, then PostgreSQL."""
     stack = Stack.load()
-    if stack is None:
+    # Without stack.json, a server may still be left by an `up` killed before it wrote it: their pid files say so.
+    kafka = Kafka(STATE / "kafka", pid=stack.kafka_pid) if stack else Kafka(STATE / "kafka")
+    kafka_left = stack is not None or (STATE / "kafka" / "pid").exists()
+    postgres_left = (STATE / "postgres" / "data" / "postmaster.pid").exists()
+    if stack is None and not kafka_left and not postgres_left:
         console.print("Nothing to stop.")
         return
-    for name, info in stack.services.items():
-        stop_pid(info["pid"])
+    for name, info in (stack.services if stack else {}).items():
+        stop_pid(info["pid"], marker=name.encode() if name in ("prometheus", "grafana") else b"outrider")
         console.print(f"stopped {name}")
-    Kafka(STATE / "kafka", port=stack.kafka_port, pid=stack.kafka_pid).stop()
-    console.print("stopped kafka")
-    Postgres(STATE / "postgres", port=stack.postgres_port).stop()
-    console.print("stopped postgres")
-    (STATE / "stack.json").unlink()
+    if kafka_left:
+        kafka.stop()
+        console.print("stopped kafka")
+    if postgres_left:
+        Postgres(STATE / "postgres").stop()
+        console.print("stopped postgres")
+    (STATE / "stack.json").unlink(missing_ok=True)
     ADMIN_TOKEN_FILE.unlink(missing_ok=True)
