@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYLIB := $(shell python3 -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 
-.PHONY: bootstrap up down test test-python test-rust lint bench proof dashboards clean
+.PHONY: bootstrap bootstrap-test up down test test-python test-rust lint bench proof dashboards clean
 
 bootstrap:  ## install system packages, Kafka jars, uv, the workspace and the Rust build
 	./scripts/bootstrap.sh
@@ -13,7 +13,10 @@ up: bootstrap  ## start Kafka, PostgreSQL and the four services on loopback; shi
 down:  ## stop everything `make up` started
 	uv run outrider down
 
-test: bootstrap test-python test-rust  ## the whole suite: Python (real Kafka + PostgreSQL) and Rust unit tests
+test: bootstrap-test test-python test-rust  ## the whole suite: Python (real Kafka + PostgreSQL) and Rust unit tests
+
+bootstrap-test:  ## bootstrap, and helm for the chart tests (built with Go, once)
+	./scripts/bootstrap.sh --test
 
 test-python:
 	uv run pytest
