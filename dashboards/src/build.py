@@ -44,9 +44,15 @@ def p99(metric: str, by: str = "") -> str:
 
 
 def error_ratio(service: str) -> str:
+    """5xx share of the API's answers (every API route is under /v1/): not /readyz's 503 while a dependency is away."""
     requests = f"outrider_{service}_http_requests_total"
-    failed = requests + '{status=~"5.."}'
-    return f"{rate(failed)} / clamp_min({rate(requests)}, 1e-9)"
+    api, failed = requests + '{route=~"/v1/.*"}', requests + '{route=~"/v1/.*", status=~"5.."}'
+    return f"{rate(failed)} / clamp_min({rate(api)}, 1e-9)"
+
+
+def shared(gauge: str, by: str = "") -> str:
+    """A gauge every replica sets from the shared database, counted once: the replicas' max."""
+    return f"max{f' by ({by})' if by else ''} ({gauge})"
 
 
 def dashboards() -> dict[str, dict[str, Any]]:
@@ -86,14 +92,15 @@ def dashboards() -> dict[str, dict[str, Any]]:
     engagements = board("outrider-engagements", "Outrider / Engagements and notifications", [
         ("Engagements", [
             panel("Active engagements by stage", "short",
-                  ("sum by (playbook, stage) (outrider_tracker_engagements)", "{{playbook}} / {{stage}}")),
+                  (shared("outrider_tracker_engagements", "playbook, stage"), "{{playbook}} / {{stage}}")),
             panel("Overdue touchpoints and stalled engagements", "short",
-                  ("outrider_tracker_overdue_touchpoints", "overdue touchpoints"),
-                  ("outrider_tracker_stalled_engagements", "stalled engagements")),
-            panel("Outbox backlog", "short", ("outrider_tracker_outbox_pending", "tracker"),
-                  ("outrider_analyzer_outbox_pending", "analyzer")),
+                  (shared("outrider_tracker_overdue_touchpoints"), "overdue touchpoints"),
+                  (shared("outrider_tracker_stalled_engagements"), "stalled engagements")),
+            panel("Outbox backlog", "short", (shared("outrider_tracker_outbox_pending"), "tracker"),
+                  (shared("outrider_analyzer_outbox_pending"), "analyzer")),
             panel("Least healthy engagements (health score 0-100)", "short",
-                  ("bottomk(10, outrider_tracker_engagement_health)", "{{customer}} {{engagement_id}}")),
+                  (f"bottomk(10, {shared('outrider_tracker_engagement_health', 'engagement_id, customer')})",
+                   "{{customer}} {{engagement_id}}")),
         ]),
         ("Notifier", [
             panel("Reminders by outcome / s", "short",

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
+import outrider_notifier.metrics  # noqa: F401  (registers the notifier's metrics)
 from tests.ops.test_dashboards import metric_names
 from tests.stack import running_services
 
@@ -48,3 +50,12 @@ def test_every_metric_a_rule_or_dashboard_queries_is_exported(
         }
     assert wanted - exported == set()
     assert len(wanted) >= 25
+
+
+def test_the_notifier_exports_every_reminder_outcome_before_its_first_event() -> None:
+    # A child made at its first increment starts at 1, which `increase` cannot see; one made at import starts at 0.
+    source = Path(__file__).parents[2] / "services" / "notifier" / "src" / "outrider_notifier"
+    used = {m for f in source.glob("*.py") for m in re.findall(r'REMINDERS\.labels\("([a-z_]+)"\)', f.read_text())}
+    assert {"failed", "sent", "scheduled"} <= used
+    for outcome in used:
+        assert REGISTRY.get_sample_value("outrider_notifier_reminders_total", {"outcome": outcome}) is not None, outcome

@@ -59,3 +59,33 @@ def test_every_query_parses_as_promql() -> None:
     for q in queries():
         promql_parser.parse(q.replace("$__rate_interval", "5m"))
     assert len(metric_names()) >= 20
+
+
+# Gauges every replica sets from the shared database: the same number once per replica, so panels take the max.
+DATABASE_GAUGES = (
+    "outrider_tracker_engagements",
+    "outrider_tracker_overdue_touchpoints",
+    "outrider_tracker_stalled_engagements",
+    "outrider_tracker_engagement_health",
+    "outrider_tracker_outbox_pending",
+    "outrider_analyzer_outbox_pending",
+)
+
+
+def test_gauges_of_the_shared_database_count_once_however_many_replicas() -> None:
+    uses = [(q, g) for q in queries() for g in DATABASE_GAUGES if re.search(rf"\b{g}\b", q)]
+    assert {g for _, g in uses} == set(DATABASE_GAUGES)
+    for query, gauge in uses:
+        assert re.search(rf"\bmax(?: by \([a-z_, ]+\))? \({gauge}\)", query), query
+    (health,) = [q for q, g in uses if g == "outrider_tracker_engagement_health"]
+    assert health == "bottomk(10, max by (engagement_id, customer) (outrider_tracker_engagement_health))"
+
+
+def test_red_error_ratios_count_only_api_routes() -> None:
+    # /readyz answers 503 while Kafka or PostgreSQL is away: that is the readiness probe's business, not an error rate.
+    ratios = [q for p in panels() if p["title"] == "5xx ratio" for q in (t["expr"] for t in p["targets"])]
+    assert len(ratios) == 4
+    for ratio in ratios:
+        selectors = re.findall(r"outrider_[a-z]+_http_requests_total(\{[^}]*\})?", ratio)
+        assert len(selectors) == 2, ratio
+        assert all('route=~"/v1/.*"' in s for s in selectors), ratio

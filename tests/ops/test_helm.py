@@ -1,6 +1,7 @@
 """The Helm chart: `helm lint --strict` and `helm template` for every CI values file, manifests valid against the
 Kubernetes schemas (offline, kubernetes-validate), and the right security context and probes everywhere."""
 
+import inspect
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import yaml
 
 from outrider.devstack import ROOT
 from outrider_analyzer.settings import AnalyzerSettings
+from outrider_common.kafka import ensure_topics
 from outrider_common.topics import LOGS_RAW
 
 CHART = ROOT / "deploy" / "helm" / "outrider"
@@ -23,6 +25,11 @@ def helm(*args: str) -> str:
     done = subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def render(*args: str) -> list[dict]:
+    """The manifests `helm template demo` renders with these arguments."""
+    return [d for d in yaml.safe_load_all(helm("template", "demo", str(CHART), *args)) if d]
 
 
 @pytest.mark.parametrize("values", VALUES, ids=lambda v: v.name if v else "defaults")
@@ -101,3 +108,61 @@ def test_tracker_and_notifier_share_one_overdue_grace_and_the_notifier_gets_the_
     assert env["tracker"]["OUTRIDER_OVERDUE_GRACE_S"] == env["notifier"]["OUTRIDER_OVERDUE_GRACE_S"] == "7200"
     assert env["notifier"]["OUTRIDER_ENGAGEMENT_URL"] == url
     assert "OUTRIDER_ENGAGEMENT_URL" not in env["tracker"]
+
+
+def test_the_secret_exists_before_the_migration_job_reads_it() -> None:
+    # Pre-install hooks run before ordinary resources exist, and pre-upgrade ones before they change: the Secret the
+    # Job reads its DSN from must itself be an earlier hook (Helm runs hooks by ascending weight).
+    docs = render()
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    hook, weight = secret["metadata"]["annotations"], job["metadata"]["annotations"].get("helm.sh/hook-weight", "0")
+    assert set(hook["helm.sh/hook"].split(",")) >= set(job["metadata"]["annotations"]["helm.sh/hook"].split(","))
+    assert int(hook["helm.sh/hook-weight"]) < int(weight)
+    assert hook["helm.sh/hook-delete-policy"] == "before-hook-creation"  # replaced on upgrade, kept for the services
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": secret["metadata"]["name"], "key": "database-url"} in [
+        e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e
+    ]
+    # With every secret external, the chart makes none.
+    assert "Secret" not in [d["kind"] for d in render("-f", str(CHART / "ci" / "external-secrets-values.yaml"))]
+
+
+def test_autoscaled_deployments_leave_their_replicas_to_the_autoscaler() -> None:
+    def replicas(docs: list[dict]) -> dict[str, int | None]:
+        return {
+            d["metadata"]["name"].removeprefix("demo-outrider-"): d["spec"].get("replicas")
+            for d in docs
+            if d["kind"] == "Deployment"
+        }
+
+    assert replicas(render()) == {"ingest": 2, "analyzer": 2, "tracker": 2, "notifier": 1}
+    # keda-values: KEDA scales the analyzer, the CPU HPA ingest; an upgrade must not reset what they scaled to.
+    assert replicas(render("-f", str(CHART / "ci" / "keda-values.yaml"))) == {
+        "ingest": None, "analyzer": None, "tracker": 2, "notifier": 1
+    }  # fmt: skip
+    assert replicas(render("--set", "keda.enabled=true")) == {
+        "ingest": 2,
+        "analyzer": None,
+        "tracker": 2,
+        "notifier": 1,
+    }
+
+
+def test_no_autoscaler_runs_more_analyzers_than_logs_raw_has_partitions() -> None:
+    partitions = inspect.signature(ensure_topics).parameters["partitions"].default
+    docs = render("--set", "autoscaling.enabled=true") + render("--set", "keda.enabled=true")
+    most = [d["spec"]["maxReplicas"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    most += [d["spec"]["maxReplicaCount"] for d in docs if d["kind"] == "ScaledObject"]
+    assert len(most) == 3
+    assert max(most) <= partitions == 4
+
+
+def test_monitoring_resources_carry_the_labels_prometheus_selects_them_by() -> None:
+    docs = render("-f", str(CHART / "ci" / "monitoring-values.yaml"))
+    monitoring = {d["kind"]: d["metadata"]["labels"] for d in docs if d["apiVersion"].startswith("monitoring.coreos")}
+    assert set(monitoring) == {"ServiceMonitor", "PrometheusRule"}
+    assert all(labels["release"] == "kps" and labels["app.kubernetes.io/part-of"] == "outrider"
+               for labels in monitoring.values())  # fmt: skip
+    plain = render("--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true")
+    assert all("release" not in d["metadata"]["labels"] for d in plain)  # none by default

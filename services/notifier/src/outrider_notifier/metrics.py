@@ -3,9 +3,13 @@
 from prometheus_client import Counter, Histogram
 
 EVENTS = Counter("outrider_notifier_events_total", "Events consumed, by event type.", ["type"])
+REMINDER_OUTCOMES = ("scheduled", "sent", "cancelled", "failed", "expired")
 REMINDERS = Counter(
-    "outrider_notifier_reminders_total", "Reminders by what happened (scheduled, sent, cancelled, failed).", ["outcome"]
+    "outrider_notifier_reminders_total", f"Reminders by what happened ({', '.join(REMINDER_OUTCOMES)}).", ["outcome"]
 )
+# At 0 from the start: a child made at its first increment starts at 1, and `increase` never sees that event.
+for _outcome in REMINDER_OUTCOMES:
+    REMINDERS.labels(_outcome)
 DEAD_LETTERS = Counter(
     "outrider_notifier_dead_letters_total",
     "Messages that failed for good, moved to their dead-letter topic; by source topic and error type.",
