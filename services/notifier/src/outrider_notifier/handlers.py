@@ -17,7 +17,7 @@ from outrider_common.db import DATABASE_AWAY
 from outrider_common.events import EngagementEvent, Finding
 from outrider_common.topics import Topic, dead_letter_headers
 from outrider_notifier import metrics, store
-from outrider_notifier.reminders import plan_for_event, plan_for_finding, subjects_cancelled_by
+from outrider_notifier.reminders import plan_for_event, plan_for_finding, subject_of, subjects_cancelled_by
 from outrider_notifier.settings import NotifierSettings
 from outrider_notifier.slack import RetryLater
 
@@ -30,7 +30,8 @@ async def on_engagement_event(
     settings: Annotated[NotifierSettings, Context("settings")],
     wake: Annotated[asyncio.Event, Context("wake_dispatcher")],
 ) -> None:
-    """Schedule or cancel reminders for an engagement event (a redelivered event changes nothing)."""
+    """Schedule or cancel reminders for an engagement event (a redelivered event changes nothing, nor does one older
+    than an event already applied to its subject)."""
     metrics.EVENTS.labels(event.type).inc()
     async with pool.acquire() as conn, conn.transaction():
         if event.type == "engagement.created":
@@ -52,6 +53,17 @@ async def on_engagement_event(
         lead = None if settings.touchpoint_lead_s is None else timedelta(seconds=settings.touchpoint_lead_s)
         grace = timedelta(seconds=settings.overdue_grace_s)
         plan = plan_for_event(event, lead=lead, grace=grace)
+        about = subject_of(event)
+        newer = None if about is None else await store.mark_newest(
+            conn, engagement_id=event.engagement_id, subject=about, occurred_at=event.occurred_at,
+            event_id=event.event_id)  # fmt: skip
+        if newer is not None:
+            # Read after a newer event of its subject (a dead letter replayed): what it says is no longer true.
+            log.info("stale event changes nothing event_id=%s type=%s engagement_id=%s subject=%s occurred_at=%s"
+                     " newest_applied_at=%s", event.event_id, event.type, event.engagement_id, about,
+                     event.occurred_at.isoformat(), newer.isoformat())  # fmt: skip
+            metrics.STALE_EVENTS.labels(event.type).inc()
+            return
         replanned = subjects_cancelled_by(event)
         for subject in replanned:
             cancelled = await store.cancel(conn, engagement_id=event.engagement_id, subject=subject,

@@ -10,6 +10,12 @@ REMINDERS = Counter(
 # At 0 from the start: a child made at its first increment starts at 1, and `increase` never sees that event.
 for _outcome in REMINDER_OUTCOMES:
     REMINDERS.labels(_outcome)
+STALE_EVENTS = Counter(
+    "outrider_notifier_stale_events_total",
+    "Engagement events older than one already applied to their subject (a dead letter replayed late), which changed "
+    "nothing; by event type.",
+    ["type"],
+)
 DEAD_LETTERS = Counter(
     "outrider_notifier_dead_letters_total",
     "Messages that failed for good, moved to their dead-letter topic; by source topic and error type.",

@@ -95,6 +95,28 @@ def subjects_cancelled_by(event: EngagementEvent) -> list[str]:
     return []
 
 
+# The id an event names its subject by: the events that plan or cancel a touchpoint's, hand-off's or review's reminders.
+SUBJECT_IDS = {
+    "touchpoint.scheduled": "touchpoint_id", "touchpoint.updated": "touchpoint_id", "touchpoint.held": "touchpoint_id",
+    "touchpoint.cancelled": "touchpoint_id", "handoff.requested": "handoff_id", "handoff.accepted": "handoff_id",
+    "tech_review.requested": "review_id", "tech_review.decided": "review_id",
+}  # fmt: skip
+
+
+def subject_of(event: EngagementEvent) -> str | None:
+    """The subject whose reminders an event plans or cancels (its touchpoint, hand-off or review; the stage for one
+    that starts or moves it), None for an event about no subject's reminders.
+
+    An event older than one already applied to its subject is stale (a dead letter replayed after its touchpoint was
+    cancelled): it must change nothing.
+    """
+    if field := SUBJECT_IDS.get(event.type):
+        return str(event.data[field])
+    if event.type in ("engagement.created", "stage.advanced"):
+        return STAGE
+    return None
+
+
 def too_late(kind: str, payload: dict[str, Any], *, now: datetime, grace: timedelta) -> bool:
     """A "coming up" reminder not posted before its touchpoint's overdue time (the notifier was down, quiet hours,
     the engagement paused) would be untrue: the overdue reminder says what is left to say."""

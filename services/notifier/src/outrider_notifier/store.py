@@ -70,6 +70,33 @@ async def cancel_engagement(conn: asyncpg.Connection | asyncpg.Pool, *, engageme
     return int(result.split()[-1])
 
 
+async def mark_newest(
+    conn: asyncpg.Connection, *, engagement_id: UUID, subject: str, occurred_at: datetime, event_id: UUID
+) -> datetime | None:
+    """Record an event as the newest applied to its subject; when a newer one was, return when that one occurred
+    (the event is stale and must change nothing).
+
+    One as old as the newest (that event again, redelivered) is applied again, as its idempotency keys allow. The row
+    stays locked until the transaction ends, so two events of one subject are applied one after the other.
+    """
+    applied = await conn.fetchval(
+        """INSERT INTO subject_events AS s (engagement_id, subject, occurred_at, event_id) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (engagement_id, subject) DO UPDATE
+            SET occurred_at = $3, event_id = $4 WHERE s.occurred_at <= $3
+        RETURNING true""",
+        engagement_id,
+        subject,
+        occurred_at,
+        event_id,
+    )
+    if applied:
+        return None
+    newest: datetime = await conn.fetchval(
+        "SELECT occurred_at FROM subject_events WHERE engagement_id = $1 AND subject = $2", engagement_id, subject
+    )
+    return newest
+
+
 async def schedule(
     conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, planned: Planned, replan: bool = False
 ) -> bool:
