@@ -38,3 +38,41 @@ def test_meaningless_input_is_refused_naming_the_field(tracker: str) -> None:
     choices = {p["name"]: p["schema"]["anyOf"][0]["enum"] for p in parameters if p["name"] in ("stage", "playbook_id")}
     assert "discovery" in choices["stage"]
     assert choices["playbook_id"] == ["ai-assistant-rollout", "gitlab-reference-architecture", "joint-implementation"]
+
+
+def test_numbers_json_cannot_answer_with_are_refused_not_500(tracker: str) -> None:
+    """NaN, Infinity and numbers past a float (1e400) parse as non-finite floats, which the 422 that refuses them
+    names as strings: JSON itself cannot carry them back. A repository size is bounded, not stored at any length."""
+    engagements = f"{tracker}/v1/engagements"
+    eid = as_admin.post(engagements, json={"name": "n", "customer": "c"}).json()["id"]
+    profile = f"{engagements}/{eid}/profile"
+    raw = {"Content-Type": "application/json"}
+
+    token = as_admin.post(f"{tracker}/v1/api-tokens", content=b'{"name": NaN, "role": "viewer"}', headers=raw)
+    refused(token, ["body", "name"], "valid string")
+    assert token.json()["detail"][0]["input"] == "NaN"
+    users = as_admin.post(engagements, content=b'{"name": "n", "customer": "c", "current_users": 1e999}', headers=raw)
+    refused(users, ["body", "current_users"], "finite number")
+    assert users.json()["detail"][0]["input"] == "Infinity"
+    minus = as_admin.put(profile, content=b'{"largest_repo_gb": -Infinity}', headers=raw)
+    refused(minus, ["body", "largest_repo_gb"], "finite number")
+    assert minus.json()["detail"][0]["input"] == "-Infinity"
+    refused(as_admin.put(profile, content=b'{"largest_repo_gb": 1e400}', headers=raw), ["body", "largest_repo_gb"],
+            "finite number")  # fmt: skip
+    # Past PostgreSQL's numeric scale (a DataError), or a 200,001-digit number stored as it came.
+    for far in ("1e-20000", "1e200000", "0.0001", "1000000000"):
+        refused(as_admin.put(profile, json={"largest_repo_gb": far}), ["body", "largest_repo_gb"], "")
+    assert as_admin.get(profile).json()["largest_repo_gb"] is None
+    stored = as_admin.put(profile, json={"largest_repo_gb": "999999999.999"})
+    assert (stored.status_code, stored.json()["largest_repo_gb"]) == (200, "999999999.999")
+
+
+def test_a_nul_character_is_refused_as_a_validation_error(tracker: str) -> None:
+    """The 422 for a NUL has the shape the API documents for every 422: a list of errors with loc, msg and type."""
+    engagements = f"{tracker}/v1/engagements"
+    body = as_admin.post(engagements, json={"name": "a\u0000b", "customer": "c"})
+    refused(body, ["body"], "NUL")
+    assert body.json()["detail"][0]["type"] == "string_nul"
+    refused(as_admin.get(engagements, params={"owner": "a\u0000b"}), ["query"], "NUL")
+    refused(as_admin.get(f"{engagements}/a%00b"), ["path"], "NUL")
+    assert as_admin.get(engagements).json() == []

@@ -91,8 +91,8 @@ def test_touchpoints_risks_portfolio_and_findings(
         assert 'outrider_notifier_events_total{type="touchpoint.scheduled"} 2.0' in metrics
         assert 'outrider_notifier_events_total{type="touchpoint.held"} 1.0' in metrics
         actions = [e["action"] for e in as_admin.get(f"{base}/audit").json()]
-        assert actions == ["engagement.created", "touchpoint.scheduled", "touchpoint.held", "touchpoint.scheduled",
-                           "risk.opened", "risk.opened"]  # fmt: skip
+        assert actions == ["engagement.created", "token.created", "touchpoint.scheduled", "touchpoint.held",
+                           "touchpoint.scheduled", "risk.opened", "risk.opened"]  # fmt: skip
         status = as_admin.get(f"{base}/status").json()
         # One open high-impact risk (-10) and one finding this week (-5); the touchpoint was held, nothing overdue.
         assert (status["health"], len(status["health_reasons"])) == (85, 2)

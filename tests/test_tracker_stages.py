@@ -60,7 +60,7 @@ def test_every_playbook_is_walked_to_its_last_stage(
                 if any(i.get("auto") for i in stage["checklist"]):
                     still = as_admin.post(f"{tracker}/v1/engagements/{eid}/advance", headers=actor).json()
                     assert still["missing"] == ["Logs received", "Logs analysed"]
-                    ship_every_log_type(ingest, tracker, eid)
+                    ship_every_log_type(ingest, tracker, eid, actor)
                 moved = as_admin.post(f"{tracker}/v1/engagements/{eid}/advance", headers=actor)
                 assert moved.status_code == 200, moved.text
                 assert moved.json() == {
@@ -95,9 +95,10 @@ def test_every_playbook_is_walked_to_its_last_stage(
         assert len(entry["details"]["missing"]) == 4
 
 
-def ship_every_log_type(ingest: str, tracker: str, engagement_id: str) -> None:
-    """Upload one fixture of each GitLab log type, then wait until the status shows the data-driven items done."""
-    token = as_admin.post(f"{tracker}/v1/engagements/{engagement_id}/tokens").json()["token"]
+def ship_every_log_type(ingest: str, tracker: str, engagement_id: str, actor: dict[str, str]) -> None:
+    """Upload one fixture of each GitLab log type with a token `actor` mints, then wait until the status shows the
+    data-driven items done."""
+    token = as_admin.post(f"{tracker}/v1/engagements/{engagement_id}/tokens", headers=actor).json()["token"]
     for path in sorted(LOGS.glob("*.log")):
         answer = httpx.post(
             f"{ingest}/v1/engagements/{engagement_id}/logs", params={"source": "h", "file_id": path.name},

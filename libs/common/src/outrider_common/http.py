@@ -1,10 +1,13 @@
 """The HTTP surface every service shares: liveness, readiness and Prometheus metrics."""
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
@@ -93,15 +96,46 @@ def instrument_http(app: FastAPI, service: str) -> None:
 
 
 def refuse_nul(app: FastAPI) -> None:
-    """Answer 422 to any request whose path, query or JSON body carries a NUL character.
+    """Answer 422 to any request whose path, query or JSON body carries a NUL character, naming which.
 
     PostgreSQL text cannot hold U+0000, so such input would otherwise fail deep in a query as a 500.
     """
 
     @app.middleware("http")
     async def no_nul(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        raw = request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
+        raw_path, query = request.scope.get("raw_path", b""), request.scope.get("query_string", b"")
         body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
-        if b"%00" in raw or b"\x00" in raw or b"\\u0000" in body.lower() or b"\x00" in body:
-            return JSONResponse({"detail": "NUL characters are not accepted in paths, queries or bodies"}, 422)
-        return await call_next(request)
+        if b"%00" in raw_path or b"\x00" in raw_path:
+            where = "path"
+        elif b"%00" in query or b"\x00" in query:
+            where = "query"
+        elif b"\\u0000" in body.lower() or b"\x00" in body:
+            where = "body"
+        else:
+            return await call_next(request)
+        # The shape of every other 422 (FastAPI's HTTPValidationError): clients read one kind of refusal.
+        error = {"type": "string_nul", "loc": [where], "msg": f"NUL characters are not accepted in the {where}"}
+        return JSONResponse({"detail": [error]}, 422)
+
+
+def _json_safe(value: object) -> object:
+    """`value` with every NaN or infinity spelled as the string JavaScript would use ("NaN", "Infinity")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def refuse_invalid(app: FastAPI) -> None:
+    """Answer invalid input with FastAPI's 422, also when it holds NaN, Infinity or a number past a float (1e400).
+
+    Python's JSON reads those as non-finite floats, which FastAPI's own handler echoes back in the error and then
+    cannot encode: a 500 instead of the 422. Here they come back as strings, in the same shape.
+    """
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, 422)

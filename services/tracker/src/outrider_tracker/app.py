@@ -13,7 +13,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
 from outrider_common.db import Database
-from outrider_common.http import check_broker, instrument_http, ops_router, refuse_nul
+from outrider_common.http import check_broker, instrument_http, ops_router, refuse_invalid, refuse_nul
 from outrider_common.kafka import ensure_topics
 from outrider_common.outbox import Relay
 from outrider_common.telemetry import setup_logging, setup_tracing
@@ -73,6 +73,7 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Outrider tracker", version="0.1.0", lifespan=lifespan)
     refuse_nul(app)
+    refuse_invalid(app)
     # Added after refuse_nul, so it runs before it: that check reads every body whole.
     app.add_middleware(SizeLimit, max_bytes=settings.max_body_bytes)
     instrument_http(app, "tracker")

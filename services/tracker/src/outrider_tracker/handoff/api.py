@@ -32,7 +32,8 @@ async def get_profile(engagement: Engagement, request: Request) -> DeploymentPro
 async def put_profile(
     profile: DeploymentProfile, engagement: Engagement, actor: Actor, request: Request
 ) -> DeploymentProfileRead:
-    return await profiles.put(request.app.state.db.pool, engagement_id=engagement.id, profile=profile, actor=actor)
+    change = profiles.put(request.app.state.db.pool, engagement_id=engagement.id, profile=profile, actor=actor)
+    return await changed(request, change, missing=f"engagement {engagement.id} not found")
 
 
 @router.get("/{engagement_id}/handoffs", summary="Hand-offs between teams", responses=NOT_FOUND)

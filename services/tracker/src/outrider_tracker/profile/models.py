@@ -25,7 +25,8 @@ class DeploymentProfile(Body):
     code_hosts: list[str] = Field(default_factory=list, examples=[["GitLab 16.11", "GitHub Enterprise"]])
     repositories: int | None = Field(None, ge=0, le=INT32_MAX)
     monorepos: int | None = Field(None, ge=0, le=INT32_MAX)
-    largest_repo_gb: Decimal | None = Field(None, ge=0)
+    # Bounded, or a 200,001-digit number is stored as sent and one past PostgreSQL's numeric scale fails there (500).
+    largest_repo_gb: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=3, examples=["38.5"])
     lines_of_code: int | None = Field(None, ge=0, le=INT64_MAX)
     externalised_services: list[str] = Field(default_factory=list, examples=[["PostgreSQL (RDS)", "Redis"]])
 

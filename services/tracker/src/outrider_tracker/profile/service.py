@@ -21,19 +21,26 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -
 async def put(
     pool: asyncpg.Pool, *, engagement_id: UUID, profile: DeploymentProfile, actor: str
 ) -> DeploymentProfileRead:
-    """Replace the profile."""
-    values = [getattr(profile, f) for f in FIELDS]
-    placeholders = ", ".join(f"${i + 2}" for i in range(len(FIELDS)))
-    updates = ", ".join(f"{f} = excluded.{f}" for f in FIELDS)
+    """Replace the profile; audit and publish the fields that changed (a cleared one as null), nothing if none did."""
     async with pool.acquire() as conn, conn.transaction():
+        # Lock the engagement, not the profile row the first PUT has yet to create: concurrent PUTs take turns, each
+        # compared with what the one before it left.
+        await conn.execute("SELECT 1 FROM engagements WHERE id = $1 FOR NO KEY UPDATE", engagement_id)
+        current = await get(conn, engagement_id=engagement_id) or DeploymentProfileRead()
+        held, sent = current.model_dump(mode="json"), profile.model_dump(mode="json")
+        changes = {field: value for field, value in sent.items() if held[field] != value}
+        if not changes:
+            return current
+        placeholders = ", ".join(f"${i + 2}" for i in range(len(FIELDS)))
+        updates = ", ".join(f"{f} = excluded.{f}" for f in FIELDS)
         await conn.execute(
             f"INSERT INTO deployment_profiles (engagement_id, {', '.join(FIELDS)}) VALUES ($1, {placeholders})"
             f" ON CONFLICT (engagement_id) DO UPDATE SET {updates}, updated_at = now()",
             engagement_id,
-            *values,
+            *(getattr(profile, f) for f in FIELDS),
         )
-        await audit.record(conn, engagement_id=engagement_id, actor=actor, action="profile.updated",
-                           details=profile.model_dump(mode="json", exclude_defaults=True))  # fmt: skip
+        await audit.record_change(conn, engagement_id=engagement_id, actor=actor, action="profile.updated",
+                                  details=changes)  # fmt: skip
         stored = await get(conn, engagement_id=engagement_id)
     assert stored is not None  # just written
     return stored

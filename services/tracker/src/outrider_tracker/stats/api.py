@@ -17,14 +17,21 @@ router = APIRouter(prefix="/v1/engagements", tags=["stats"])
 @router.get(
     "/{engagement_id}/stats",
     summary="Log statistics per key, sorted by score (count * p99), like `outrider stats`",
+    description="Statistics are kept per minute: `since` is rounded down and `until` up to a minute's start, so a "
+    "minute is counted whole or not at all. The answer's `counted_since` and `counted_until` give the range counted, "
+    "and `rps` is the count over the time span of the logs within it.",
     responses=NOT_FOUND,
 )
 async def get_stats(
     engagement: Engagement,
     request: Request,
     log_type: Annotated[LogType | None, Query(description="production_json, api_json, gitaly or sidekiq")] = None,
-    since: Annotated[Timestamp | None, Query(description=f"Start of the range (inclusive). {TIMESTAMP_RULE}")] = None,
-    until: Annotated[Timestamp | None, Query(description=f"End of the range (exclusive). {TIMESTAMP_RULE}")] = None,
+    since: Annotated[
+        Timestamp | None, Query(description=f"Start of the range (inclusive), down to the minute. {TIMESTAMP_RULE}")
+    ] = None,
+    until: Annotated[
+        Timestamp | None, Query(description=f"End of the range (exclusive), up to the minute. {TIMESTAMP_RULE}")
+    ] = None,
     sort_by: Annotated[SortField, Query(description="`key` ascending, a figure largest first")] = "score",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, description="Keys to skip, for the next page")] = 0,
@@ -38,7 +45,8 @@ async def get_stats(
     elif sort_by != "score":
         keys = sorted(keys, key=lambda k: (-getattr(k, sort_by), k.key))
     return EngagementStats(
-        engagement_id=engagement.id, since=since, until=until, span_seconds=figures.span_seconds,
+        engagement_id=engagement.id, since=since, until=until, counted_since=figures.since,
+        counted_until=figures.until, span_seconds=figures.span_seconds,
         total_count=sum(t.count for t in figures.totals), key_count=len(keys), keys=keys[offset : offset + limit],
         totals=figures.totals,
     )  # fmt: skip

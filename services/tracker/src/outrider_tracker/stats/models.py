@@ -16,7 +16,7 @@ class KeyStats(BaseModel):
     log_type: str
     key: str
     count: int
-    rps: float = Field(description="count over the time span of the engagement's logs in the range")
+    rps: float = Field(description="count over the time span of the engagement's logs in the range counted")
     p99_ms: float
     p95_ms: float
     median_ms: float
@@ -45,8 +45,10 @@ class EngagementStats(BaseModel):
     """What the analyzer has counted for an engagement."""
 
     engagement_id: UUID
-    since: datetime | None
-    until: datetime | None
+    since: datetime | None = Field(description="start of the range asked for")
+    until: datetime | None = Field(description="end of the range asked for")
+    counted_since: datetime | None = Field(description="start of the range counted: `since` down to the minute")
+    counted_until: datetime | None = Field(description="end of the range counted (exclusive): `until` up to the minute")
     span_seconds: float = Field(description="time span of the logs the figures cover")
     total_count: int = Field(description="requests over every key, also those past `limit`")
     key_count: int = Field(description="keys in the range, on every page")

@@ -3,7 +3,7 @@
 import asyncio
 import json
 import math
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from uuid import UUID
 
@@ -35,6 +35,19 @@ WHERE engagement_id = $1 AND ($2::text IS NULL OR log_type = $2)
 """
 
 
+# The analyzer counts per minute (its `bucket_seconds` default); a range is widened to whole ones.
+MINUTE = timedelta(minutes=1)
+
+
+def whole_minutes(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """[since, until) widened to whole minutes, in UTC: `since` down and `until` up to a minute's start."""
+    start = since.astimezone(UTC).replace(second=0, microsecond=0) if since else None
+    end = until.astimezone(UTC).replace(second=0, microsecond=0) if until else None
+    if end is not None and until is not None and end < until:
+        end += MINUTE
+    return start, end
+
+
 def key_stats(log_type: str, key: str, agg: Aggregate, span_seconds: float) -> KeyStats:
     """The `outrider stats` columns of one merged aggregate."""
     n = agg.count
@@ -57,6 +70,10 @@ class Figures(NamedTuple):
     """One `TOTAL` row per log type: every key's requests together, as `outrider stats` prints under its table."""
     span_seconds: float
     """The time span of the logs the figures cover."""
+    since: datetime | None
+    """Start of the range counted: the one asked for, down to a minute's start."""
+    until: datetime | None
+    """End of the range counted (exclusive): the one asked for, up to a minute's start."""
 
 
 def add_up(aggs: list[Aggregate], sketch: bytes | None) -> Aggregate:
@@ -78,8 +95,9 @@ async def get_key_stats(
     since: datetime | None,
     until: datetime | None,
 ) -> Figures:
-    """Per-key figures for an engagement over [since, until), sorted by score, each log type's totals, and the
-    span they cover."""
+    """Per-key figures for an engagement over [since, until) widened to whole minutes, sorted by score, each log
+    type's totals, the span they cover and the range counted."""
+    since, until = whole_minutes(since, until)
     rows = await conn.fetch(KEYS, engagement_id, log_type, since, until)
     sketches = await asyncio.to_thread(logparse.merge_sketch_groups, [row["sketches"] for row in rows])
     merged = {
@@ -100,7 +118,7 @@ async def get_key_stats(
     types = sorted(by_type)
     sketches = await asyncio.to_thread(logparse.merge_sketch_groups, [[a.sketch for a in by_type[lt]] for lt in types])
     totals = [key_stats(lt, "TOTAL", add_up(by_type[lt], sk), span) for lt, sk in zip(types, sketches, strict=True)]
-    return Figures(stats, totals, span)
+    return Figures(stats, totals, span, since, until)
 
 
 async def get_findings(

@@ -1,47 +1,57 @@
-"""Token verbs."""
+"""Token verbs: minting and revoking are changes of the engagement, audited and published in their transaction."""
 
 from uuid import UUID
 
 import asyncpg
 
 from outrider_common.tokens import new_token, token_hash
+from outrider_tracker.audit import service as audit
 from outrider_tracker.token.models import TokenCreate, TokenCreated, TokenRead
 
 HANDLE = "substr(encode(token_hash, 'hex'), 1, 16)"
+COLUMNS = f"{HANDLE} AS id, name, created_at, revoked_at"
 
 
-async def create(
-    conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, token_in: TokenCreate
-) -> TokenCreated:
-    """Mint a token for the engagement; only its digest is stored."""
+async def create(pool: asyncpg.Pool, *, engagement_id: UUID, token_in: TokenCreate, actor: str) -> TokenCreated:
+    """Mint a token for the engagement; only its digest is stored, and only its handle is audited."""
     token = new_token()
-    created_at = await conn.fetchval(
-        "INSERT INTO engagement_tokens (token_hash, engagement_id, name) VALUES ($1, $2, $3) RETURNING created_at",
-        token_hash(token),
-        engagement_id,
-        token_in.name,
-    )
-    return TokenCreated(id=token_hash(token).hex()[:16], engagement_id=engagement_id, name=token_in.name, token=token,
-                        created_at=created_at)  # fmt: skip
+    handle = token_hash(token).hex()[:16]
+    async with pool.acquire() as conn, conn.transaction():
+        created_at = await conn.fetchval(
+            "INSERT INTO engagement_tokens (token_hash, engagement_id, name) VALUES ($1, $2, $3) RETURNING created_at",
+            token_hash(token),
+            engagement_id,
+            token_in.name,
+        )
+        await audit.record_change(conn, engagement_id=engagement_id, actor=actor, action="token.created",
+                                  details={"token_id": handle, "name": token_in.name})  # fmt: skip
+    return TokenCreated(id=handle, engagement_id=engagement_id, name=token_in.name, token=token, created_at=created_at)
 
 
 async def get_all(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> list[TokenRead]:
     """The engagement's tokens, newest first."""
     rows = await conn.fetch(
-        f"SELECT {HANDLE} AS id, name, created_at, revoked_at FROM engagement_tokens WHERE engagement_id = $1"
-        " ORDER BY created_at DESC",
-        engagement_id,
+        f"SELECT {COLUMNS} FROM engagement_tokens WHERE engagement_id = $1 ORDER BY created_at DESC", engagement_id
     )
     return [TokenRead.model_validate(dict(r)) for r in rows]
 
 
-async def revoke(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, token_id: str) -> bool:
-    """Revoke a token at once (ingest checks every request); False when unknown."""
-    return bool(
-        await conn.fetchval(
-            f"UPDATE engagement_tokens SET revoked_at = coalesce(revoked_at, now())"
-            f" WHERE engagement_id = $1 AND {HANDLE} = $2 RETURNING true",
+async def revoke(pool: asyncpg.Pool, *, engagement_id: UUID, token_id: str, actor: str) -> TokenRead | None:
+    """Revoke a token at once (ingest checks every request); None when unknown. Revoking it again records nothing."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM engagement_tokens WHERE engagement_id = $1 AND {HANDLE} = $2 FOR UPDATE",
             engagement_id,
             token_id,
         )
-    )
+        if row is None or row["revoked_at"] is not None:
+            return TokenRead.model_validate(dict(row)) if row else None
+        row = await conn.fetchrow(
+            f"UPDATE engagement_tokens SET revoked_at = now() WHERE engagement_id = $1 AND {HANDLE} = $2"
+            f" RETURNING {COLUMNS}",
+            engagement_id,
+            token_id,
+        )
+        await audit.record_change(conn, engagement_id=engagement_id, actor=actor, action="token.revoked",
+                                  details={"token_id": token_id, "name": row["name"]})  # fmt: skip
+    return TokenRead.model_validate(dict(row))
