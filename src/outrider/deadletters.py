@@ -10,6 +10,7 @@ sends only what was dead-lettered since.
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.conn import collect_hosts
 from aiokafka.errors import KafkaError
 from rich.table import Table
 
@@ -34,11 +36,22 @@ console = stdout_console(markup=False)  # reasons and sources are data
 REPLAY_GROUP = "outrider-dead-letters-replay"
 REPLAYED_FROM = "dead-letter-replayed-from"
 
+
+def _bootstrap(servers: str) -> str:
+    """Bootstrap servers as aiokafka reads them (host[:port],…), refused here rather than in its traceback."""
+    try:
+        collect_hosts(servers)
+    except ValueError:
+        raise typer.BadParameter(f"{servers!r} is not host:port[,host:port…]") from None
+    return servers
+
+
 BootstrapOpt = Annotated[
     str,
     typer.Option(
         "--bootstrap",
         envvar="OUTRIDER_KAFKA_BOOTSTRAP_SERVERS",
+        callback=_bootstrap,
         help="Kafka bootstrap servers (`make up`'s by default).",
     ),
 ]
@@ -90,7 +103,8 @@ class DeadLetter:
 
     def row(self) -> dict[str, Any]:
         """What `list --json` prints of it."""
-        return {"topic": self.record.topic, "offset": self.record.offset, "at": self.at.isoformat(),
+        return {"topic": self.record.topic, "partition": self.record.partition, "offset": self.record.offset,
+                "at": self.at.isoformat(),
                 "source": self.source, "reason": self.reason, "bytes": len(self.record.value or b""),
                 "replayed_from": self.replayed_from}  # fmt: skip
 
@@ -169,23 +183,26 @@ def list_dead_letters(
     bootstrap: BootstrapOpt = "127.0.0.1:19092",
     topic_prefix: PrefixOpt = "",
 ) -> None:
-    """Every dead letter, oldest first per topic: when, where it came from, why, and its size; for one that was
-    replayed and dead-lettered again, the earlier dead letter it was replayed from."""
+    """Every dead letter, oldest first: when, where it is (topic/partition/offset), where it came from, why, and its
+    size; for one that was replayed and dead-lettered again, the earlier dead letter it was replayed from."""
     names = _dead_topics(topics, topic_prefix)
     letters = [d for d in _run(_list(bootstrap, names)) if d.matches(reason)]
+    letters.sort(key=lambda d: (d.record.timestamp, d.record.partition, d.record.offset, d.record.topic))
     if json_out:
-        for d in letters:
-            console.print(json.dumps(d.row()), soft_wrap=True)
+        sys.stdout.writelines(json.dumps(d.row()) + "\n" for d in letters)  # as it is: no console markup or emoji
         return
     if not letters:
         console.print(f"no dead letters in {', '.join(names)}")
         return
     title = f"{len(letters)} dead letter{'' if len(letters) == 1 else 's'}"
     replayed = any(d.replayed_from for d in letters)  # the column only when it says something
-    table = Table("DEAD-LETTERED", "FROM", *(["REPLAYED FROM"] if replayed else []), "REASON", "BYTES", title=title)
+    again_column = ["REPLAYED FROM"] if replayed else []
+    table = Table("DEAD-LETTERED", "TOPIC/PARTITION/OFFSET", "FROM", *again_column, "REASON", "BYTES", title=title)
     for d in letters:
         again = [d.replayed_from or ""] if replayed else []
-        table.add_row(d.at.strftime("%Y-%m-%d %H:%M:%S"), d.source, *again, d.reason, str(len(d.record.value or b"")))
+        at = f"{d.record.topic}/{d.record.partition}/{d.record.offset}"  # as `replay` names it in REPLAYED FROM
+        table.add_row(d.at.strftime("%Y-%m-%d %H:%M:%S"), at, d.source, *again, d.reason,
+                      str(len(d.record.value or b"")))  # fmt: skip
     console.print(table)
 
 
@@ -235,7 +252,9 @@ def replay(
 ) -> None:
     """Publish dead letters to the topic they came from, as they were (fix their cause first).
 
-    Safe to repeat: the analyzer counts a chunk once by its id; the notifier's reminders have idempotency keys.
+    Safe to repeat: the analyzer counts a chunk once by its id; the notifier's reminders have idempotency keys, and an
+    event older than one the notifier already applied to the same touchpoint, hand-off, review or stage changes
+    nothing (a touchpoint.scheduled replayed after that touchpoint was cancelled or held plans no reminder).
 
     A run without --reason remembers how far it got: the next sends only what was dead-lettered since.
     """

@@ -16,6 +16,7 @@ from outrider.tracker_api import (
     PAGE_MAX,
     TRACKER,
     Conflict,
+    EngagementArg,
     TokenOption,
     TrackerOption,
     call,
@@ -23,6 +24,7 @@ from outrider.tracker_api import (
     engagement_url,
     given,
     shown,
+    uuid_id,
 )
 from outrider_common.events import FindingRule
 from outrider_tracker.engagement.models import Destination, EngagementStatus, Role
@@ -70,7 +72,7 @@ def list_engagements(
 
 
 @app.command()
-def status(engagement_id: str, tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
+def status(engagement_id: EngagementArg, tracker: TrackerOption = TRACKER, token: TokenOption = None) -> None:
     """Where is this customer: stage, checklist, what blocks the next stage, health, top endpoints."""
     s = call("GET", engagement_url(tracker, engagement_id, "status"), token)
     e, stage = s["engagement"], s["stage"]
@@ -111,7 +113,7 @@ def status(engagement_id: str, tracker: TrackerOption = TRACKER, token: TokenOpt
 
 @app.command()
 def findings(
-    engagement_id: str,
+    engagement_id: EngagementArg,
     tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
     rule: Annotated[FindingRule | None, typer.Option(help="Only findings of this rule.")] = None,
@@ -174,7 +176,7 @@ def _keys(
 
 @app.command()
 def stats(
-    engagement_id: str,
+    engagement_id: EngagementArg,
     tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
     log_type: LogTypeOption = None,
@@ -223,11 +225,16 @@ def _time_range(text: str) -> tuple[str | None, str | None]:
 
 @app.command()
 def compare(
-    engagement_id: str,
+    engagement_id: EngagementArg,
     a: Annotated[str, typer.Argument(help="Range A as SINCE..UNTIL, ISO 8601, either side may be empty.")],
     b: Annotated[str, typer.Argument(help="Range B, the same way ('..' for everything).")],
     other: Annotated[
-        str | None, typer.Option("--with", help="Take B from this engagement instead (e.g. a pilot's baseline).")
+        str | None,
+        typer.Option(
+            "--with",
+            callback=lambda v: v and uuid_id(v),
+            help="Take B from this engagement instead (e.g. a pilot's baseline).",
+        ),
     ] = None,
     tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
@@ -278,7 +285,7 @@ def portfolio(tracker: TrackerOption = TRACKER, token: TokenOption = None) -> No
 
 @app.command()
 def advance(
-    engagement_id: str,
+    engagement_id: EngagementArg,
     tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
     force: Annotated[bool, typer.Option(help="Skip unmet exit criteria (needs --reason).")] = False,
@@ -349,7 +356,7 @@ def open_engagement(
 
 @app.command("set")
 def set_engagement(
-    engagement_id: str,
+    engagement_id: EngagementArg,
     state: Annotated[
         EngagementStatus | None,
         typer.Option(
@@ -401,7 +408,7 @@ def set_engagement(
 
 @app.command()
 def tick(
-    engagement_id: str,
+    engagement_id: EngagementArg,
     item_id: Annotated[str, typer.Argument(help="The item's id, as `status` shows it.")],
     undo: Annotated[bool, typer.Option("--undo", help="Untick it.")] = False,
     note: Annotated[str | None, typer.Option(help="Why or how, kept with the tick.")] = None,
@@ -422,7 +429,7 @@ def tick(
     f"technical advisor needs {', '.join(REQUIRED_FOR_ADVISOR)}."
 )
 def profile(
-    engagement_id: str,
+    engagement_id: EngagementArg,
     changes: Annotated[
         list[str] | None,
         typer.Option(

@@ -11,6 +11,7 @@ from rich.table import Column, Table
 from outrider.tracker_api import (
     TRACKER,
     WHEN_HELP,
+    EngagementArg,
     TokenOption,
     TrackerOption,
     call,
@@ -18,13 +19,18 @@ from outrider.tracker_api import (
     engagement_url,
     given,
     shown,
+    uuid_id,
     when,
 )
 from outrider_tracker.handoff.models import Requirement, Team
 from outrider_tracker.issue.models import Severity
 from outrider_tracker.risk.models import Level, RiskStatus
 
-EngagementArg = Annotated[str, typer.Argument(help="The engagement's id (`outrider engagements list`).")]
+TouchpointArg = Annotated[str, typer.Argument(callback=uuid_id, help="The touchpoint's id (`touchpoints list`).")]
+RiskArg = Annotated[str, typer.Argument(callback=uuid_id, help="The risk's id (`risks list`).")]
+IssueArg = Annotated[str, typer.Argument(callback=uuid_id, help="The issue's id (`issues list`).")]
+HandoffArg = Annotated[str, typer.Argument(callback=uuid_id, help="The hand-off's id (`handoffs list`).")]
+ReviewArg = Annotated[str, typer.Argument(callback=uuid_id, help="The request's id (`tech-reviews list`).")]
 WhenArg = Annotated[datetime, typer.Argument(parser=when, help=WHEN_HELP, show_default=False)]
 
 
@@ -64,7 +70,7 @@ def add_touchpoint(
 @touchpoints.command("held")
 def touchpoint_held(
     engagement_id: EngagementArg,
-    touchpoint_id: str,
+    touchpoint_id: TouchpointArg,
     notes: Annotated[str | None, typer.Option(help="What was said and agreed.")] = None,
     held_at: Annotated[
         datetime | None, typer.Option("--at", parser=when, help="When it took place (default now). " + WHEN_HELP)
@@ -93,7 +99,7 @@ def touchpoint_held(
 @touchpoints.command("move")
 def move_touchpoint(
     engagement_id: EngagementArg,
-    touchpoint_id: str,
+    touchpoint_id: TouchpointArg,
     at: Annotated[datetime | None, typer.Option("--to", parser=when, help="The new time. " + WHEN_HELP)] = None,
     title: Annotated[str | None, typer.Option(help="A new title.")] = None,
     tracker: TrackerOption = TRACKER,
@@ -110,7 +116,7 @@ def move_touchpoint(
 @touchpoints.command("cancel")
 def cancel_touchpoint(
     engagement_id: EngagementArg,
-    touchpoint_id: str,
+    touchpoint_id: TouchpointArg,
     reason: Annotated[str, typer.Option(help="Why it will not take place (kept in the audit trail).")],
     tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
@@ -174,7 +180,7 @@ def promote_finding(
 @risks.command("set")
 def set_risk(
     engagement_id: EngagementArg,
-    risk_id: str,
+    risk_id: RiskArg,
     status: Annotated[RiskStatus | None, typer.Option(help="mitigated or closed take it off the open list.")] = None,
     likelihood: Annotated[Level | None, typer.Option(help="low, medium or high.")] = None,
     impact: Annotated[Level | None, typer.Option(help="low, medium or high.")] = None,
@@ -221,7 +227,7 @@ def add_issue(
 @issues.command("resolve")
 def resolve_issue(
     engagement_id: EngagementArg,
-    issue_id: str,
+    issue_id: IssueArg,
     resolution: Annotated[str, typer.Argument(help="How it was resolved.")],
     tracker: TrackerOption = TRACKER,
     token: TokenOption = None,
@@ -262,7 +268,7 @@ def add_handoff(
 
 @handoffs.command("accept")
 def accept_handoff(
-    engagement_id: EngagementArg, handoff_id: str, tracker: TrackerOption = TRACKER, token: TokenOption = None
+    engagement_id: EngagementArg, handoff_id: HandoffArg, tracker: TrackerOption = TRACKER, token: TokenOption = None
 ) -> None:
     """Accept a hand-off as the receiving team (again: nothing changes)."""
     h = call("POST", engagement_url(tracker, engagement_id, "handoffs", handoff_id, "accept"), token)
@@ -345,7 +351,7 @@ def add_tech_review(
 @tech_reviews.command("decide")
 def decide_tech_review(
     engagement_id: EngagementArg,
-    review_id: str,
+    review_id: ReviewArg,
     decision: Annotated[str, typer.Argument(help="What was decided.")],
     tracker: TrackerOption = TRACKER,
     token: TokenOption = None,

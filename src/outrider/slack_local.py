@@ -1,7 +1,9 @@
 """A local HTTP server speaking the part of Slack's Web API Outrider uses (`chat.postMessage`).
 
 For tests and `outrider up`, where Slack cannot be reached: the real `slack_sdk` client talks to it. It records every
-message, and can answer 429 with Retry-After, 500, or slowly, on demand.
+message it posts, answers a request Slack would refuse with Slack's error (`invalid_blocks`, `invalid_json`, `no_text`,
+…; an incoming webhook's `invalid_payload` with 400) without posting it, and can answer 429 with Retry-After, 500, or
+slowly, on demand.
 """
 
 from __future__ import annotations
@@ -17,14 +19,54 @@ from typing import Any
 from urllib.parse import parse_qs
 
 
+class Refused(Exception):
+    """A request Slack answers with an error instead of posting it: `str(exc)` is Slack's error code."""
+
+
+def _arguments(body: bytes, content_type: str) -> dict[str, Any]:
+    """A Web API call's arguments, from a JSON or a form body, as Slack reads them."""
+    if content_type.startswith("application/json"):
+        try:
+            args = json.loads(body or b"{}")
+        except ValueError:
+            raise Refused("invalid_json") from None
+        if not isinstance(args, dict):
+            raise Refused("invalid_json")
+        return args
+    try:
+        return {k: v[0] for k, v in parse_qs(body.decode()).items()}
+    except (UnicodeDecodeError, ValueError):
+        raise Refused("invalid_form_data") from None
+
+
+def _payload(body: bytes, content_type: str) -> dict[str, Any]:
+    """An incoming webhook's message: a JSON body, or a form's `payload` field holding one."""
+    try:
+        if not content_type.startswith("application/json"):
+            body = parse_qs(body.decode())["payload"][0].encode()
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError, KeyError):
+        raise Refused("invalid_payload") from None
+    if not isinstance(payload, dict):
+        raise Refused("invalid_payload")
+    return payload
+
+
 def _invalid(args: dict[str, Any]) -> str | None:
-    """Slack's own refusals of a message's shape: more than 50 blocks, a section over 3,000 characters."""
+    """Slack's own refusals of a message's shape: no text, blocks that are not a list of objects, more than 50
+    blocks, a section over 3,000 characters."""
     blocks = args.get("blocks") or []
+    if not (args.get("text") or blocks or args.get("attachments")):
+        return "no_text"
     if isinstance(blocks, str):
-        blocks = json.loads(blocks)
-    if len(blocks) > 50:
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            return "invalid_blocks"
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks) or len(blocks) > 50:
         return "invalid_blocks"
-    if any(len(str((b.get("text") or {}).get("text", ""))) > 3000 for b in blocks if b.get("type") == "section"):
+    sections = [b.get("text") or {} for b in blocks if b.get("type") == "section"]
+    if any(not isinstance(t, dict) or len(str(t.get("text", ""))) > 3000 for t in sections):
         return "invalid_blocks"
     return None
 
@@ -39,7 +81,8 @@ class Scripted:
 
 @dataclass
 class LocalSlack:
-    """Start with `start()`; point `slack_sdk` at `api_url`; read `messages`."""
+    """Start with `start()`; point `slack_sdk` at `api_url`; read `messages` (those posted) and `requests` (every
+    authorised call answered, posted or refused)."""
 
     host: str = "127.0.0.1"
     port: int = 0
@@ -113,14 +156,21 @@ class LocalSlack:
                                        {"Retry-After": str(planned.retry_after or 1)})  # fmt: skip
                 if planned:
                     return self._reply(planned.status, {"ok": False, "error": "internal_error"})
-                if self.headers.get("Content-Type", "").startswith("application/json"):
-                    args = json.loads(body or b"{}")
-                else:
-                    args = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                content_type = self.headers.get("Content-Type", "")
                 if webhook:  # an incoming webhook posts to its own channel and answers a plain "ok"
+                    try:
+                        payload = _payload(body, content_type)
+                    except Refused as exc:
+                        return self._reply_text(400, str(exc))
+                    if not (payload.get("text") or payload.get("blocks") or payload.get("attachments")):
+                        return self._reply_text(400, "no_text")
                     with slack._lock:
-                        slack.messages.append({**args, "channel": "(webhook)", "ts": ""})
+                        slack.messages.append({**payload, "channel": "(webhook)", "ts": ""})
                     return self._reply_text(200, "ok")
+                try:
+                    args = _arguments(body, content_type)
+                except Refused as exc:
+                    return self._reply(200, {"ok": False, "error": str(exc)})
                 if not args.get("channel"):
                     return self._reply(200, {"ok": False, "error": "channel_not_found"})
                 with slack._lock:

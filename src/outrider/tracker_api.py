@@ -3,7 +3,9 @@ API's refusals into a readable line and an exit code, and times as people type t
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
+from urllib.parse import quote
+from uuid import UUID
 
 import httpx
 import typer
@@ -13,8 +15,35 @@ from outrider.up import ADMIN_TOKEN_FILE
 
 # Names, keys and reasons are data (`[id]` in one is text, not a style); piped, tables keep their natural width.
 console = stdout_console(markup=False)
+
+
+def tracker_base(text: str) -> str:
+    """A `--tracker` URL as the base of every call: http(s) with a host, without trailing slashes."""
+    try:
+        url = httpx.URL(text.strip())
+    except httpx.InvalidURL as exc:
+        raise typer.BadParameter(f"{text!r} is not a URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise typer.BadParameter(f"{text!r} is not an http(s) URL with a host, e.g. {TRACKER}")
+    return str(url).rstrip("/")
+
+
+def uuid_id(text: str) -> str:
+    """An id the tracker keys by UUID, refused here (before any call) when it is not one."""
+    try:
+        return str(UUID(text.strip()))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an id (a UUID, as the list commands show them)") from None
+
+
 TrackerOption = Annotated[
-    str, typer.Option("--tracker", envvar="OUTRIDER_TRACKER_URL", help="Base URL of the tracker API.")
+    str,
+    typer.Option(
+        "--tracker", envvar="OUTRIDER_TRACKER_URL", callback=tracker_base, help="Base URL of the tracker API."
+    ),
+]
+EngagementArg = Annotated[
+    str, typer.Argument(callback=uuid_id, help="The engagement's id (`outrider engagements list`).")
 ]
 TokenOption = Annotated[
     str | None,
@@ -31,8 +60,12 @@ PAGE_MAX = 1000  # the tracker's largest page
 
 
 def engagement_url(tracker: str, engagement_id: str, *path: str) -> str:
-    """The API URL of an engagement or of a record under it: `engagement_url(t, id, "touchpoints", tp, "held")`."""
-    return "/".join([tracker, "v1/engagements", engagement_id, *path])
+    """The API URL of an engagement or of a record under it: `engagement_url(t, id, "touchpoints", tp, "held")`.
+    Each part is one path segment, whatever it holds (an id with `/` or `..` cannot reach another route)."""
+    return "/".join([tracker, "v1/engagements", *(quote(part, safe="") for part in (engagement_id, *path))])
+
+
+_NOT_JSON = object()  # an answer whose body is not JSON
 
 
 class Conflict(Exception):
@@ -41,27 +74,56 @@ class Conflict(Exception):
 
 def call(method: str, url: str, token: str | None, *, conflict: bool = False, **kwargs: Any) -> Any:
     """The API's JSON answer (None for 204). A refusal prints its status and detail (each field the schema refused,
-    each exit criterion missing) and exits 1; an unreachable tracker exits 2."""
+    each exit criterion missing) and exits 1; an unreachable tracker, a redirect or an answer that is not the API's
+    (not JSON) exits 2: the URL is not the tracker's."""
     if token is None and ADMIN_TOKEN_FILE.exists():
         token = ADMIN_TOKEN_FILE.read_text().strip()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.request(method, url, timeout=30, headers=headers, **kwargs)
+    except httpx.InvalidURL as exc:  # not an HTTPError
+        console.print(f"not a URL: {url}: {exc}", style="red", soft_wrap=True)
+        raise typer.Exit(2) from exc
     except httpx.HTTPError as exc:
         console.print(f"tracker not reachable at {url}: {exc}", style="red", soft_wrap=True)
         raise typer.Exit(2) from exc
+    if response.is_redirect:  # e.g. http to https: following it would resend the token to wherever it points
+        moved = f"{response.status_code}: the tracker redirected to {response.headers['location']}; use that URL"
+        console.print(moved, style="red", soft_wrap=True)
+        raise typer.Exit(2)
     if response.status_code == 409 and conflict:
         raise Conflict(response.text)
+    try:
+        body = None if response.status_code == 204 else response.json()
+    except ValueError:  # an HTML error page, a proxy's answer, a cut body
+        body = _NOT_JSON
     if response.status_code >= 400:
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        detail = body.get("detail", response.text)
-        if isinstance(detail, list):  # a request the API's schema refused: say which field and why
-            detail = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in detail)
-        console.print(f"{response.status_code}: {detail}", style="red", soft_wrap=True)
-        for missing in body.get("missing", []):
-            console.print(f"  missing: {missing}")
-        raise typer.Exit(1)
-    return None if response.status_code == 204 else response.json()
+        _refused(response, body)
+    if body is _NOT_JSON:
+        odd = f"{response.status_code} but not the tracker's answer (not JSON): {_start(response)}"
+        console.print(odd, style="red", soft_wrap=True)
+        raise typer.Exit(2)
+    return body
+
+
+def _start(response: httpx.Response) -> str:
+    """The start of an answer's body, on one line, to tell what answered."""
+    text = " ".join(response.text.split())
+    return repr(text[:200] + ("…" if len(text) > 200 else ""))
+
+
+def _refused(response: httpx.Response, body: Any) -> NoReturn:
+    """Print a refusal (4xx/5xx) as one line and what it says is missing, then exit 1."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list) and all(isinstance(e, dict) for e in detail):  # the schema refused: which field, why
+        detail = "; ".join(f"{'.'.join(map(str, e.get('loc') or []))}: {e.get('msg')}" for e in detail)
+    if not isinstance(detail, str) or not detail:
+        detail = _start(response)
+    console.print(f"{response.status_code}: {detail}", style="red", soft_wrap=True)
+    missing = body.get("missing") if isinstance(body, dict) else None
+    for item in missing if isinstance(missing, list) else []:
+        console.print(f"  missing: {item}")
+    raise typer.Exit(1)
 
 
 def given(**fields: Any) -> dict[str, Any]:

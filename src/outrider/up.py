@@ -28,7 +28,7 @@ DEFAULT_PORTS = {
     "slack": 8009, "prometheus": 9090, "grafana": 3000,
 }  # fmt: skip
 RULES = ROOT / "deploy" / "prometheus" / "outrider-rules.yaml"
-console = Console(stderr=True)
+console = Console(stderr=True, emoji=False)
 
 
 def _port(name: str) -> int:
@@ -166,7 +166,7 @@ def _up() -> None:
         "prometheus", f"{prometheus_url} (targets: {prometheus_url}/targets, alerts: {prometheus_url}/alerts)"
     )
     table.add_row("grafana", grafana_url or "not installed (no Debian package): import dashboards/*.json elsewhere")
-    out = Console()
+    out = Console(emoji=False)
     out.print(table)
     shipped = ", ".join(f"{n} lines of {logs[t].name}" for t, n in lines.items())
     out.print(f"Shipped {shipped} to engagement {engagement['id']}.")

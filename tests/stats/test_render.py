@@ -8,7 +8,16 @@ import pytest
 from rich.console import Console
 
 from outrider.stats import views
-from outrider.stats.render import Column, Section, print_tables, text, to_csv, to_json
+from outrider.stats.render import (
+    Column,
+    Section,
+    print_tables,
+    stderr_console,
+    stdout_console,
+    text,
+    to_csv,
+    to_json,
+)
 
 KEY = Column("key", "CONTROLLER", text, numeric=False)
 NUMBERS = [Column("p99", "P99_ms"), Column("score", "SCORE")]
@@ -45,6 +54,18 @@ def test_cells_are_text_not_markup() -> None:
     keys = ["Foo[/]", "/g/p/-/blob/main/pages/[id].js", "[filtered]", "[bold]x[/bold]"]
     out = terminal(200, section(*keys))
     assert all(k in out for k in keys)
+
+
+def test_the_consoles_print_emoji_codes_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    named = Section("web-1:x:.log", [KEY, *NUMBERS], [{"key": "A :thumbs_up: B", "p99": 1.0, "score": 2.0}],
+                    notes=["from :fire: to :x:"])  # fmt: skip
+    print_tables([named], stdout_console())
+    stderr_console().print("cannot read web-1:x:.log")
+    out, err = capsys.readouterr()
+    assert "web-1:x:.log" in out
+    assert "A :thumbs_up: B" in out
+    assert "from :fire: to :x:" in out
+    assert err == "cannot read web-1:x:.log\n"
 
 
 def test_csv_is_one_table_whatever_the_sections_columns() -> None:

@@ -208,14 +208,15 @@ def emit(sections: Sequence[Section], fmt: OutputFormat, meta: dict[str, Any], c
 
 def stdout_console(markup: bool = True) -> Console:
     """The console tables go to: on a terminal its width; off one (a pipe, a file) wide tables keep their natural
-    width instead of rich's assumed 80 columns. `markup=False` where the text printed is data (names, keys)."""
-    out = Console(highlight=False, soft_wrap=True, markup=markup)
-    return out if out.is_terminal else Console(highlight=False, width=1000, markup=markup)
+    width instead of rich's assumed 80 columns. `markup=False` where the text printed is data (names, keys); never
+    emoji codes (`:x:` in a key or a customer's name is text)."""
+    out = Console(highlight=False, soft_wrap=True, markup=markup, emoji=False)
+    return out if out.is_terminal else Console(highlight=False, width=1000, markup=markup, emoji=False)
 
 
 def stderr_console() -> Console:
     """Messages on stderr, one line each whatever the width (a wrapped path cannot be copied or grepped)."""
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def emit_all(docs: Sequence[tuple[Sequence[Section], dict[str, Any]]], fmt: OutputFormat, console: Console) -> None:

@@ -1,0 +1,161 @@
+"""`outrider engagements …` against a stand-in tracker that answers what a real one, a proxy or a wrong URL may: each
+command ends with one line and an exit code, never a traceback; ids reach the tracker as one path segment."""
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from outrider.cli import app
+
+EID = "3f2b6c1e-8d4a-4f7e-9a51-0c6e2d9b7a10"
+runner = CliRunner()
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FakeTracker:
+    """Answers every request with `answer`; keeps each request's method and path as sent (not decoded)."""
+
+    url: str = ""
+    answer: Answer = field(default_factory=lambda: Answer(200, b"[]"))
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    def answers(self, status: int, body: Any, content_type: str = "application/json", **headers: str) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.answer = Answer(status, data, content_type, headers)
+
+
+@pytest.fixture
+def tracker() -> Iterator[FakeTracker]:
+    fake = FakeTracker()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            fake.requests.append((self.command, self.requestline.split()[1]))  # `path` has leading `//` collapsed
+            a = fake.answer
+            self.send_response(a.status)
+            self.send_header("Content-Type", a.content_type)
+            self.send_header("Content-Length", str(len(a.body)))
+            for k, v in a.headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(a.body)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield fake
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def outrider(tracker: str, *args: str) -> Result:
+    return runner.invoke(app, ["engagements", *args, "--tracker", tracker, "--token", "t"])
+
+
+def one_line(result: Result, code: int) -> str:
+    """The command's only output line, after it exited with `code` of its own accord (not a traceback)."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == code, result.output
+    (line,) = result.output.splitlines()
+    return line
+
+
+def test_a_redirect_names_where_the_tracker_is(tracker: FakeTracker) -> None:
+    tracker.answers(301, b"", "text/html", Location="https://tracker.example.com/v1/engagements")
+    line = one_line(outrider(tracker.url, "list"), 2)
+    assert line == "301: the tracker redirected to https://tracker.example.com/v1/engagements; use that URL"
+
+
+def test_a_page_that_is_not_json_names_its_status_and_start(tracker: FakeTracker) -> None:
+    tracker.answers(200, b"<html><body>Sign in to continue</body></html>", "text/html")
+    line = one_line(outrider(tracker.url, "list"), 2)
+    assert line == "200 but not the tracker's answer (not JSON): '<html><body>Sign in to continue</body></html>'"
+
+
+def test_an_error_labelled_json_that_is_not_says_its_status_and_start(tracker: FakeTracker) -> None:
+    tracker.answers(500, b"Internal Server Error\n" + b"x" * 500)
+    line = one_line(outrider(tracker.url, "status", EID), 1)
+    assert line == f"500: 'Internal Server Error {'x' * 178}…'"
+
+
+def test_a_refusal_whose_body_is_not_an_object_says_its_status_and_start(tracker: FakeTracker) -> None:
+    tracker.answers(422, ["loc", "msg"])
+    assert one_line(outrider(tracker.url, "list"), 1) == """422: '["loc", "msg"]'"""
+
+
+def test_a_refusal_still_names_the_field_the_schema_refused(tracker: FakeTracker) -> None:
+    tracker.answers(422, {"detail": [{"loc": ["body", "name"], "msg": "Field required"}]})
+    assert one_line(outrider(tracker.url, "list"), 1) == "422: body.name: Field required"
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "127.0.0.1:8003", "ftp://127.0.0.1"])
+def test_a_tracker_url_that_is_not_one_is_a_usage_error(tracker: FakeTracker, url: str) -> None:
+    result = outrider(url, "list")
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--tracker'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_tracker_url_may_end_with_a_slash(tracker: FakeTracker) -> None:
+    result = outrider(tracker.url + "//", "list")
+    assert result.exit_code == 0, result.output
+    assert tracker.requests == [("GET", "/v1/engagements?limit=100")]
+
+
+def test_an_id_is_one_path_segment_whatever_it_holds(tracker: FakeTracker) -> None:
+    tracker.answers(204, b"")
+    result = outrider(tracker.url, "tokens", "revoke", EID, "../../../api-tokens/abcd")
+    assert result.exit_code == 0, result.output
+    assert tracker.requests == [("DELETE", f"/v1/engagements/{EID}/tokens/..%2F..%2F..%2Fapi-tokens%2Fabcd")]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "../../portfolio"],
+        ["tokens", "revoke", "not-an-engagement", "abcd"],
+        ["touchpoints", "cancel", EID, "../../tokens/abcd", "--reason", "x"],
+        ["risks", "set", EID, "r1", "--status", "closed"],
+        ["issues", "resolve", EID, "i1", "done"],
+        ["handoffs", "accept", EID, "h1"],
+        ["tech-reviews", "decide", EID, "t1", "yes"],
+        ["compare", EID, "..", "..", "--with", "pilot"],
+    ],
+)
+def test_an_id_that_is_not_a_uuid_is_refused_before_the_tracker_is_asked(tracker: FakeTracker, args: list[str]) -> None:
+    result = outrider(tracker.url, *args)
+    assert result.exit_code == 2, result.output
+    assert "is not an id (a UUID" in result.output
+    assert tracker.requests == []
+
+
+def test_names_are_printed_as_they_are_not_as_emoji(tracker: FakeTracker) -> None:
+    engagement = {"id": EID, "customer": "Acme :thumbs_up: Corp", "name": "Pilot :x:", "playbook_id": "p",
+                  "stage": "s", "status": "active"}  # fmt: skip
+    tracker.answers(200, [engagement])
+    result = outrider(tracker.url, "list")
+    assert result.exit_code == 0, result.output
+    assert "Acme :thumbs_up: Corp" in result.output
+    assert "Pilot :x:" in result.output
