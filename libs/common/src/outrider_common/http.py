@@ -19,24 +19,32 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
 
-def ops_router(checks: Mapping[str, ReadyCheck], *, timeout: float = 3.0) -> APIRouter:
-    """`/healthz` (the process answers), `/readyz` (every dependency in `checks` answers) and `/metrics`."""
+def ops_router(
+    checks: Mapping[str, ReadyCheck], *, reported: Mapping[str, ReadyCheck] | None = None, timeout: float = 3.0
+) -> APIRouter:
+    """`/healthz` (the process answers), `/readyz` (every dependency in `checks` answers) and `/metrics`.
+
+    `reported` dependencies are checked and shown in `/readyz` but do not make it 503: a service that keeps serving
+    without them (the tracker's outbox holds its events while Kafka is away) must not be taken out of its Service's
+    endpoints meanwhile.
+    """
+    both = {**checks, **(reported or {})}
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz", summary="Liveness: the process serves HTTP")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: the broker and database connections work")
+    @router.get("/readyz", summary="Readiness: the connections the service cannot serve without work")
     async def readyz() -> JSONResponse:
         results: dict[str, str] = {}
-        for name, check in checks.items():
+        for name, check in both.items():
             try:
                 await asyncio.wait_for(check(), timeout)
                 results[name] = "ok"
             except Exception as exc:  # any failure means not ready; the reason is reported, not raised
                 results[name] = f"{type(exc).__name__}: {exc}"[:300]
-        ready = all(v == "ok" for v in results.values())
+        ready = all(results[name] == "ok" for name in checks)
         return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
