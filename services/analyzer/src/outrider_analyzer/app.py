@@ -11,9 +11,9 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY
 
-from outrider_analyzer.handlers import as_itself, dead_letterer, log_chunk_handler, rereader
+from outrider_analyzer.handlers import as_itself, dead_letterer, log_chunk_handler, readable_headers, rereader
 from outrider_analyzer.observability import kafka_middlewares
-from outrider_analyzer.pipeline import DrainOnRevoke, Flusher
+from outrider_analyzer.pipeline import DRAIN_SECONDS, ConsumerLag, DrainOnRevoke, Flusher
 from outrider_analyzer.settings import AnalyzerSettings
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
@@ -21,6 +21,13 @@ from outrider_common.kafka import ensure_topics
 from outrider_common.outbox import Relay
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ANALYSIS_FINDINGS, LOGS_RAW
+
+# As large as the records ingest publishes (and the broker's message.max.bytes in outrider.devstack): a dead letter
+# is such a record with two headers more. One still over the limit goes without its value (handlers.dead_letterer).
+MAX_REQUEST_BYTES = 8 << 20
+# The group waits this long for each member to rejoin a rebalance, the revoke's drain included; aiokafka's default is
+# the session timeout (10 s), below the drain's bound, and a member dropped mid-drain rejoins: a rebalance storm.
+REBALANCE_TIMEOUT_MS = int(3 * DRAIN_SECONDS * 1000)
 
 
 def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
@@ -31,6 +38,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         settings.kafka_bootstrap_servers,
         client_id="outrider-analyzer",
         enable_idempotence=True,
+        max_request_size=MAX_REQUEST_BYTES,
         middlewares=kafka_middlewares(REGISTRY, setup_tracing("analyzer")),
     )
     db = Database(settings.database_url.get_secret_value())
@@ -44,9 +52,10 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         wake_relay=relay.wake,
         max_pending_bytes=settings.max_pending_mb << 20,
     )
+    lag = ConsumerLag(lambda: subscriber.consumer)
     # MANUAL: offsets are committed by the flusher once PostgreSQL has the chunks (the default commits before
     # handling, which would lose them on a crash).
-    broker.subscriber(
+    subscriber = broker.subscriber(
         settings.topic(LOGS_RAW),
         group_id=settings.consumer_group,
         batch=True,
@@ -65,9 +74,12 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         # went from 2.02 to 1.71 CPU s/GB without it). Each value is a zstd frame whose content checksum the parse
         # threads verify (LogChunk.pack), which guards it from ingest on, and a damaged one is dead-lettered.
         check_crcs=False,
-        listener=DrainOnRevoke(flusher),
+        rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
+        listener=DrainOnRevoke(flusher, lag),
+        parser=readable_headers,
         decoder=as_itself,
-    )(log_chunk_handler(flusher, settings.bucket_seconds))
+    )
+    subscriber(log_chunk_handler(flusher, settings.bucket_seconds))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +90,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         )
         tasks = [asyncio.create_task(flusher.run()), asyncio.create_task(relay.run(db.pool))]
         await broker.start()
+        watching = asyncio.create_task(lag.run())
         # What start-up built (modules, FastAPI and pydantic schemas) lives as long as the process: frozen, the
         # collector stops walking it on every full collection (perf: gc_collect_main and its visitors were ~2 % of
         # the analyzer's samples at 500 MB/s).
@@ -85,6 +98,9 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
             await broker.stop()  # waits for the batch in hand
             flusher.detach()  # the consumer is gone: write what is queued, the next owner re-reads its offsets
             with contextlib.suppress(TimeoutError):

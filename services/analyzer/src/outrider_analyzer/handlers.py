@@ -1,24 +1,59 @@
 """The `logs.raw` subscriber: parse each chunk in Rust and queue it for the flusher, which commits the offsets."""
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import OffsetOutOfRangeError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from faststream.kafka import KafkaBroker, KafkaMessage
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 import logparse
 from outrider_analyzer import metrics
-from outrider_analyzer.pipeline import DeadLetter, Flusher, Handled, Reread
+from outrider_analyzer.pipeline import DeadLetter, Flusher, Handled, Reread, header_text
 from outrider_common.events import LogChunk
 from outrider_common.topics import dead_letter_headers
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
+
+# The headers the `logs.raw` contract reads: one of them without a value or not UTF-8 makes the record a dead letter.
+CONTRACT_HEADERS = frozenset(LogChunk.model_fields)
+# On a dead letter whose value had to be left out (over the producer's size limit): how large it was and why.
+DEAD_LETTER_VALUE = "dead-letter-value"
+
+
+def _unreadable(value: bytes | None) -> str | None:
+    """Why a header value is not text, or None if it is."""
+    if value is None:
+        return "no value"
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    return None
+
+
+async def readable_headers(
+    records: tuple[ConsumerRecord, ...],
+    parse: Callable[[tuple[ConsumerRecord, ...]], Awaitable[KafkaMessage]],
+) -> KafkaMessage:
+    """The subscriber's parser: FastStream's own (`parse`), shown header values it can decode.
+
+    aiokafka hands header values over as they came, None or any bytes, and FastStream's batch parser decodes every
+    record's as UTF-8: one such value failed the whole batch before the handler ran, and with manual commit the
+    next batch's commit went past it. The message keeps the records as they are, for `_handle` to judge.
+    """
+    if not any(_unreadable(v) for r in records for _, v in r.headers):
+        return await parse(records)
+    shown = tuple(dataclasses.replace(r, headers=[(k, header_text(v).encode()) for k, v in r.headers]) for r in records)
+    msg = await parse(shown)
+    msg.raw_message = cast(Any, records)
+    return msg
 
 
 async def as_itself(msg: KafkaMessage) -> KafkaMessage:
@@ -57,7 +92,11 @@ async def _handle(records: tuple[ConsumerRecord, ...], bucket_seconds: int) -> l
     handled: list[Handled | None] = []  # in record order; None until parsed
     parsing: list[tuple[int, ConsumerRecord, dict[str, str], LogChunk, trace.Span]] = []
     for record in records:
-        headers = {k: v.decode("utf-8", "replace") for k, v in record.headers}
+        headers = {k: header_text(v) for k, v in record.headers}
+        unreadable = [f"{k}: {why}" for k, v in record.headers if k in CONTRACT_HEADERS and (why := _unreadable(v))]
+        if unreadable:
+            handled.append(_dead(record, headers, f"bad headers: {'; '.join(unreadable)}"))
+            continue
         try:
             chunk = LogChunk.from_headers(headers)
         except ValidationError as exc:
@@ -116,12 +155,19 @@ def dead_letterer(broker: KafkaBroker, topic: str) -> Callable[[DeadLetter], Awa
     """What the flusher calls to publish a record that breaks the contract, with its reason, to `topic`."""
 
     async def publish(dead: DeadLetter) -> None:
-        await broker.publish(
-            dead.value,
-            topic,
-            key=dead.key,
-            headers=dead_letter_headers(dead.headers, reason=dead.reason, source=dead.source),
-        )
+        headers = dead_letter_headers(dead.headers, reason=dead.reason, source=dead.source)
+        try:
+            await broker.publish(dead.value, topic, key=dead.key, headers=headers)
+        except KafkaError as exc:
+            if exc.retriable or not dead.value:
+                raise  # the flusher tries again
+            # Refused for good, the record with its headers over the size limit: sent as it is, it would be retried
+            # forever and hold up its partition. The reason, the source and the headers still say what it was.
+            log.error(
+                "dead letter sent without its value source=%s size=%d error=%r", dead.source, len(dead.value), exc
+            )
+            headers[DEAD_LETTER_VALUE] = f"dropped ({len(dead.value)} bytes): {exc}"[:1000]
+            await broker.publish(b"", topic, key=dead.key, headers=headers)
         metrics.CHUNKS.labels("dead_letter").inc()
         log.warning("dead-lettered record source=%s reason=%s", dead.source, dead.reason)
 

@@ -1,9 +1,13 @@
 """Prometheus metrics of the analyzer service."""
 
+from typing import get_args
+
 from prometheus_client import Counter, Gauge, Histogram
 
+from outrider_common.events import FindingRule
+
 LINES = Counter("outrider_analyzer_lines_total", "Log lines parsed, by log type.", ["log_type"])
-BYTES = Counter("outrider_analyzer_bytes_total", "Log bytes parsed.", [])
+BYTES = Counter("outrider_analyzer_bytes_total", "Log bytes counted (as LINES: duplicates left out).", [])
 BAD_LINES = Counter("outrider_analyzer_bad_lines_total", "Lines that yielded no record, by reason.", ["reason"])
 CHUNKS = Counter(
     "outrider_analyzer_chunks_total",
@@ -35,5 +39,30 @@ FLUSH_ROWS = Histogram(
 FLUSH_FAILURES = Counter(
     "outrider_analyzer_flush_failures_total", "Batches whose flush failed and will be re-read.", []
 )
-LAG = Gauge("outrider_analyzer_consumer_lag_records", "Records behind the partition's end, after the last batch.",
-            ["partition"])  # fmt: skip
+LAG = Gauge(
+    "outrider_analyzer_consumer_lag_records",
+    "Records of an assigned partition not committed yet (its end offset minus the group's committed offset), "
+    "refreshed every few seconds.",
+    ["partition"],
+)
+LAG_REFRESH_FAILURES = Counter(
+    "outrider_analyzer_consumer_lag_refresh_failures_total",
+    "Refreshes of the consumer-lag gauge that failed (Kafka away); the gauge keeps its last values meanwhile.",
+    [],
+)
+
+# The series alerts and panels count events in, exported from the start at zero: `increase(...) > 0` cannot see the
+# first event of a series that only appears with it (it starts at 1). Not LINES: no alert reads it, and its first
+# series is how tests/test_service_ops.py tells that the analyzer counted something.
+OUTCOMES = ("counted", "duplicate", "dead_letter")
+# Every reason logparse gives a bad line (`Rejection::Bad` in native/logparse/src); a new one appears on first use.
+BAD_LINE_REASONS = (
+    "duration_out_of_range", "invalid_json", "missing_duration", "missing_key", "negative_duration", "not_json",
+    "not_utf8", "time_out_of_range", "too_long", "wrong_type",
+)  # fmt: skip
+for _outcome in OUTCOMES:
+    CHUNKS.labels(_outcome)
+for _reason in BAD_LINE_REASONS:
+    BAD_LINES.labels(_reason)
+for _rule in get_args(FindingRule):
+    FINDINGS.labels(_rule)

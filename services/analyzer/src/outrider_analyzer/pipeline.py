@@ -48,6 +48,14 @@ REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg
 # its value, which the queue does not keep once parsed.
 Reread = Callable[[TopicPartition, int], Awaitable[ConsumerRecord | None]]
 
+# The longest a revoke waits for the queue to be written (the whole group waits with it).
+DRAIN_SECONDS = 20.0
+
+
+def header_text(value: bytes | None) -> str:
+    """A header value as text, whatever aiokafka handed over: None (a header without a value) or any bytes."""
+    return "" if value is None else value.decode("utf-8", "replace")
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -173,8 +181,10 @@ class Flusher:
         batch, parsed, staged = lot.batch, lot.parsed, lot.staged
         dead = [h.dead for h in batch if h.dead is not None]
         links = [trace.Link(h.span) for h in batch if h.span is not None]
-        flushed = Flushed()
-        refused: set[int] = set()  # ids of the chunks dead-lettered so far; a retry of the lot leaves them out
+        # What the lot's transactions did, and the ids of the chunks they wrote or dead-lettered: a retry after a
+        # lot was partly written (in halves) leaves those out, so that they are counted once, not as duplicates.
+        done: list[Flushed] = []
+        settled: set[int] = set()
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=0.5, max=self._retry_max),
@@ -187,32 +197,38 @@ class Flusher:
                 while dead:  # before the offsets move past them; a retry sends only those not sent yet
                     await self._dead_letter(dead[0])
                     dead.pop(0)
-                if refused:
-                    parsed, staged = [h for h in parsed if id(h) not in refused], None
+                if settled:
+                    parsed, staged = [h for h in parsed if id(h) not in settled], None
                 if parsed:
-                    flushed = await self._flush(parsed, staged, refused)
+                    await self._flush(parsed, staged, done, settled)
         await self._commit(batch)
-        self._count(batch, flushed)
+        self._count(sum(done, Flushed()))
 
-    async def _flush(self, parsed: list[Handled], staged: StagedRows | None, refused: set[int]) -> Flushed:
+    async def _flush(
+        self, parsed: list[Handled], staged: StagedRows | None, done: list[Flushed], settled: set[int]
+    ) -> None:
         """Write `parsed` in one transaction or, should PostgreSQL refuse its data (`REFUSED`), in halves.
 
         The halves are written the same way, down to the chunk refused on its own, which is dead-lettered with the
-        reason. Chunks written before a retry are counted once: their ids are claimed with them.
+        reason. Each transaction that lands adds what it did to `done` and its chunks to `settled`, as does each
+        chunk dead-lettered, so that a retry of the lot writes only the rest.
         """
         try:
             async with self._db.pool.acquire() as conn, conn.transaction():
-                return await flush(
+                flushed = await flush(
                     conn, _pairs(parsed), bucket_seconds=self._bucket_seconds, limits=self._limits, staged=staged
                 )
         except REFUSED as exc:
             if len(parsed) > 1:
                 half = len(parsed) // 2
-                first = await self._flush(parsed[:half], None, refused)
-                return first + await self._flush(parsed[half:], None, refused)
+                await self._flush(parsed[:half], None, done, settled)
+                await self._flush(parsed[half:], None, done, settled)
+                return
             await self._refuse(parsed[0], exc)
-            refused.add(id(parsed[0]))
-            return Flushed()
+            settled.add(id(parsed[0]))
+            return
+        done.append(flushed)  # committed: the transaction block is left
+        settled.update(id(h) for h in parsed)
 
     async def _refuse(self, handled: Handled, exc: Exception) -> None:
         """Dead-letter a chunk PostgreSQL refuses, with its value read again from Kafka, before its offset moves on."""
@@ -224,19 +240,19 @@ class Flusher:
             source = f"{handled.tp.topic}/{handled.tp.partition}/{handled.offset}"
             dead = DeadLetter(b"", None, headers, f"{reason} (value no longer in Kafka)", source)
         else:
-            dead = DeadLetter.of(record, {k: v.decode("utf-8", "replace") for k, v in record.headers}, reason)
+            dead = DeadLetter.of(record, {k: header_text(v) for k, v in record.headers}, reason)
         log.error("chunk refused by PostgreSQL id=%s source=%s", handled.chunk.chunk_id, dead.source, exc_info=exc)
         await self._dead_letter(dead)
 
-    def _count(self, batch: Sequence[Handled], flushed: Flushed) -> None:
+    def _count(self, flushed: Flushed) -> None:
         metrics.FLUSH_ROWS.observe(flushed.rows)
         metrics.CHUNKS.labels("duplicate").inc(flushed.duplicates)
         for _, stats in flushed.counted:
             metrics.CHUNKS.labels("counted").inc()
             metrics.LINES.labels(stats.log_type or "unknown").inc(stats.lines)
+            metrics.BYTES.inc(stats.size)
             for reason, n in stats.bad_lines.items():
                 metrics.BAD_LINES.labels(reason).inc(n)
-        metrics.BYTES.inc(sum(h.size for h in batch if h.chunk is not None))
         for finding in flushed.findings:
             metrics.FINDINGS.labels(finding.rule).inc()
         if flushed.findings:
@@ -272,26 +288,73 @@ class Flusher:
             await consumer.commit(offsets)
         except KafkaError as exc:  # CommitFailedError after a rebalance, IllegalStateError, a broker away
             log.warning("offset commit failed after flush, records will be re-read error=%r", exc)
-            return
-        for tp, offset in offsets.items():
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                metrics.LAG.labels(str(tp.partition)).set(max(highwater - offset, 0))
 
 
 def _pairs(handled: list[Handled]) -> list[tuple[LogChunk, ChunkStats]]:
     return [(h.chunk, h.stats) for h in handled if h.chunk is not None and h.stats is not None]
 
 
+class ConsumerLag:
+    """The consumer-lag gauge: for each partition this replica owns, its end offset minus the committed offset.
+
+    Refreshed on a timer, not after commits: while PostgreSQL is away nothing commits, and that is when the lag
+    must grow for its alert to fire. Partitions handed to another replica lose their series, or a stale value
+    would add to the new owner's in a sum over replicas.
+    """
+
+    def __init__(self, consumer: Callable[[], AIOKafkaConsumer | None], *, every: float = 5.0) -> None:
+        self._consumer, self._every = consumer, every
+        self._shown: set[TopicPartition] = set()
+
+    async def run(self) -> None:
+        """Refresh the gauge every few seconds until cancelled."""
+        while True:
+            try:
+                async with asyncio.timeout(30.0):  # the coordinator may not answer in a rebalance or outage
+                    await self.refresh()
+            except Exception as exc:  # Kafka away, the consumer stopping: the next tick tries again
+                metrics.LAG_REFRESH_FAILURES.inc()
+                log.warning("consumer lag not refreshed error=%r", exc)
+            await asyncio.sleep(self._every)
+
+    async def refresh(self) -> None:
+        """Set the gauge from the broker's end offsets and the group's committed offsets, once."""
+        consumer = self._consumer()
+        owned = consumer.assignment() if consumer is not None else set()
+        lag: dict[TopicPartition, int] = {}
+        if consumer is not None and owned:
+            ends = await consumer.end_offsets(list(owned))
+            starts: dict[TopicPartition, int] | None = None
+            for tp, end in ends.items():
+                committed = await consumer.committed(tp)
+                if committed is None:  # the group never committed here: everything the partition still holds
+                    starts = starts or await consumer.beginning_offsets(list(owned))
+                    committed = starts[tp]
+                lag[tp] = max(end - committed, 0)
+            owned = consumer.assignment()  # a rebalance may have run meanwhile
+        self.forget(self._shown - owned)
+        for tp, records in lag.items():
+            if tp in owned:
+                metrics.LAG.labels(str(tp.partition)).set(records)
+                self._shown.add(tp)
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        """Drop the series of partitions this replica no longer owns."""
+        for tp in partitions:
+            metrics.LAG.remove(str(tp.partition))
+            self._shown.discard(tp)
+
+
 class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """Before partitions move to another replica, write and commit what was read from them.
 
     Bounded, because the whole group waits for this: what is not written by then stays queued and is written later
-    (its offsets are then not committed here, and the chunk ids dedupe the new owner's re-read).
+    (its offsets are then not committed here, and the chunk ids dedupe the new owner's re-read). The bound must stay
+    well below the consumer's rebalance timeout, or the group drops this member mid-drain (see app.py).
     """
 
-    def __init__(self, flusher: Flusher, timeout: float = 20.0) -> None:
-        self._flusher, self._timeout = flusher, timeout
+    def __init__(self, flusher: Flusher, lag: ConsumerLag, timeout: float = DRAIN_SECONDS) -> None:
+        self._flusher, self._lag, self._timeout = flusher, lag, timeout
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if not revoked:
@@ -301,6 +364,7 @@ class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self._flusher.drained()
         except TimeoutError:
             log.warning("rebalance: queue not written within %.0f s; the new owners re-read it", self._timeout)
+        self._lag.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None
