@@ -6,11 +6,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+from outrider import tracker_api
 from outrider.cli import app
 
 EID = "3f2b6c1e-8d4a-4f7e-9a51-0c6e2d9b7a10"
@@ -159,3 +162,25 @@ def test_names_are_printed_as_they_are_not_as_emoji(tracker: FakeTracker) -> Non
     assert result.exit_code == 0, result.output
     assert "Acme :thumbs_up: Corp" in result.output
     assert "Pilot :x:" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [("http://127.0.0.1:8003", True), ("http://localhost:8003", True), ("http://[::1]:8003", True),
+     ("https://tracker.example.com", False), ("http://10.0.0.5:8003", False)],
+)  # fmt: skip
+def test_the_local_stacks_admin_token_goes_only_to_a_tracker_on_this_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, sent: bool
+) -> None:
+    token_file = tmp_path / "admin-token"
+    token_file.write_text("otr_admin_local\n")
+    monkeypatch.setattr(tracker_api, "ADMIN_TOKEN_FILE", token_file)
+    seen: list[dict[str, str]] = []
+
+    def request(method: str, url: str, *, headers: dict[str, str], **kwargs: Any) -> httpx.Response:
+        seen.append(headers)
+        return httpx.Response(200, json=[], request=httpx.Request(method, url))
+
+    monkeypatch.setattr(tracker_api.httpx, "request", request)
+    assert tracker_api.call("GET", f"{url}/v1/engagements", None) == []
+    assert seen == [{"Authorization": "Bearer otr_admin_local"} if sent else {}]

@@ -1,6 +1,7 @@
 """What every `outrider engagements …` command shares: the tracker's URL and token options, one call that turns the
 API's refusals into a readable line and an exit code, and times as people type them."""
 
+import ipaddress
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn
@@ -51,8 +52,8 @@ TokenOption = Annotated[
         "--token",
         envvar="OUTRIDER_API_TOKEN",
         show_default=False,
-        help=f"Tracker API token (viewer to read, editor to change). Defaults to the admin token of the stack "
-        f"`make up` started ({ADMIN_TOKEN_FILE}).",
+        help=f"Tracker API token (viewer to read, editor to change). Defaults, for a tracker on this machine "
+        f"(loopback), to the admin token of the stack `make up` started ({ADMIN_TOKEN_FILE}).",
     ),
 ]
 TRACKER = "http://127.0.0.1:8003"
@@ -76,7 +77,7 @@ def call(method: str, url: str, token: str | None, *, conflict: bool = False, **
     """The API's JSON answer (None for 204). A refusal prints its status and detail (each field the schema refused,
     each exit criterion missing) and exits 1; an unreachable tracker, a redirect or an answer that is not the API's
     (not JSON) exits 2: the URL is not the tracker's."""
-    if token is None and ADMIN_TOKEN_FILE.exists():
+    if token is None and ADMIN_TOKEN_FILE.exists() and _on_this_machine(url):  # `make up`'s tracker, not another
         token = ADMIN_TOKEN_FILE.read_text().strip()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -104,6 +105,15 @@ def call(method: str, url: str, token: str | None, *, conflict: bool = False, **
         console.print(odd, style="red", soft_wrap=True)
         raise typer.Exit(2)
     return body
+
+
+def _on_this_machine(url: str) -> bool:
+    """Whether `url` names a loopback host: the local stack's admin token is never sent anywhere else."""
+    host = httpx.URL(url).host
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _start(response: httpx.Response) -> str:
