@@ -236,3 +236,28 @@ async def test_a_key_too_long_for_an_index_is_cut_and_still_counted(database_dsn
     assert key.endswith("…")
     assert name.startswith(key[:-1])
     assert 1000 < len(key[:-1].encode()) <= 1024
+
+
+async def test_a_chunk_id_counted_before_with_other_lines_is_a_conflict_not_a_silent_duplicate(
+    store: asyncpg.Connection,
+) -> None:
+    # A range sent again from the same start but longer (a client re-sending a grown file) repeats the chunk id.
+    conn, lines, limits = store, fixture_lines(), Thresholds()
+    engagement = uuid.uuid4()
+    short, longer = b"".join(lines[:5]), b"".join(lines[:9])
+    first = LogChunk(engagement_id=engagement, source="t", file_id="f", offset=0, lines=5)
+    again = LogChunk(engagement_id=engagement, source="t", file_id="f", offset=0, lines=9)
+    async with conn.transaction():
+        await flush(conn, [(first, logparse.parse_chunk(short, "production_json"))], bucket_seconds=60, limits=limits)
+    async with conn.transaction():
+        same = await flush(conn, [(first, logparse.parse_chunk(short, "production_json"))], bucket_seconds=60,
+                           limits=limits)  # fmt: skip
+        grown_stats = logparse.parse_chunk(longer, "production_json")
+        grown = await flush(conn, [(again, grown_stats)], bucket_seconds=60, limits=limits)
+    counted = logparse.parse_chunk(short, "production_json")
+    assert (same.duplicates, same.conflicts) == (1, [])  # a re-read: nothing to say
+    assert grown.duplicates == 1
+    assert grown_stats.lines > counted.lines
+    assert [(c.chunk_id, s, before) for c, s, before in grown.conflicts] == [
+        (first.chunk_id, grown_stats, (counted.lines, sum(counted.bad_lines.values())))
+    ]

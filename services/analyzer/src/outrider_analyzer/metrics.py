@@ -14,6 +14,10 @@ CHUNKS = Counter(
     "Kafka records handled, by outcome (counted, duplicate, dead_letter).",
     ["outcome"],
 )
+CONFLICTS = Counter(
+    "outrider_analyzer_chunk_conflicts_total",
+    "Records whose chunk id was counted before with other lines (a range sent again longer): not counted.",
+)
 FINDINGS = Counter("outrider_analyzer_findings_total", "Findings raised, by rule.", ["rule"])
 FLUSH_SECONDS = Histogram(
     "outrider_analyzer_flush_seconds",

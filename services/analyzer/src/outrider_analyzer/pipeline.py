@@ -247,6 +247,13 @@ class Flusher:
     def _count(self, flushed: Flushed) -> None:
         metrics.FLUSH_ROWS.observe(flushed.rows)
         metrics.CHUNKS.labels("duplicate").inc(flushed.duplicates)
+        for chunk, stats, (lines, bad) in flushed.conflicts:
+            metrics.CONFLICTS.inc()
+            log.warning(
+                "chunk id counted before with other content, not counted engagement_id=%s chunk_id=%s lines=%d"
+                " bad_lines=%d counted_lines=%d counted_bad_lines=%d", chunk.engagement_id, chunk.chunk_id,
+                stats.lines, sum(stats.bad_lines.values()), lines, bad,
+            )  # fmt: skip
         for _, stats in flushed.counted:
             metrics.CHUNKS.labels("counted").inc()
             metrics.LINES.labels(stats.log_type or "unknown").inc(stats.lines)

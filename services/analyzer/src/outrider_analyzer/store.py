@@ -27,6 +27,11 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigin
 ON CONFLICT DO NOTHING
 RETURNING engagement_id, chunk_id
 """
+# The line counts stored for chunk ids claimed before: a duplicate that differs was not the same chunk.
+COUNTED_BEFORE = """
+SELECT engagement_id, chunk_id, lines, bad_lines FROM log_chunks
+WHERE (engagement_id, chunk_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+"""
 # The merged groups of a flush are COPYed into a session-local table (logparse writes them in the binary COPY
 # format, without a Python object per row) and go into `log_stats` from there: new rows whole, and for rows that
 # exist the numbers add up on the server, so only the sketches make a round trip.
@@ -106,12 +111,14 @@ class Flushed:
     duplicates: int = 0
     rows: int = 0
     findings: list[Finding] = field(default_factory=list)
+    # Duplicates whose content differs from the chunk counted under their id: (chunk, its stats, what was counted).
+    conflicts: list[tuple[LogChunk, ChunkStats, tuple[int, int]]] = field(default_factory=list)
 
     def __add__(self, other: "Flushed") -> "Flushed":
         """Two flushes' results as one (a lot written in parts)."""
         return Flushed(
             self.counted + other.counted, self.duplicates + other.duplicates, self.rows + other.rows,
-            self.findings + other.findings,
+            self.findings + other.findings, self.conflicts + other.conflicts,
         )  # fmt: skip
 
 
@@ -166,12 +173,16 @@ async def flush(
     ]  # fmt: skip
     with step("claim").time():
         claimed = {(r["engagement_id"], r["chunk_id"]) for r in await conn.fetch(CLAIM_CHUNKS, *_columns(rows, 7))}
+    duplicates = []
     for chunk, stats in parsed:
         if (chunk.engagement_id, chunk.chunk_id) not in claimed:
             result.duplicates += 1  # counted before, or twice in this batch
+            duplicates.append((chunk, stats))
             continue
         claimed.discard((chunk.engagement_id, chunk.chunk_id))
         result.counted.append((chunk, stats))
+    if duplicates:
+        result.conflicts = await _conflicts(conn, duplicates)
     if staged is None or result.duplicates:
         staged = await stage(result.counted)
     if not staged:
@@ -195,6 +206,25 @@ async def flush(
     with step("findings").time():
         result.findings = await _findings(conn, judged, bucket_seconds=bucket_seconds, limits=limits)
     return result
+
+
+async def _conflicts(
+    conn: asyncpg.Connection, duplicates: list[tuple[LogChunk, ChunkStats]]
+) -> list[tuple[LogChunk, ChunkStats, tuple[int, int]]]:
+    """The duplicates whose lines differ from what was counted under their chunk id (lines, bad lines).
+
+    A chunk id names a byte range's start; the same start with other content is a client that sent a file's range
+    again longer (or changed): its lines are not counted, and that must not go unseen.
+    """
+    ids = _columns([(chunk.engagement_id, chunk.chunk_id) for chunk, _ in duplicates], 2)
+    stored = {(r["engagement_id"], r["chunk_id"]): (r["lines"], r["bad_lines"]) for r in
+              await conn.fetch(COUNTED_BEFORE, *ids)}  # fmt: skip
+    return [
+        (chunk, stats, before)
+        for chunk, stats in duplicates
+        if (before := stored.get((chunk.engagement_id, chunk.chunk_id))) is not None
+        and before != (stats.lines, sum(stats.bad_lines.values()))
+    ]
 
 
 async def _findings(
