@@ -41,3 +41,18 @@ def test_a_profile_change_records_what_changed_and_a_repeat_nothing(tracker: str
         ("profile.updated", {"hosting_provider": None, "largest_repo_gb": "38.5"}),
     ]
     assert asyncio.run(event_types(database_dsn, eid)) == ["engagement.created", "profile.updated", "profile.updated"]
+
+
+def test_a_patch_changes_only_the_fields_it_sends(tracker: str) -> None:
+    # Two people, each from the same read, change different fields: with a PATCH neither undoes the other.
+    eid = as_admin.post(f"{tracker}/v1/engagements", json={"name": "n", "customer": "c"}).json()["id"]
+    base = f"{tracker}/v1/engagements/{eid}"
+    as_admin.put(f"{base}/profile", json={"deployment_type": "helm", "hosting_provider": "AWS"}).raise_for_status()
+    as_admin.patch(f"{base}/profile", json={"total_cpu": 96}).raise_for_status()
+    after = as_admin.patch(f"{base}/profile", json={"hosting_provider": None, "code_hosts": ["GitLab 17.2"]}).json()
+    assert {k: after[k] for k in ("deployment_type", "hosting_provider", "total_cpu", "code_hosts")} == {
+        "deployment_type": "helm", "hosting_provider": None, "total_cpu": 96, "code_hosts": ["GitLab 17.2"],
+    }  # fmt: skip
+    assert as_admin.patch(f"{base}/profile", json={"stgae": "x"}).status_code == 422  # unknown fields still refused
+    trail = [e["details"] for e in as_admin.get(f"{base}/audit").json() if e["action"] == "profile.updated"]
+    assert trail[1:] == [{"total_cpu": 96}, {"hosting_provider": None, "code_hosts": ["GitLab 17.2"]}]

@@ -446,14 +446,14 @@ def profile(
     url = engagement_url(tracker, engagement_id, "profile")
     current = call("GET", url, token)
     if changes:
-        body = {k: v for k, v in current.items() if k != "updated_at"}
+        body = {}  # only these fields: a PATCH leaves the others as they are, whoever changed them since the GET
         for change in changes:
             field, eq, value = change.partition("=")
             if not eq:
                 raise typer.BadParameter(f"{change!r} is not FIELD=VALUE", param_hint="--set")
             listed = isinstance(current.get(field), list)  # an unknown field: the tracker's 422 names it
             body[field] = [v.strip() for v in value.split(",") if v.strip()] if listed else value.strip() or None
-        current = call("PUT", url, token, json=body)
+        current = call("PATCH", url, token, json=body)
     table = Table("field", "value", box=None)
     for field, value in current.items():
         shown_value = ", ".join(value) if isinstance(value, list) else "" if value is None else str(value)

@@ -36,6 +36,20 @@ async def put_profile(
     return await changed(request, change, missing=f"engagement {engagement.id} not found")
 
 
+@router.patch(
+    "/{engagement_id}/profile",
+    summary="Change the fields of the technical design profile that are sent (null clears one); the others stay",
+    responses=NOT_FOUND,
+)
+async def patch_profile(
+    profile: DeploymentProfile, engagement: Engagement, actor: Actor, request: Request
+) -> DeploymentProfileRead:
+    change = profiles.put(
+        request.app.state.db.pool, engagement_id=engagement.id, profile=profile, actor=actor, partial=True
+    )
+    return await changed(request, change, missing=f"engagement {engagement.id} not found")
+
+
 @router.get("/{engagement_id}/handoffs", summary="Hand-offs between teams", responses=NOT_FOUND)
 async def list_handoffs(engagement: Engagement, request: Request) -> list[HandoffRead]:
     return await service.get_handoffs(request.app.state.db.pool, engagement_id=engagement.id)

@@ -19,14 +19,19 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -
 
 
 async def put(
-    pool: asyncpg.Pool, *, engagement_id: UUID, profile: DeploymentProfile, actor: str
+    pool: asyncpg.Pool, *, engagement_id: UUID, profile: DeploymentProfile, actor: str, partial: bool = False
 ) -> DeploymentProfileRead:
-    """Replace the profile; audit and publish the fields that changed (a cleared one as null), nothing if none did."""
+    """Replace the profile, or with `partial` only the fields sent in it (a PATCH: two people changing different
+    fields both keep their change); audit and publish the fields that changed (a cleared one as null), nothing if
+    none did."""
     async with pool.acquire() as conn, conn.transaction():
         # Lock the engagement, not the profile row the first PUT has yet to create: concurrent PUTs take turns, each
         # compared with what the one before it left.
         await conn.execute("SELECT 1 FROM engagements WHERE id = $1 FOR NO KEY UPDATE", engagement_id)
         current = await get(conn, engagement_id=engagement_id) or DeploymentProfileRead()
+        if partial:
+            kept = current.model_dump(exclude={"updated_at"})
+            profile = DeploymentProfile.model_validate({**kept, **profile.model_dump(include=profile.model_fields_set)})
         held, sent = current.model_dump(mode="json"), profile.model_dump(mode="json")
         changes = {field: value for field, value in sent.items() if held[field] != value}
         if not changes:
