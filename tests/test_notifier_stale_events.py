@@ -115,3 +115,29 @@ def test_events_older_than_the_newest_of_their_subject_change_nothing_and_the_ne
     again = sorted((r["kind"], r["status"]) for r in stored if r["subject"] == "again")
     assert again == [("touchpoint_due", "cancelled"), ("touchpoint_overdue", "cancelled")]
     assert log.count("stale event changes nothing") == 7  # each read after a newer event of its subject
+
+
+def test_engagement_details_read_after_newer_ones_do_not_undo_them(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
+) -> None:
+    eid = uuid4()
+    created = event(eid, "engagement.created", 0, name="Umbrella", customer="Umbrella", slack_channel="#old")
+    events = [
+        created,
+        event(eid, "engagement.updated", 1, name="Umbrella Corp"),
+        event(eid, "engagement.updated", 3, slack_channel="#new", status="paused"),
+        event(eid, "engagement.updated", 2, slack_channel="#mid", status="active"),  # dead-lettered, replayed late
+        created,  # replayed again
+        event(eid, "touchpoint.scheduled", 4, touchpoint_id="last", title="Call",
+              scheduled_at=(BASE + timedelta(days=3)).isoformat()),  # read last: everything before it is applied
+    ]  # fmt: skip
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("notifier",), settings=notifier_settings(slack),
+    ):  # fmt: skip
+        send(kafka_bootstrap, f"{topic_prefix}engagement.events", str(eid).encode(), events)
+        until(lambda: rows(database_dsn, "SELECT FROM reminders WHERE subject = 'last'"), "the last event")
+    (kept,) = rows(database_dsn, f"SELECT * FROM notifier_engagements WHERE engagement_id = '{eid}'")
+    assert (kept["name"], kept["customer"], kept["slack_channel"], kept["status"]) == (
+        "Umbrella Corp", "Umbrella", "#new", "paused"
+    )  # fmt: skip

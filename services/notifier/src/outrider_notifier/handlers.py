@@ -43,8 +43,16 @@ async def on_engagement_event(
                 channel=_text(event.data.get("slack_channel")),
                 owners={str(k): str(v) for k, v in dict(event.data.get("owners") or {}).items()},  # type: ignore[call-overload]
             )
-        if event.type == "engagement.updated":
-            await store.update_engagement(conn, engagement_id=event.engagement_id, changes=event.data)
+        if event.type in ("engagement.created", "engagement.updated"):
+            # Field by field, only where this event is the newest word: a replayed older one (a rename, `paused`)
+            # must not undo what came after it.
+            fresh = {}
+            for field in store.ENGAGEMENT_FIELDS.keys() & event.data.keys():
+                older = await store.mark_newest(conn, engagement_id=event.engagement_id, subject=f"engagement:{field}",
+                                                occurred_at=event.occurred_at, event_id=event.event_id)  # fmt: skip
+                if older is None:
+                    fresh[field] = event.data[field]
+            await store.update_engagement(conn, engagement_id=event.engagement_id, changes=fresh)
         if await store.engagement_status(conn, event.engagement_id) == "closed":
             # A closed engagement is told nothing more: what was pending ends, what its events would plan is not.
             ended = await store.cancel_engagement(conn, engagement_id=event.engagement_id)

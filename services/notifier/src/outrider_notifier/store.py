@@ -25,11 +25,11 @@ async def remember_engagement(
     channel: str | None,
     owners: dict[str, str],
 ) -> None:
-    """Keep the name, customer, channel and owners messages about this engagement need."""
+    """Keep the name, customer, channel and owners messages about this engagement need (an engagement already known
+    keeps what it has: `update_engagement` applies the fields this event is the newest word on)."""
     await conn.execute(
         "INSERT INTO notifier_engagements (engagement_id, name, customer, slack_channel, owners)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb)"
-        " ON CONFLICT (engagement_id) DO UPDATE SET name = $2, customer = $3, slack_channel = $4, owners = $5::jsonb",
+        " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (engagement_id) DO NOTHING",
         engagement_id,
         name,
         customer,
