@@ -103,6 +103,5 @@ def test_a_revoke_drains_well_within_the_rebalance_timeout() -> None:
     env = {**os.environ, "OUTRIDER_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "OTEL_SDK_DISABLED": "true"}
     out = subprocess.run([sys.executable, "-c", CONSUMER_SETTINGS], capture_output=True, text=True, check=True, env=env)
     consumer = json.loads(out.stdout.splitlines()[-1])
-    assert consumer["rebalance_timeout_ms"] >= 2 * DRAIN_SECONDS * 1000
     # Heartbeats go on during the drain (aiokafka stops them only to rejoin): the session timeout need not cover it.
-    assert consumer["heartbeat_interval_ms"] * 3 <= consumer["session_timeout_ms"]
+    assert consumer["rebalance_timeout_ms"] >= 2 * DRAIN_SECONDS * 1000

@@ -162,8 +162,8 @@ class LocalSlack:
                         payload = _payload(body, content_type)
                     except Refused as exc:
                         return self._reply_text(400, str(exc))
-                    if not (payload.get("text") or payload.get("blocks") or payload.get("attachments")):
-                        return self._reply_text(400, "no_text")
+                    if refusal := _invalid(payload):  # a webhook's refusals are a 400 with the word
+                        return self._reply_text(400, refusal)
                     with slack._lock:
                         slack.messages.append({**payload, "channel": "(webhook)", "ts": ""})
                     return self._reply_text(200, "ok")

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from rich.console import Console
 from rich.table import Table
 
 from outrider.devstack import ROOT, SERVICES, Kafka, Postgres, Service, StackError, free_port, stop_pid
+from outrider.stats.render import stderr_console, stdout_console
 
 STATE = ROOT / ".outrider"
 SAMPLE = ROOT / "samples" / "production_json.log"
@@ -28,7 +28,7 @@ DEFAULT_PORTS = {
     "slack": 8009, "prometheus": 9090, "grafana": 3000,
 }  # fmt: skip
 RULES = ROOT / "deploy" / "prometheus" / "outrider-rules.yaml"
-console = Console(stderr=True, emoji=False)
+console = stderr_console()
 
 
 def _port(name: str) -> int:
@@ -166,7 +166,7 @@ def _up() -> None:
         "prometheus", f"{prometheus_url} (targets: {prometheus_url}/targets, alerts: {prometheus_url}/alerts)"
     )
     table.add_row("grafana", grafana_url or "not installed (no Debian package): import dashboards/*.json elsewhere")
-    out = Console(emoji=False)
+    out = stdout_console()
     out.print(table)
     shipped = ", ".join(f"{n} lines of {logs[t].name}" for t, n in lines.items())
     out.print(f"Shipped {shipped} to engagement {engagement['id']}.")

@@ -14,7 +14,6 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import httpx
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
@@ -34,12 +33,13 @@ from outrider.ship.tailer import (
     paths_of,
 )
 from outrider.ship.uploader import ATTEMPTS, UNREACHABLE_S, FileRefused, ShipError, Uploader
+from outrider.stats.render import stderr_console
 
 OMNIBUS = [
     "/var/log/gitlab/gitlab-rails/production_json.log", "/var/log/gitlab/gitlab-rails/api_json.log",
     "/var/log/gitlab/gitaly/current", "/var/log/gitlab/sidekiq/current",
 ]  # fmt: skip
-console = Console(stderr=True)
+console = stderr_console()  # no emoji: `:smile:` in a path is text
 MAX_SOURCE = 200  # ingest refuses a longer `source` (422)
 P = ParamSpec("P")
 R = TypeVar("R")

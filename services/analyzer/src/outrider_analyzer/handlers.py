@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from aiokafka.errors import MessageSizeTooLargeError, OffsetOutOfRangeError
 from faststream.kafka import KafkaBroker, KafkaMessage
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
@@ -48,8 +48,10 @@ async def readable_headers(
     record's as UTF-8: one such value failed the whole batch before the handler ran, and with manual commit the
     next batch's commit went past it. The message keeps the records as they are, for `_handle` to judge.
     """
-    if not any(_unreadable(v) for r in records for _, v in r.headers):
+    try:
         return await parse(records)
+    except (AttributeError, UnicodeDecodeError):  # a value None, or not UTF-8
+        pass
     shown = tuple(dataclasses.replace(r, headers=[(k, header_text(v).encode()) for k, v in r.headers]) for r in records)
     msg = await parse(shown)
     msg.raw_message = cast(Any, records)
@@ -158,9 +160,9 @@ def dead_letterer(broker: KafkaBroker, topic: str) -> Callable[[DeadLetter], Awa
         headers = dead_letter_headers(dead.headers, reason=dead.reason, source=dead.source)
         try:
             await broker.publish(dead.value, topic, key=dead.key, headers=headers)
-        except KafkaError as exc:
-            if exc.retriable or not dead.value:
-                raise  # the flusher tries again
+        except MessageSizeTooLargeError as exc:  # the producer's own check, or the broker's refusal
+            if not dead.value:
+                raise  # the headers alone too large: the flusher tries again, and the log says why
             # Refused for good, the record with its headers over the size limit: sent as it is, it would be retried
             # forever and hold up its partition. The reason, the source and the headers still say what it was.
             log.error(

@@ -60,7 +60,6 @@ async def on_engagement_event(
             return
         lead = None if settings.touchpoint_lead_s is None else timedelta(seconds=settings.touchpoint_lead_s)
         grace = timedelta(seconds=settings.overdue_grace_s)
-        plan = plan_for_event(event, lead=lead, grace=grace)
         about = subject_of(event)
         newer = None if about is None else await store.mark_newest(
             conn, engagement_id=event.engagement_id, subject=about, occurred_at=event.occurred_at,
@@ -72,6 +71,7 @@ async def on_engagement_event(
                      event.occurred_at.isoformat(), newer.isoformat())  # fmt: skip
             metrics.STALE_EVENTS.labels(event.type).inc()
             return
+        plan = plan_for_event(event, lead=lead, grace=grace)
         replanned = subjects_cancelled_by(event)
         for subject in replanned:
             cancelled = await store.cancel(conn, engagement_id=event.engagement_id, subject=subject,

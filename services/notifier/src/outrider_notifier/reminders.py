@@ -81,18 +81,16 @@ def plan_for_event(event: EngagementEvent, *, lead: timedelta | None, grace: tim
     return stalled
 
 
+# Events that make their subject's pending reminders untrue (a held touchpoint needs no reminder, a rescheduled one is
+# reminded at its new time; a stage that moved on is no longer stalled).
+CANCELLING = frozenset({"touchpoint.held", "touchpoint.cancelled", "touchpoint.updated", "handoff.accepted",
+                        "tech_review.decided", "stage.advanced"})  # fmt: skip
+
+
 def subjects_cancelled_by(event: EngagementEvent) -> list[str]:
-    """Subjects whose pending reminders an event makes untrue (a held touchpoint needs no reminder, a rescheduled one
-    is reminded at its new time; a stage that moved on is no longer stalled)."""
-    if event.type in ("touchpoint.held", "touchpoint.cancelled", "touchpoint.updated"):
-        return [str(event.data["touchpoint_id"])]
-    if event.type == "handoff.accepted":
-        return [str(event.data["handoff_id"])]
-    if event.type == "tech_review.decided":
-        return [str(event.data["review_id"])]
-    if event.type == "stage.advanced":
-        return [STAGE]
-    return []
+    """Subjects whose pending reminders an event makes untrue (`CANCELLING`)."""
+    subject = subject_of(event) if event.type in CANCELLING else None
+    return [subject] if subject is not None else []
 
 
 # The id an event names its subject by: the events that plan or cancel a touchpoint's, hand-off's or review's reminders.
