@@ -8,6 +8,10 @@ from uuid import UUID
 
 import logparse
 
+# The width of a `log_stats` bucket: the analyzer writes minutes, and the tracker widens a range to whole ones. Part
+# of the contract, not a setting: rows of another width would mix with those stored, and ranges would be cut wrong.
+BUCKET_SECONDS = 60
+
 SUMS = ("duration_sum_ms", "duration_sumsq_ms2", "db_sum_ms", "gitaly_sum_ms", "redis_sum_ms", "cpu_sum_ms",
         "queue_sum_ms")  # fmt: skip
 FIELDS = ("count", "failed", *SUMS, "duration_min_ms", "duration_max_ms", "sketch")

@@ -18,6 +18,7 @@ from outrider_analyzer.settings import AnalyzerSettings
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
 from outrider_common.kafka import ensure_topics
+from outrider_common.logstats import BUCKET_SECONDS
 from outrider_common.outbox import Relay
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ANALYSIS_FINDINGS, LOGS_RAW
@@ -47,7 +48,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         db,
         dead_letterer(broker, settings.dead_letter_topic(LOGS_RAW)),
         rereader(settings.kafka_bootstrap_servers),
-        bucket_seconds=settings.bucket_seconds,
+        bucket_seconds=BUCKET_SECONDS,
         limits=settings.findings,
         wake_relay=relay.wake,
         max_pending_bytes=settings.max_pending_mb << 20,
@@ -79,7 +80,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         parser=readable_headers,
         decoder=as_itself,
     )
-    subscriber(log_chunk_handler(flusher, settings.bucket_seconds))
+    subscriber(log_chunk_handler(flusher, BUCKET_SECONDS))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

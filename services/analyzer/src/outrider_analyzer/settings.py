@@ -11,7 +11,6 @@ class AnalyzerSettings(ServiceSettings):
 
     http_port: int = Field(8002, description="Port of the analyzer's ops endpoints.")
     consumer_group: str = Field("analyzer", description="Kafka consumer group shared by analyzer replicas.")
-    bucket_seconds: int = Field(60, gt=0, description="Width of the time buckets stats are kept in.")
     max_records: int = Field(64, gt=0, description="Most Kafka records (chunks) parsed as one batch.")
     max_pending_mb: int = Field(
         64, gt=0, description="MiB of record values that may wait to be parsed and written before consumption pauses."

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 import logparse
-from outrider_common.logstats import FIELDS, SUMS, Aggregate
+from outrider_common.logstats import BUCKET_SECONDS, FIELDS, SUMS, Aggregate
 from outrider_tracker.stats.models import FindingRead, KeyStats
 
 # Counts and sums add up in PostgreSQL; the sketches come back as one array per key and merge in one Rust call.
@@ -35,16 +35,20 @@ WHERE engagement_id = $1 AND ($2::text IS NULL OR log_type = $2)
 """
 
 
-# The analyzer counts per minute (its `bucket_seconds` default); a range is widened to whole ones.
-MINUTE = timedelta(minutes=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+BUCKET = timedelta(seconds=BUCKET_SECONDS)  # how the analyzer counts; a range is widened to whole buckets
+
+
+def _edge(at: datetime, *, up: bool) -> datetime:
+    """The start of the bucket `at` falls in, or with `up` of the next one unless `at` is a start itself."""
+    into = (at - EPOCH) % BUCKET
+    return at - into + (BUCKET if up and into else timedelta(0))
 
 
 def whole_minutes(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """[since, until) widened to whole minutes, in UTC: `since` down and `until` up to a minute's start."""
-    start = since.astimezone(UTC).replace(second=0, microsecond=0) if since else None
-    end = until.astimezone(UTC).replace(second=0, microsecond=0) if until else None
-    if end is not None and until is not None and end < until:
-        end += MINUTE
+    """[since, until) widened to whole buckets (minutes), in UTC: `since` down and `until` up to a bucket's start."""
+    start = _edge(since.astimezone(UTC), up=False) if since else None
+    end = _edge(until.astimezone(UTC), up=True) if until else None
     return start, end
 
 
