@@ -79,8 +79,11 @@ def test_roles_are_enforced(kafka_bootstrap: str, database_dsn: str, topic_prefi
             hashlib.sha256(m["token"].encode()).digest() for m in minted.values()
         }
         assert not any(m["token"] in str(dict(r)) for r in rows for m in minted.values())
+        assert listed["editor@example.com"]["revoked_by"] is None
         assert as_admin.delete(f"{tracker}/v1/api-tokens/{minted['editor']['id']}").status_code == 204
         assert httpx.get(engagements, headers=editor).status_code == 401
+        revoked = {t["name"]: t for t in as_admin.get(f"{tracker}/v1/api-tokens").json()}["editor@example.com"]
+        assert (revoked["revoked_by"], revoked["revoked_at"] is not None) == ("admin", True)  # who, beside who minted
         assert as_admin.delete(f"{tracker}/v1/api-tokens/nope").status_code == 404
         assert httpx.get(engagements, headers=viewer).status_code == 200
 

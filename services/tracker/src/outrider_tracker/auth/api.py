@@ -74,5 +74,5 @@ async def list_api_tokens(admin: Admin, request: Request) -> list[ApiTokenRead]:
 @router.delete("/{token_id}", status_code=204, summary="Revoke an API token",
                responses={404: {"description": "No such token"}})  # fmt: skip
 async def revoke_api_token(token_id: str, admin: Admin, request: Request) -> None:
-    if not await service.revoke(request.app.state.db.pool, token_id=token_id):
+    if not await service.revoke(request.app.state.db.pool, token_id=token_id, by=admin.name):
         raise HTTPException(404, f"API token {token_id} not found")

@@ -48,9 +48,13 @@ class ApiTokenRead(BaseModel):
     id: str = Field(description="Handle for listing and revoking (a prefix of the token's digest, not the token).")
     name: str
     role: Role
-    created_by: str
+    created_by: str = Field(
+        description="The admin who minted it (API tokens belong to no engagement's audit trail: "
+        "who minted and who revoked each is kept here)."
+    )
     created_at: datetime
     revoked_at: datetime | None
+    revoked_by: str | None = Field(description="The admin who revoked it.")
 
 
 class ApiTokenCreated(ApiTokenRead):

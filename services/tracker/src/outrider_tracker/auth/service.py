@@ -6,7 +6,7 @@ from outrider_common.tokens import new_token, token_hash
 from outrider_tracker.auth.models import ApiTokenCreate, ApiTokenCreated, ApiTokenRead, Principal, Role
 
 HANDLE = "substr(encode(token_hash, 'hex'), 1, 16)"
-COLUMNS = f"{HANDLE} AS id, name, role, created_by, created_at, revoked_at"
+COLUMNS = f"{HANDLE} AS id, name, role, created_by, created_at, revoked_at, revoked_by"
 
 
 async def create(conn: asyncpg.Connection | asyncpg.Pool, *, token_in: ApiTokenCreate, by: str) -> ApiTokenCreated:
@@ -28,12 +28,15 @@ async def get_all(conn: asyncpg.Connection | asyncpg.Pool) -> list[ApiTokenRead]
     return [ApiTokenRead.model_validate(dict(r)) for r in rows]
 
 
-async def revoke(conn: asyncpg.Connection | asyncpg.Pool, *, token_id: str) -> bool:
-    """Revoke a token at once (every request is checked); False when unknown."""
+async def revoke(conn: asyncpg.Connection | asyncpg.Pool, *, token_id: str, by: str) -> bool:
+    """Revoke a token at once (every request is checked), recording by whom; False when unknown. Revoking it again
+    changes nothing: the first revocation's time and name stay."""
     return bool(
         await conn.fetchval(
-            f"UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE {HANDLE} = $1 RETURNING true",
+            f"UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()), revoked_by = coalesce(revoked_by, $2)"
+            f" WHERE {HANDLE} = $1 RETURNING true",
             token_id,
+            by,
         )
     )
 
