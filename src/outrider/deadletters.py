@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 from rich.table import Table
 
 from outrider.stats.render import stdout_console
-from outrider_common.topics import ALL_TOPICS, DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
+from outrider_common.topics import ALL_TOPICS, DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_VALUE
 
 app = typer.Typer(
     help="List the records the services dead-lettered (topic.dead) and replay them once their cause is fixed.",
@@ -206,6 +206,9 @@ def list_dead_letters(
     console.print(table)
 
 
+DROPPED = ""  # in `_replay`'s counts: dead letters without their value, not sent
+
+
 async def _replay(bootstrap: str, topics: list[str], reason: str | None, from_start: bool) -> dict[str, int]:
     """Send the dead letters not replayed yet back where they came from; without a `reason` filter, remember how
     far this got once Kafka acknowledged them (the replay group's offsets)."""
@@ -220,9 +223,13 @@ async def _replay(bootstrap: str, topics: list[str], reason: str | None, from_st
             for tp, records in (await _records(consumer, partitions, from_start=from_start)).items():
                 for record in records:
                     letter = DeadLetter(record)
-                    if letter.matches(reason):
-                        target = await _send_back(producer, letter)
-                        sent[target] = sent.get(target, 0) + 1
+                    if not letter.matches(reason):
+                        continue
+                    if DEAD_LETTER_VALUE in letter.headers:  # sent without its value: it would only come back here
+                        sent[DROPPED] = sent.get(DROPPED, 0) + 1
+                        continue
+                    target = await _send_back(producer, letter)
+                    sent[target] = sent.get(target, 0) + 1
                 if records and reason is None:
                     await consumer.commit({tp: records[-1].offset + 1})
     finally:
@@ -262,4 +269,8 @@ def replay(
     if not sent:
         console.print("nothing to replay")
     for target, n in sorted(sent.items()):
-        console.print(f"replayed {n} to {target}")
+        if target == DROPPED:
+            console.print(f"skipped {n} without their value (too large to keep; their {DEAD_LETTER_VALUE} header says "
+                          "how large): find them in the source log")  # fmt: skip
+        else:
+            console.print(f"replayed {n} to {target}")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 # strips them to send it back where it came from.
 DEAD_LETTER_REASON = "dead-letter-reason"
 DEAD_LETTER_SOURCE = "dead-letter-source"  # topic/partition/offset the record was read from
+# On a dead letter sent without its value (too large for the producer): how large it was and why; nothing to replay.
+DEAD_LETTER_VALUE = "dead-letter-value"
 
 
 def dead_letter_headers(headers: dict[str, str], *, reason: str, source: str) -> dict[str, str]:

@@ -16,15 +16,13 @@ import logparse
 from outrider_analyzer import metrics
 from outrider_analyzer.pipeline import DeadLetter, Flusher, Handled, Reread, header_text
 from outrider_common.events import LogChunk
-from outrider_common.topics import dead_letter_headers
+from outrider_common.topics import DEAD_LETTER_VALUE, dead_letter_headers
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 # The headers the `logs.raw` contract reads: one of them without a value or not UTF-8 makes the record a dead letter.
 CONTRACT_HEADERS = frozenset(LogChunk.model_fields)
-# On a dead letter whose value had to be left out (over the producer's size limit): how large it was and why.
-DEAD_LETTER_VALUE = "dead-letter-value"
 
 
 def _unreadable(value: bytes | None) -> str | None:
