@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from outrider.devstack import ROOT, Kafka, Postgres
+from outrider.slack_local import LocalSlack
 
 
 def docker_answers() -> bool:
@@ -126,3 +127,11 @@ def tracker(kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker",)
     ) as svc:
         yield svc["tracker"].url
+
+
+@pytest.fixture
+def slack() -> Iterator[LocalSlack]:
+    """The local stand-in for Slack's Web API, for a notifier to post to."""
+    server = LocalSlack().start()
+    yield server
+    server.stop()

@@ -82,3 +82,13 @@ def refused(response: httpx.Response, where: list[str], says: str) -> None:
     (error,) = response.json()["detail"]
     assert error["loc"] == where, error
     assert says in error["msg"], error
+
+
+async def event_types(dsn: str, engagement_id: str) -> list[str]:
+    """The types of the engagement's events in the outbox, in the order they were recorded."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT payload->>'type' FROM outbox WHERE key = $1 ORDER BY id", engagement_id)
+        return [r[0] for r in rows]
+    finally:
+        await conn.close()

@@ -5,7 +5,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,6 @@ from outrider_common.events import Finding
 from tests.stack import as_admin, running_services
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
-
-
-@pytest.fixture
-def slack() -> Iterator[LocalSlack]:
-    server = LocalSlack().start()
-    yield server
-    server.stop()
 
 
 def notifier_settings(slack: LocalSlack, **extra: str) -> dict[str, str]:

@@ -3,7 +3,7 @@ group with one unconfirmed finding and a run of 429s do to claims, duplicates an
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -21,13 +21,6 @@ from outrider_notifier.settings import NotifierSettings
 from outrider_notifier.slack import SlackWebApi
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-
-@pytest.fixture
-def slack() -> Iterator[LocalSlack]:
-    server = LocalSlack().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

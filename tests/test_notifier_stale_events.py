@@ -3,7 +3,6 @@ no reminder for a call that was cancelled, no old time brought back; a redeliver
 """
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -17,13 +16,6 @@ from tests.stack import running_services
 from tests.test_notifier import notifier_settings, rows, send, until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
-
-
-@pytest.fixture
-def slack() -> Iterator[LocalSlack]:
-    server = LocalSlack().start()
-    yield server
-    server.stop()
 
 
 BASE = datetime.now(UTC).replace(microsecond=0)

@@ -3,22 +3,11 @@ nothing records nothing."""
 
 import asyncio
 
-import asyncpg
 import pytest
 
-from tests.stack import as_admin
+from tests.stack import as_admin, event_types
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
-
-
-async def event_types(dsn: str, engagement_id: str) -> list[str]:
-    """The types of the engagement's events in the outbox, in the order they were recorded."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT payload->>'type' FROM outbox WHERE key = $1 ORDER BY id", engagement_id)
-        return [r[0] for r in rows]
-    finally:
-        await conn.close()
 
 
 def test_a_profile_change_records_what_changed_and_a_repeat_nothing(tracker: str, database_dsn: str) -> None:

@@ -4,23 +4,12 @@ records nothing (no audit entry, no event); asking a final state to become a dif
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
 import pytest
 
-from tests.stack import as_admin
+from tests.stack import as_admin, event_types
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
-
-
-async def event_types(dsn: str, engagement_id: str) -> list[str]:
-    """The types of the engagement's events in the outbox, in the order they were recorded."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT payload->>'type' FROM outbox WHERE key = $1 ORDER BY id", engagement_id)
-        return [r[0] for r in rows]
-    finally:
-        await conn.close()
 
 
 def twice(url: str, body: dict[str, object]) -> dict[str, object]:

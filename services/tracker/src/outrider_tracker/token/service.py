@@ -15,11 +15,12 @@ COLUMNS = f"{HANDLE} AS id, name, created_at, revoked_at"
 async def create(pool: asyncpg.Pool, *, engagement_id: UUID, token_in: TokenCreate, actor: str) -> TokenCreated:
     """Mint a token for the engagement; only its digest is stored, and only its handle is audited."""
     token = new_token()
-    handle = token_hash(token).hex()[:16]
+    digest = token_hash(token)
+    handle = digest.hex()[:16]
     async with pool.acquire() as conn, conn.transaction():
         created_at = await conn.fetchval(
             "INSERT INTO engagement_tokens (token_hash, engagement_id, name) VALUES ($1, $2, $3) RETURNING created_at",
-            token_hash(token),
+            digest,
             engagement_id,
             token_in.name,
         )
@@ -39,19 +40,20 @@ async def get_all(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUI
 async def revoke(pool: asyncpg.Pool, *, engagement_id: UUID, token_id: str, actor: str) -> TokenRead | None:
     """Revoke a token at once (ingest checks every request); None when unknown. Revoking it again records nothing."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            f"SELECT {COLUMNS} FROM engagement_tokens WHERE engagement_id = $1 AND {HANDLE} = $2 FOR UPDATE",
-            engagement_id,
-            token_id,
-        )
-        if row is None or row["revoked_at"] is not None:
-            return TokenRead.model_validate(dict(row)) if row else None
+        # One conditional update: a concurrent revoke waits on the row, then finds it revoked and records nothing.
         row = await conn.fetchrow(
             f"UPDATE engagement_tokens SET revoked_at = now() WHERE engagement_id = $1 AND {HANDLE} = $2"
-            f" RETURNING {COLUMNS}",
+            f" AND revoked_at IS NULL RETURNING {COLUMNS}",
             engagement_id,
             token_id,
         )
+        if row is None:  # unknown, or revoked before
+            row = await conn.fetchrow(
+                f"SELECT {COLUMNS} FROM engagement_tokens WHERE engagement_id = $1 AND {HANDLE} = $2",
+                engagement_id,
+                token_id,
+            )
+            return TokenRead.model_validate(dict(row)) if row else None
         await audit.record_change(conn, engagement_id=engagement_id, actor=actor, action="token.revoked",
                                   details={"token_id": token_id, "name": row["name"]})  # fmt: skip
     return TokenRead.model_validate(dict(row))
