@@ -45,3 +45,23 @@ def test_a_patch_changes_only_the_fields_it_sends(tracker: str) -> None:
     assert as_admin.patch(f"{base}/profile", json={"stgae": "x"}).status_code == 422  # unknown fields still refused
     trail = [e["details"] for e in as_admin.get(f"{base}/audit").json() if e["action"] == "profile.updated"]
     assert trail[1:] == [{"total_cpu": 96}, {"hosting_provider": None, "code_hosts": ["GitLab 17.2"]}]
+
+
+def test_a_write_naming_a_stale_version_is_refused(tracker: str) -> None:
+    eid = as_admin.post(f"{tracker}/v1/engagements", json={"name": "n", "customer": "c"}).json()["id"]
+    base = f"{tracker}/v1/engagements/{eid}/profile"
+    assert as_admin.get(base).json()["version"] == 0  # nothing stored yet
+    first = as_admin.put(base, json={"deployment_type": "helm", "version": 0}).json()
+    assert first["version"] == 1
+    # Two people read version 1 and both replace the profile: the second is told, instead of undoing the first.
+    assert as_admin.put(base, json={"deployment_type": "omnibus", "total_cpu": 8, "version": 1}).json()["version"] == 2
+    stale = as_admin.put(base, json={"deployment_type": "helm", "version": 1})
+    assert stale.status_code == 409
+    assert "version 2, not 1" in stale.json()["detail"]
+    assert as_admin.patch(base, json={"total_cpu": 16, "version": 1}).status_code == 409
+    now = as_admin.get(base).json()
+    assert (now["deployment_type"], now["total_cpu"], now["version"]) == ("omnibus", 8, 2)
+    # A write that changes nothing keeps the version; one without a version is taken as before.
+    assert as_admin.patch(base, json={"total_cpu": 8, "version": 2}).json()["version"] == 2
+    assert as_admin.patch(base, json={"total_cpu": 16}).json()["version"] == 3
+    assert as_admin.patch(base, json={"version": -1}).status_code == 422

@@ -1,5 +1,6 @@
 """Deployment profile, hand-off and tech-review endpoints."""
 
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -15,7 +16,7 @@ from outrider_tracker.handoff.models import (
     TechReviewRead,
 )
 from outrider_tracker.profile import service as profiles
-from outrider_tracker.profile.models import DeploymentProfile, DeploymentProfileRead
+from outrider_tracker.profile.models import DeploymentProfileRead, DeploymentProfileUpdate
 from outrider_tracker.stage.api import NOT_FOUND, Actor, Engagement
 from outrider_tracker.stage.models import StageBlocked
 from outrider_tracker.transition import FinalState
@@ -28,26 +29,35 @@ async def get_profile(engagement: Engagement, request: Request) -> DeploymentPro
     return await profiles.get(request.app.state.db.pool, engagement_id=engagement.id) or DeploymentProfileRead()
 
 
-@router.put("/{engagement_id}/profile", summary="Replace the technical design profile", responses=NOT_FOUND)
+STALE: dict[int | str, dict[str, Any]] = {409: {"description": "The profile changed since the version sent"}}
+
+
+@router.put(
+    "/{engagement_id}/profile",
+    summary="Replace the technical design profile (send the version you read to have a stale read refused)",
+    responses={**NOT_FOUND, **STALE},
+)
 async def put_profile(
-    profile: DeploymentProfile, engagement: Engagement, actor: Actor, request: Request
+    profile: DeploymentProfileUpdate, engagement: Engagement, actor: Actor, request: Request
 ) -> DeploymentProfileRead:
     change = profiles.put(request.app.state.db.pool, engagement_id=engagement.id, profile=profile, actor=actor)
-    return await changed(request, change, missing=f"engagement {engagement.id} not found")
+    missing = f"engagement {engagement.id} not found"
+    return await changed(request, change, missing=missing, conflict=profiles.StaleProfile)
 
 
 @router.patch(
     "/{engagement_id}/profile",
     summary="Change the fields of the technical design profile that are sent (null clears one); the others stay",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **STALE},
 )
 async def patch_profile(
-    profile: DeploymentProfile, engagement: Engagement, actor: Actor, request: Request
+    profile: DeploymentProfileUpdate, engagement: Engagement, actor: Actor, request: Request
 ) -> DeploymentProfileRead:
     change = profiles.put(
         request.app.state.db.pool, engagement_id=engagement.id, profile=profile, actor=actor, partial=True
     )
-    return await changed(request, change, missing=f"engagement {engagement.id} not found")
+    missing = f"engagement {engagement.id} not found"
+    return await changed(request, change, missing=missing, conflict=profiles.StaleProfile)
 
 
 @router.get("/{engagement_id}/handoffs", summary="Hand-offs between teams", responses=NOT_FOUND)

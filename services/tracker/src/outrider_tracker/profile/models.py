@@ -31,11 +31,24 @@ class DeploymentProfile(Body):
     externalised_services: list[str] = Field(default_factory=list, examples=[["PostgreSQL (RDS)", "Redis"]])
 
 
+class DeploymentProfileUpdate(DeploymentProfile):
+    """A profile to store, with the version it was read at if the writer wants a stale read refused."""
+
+    version: int | None = Field(
+        None,
+        ge=0,
+        le=INT32_MAX,
+        description="The version you read (0 before any profile was stored): 409 when it changed since. Leave it out"
+        " to write regardless (a PATCH then keeps the fields others changed meanwhile).",
+    )
+
+
 class DeploymentProfileRead(DeploymentProfile):
     """The stored profile."""
 
     model_config = ConfigDict(extra="ignore")  # read from rows, not a request
 
+    version: int = Field(0, description="1 when first stored, one more at each change; 0 before any")
     updated_at: datetime | None = None
 
 
