@@ -1,5 +1,8 @@
 """`outrider stats compare A B`: per-key A, B and delta, and the keys only one side has."""
 
+import csv
+import io
+import json
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,64 @@ def test_compare_with_an_empty_file_names_it(run: Run, logs: Path, tmp_path: Pat
     empty.write_bytes(b"")
     err = run(empty, logs / "gitaly.log", cmd="compare", code=2).stderr
     assert err == f"error: {empty}: no GitLab log lines recognised; try --type\n"
+
+
+GITALY_CALL = '{"time":"2024-05-0%dT10:00:%02dZ","grpc.method":"FindCommit","grpc.code":"OK","grpc.time_ms":%s}\n'
+
+
+@pytest.fixture
+def a_with_bad_lines(tmp_path: Path) -> tuple[Path, Path]:
+    """A: 4 calls on May 1st at 10:00:00-03 and 6 more whose time is "n/a"; B: 10 calls on May 2nd, 10:00:00-09."""
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    good = "".join(GITALY_CALL % (1, s, 10) for s in range(4))
+    a.write_text(good + "".join(GITALY_CALL % (1, 10 + s, '"n/a"') for s in range(6)))
+    b.write_text("".join(GITALY_CALL % (2, s, 20) for s in range(10)))
+    return a, b
+
+
+def test_each_logs_unusable_lines_are_told_by_side(run: Run, a_with_bad_lines: tuple[Path, Path]) -> None:
+    # A's ΔCOUNT of +6 is A's 6 unusable lines, not traffic: stderr must say which log lost them.
+    a, b = a_with_bad_lines
+    err = run(a, b, cmd="compare").stderr
+    assert err == f"A ({a}): gitaly: 6 of 10 lines could not be used (--verbose tells why)\n"
+    err = run(b, a, cmd="compare").stderr
+    assert err == f"B ({a}): gitaly: 6 of 10 lines could not be used (--verbose tells why)\n"
+    verbose = run(a, b, "--verbose", cmd="compare").stderr.splitlines()
+    assert f"A ({a}): log type: gitaly; 10 lines read" in verbose
+    assert "  bad 6 lines: wrong type" in verbose
+    assert f"B ({b}): log type: gitaly; 10 lines read" in verbose
+
+
+def test_json_describes_both_logs(run: Run, a_with_bad_lines: tuple[Path, Path]) -> None:
+    a, b = a_with_bad_lines
+    doc = json.loads(run(a, b, "--format", "json", cmd="compare").stdout)
+    assert list(doc) == ["log_type", "a", "b", "sections"]
+    assert doc["log_type"] == "gitaly"
+    assert doc["a"] == {
+        "input": str(a),
+        "lines": 10,
+        "start": "2024-05-01 10:00:00",
+        "end": "2024-05-01 10:00:03",  # the lines it could not use have no place in its span
+        "bad_lines": {"wrong_type": 6},
+        "skipped": {},
+    }
+    assert doc["b"] == {
+        "input": str(b),
+        "lines": 10,
+        "start": "2024-05-02 10:00:00",
+        "end": "2024-05-02 10:00:09",
+        "bad_lines": {},
+        "skipped": {},
+    }
+
+
+def test_count_deltas_are_whole_numbers(run: Run, a_with_bad_lines: tuple[Path, Path]) -> None:
+    a, b = a_with_bad_lines
+    both = sections(run(a, b, "--format", "json", cmd="compare"))[0]
+    for row in [*both["rows"], both["totals"]]:
+        assert (row["count_delta"], type(row["count_delta"])) == (6, int)
+    table = list(csv.DictReader(io.StringIO(run(a, b, "--format", "csv", cmd="compare").stdout)))
+    assert [(r["key"], r["count_a"], r["count_b"], r["count_delta"]) for r in table] == [
+        ("FindCommit", "4", "10", "6"),
+        ("TOTAL", "4", "10", "6"),
+    ]

@@ -57,6 +57,28 @@ def test_type_option_overrides_detection(run: Run, logs: Path) -> None:
     assert doc["skipped"] == {"not_a_job": 9}  # every line that parses, the logfmt one included
 
 
+RAILS = b'{"time":"2024-05-01T10:00:0%dZ","controller":"A","action":"b","status":200,"duration_s":1}\n'
+
+
+def test_a_type_that_no_line_has_is_told_without_verbose(run: Run, tmp_path: Path) -> None:
+    # An empty table alone reads as "no calls"; it is an answer (no Gitaly call here), so the exit code stays 0.
+    log = tmp_path / "production_json.log"
+    log.write_bytes(b"".join(RAILS % i for i in range(5)))
+    result = run(log, "--type", "gitaly")
+    assert "TOTAL" not in result.stdout
+    assert result.stderr == (
+        "gitaly: no line counted; 5 of 5 lines skipped (not a call: 5); drop --type to detect the log type\n"
+    )
+
+
+def test_a_log_of_skipped_lines_alone_is_told(run: Run, tmp_path: Path) -> None:
+    # Detected, not named: no --type to drop.
+    log = tmp_path / "current"
+    log.write_bytes(b'{"class":"W","jid":"1","job_status":"start","time":"2024-05-01T10:00:00Z"}\n' * 3)
+    result = run(log)
+    assert result.stderr == "sidekiq: no line counted; 3 of 3 lines skipped (job start: 3)\n"
+
+
 def test_missing_file_and_corrupt_gzip_are_errors(run: Run, logs: Path, tmp_path: Path) -> None:
     # One line however long the path (it was wrapped at 80 columns, breaking the message), brackets kept as typed.
     missing = tmp_path / ("[prod] " + "production_json" * 6 + ".log")

@@ -17,6 +17,7 @@ from outrider.stats.render import (
     text,
     to_csv,
     to_json,
+    to_markdown,
 )
 
 KEY = Column("key", "CONTROLLER", text, numeric=False)
@@ -88,6 +89,17 @@ def test_csv_of_several_log_types_has_one_header_and_a_log_type_column() -> None
         ["log_type", "key", "p99", "score"],
         ["production_json", "a", "6017.0", "252715.3"],
         ["api_json", "b", "6017.0", "252715.3"],
+    ]
+
+
+def test_a_line_break_in_a_name_stays_in_its_markdown_cell() -> None:
+    rows = [{"key": "a|b\nc\r\nd\re", "p99": 1.0, "score": 2.0}]
+    out = to_markdown([Section(None, [KEY, *NUMBERS], rows, {"key": "TOTAL\n", "p99": 1.0, "score": 2.0})])
+    assert out.splitlines() == [
+        "| CONTROLLER | P99_ms | SCORE |",
+        "|---|---:|---:|",
+        "| a\\|b<br>c<br>d<br>e | 1.0 | 2.0 |",
+        "| **TOTAL<br>** | **1.0** | **2.0** |",
     ]
 
 

@@ -138,10 +138,11 @@ def _load(
     log_type: str | None,
     interval: str | None = None,
     approximate: bool = False,
+    label: str | None = None,
     **kinds: bool,
 ) -> list[logparse.LogReport]:
     """One report per log type found among `files`, each input joining the one of the type most of its head
-    lines tell (or the unrecognised one); an empty input joins none."""
+    lines tell (or the unrecognised one); an empty input joins none. `label` leads what stderr is told."""
     views.check_log_type(log_type)
     seconds = views.parse_interval(interval) if interval else 0
     inputs = _inputs(files)
@@ -161,6 +162,7 @@ def _load(
 
     empty = sources.feed(report(log_type) if log_type else route, inputs)
     err = stderr_console()
+    lead = f"{label}: " if label else ""
     if len(inputs) > 1:  # one input alone is told of by its empty table
         for source in empty:
             err.print(f"{source.name}: empty", markup=False)
@@ -168,23 +170,34 @@ def _load(
         # A file of several types (Helm's stdout) is read as its commonest: say what the others hold.
         if other := r.skipped.get("other_log_type"):
             hint = f"; --type {' or '.join(also[t])} shows them" if also.get(t) else ""
-            err.print(f"{t}: {other} of {r.lines} lines belong to other log types (skipped){hint}", markup=False)
+            told = f"{lead}{t}: {other} of {r.lines} lines belong to other log types (skipped){hint}"
+            err.print(told, markup=False)
     return list(reports.values()) or [report(None)]
 
 
-def _explain(report: logparse.LogReport, verbose: bool) -> None:
-    """Tell on stderr what was not counted: always the bad-line count, with --verbose the reasons and samples."""
+def _explain(report: logparse.LogReport, verbose: bool, named: bool, label: str | None = None) -> None:
+    """Tell on stderr what was not counted: always the bad-line count, and when no line was counted the skipped
+    ones (with `named`, the log type came from --type, which may be the wrong one); with --verbose the reasons and
+    samples. `label` leads each message (compare's `A (before.log)`)."""
     err = stderr_console()
-    bad = sum(report.bad_lines.values())
+    lead = f"{label}: " if label else ""
+    bad, skipped = sum(report.bad_lines.values()), sum(report.skipped.values())
     if report.log_type is None:
-        err.print(f"no GitLab log lines recognised in {report.lines} lines; try --type")
+        err.print(f"{lead}no GitLab log lines recognised in {report.lines} lines; try --type", markup=False)
+    elif report.lines and report.lines == bad + skipped:  # an empty table alone would read as "no requests"
+        why = ", ".join(f"{reason.replace('_', ' ')}: {n}" for reason, n in report.skipped.items())
+        told = f"{lead}{report.log_type}: no line counted"
+        told += f"; {skipped} of {report.lines} lines skipped ({why})" if skipped else ""
+        told += "; drop --type to detect the log type" if named else ""
+        err.print(told, markup=False)
     if bad and not verbose:  # named by log type: files of several types print one count each
         err.print(
-            f"{report.log_type or 'unrecognised'}: {bad} of {report.lines} lines could not be used"
-            " (--verbose tells why)"
+            f"{lead}{report.log_type or 'unrecognised'}: {bad} of {report.lines} lines could not be used"
+            " (--verbose tells why)",
+            markup=False,
         )
     if verbose:
-        err.print(f"log type: {report.log_type}; {report.lines} lines read")
+        err.print(f"{lead}log type: {report.log_type}; {report.lines} lines read", markup=False)
         for reason, n in report.skipped.items():
             err.print(f"  skipped {n} lines: {reason.replace('_', ' ')}")
         for reason, n in report.bad_lines.items():
@@ -194,8 +207,12 @@ def _explain(report: logparse.LogReport, verbose: bool) -> None:
 
 
 def _meta(report: logparse.LogReport) -> dict[str, Any]:
+    return {"log_type": report.log_type, **_read(report)}
+
+
+def _read(report: logparse.LogReport) -> dict[str, Any]:
+    """What was read of a report's inputs: lines, time span, and the lines not counted, by reason."""
     return {
-        "log_type": report.log_type,
         "lines": report.lines,
         "start": views.when(report.start_time),
         "end": views.when(report.end_time),
@@ -204,11 +221,13 @@ def _meta(report: logparse.LogReport) -> dict[str, Any]:
     }
 
 
-def _emit(outputs: list[tuple[logparse.LogReport, list[Section]]], fmt: OutputFormat, verbose: bool) -> None:
+def _emit(
+    outputs: list[tuple[logparse.LogReport, list[Section]]], fmt: OutputFormat, verbose: bool, named: bool
+) -> None:
     """Print each report's sections (several JSON documents as one list), then what each left out."""
     emit_all([(sections, _meta(report)) for report, sections in outputs], fmt, stdout_console())
     for report, _ in outputs:
-        _explain(report, verbose)
+        _explain(report, verbose, named)
 
 
 @app.command("table")
@@ -229,7 +248,7 @@ def table(
     for report in _load(files, log_type, interval, approximate):
         fields = views.stats_fields(report, print_fields)
         outputs.append((report, views.stats_sections(report, fields, sort_by, limit)))
-    _emit(outputs, fmt, verbose)
+    _emit(outputs, fmt, verbose, named=log_type is not None)
 
 
 @app.command("top")
@@ -252,7 +271,7 @@ def top(
     """The busiest users, projects, clients and paths, by count, RPS and total duration, DB, CPU, memory, ...."""
     reports = _load(files, log_type, interval, top=True)
     outputs = [(r, views.top_sections(r, sort_by, limit, display)) for r in reports]
-    _emit(outputs, fmt, verbose)
+    _emit(outputs, fmt, verbose, named=log_type is not None)
 
 
 @app.command("errors")
@@ -270,7 +289,7 @@ def errors(
     sample_chars = 2000 if verbose or fmt is not OutputFormat.table else 100
     reports = _load(files, log_type, interval, errors=True)
     outputs = [(r, views.errors_sections(r, limit, sample_chars)) for r in reports]
-    _emit(outputs, fmt, verbose)
+    _emit(outputs, fmt, verbose, named=log_type is not None)
 
 
 @app.command("compare")
@@ -285,8 +304,21 @@ def compare(
     approximate: ApproxOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Two logs side by side per key (A, B and B - A), then the keys that only one of them has."""
-    (report_a,) = _load([before], log_type, approximate=approximate)
-    (report_b,) = _load([after], log_type, approximate=approximate)
-    views.check_comparable((sources.Source(before).name, report_a), (sources.Source(after).name, report_b))
-    _emit([(report_b, views.compare_sections(report_a, report_b, sort_by, limit))], fmt, verbose)
+    """Two logs side by side per key (A, B and B - A), then the keys that only one of them has.
+
+    Each log's unusable lines are told on stderr, led by A or B: a delta may be one side's bad lines, not a change.
+
+    As JSON, "a" and "b" say what was read of each: input, lines, start, end, bad_lines, skipped."""
+    name_a, name_b = sources.Source(before).name, sources.Source(after).name
+    (report_a,) = _load([before], log_type, approximate=approximate, label=f"A ({name_a})")
+    (report_b,) = _load([after], log_type, approximate=approximate, label=f"B ({name_b})")
+    views.check_comparable((name_a, report_a), (name_b, report_b))
+    sections = views.compare_sections(report_a, report_b, sort_by, limit)
+    meta = {
+        "log_type": report_a.log_type,
+        "a": {"input": name_a, **_read(report_a)},
+        "b": {"input": name_b, **_read(report_b)},
+    }
+    emit_all([(sections, meta)], fmt, stdout_console())
+    for label, name, report in (("A", name_a, report_a), ("B", name_b, report_b)):
+        _explain(report, verbose, named=log_type is not None, label=f"{label} ({name})")

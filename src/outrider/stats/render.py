@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -120,6 +121,14 @@ def _cells(s: Section, row: dict[str, Value]) -> list[str]:
     return [c.fmt(row.get(c.name)) for c in s.columns]
 
 
+MARKDOWN_LINE_BREAK = re.compile(r"\r\n?|\n")
+
+
+def _markdown_cell(v: str) -> str:
+    """A cell's text kept in its cell: `|` escaped, a line break (which would end the table row) as `<br>`."""
+    return MARKDOWN_LINE_BREAK.sub("<br>", v.replace("|", "\\|"))
+
+
 def to_markdown(sections: Sequence[Section]) -> str:
     """GitHub-flavoured Markdown tables, one per section, totals in bold."""
     parts = []
@@ -128,9 +137,9 @@ def to_markdown(sections: Sequence[Section]) -> str:
         lines.append("| " + " | ".join(c.header for c in s.columns) + " |")
         lines.append("|" + "|".join("---:" if c.numeric else "---" for c in s.columns) + "|")
         for r in s.rows:
-            lines.append("| " + " | ".join(v.replace("|", "\\|") for v in _cells(s, r)) + " |")
+            lines.append("| " + " | ".join(_markdown_cell(v) for v in _cells(s, r)) + " |")
         if s.totals:
-            lines.append("| " + " | ".join(f"**{v}**" for v in _cells(s, s.totals)) + " |")
+            lines.append("| " + " | ".join(f"**{_markdown_cell(v)}**" for v in _cells(s, s.totals)) + " |")
         lines.extend(["", *s.notes] if s.notes else [])
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"

@@ -429,8 +429,8 @@ def compare_rows(
             va = ra.get(m) if ra else None
             vb = rb.get(m) if rb else None
             r[f"{m}_a"], r[f"{m}_b"] = va, vb
-            numbers = isinstance(va, int | float) and isinstance(vb, int | float)
-            r[f"{m}_delta"] = _num(vb) - _num(va) if numbers else None
+            # int - int stays int: a count's delta is a whole number, in JSON and CSV too (not 6.0).
+            r[f"{m}_delta"] = vb - va if isinstance(va, int | float) and isinstance(vb, int | float) else None
         return r
 
     common = [pair(k, rows_a[k], rows_b[k]) for k in rows_a.keys() & rows_b.keys()]
