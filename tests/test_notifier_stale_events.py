@@ -1,17 +1,25 @@
 """Events read after a newer event of their subject (dead letters replayed once their cause is fixed) change nothing:
 no reminder for a call that was cancelled, no old time brought back; a redelivered newest event still does as before.
+An edit that does not move a call does not move its reminders either.
 """
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
+import asyncpg
 import pytest
 
 from outrider.slack_local import LocalSlack
+from outrider_common.db import Database
 from outrider_common.events import EngagementEvent
+from outrider_notifier.app import MIGRATIONS
+from outrider_notifier.handlers import on_engagement_event
 from outrider_notifier.reminders import STAGE, subject_of
+from outrider_notifier.settings import NotifierSettings
 from tests.stack import running_services
 from tests.test_notifier import notifier_settings, rows, send, until
 
@@ -133,3 +141,57 @@ def test_engagement_details_read_after_newer_ones_do_not_undo_them(
     assert (kept["name"], kept["customer"], kept["slack_channel"], kept["status"]) == (
         "Umbrella Corp", "Umbrella", "#new", "paused"
     )  # fmt: skip
+
+
+@pytest.fixture
+async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    db = Database(database_dsn, MIGRATIONS)
+    await db.open()
+    yield db.pool
+    await db.close()
+
+
+async def apply(pool: asyncpg.Pool, *events: bytes) -> None:
+    """Hand the notifier's subscriber `events` in this order, as it would read them."""
+    for raw in events:
+        await on_engagement_event(EngagementEvent.model_validate_json(raw), pool, NotifierSettings(), asyncio.Event())
+
+
+async def test_a_replayed_event_older_than_one_applied_while_the_engagement_was_closed_changes_nothing(
+    pool: asyncpg.Pool,
+) -> None:
+    eid = uuid4()
+    call = {"touchpoint_id": "held", "title": "Call", "scheduled_at": (BASE + timedelta(days=3)).isoformat()}
+    await apply(
+        pool,
+        event(eid, "engagement.created", 0, name="Umbrella", customer="Umbrella"),
+        event(eid, "engagement.updated", 2, status="closed"),
+        event(eid, "touchpoint.held", 3, touchpoint_id="held"),  # while closed
+        event(eid, "engagement.updated", 4, status="active"),  # reopened: the held call is not announced again
+        event(eid, "touchpoint.scheduled", 1, **call),  # dead-lettered, replayed after all that
+    )
+    assert await pool.fetch("SELECT kind, status FROM reminders WHERE subject = 'held'") == []
+
+
+async def test_an_edit_that_does_not_move_a_call_keeps_its_overdue_time_a_move_into_the_past_counts_from_the_move(
+    pool: asyncpg.Pool,
+) -> None:
+    eid, grace = uuid4(), timedelta(hours=1)  # the default overdue grace
+    at, earlier = BASE + timedelta(hours=1), BASE + timedelta(minutes=30)
+
+    def call(title: str, when: datetime) -> dict[str, object]:
+        return {"touchpoint_id": "t", "title": title, "scheduled_at": when.isoformat(), "reminder_lead_hours": 24}
+
+    overdue = ("SELECT due_at, payload->>'title' AS title FROM reminders WHERE kind = 'touchpoint_overdue'"
+               " AND status = 'pending'")  # fmt: skip
+    await apply(pool, event(eid, "engagement.created", 0, name="Umbrella", customer="Umbrella"),
+                event(eid, "touchpoint.scheduled", 1, **call("Call", at)))  # fmt: skip
+    assert [tuple(r) for r in await pool.fetch(overdue)] == [(at + grace, "Call")]
+    # Fifty minutes after the call, someone fixes its title (or attendees): still overdue an hour after it.
+    await apply(pool, event(eid, "touchpoint.updated", 6600, **call("Kick-off", at)))
+    assert [tuple(r) for r in await pool.fetch(overdue)] == [(at + grace, "Kick-off")]
+    # Moved into the past, and back: it is overdue only a grace after the move, time to mark it held first.
+    await apply(pool, event(eid, "touchpoint.updated", 6700, **call("Kick-off", earlier)))
+    assert [tuple(r) for r in await pool.fetch(overdue)] == [(BASE + timedelta(seconds=6700) + grace, "Kick-off")]
+    await apply(pool, event(eid, "touchpoint.updated", 6800, **call("Kick-off", at)))
+    assert [tuple(r) for r in await pool.fetch(overdue)] == [(BASE + timedelta(seconds=6800) + grace, "Kick-off")]

@@ -1,6 +1,8 @@
-"""Deployment profile, hand-offs with the receiving team's required fields, and tech-review requests."""
+"""Deployment profile, hand-offs with the receiving team's required fields, and tech-review requests; the audit trail
+says what each change changed."""
 
 import uuid
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,38 @@ def test_profile_handoffs_and_tech_reviews(
             "handoff.accepted", "tech_review.requested", "tech_review.decided", "issue.opened", "issue.opened",
             "issue.resolved", "expansion.opened", "expansion.updated", "issue.updated",
         ]  # fmt: skip
+
+
+def test_the_audit_trail_says_what_changed(tracker: str) -> None:
+    eid = as_admin.post(f"{tracker}/v1/engagements", json={"name": "a", "customer": "c"}).json()["id"]
+    base = f"{tracker}/v1/engagements/{eid}"
+
+    def last(action: str) -> dict[str, object]:
+        details: dict[str, object] = [e for e in as_admin.get(f"{base}/audit").json() if e["action"] == action][-1][
+            "details"
+        ]
+        return details
+
+    first, moved = (datetime.now(UTC).replace(microsecond=0) + timedelta(days=d) for d in (3, 4))
+    call = as_admin.post(f"{base}/touchpoints", json={"title": "Kickoff", "scheduled_at": first.isoformat()}).json()
+    url = f"{base}/touchpoints/{call['id']}"
+    as_admin.patch(url, json={"attendees": ["ana@example.com"]}).raise_for_status()
+    assert last("touchpoint.updated")["attendees"] == ["ana@example.com"]
+    assert "moved_from" not in last("touchpoint.updated")
+    as_admin.patch(url, json={"scheduled_at": moved.isoformat()}).raise_for_status()
+    entry = last("touchpoint.updated")
+    assert (datetime.fromisoformat(str(entry["scheduled_at"])), datetime.fromisoformat(str(entry["moved_from"]))) == (
+        moved,
+        first,
+    )
+    assert "attendees" not in entry  # only what this change changed
+
+    review = {"gap": "Geo", "decision_needed_by": str(date.today() + timedelta(days=30)), "requirement": "new",
+              "customer_expectation": "DR", "consequence_if_unmet": "No DR"}  # fmt: skip
+    created = as_admin.post(f"{base}/tech-reviews", json=review).json()
+    as_admin.post(f"{base}/tech-reviews/{created['id']}/decision", json={"decision": "On roadmap 17.2"})
+    assert last("tech_review.decided") == {"review_id": created["id"], "decision": "On roadmap 17.2"}
+
+    issue = as_admin.post(f"{base}/issues", json={"title": "OOM", "severity": "high"}).json()
+    as_admin.post(f"{base}/issues/{issue['id']}/resolve", json={"resolution": "pack-objects cache on"})
+    assert last("issue.resolved") == {"issue_id": issue["id"], "resolution": "pack-objects cache on"}

@@ -5,7 +5,9 @@ import contextlib
 import itertools
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -50,6 +52,10 @@ async def add_many(
 # Taken by a relay's pass, released when its transaction ends (also when its connection drops): one pass at a time.
 PASS_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('outrider outbox relay ' || $1, 0))"
 BUSY_RETRY_S = 0.1  # another relay is publishing: look again soon, for rows committed after its last look
+PRUNE_EVERY_S = 60.0  # published rows past their retention are deleted at most this often, not on every pass
+PRUNE_BATCH = 5_000  # rows one DELETE removes at most: short statements, never one holding the table for long
+PRUNE_BATCHES = 20  # DELETEs one prune runs at most: a backlog goes over several minutes, publishing in between
+DEFAULT_RETENTION = timedelta(days=7)
 
 
 class Relay:
@@ -65,12 +71,21 @@ class Relay:
     headers, which it adds itself.
     """
 
-    def __init__(self, producer: str, bootstrap_servers: str, topic_name: Callable[[Topic], str]) -> None:
+    def __init__(
+        self,
+        producer: str,
+        bootstrap_servers: str,
+        topic_name: Callable[[Topic], str],
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> None:
         self.producer, self._bootstrap, self._topic_name = producer, bootstrap_servers, topic_name
+        self.retention, self._next_prune = retention, 0.0
         self.wake = asyncio.Event()
         self._published = Counter(f"outrider_{producer}_outbox_published_total", "Outbox events published.", [])
         self._failures = Counter(f"outrider_{producer}_outbox_relay_failures_total", "Relay passes that failed.", [])
         self._pending = Gauge(f"outrider_{producer}_outbox_pending", "Outbox events not yet published.")
+        self._deleted = Counter(f"outrider_{producer}_outbox_deleted_total", "Published outbox events deleted.", [])
 
     async def publish_pending(self, pool: asyncpg.Pool, kafka: AIOKafkaProducer, *, batch: int = 500) -> int | None:
         """Publish up to `batch` rows with `kafka`; returns how many, or None when another relay's pass is running.
@@ -103,6 +118,29 @@ class Relay:
                 )
         self._published.inc(len(rows))
         return len(rows)
+
+    async def delete_published(self, pool: asyncpg.Pool, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete up to `batch` of this producer's rows published longer than `retention` ago, oldest first; returns
+        how many. Rows not yet published are never deleted, whatever their age."""
+        result = await pool.execute(
+            "DELETE FROM outbox WHERE id = any(ARRAY(SELECT id FROM outbox WHERE producer = $1 AND published_at < now()"
+            " - $2::interval ORDER BY published_at LIMIT $3))",
+            self.producer,
+            self.retention,
+            batch,
+        )
+        deleted = int(result.split()[-1])
+        self._deleted.inc(deleted)
+        return deleted
+
+    async def _prune(self, pool: asyncpg.Pool) -> None:
+        """Delete what is past its retention, in batches, once `PRUNE_EVERY_S` has passed since the last prune."""
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        for _ in range(PRUNE_BATCHES):
+            if await self.delete_published(pool) < PRUNE_BATCH:
+                break
 
     async def _send(self, kafka: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:
         """Queue one row's event with a producer span, whose context the consumer's span continues."""
@@ -145,6 +183,7 @@ class Relay:
                             "SELECT count(*) FROM outbox WHERE producer = $1 AND published_at IS NULL", self.producer
                         )
                     )
+                    await self._prune(pool)
                 except Exception as exc:  # Kafka or PostgreSQL away: rows stay pending and the next pass retries
                     self._failures.inc()
                     log.warning("outbox relay pass failed producer=%s error=%r", self.producer, exc)

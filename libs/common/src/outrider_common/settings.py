@@ -1,5 +1,7 @@
 """Settings every service shares; each service subclasses `ServiceSettings` once."""
 
+from datetime import timedelta
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,14 @@ class ServiceSettings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     http_port: int = Field(8000, description="Port of the HTTP server (/healthz, /readyz, /metrics, API).")
     log_level: str = Field("INFO", description="Python logging level.")
+    outbox_retention_hours: float = Field(
+        168, gt=0, description="Tracker and analyzer: how long a published outbox event is kept before it is deleted."
+    )
+
+    @property
+    def outbox_retention(self) -> timedelta:
+        """`outbox_retention_hours` as a duration."""
+        return timedelta(hours=self.outbox_retention_hours)
 
     def topic(self, topic: Topic) -> str:
         """The real name of `topic` under this deployment's prefix."""

@@ -43,7 +43,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         middlewares=kafka_middlewares(REGISTRY, setup_tracing("analyzer")),
     )
     db = Database(settings.database_url.get_secret_value())
-    relay = Relay("analyzer", settings.kafka_bootstrap_servers, settings.topic)
+    relay = Relay("analyzer", settings.kafka_bootstrap_servers, settings.topic, retention=settings.outbox_retention)
     flusher = Flusher(
         db,
         dead_letterer(broker, settings.dead_letter_topic(LOGS_RAW)),

@@ -42,6 +42,16 @@ def next_digest(now: datetime, hour: int) -> datetime:
     return today if now < today else today + timedelta(days=1)
 
 
+# A digest read as a call starts, or minutes before, is no reminder of it: the call must be this much after the digest.
+DIGEST_NOTICE = timedelta(hours=1)
+
+
+def urgent_before(now: datetime, hour: int) -> datetime:
+    """A touchpoint starting before this cannot wait for the next digest (at `hour`): its reminder goes out on its
+    own. One starting at the digest hour, or within `DIGEST_NOTICE` after it, included."""
+    return next_digest(now, hour) + DIGEST_NOTICE
+
+
 class Dispatcher:
     """Posts due reminders; any number of notifier replicas may run one."""
 
@@ -61,16 +71,15 @@ class Dispatcher:
             return 0
         self._claims.clear()  # a pass cut short leaves its claims to go stale, to be taken up again
         digest_hour, group_s = self._settings.digest_hour_utc, self._settings.finding_group_s
-        urgent_before = None
+        urgent = None
         if digest_hour is not None:
             if now.hour >= digest_hour:
                 await self._send_digests(now)
-            # A touchpoint that comes before the next digest cannot wait for it: its reminder goes out on its own.
-            urgent_before = next_digest(now, digest_hour)
+            urgent = urgent_before(now, digest_hour)
         held = (*(DIGEST_KINDS if digest_hour is not None else ()), *(("finding",) if group_s > 0 else ()))
         due = await store.claim_due(
             self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5, held_back=held,
-            urgent_before=urgent_before,
+            urgent_before=urgent,
         )  # fmt: skip
         self._hold(due)
         for reminder in await self._sendable(due, now):
@@ -94,12 +103,15 @@ class Dispatcher:
     async def _still_ours(self, reminders: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Renew every claim of this pass not posted yet and return those of `reminders` still ours, now no longer
         held (they are being posted). One taken over by another notifier (our claim had gone stale: a post took
-        longer than `stale_sending_s`) is that one's to post."""
-        ours = await store.renew(self._pool, attempts=list(self._claims.items()))
-        lost = [r["id"] for r in reminders if r["id"] not in ours]
+        longer than `stale_sending_s`) is that one's to post; one withdrawn (its touchpoint cancelled, its engagement
+        closed) is not posted at all."""
+        ours, withdrawn = await store.renew(self._pool, attempts=list(self._claims.items()))
+        lost = [r for r in self._claims if r not in ours and r not in withdrawn]  # each told once, when found
         self._claims = {r: a for r, a in self._claims.items() if r in ours}
         for r in reminders:
             self._claims.pop(r["id"], None)
+        if withdrawn:
+            log.info("claim withdrawn before its post, not posted ids=%s", ",".join(map(str, withdrawn)))
         if lost:
             log.warning("claim taken over by another notifier, not posted here ids=%s", ",".join(map(str, lost)))
         return [r for r in reminders if r["id"] in ours]

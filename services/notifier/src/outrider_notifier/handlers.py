@@ -53,6 +53,11 @@ async def on_engagement_event(
                 if older is None:
                     fresh[field] = event.data[field]
             await store.update_engagement(conn, engagement_id=event.engagement_id, changes=fresh)
+        # Recorded even while the engagement is closed: an older event read once it is reopened is still stale.
+        about = subject_of(event)
+        newer = None if about is None else await store.mark_newest(
+            conn, engagement_id=event.engagement_id, subject=about, occurred_at=event.occurred_at,
+            event_id=event.event_id)  # fmt: skip
         if await store.engagement_status(conn, event.engagement_id) == "closed":
             # A closed engagement is told nothing more: what was pending ends, what its events would plan is not.
             ended = await store.cancel_engagement(conn, engagement_id=event.engagement_id)
@@ -60,10 +65,6 @@ async def on_engagement_event(
             return
         lead = None if settings.touchpoint_lead_s is None else timedelta(seconds=settings.touchpoint_lead_s)
         grace = timedelta(seconds=settings.overdue_grace_s)
-        about = subject_of(event)
-        newer = None if about is None else await store.mark_newest(
-            conn, engagement_id=event.engagement_id, subject=about, occurred_at=event.occurred_at,
-            event_id=event.event_id)  # fmt: skip
         if newer is not None:
             # Read after a newer event of its subject (a dead letter replayed): what it says is no longer true.
             log.info("stale event changes nothing event_id=%s type=%s engagement_id=%s subject=%s occurred_at=%s"
@@ -72,6 +73,8 @@ async def on_engagement_event(
             metrics.STALE_EVENTS.labels(event.type).inc()
             return
         plan = plan_for_event(event, lead=lead, grace=grace)
+        if event.type == "stage.current":  # a stage is entered once: restated, its stalled reminder is the one it had
+            plan = [await store.as_stored(conn, engagement_id=event.engagement_id, planned=p) for p in plan]
         replanned = subjects_cancelled_by(event)
         for subject in replanned:
             cancelled = await store.cancel(conn, engagement_id=event.engagement_id, subject=subject,

@@ -3,6 +3,7 @@
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -62,11 +63,17 @@ async def engagement_status(conn: asyncpg.Connection | asyncpg.Pool, engagement_
     return str(status or POSTABLE)
 
 
+# Ends reminders no longer true to post: a pending one is cancelled; one being sent is withdrawn — not posted if its
+# post has not begun, settled by the notifier holding its claim, or ended by the claim taking over from a dead one.
+END = (
+    "UPDATE reminders SET status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,"
+    " withdrawn = (status = 'sending') WHERE (status = 'pending' OR (status = 'sending' AND NOT withdrawn))"
+)
+
+
 async def cancel_engagement(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID) -> int:
-    """Cancel every pending reminder of a closed engagement; returns how many."""
-    result = await conn.execute(
-        "UPDATE reminders SET status = 'cancelled' WHERE engagement_id = $1 AND status = 'pending'", engagement_id
-    )
+    """End (`END`) every reminder of a closed engagement; returns how many."""
+    result = await conn.execute(f"{END} AND engagement_id = $1", engagement_id)
     return int(result.split()[-1])
 
 
@@ -103,19 +110,25 @@ async def schedule(
     """Store a reminder unless one with its idempotency key exists; True when new (or revived).
 
     With `replan` (the event re-plans its subject: a touchpoint renamed or moved), the stored one takes this plan — a
-    pending one its new title and lead, a cancelled one comes back pending (a touchpoint moved away and back); one
-    sent, being sent or failed never changes. A pending one waiting out a retry keeps its later attempt time.
+    pending one its new title and lead (its due time kept if `keeps_due`), a cancelled one comes back pending (a
+    touchpoint moved away and back), one withdrawn while being sent is true again; one sent, being sent or failed
+    never changes otherwise. A pending one waiting out a retry keeps its later attempt time.
     """
     carrier: dict[str, str] = {}
     propagate.inject(carrier)  # the event's trace, continued by the Slack post however much later it is due
+    if replan:
+        await conn.execute("UPDATE reminders SET withdrawn = false WHERE idempotency_key = $1 AND status = 'sending'",
+                           planned.idempotency_key)  # fmt: skip
     new = await conn.fetchval(
         """WITH before AS (SELECT status FROM reminders WHERE idempotency_key = $2)
         INSERT INTO reminders
             (id, idempotency_key, engagement_id, kind, subject, due_at, next_attempt_at, payload, trace_context)
         VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb)
         ON CONFLICT (idempotency_key) DO UPDATE
-            SET status = 'pending', due_at = $6, payload = $7::jsonb, trace_context = $8::jsonb,
-                next_attempt_at = CASE WHEN reminders.status = 'pending' AND reminders.attempts > 0
+            SET status = 'pending', payload = $7::jsonb, trace_context = $8::jsonb, withdrawn = false,
+                due_at = CASE WHEN $10::boolean AND reminders.status = 'pending' THEN reminders.due_at ELSE $6 END,
+                next_attempt_at = CASE WHEN $10::boolean AND reminders.status = 'pending' THEN reminders.next_attempt_at
+                                       WHEN reminders.status = 'pending' AND reminders.attempts > 0
                                        THEN greatest(reminders.next_attempt_at, $6) ELSE $6 END
             WHERE $9::boolean AND reminders.status IN ('pending', 'cancelled')
         RETURNING (SELECT status FROM before) IS DISTINCT FROM 'pending'""",
@@ -128,18 +141,32 @@ async def schedule(
         json.dumps(planned.payload),
         json.dumps(carrier),
         replan,
+        planned.keeps_due,
     )
     return bool(new)
+
+
+async def as_stored(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, planned: Planned) -> Planned:
+    """`planned` under the idempotency key of the engagement's reminder of its kind and subject about the same stage,
+    when one is stored: re-planned, that one is revived if cancelled and left alone if sent, never planned twice."""
+    key = await conn.fetchval(
+        "SELECT idempotency_key FROM reminders WHERE engagement_id = $1 AND kind = $2 AND subject = $3"
+        " AND payload->>'stage' = $4 ORDER BY created_at DESC LIMIT 1",
+        engagement_id,
+        planned.kind,
+        planned.subject,
+        str(planned.payload.get("stage")),
+    )
+    return planned if key is None else replace(planned, idempotency_key=key)
 
 
 async def cancel(
     conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUID, subject: str, keep: Sequence[str] = ()
 ) -> int:
-    """Cancel pending reminders about `subject` except those whose idempotency key is in `keep` (what the same
-    event plans again, so a redelivered reschedule keeps its new reminders); returns how many."""
+    """End (`END`) reminders about `subject` except those whose idempotency key is in `keep` (what the same event
+    plans again, so a redelivered reschedule keeps its new reminders); returns how many."""
     result = await conn.execute(
-        "UPDATE reminders SET status = 'cancelled' WHERE engagement_id = $1 AND subject = $2 AND status = 'pending'"
-        " AND NOT idempotency_key = ANY($3::text[])",
+        f"{END} AND engagement_id = $1 AND subject = $2 AND NOT idempotency_key = ANY($3::text[])",
         engagement_id,
         subject,
         list(keep),
@@ -152,21 +179,29 @@ ACTIVE = (
     "NOT EXISTS (SELECT FROM notifier_engagements e WHERE e.engagement_id = c.engagement_id AND e.status <> 'active')"
 )
 
+# Reminder `c`'s engagement's status as the notifier last heard it ('active' for one it has not heard of).
+STATUS = "coalesce((SELECT e.status FROM notifier_engagements e WHERE e.engagement_id = c.engagement_id), 'active')"
+# A claim a notifier that died left ($2 seconds old): taken over, unless its engagement is paused (it waits, as that
+# one's pending reminders do). One withdrawn meanwhile, or of an engagement closed since, `ENDS` there, unposted.
+ORPHANED = f"""(c.status = 'sending' AND c.claimed_at < $1 - make_interval(secs => $2)
+                AND (c.withdrawn OR {STATUS} <> 'paused'))"""
+ENDS = f"(c.status = 'sending' AND (c.withdrawn OR {STATUS} = 'closed'))"
+
 CLAIM = f"""
-UPDATE reminders r SET status = 'sending', attempts = r.attempts + 1, claimed_at = now()
+UPDATE reminders r SET status = 'sending', attempts = r.attempts + 1, claimed_at = now(), withdrawn = false
 FROM (
-    SELECT id, status AS was FROM reminders c
+    SELECT id, status AS was, {ENDS} AS ends FROM reminders c
     WHERE (c.status = 'pending' AND c.next_attempt_at <= $1 AND {ACTIVE}
            AND (NOT c.kind = ANY($4::text[])
                 OR (c.kind = 'touchpoint_due' AND (c.payload->>'scheduled_at')::timestamptz < $5)))
-       OR (c.status = 'sending' AND c.claimed_at < $1 - make_interval(secs => $2))
+       OR {ORPHANED}
     ORDER BY c.next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ) due
 WHERE r.id = due.id
 RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.rate_limited, r.trace_context,
-          due.was
+          due.was, due.ends
 """
 
 
@@ -185,7 +220,8 @@ async def claim_due(
 
     A reminder still 'sending' after `stale_after_s` belonged to a notifier that died mid-delivery: it is claimed
     again and may be posted a second time — the one duplicate a crash can cause, and the log records it. One that
-    may have been posted twice already is marked failed instead.
+    may have been posted twice already is marked failed instead; one withdrawn since, or of an engagement closed
+    since, is cancelled; one of a paused engagement waits.
     """
     return await _claim(pool, CLAIM, now, stale_after_s, limit, list(held_back), urgent_before)
 
@@ -195,9 +231,15 @@ MAYBE_POSTED = ("maybe_sent", "resending_after_crash")  # outcomes after which S
 
 async def _claim(pool: asyncpg.Pool, sql: str, *args: Any) -> list[dict[str, Any]]:
     """Run a claim statement (CLAIM's shape), log each attempt, and return the claimed reminders decoded; a stale
-    claim of one that may already have been posted (a timeout, an earlier crash) ends failed, not posted again."""
+    claim of one that may already have been posted (a timeout, an earlier crash) ends failed, not posted again, one
+    that `ENDS` ends cancelled."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(sql, *args)
+        if ended := [(r["id"], r["attempts"]) for r in rows if r["ends"]]:
+            await _outcome(conn, ended, status="cancelled", outcome="cancelled")
+            log.info("claim a dead notifier left ends unposted, withdrawn or its engagement closed ids=%s",
+                     ",".join(str(r) for r, _ in ended))  # fmt: skip
+            rows = [r for r in rows if not r["ends"]]
         reclaimed = [r["id"] for r in rows if r["was"] == "sending"]
         twice = set()
         if reclaimed:
@@ -237,26 +279,28 @@ async def _outcome(
     channel: str | None = None,
     ts: str | None = None,
     rate_limited: bool = False,
-) -> None:
+) -> set[UUID]:
     """Give the reminders of one post `status` (and their next attempt time `at`, when given), and log `outcome` for
     each (reminder id, attempt) it carried; `rate_limited`: the claim waits out a 429 and does not count as an attempt.
 
     A reminder whose claim another notifier took over (its claim had gone stale) is left to that one: the outcome is
-    logged, its status not touched.
+    logged, its status not touched. One withdrawn while being sent is cancelled, unless it was posted (sent: what
+    Slack shows). Returns the ids withdrawn.
     """
     ids, numbers = [r for r, _ in attempts], [a for _, a in attempts]
-    result = await conn.execute(
-        "UPDATE reminders r SET status = $3, next_attempt_at = coalesce($4, r.next_attempt_at),"
+    rows = await conn.fetch(
+        "UPDATE reminders r SET status = CASE WHEN r.withdrawn AND $3 <> 'sent' THEN 'cancelled' ELSE $3 END,"
+        " next_attempt_at = coalesce($4, r.next_attempt_at),"
         " sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE r.sent_at END, rate_limited = r.rate_limited + $5::int"
         " FROM unnest($1::uuid[], $2::int[]) AS c(id, attempt)"
-        " WHERE r.id = c.id AND r.attempts = c.attempt AND r.status = 'sending'",
+        " WHERE r.id = c.id AND r.attempts = c.attempt AND r.status = 'sending' RETURNING r.id, r.withdrawn",
         ids,
         numbers,
         status,
         at,
         int(rate_limited),
     )
-    if int(result.split()[-1]) < len(ids):
+    if len(rows) < len(ids):
         log.warning("outcome of a claim another notifier took over, status left to it ids=%s outcome=%s",
                     ",".join(map(str, ids)), outcome)  # fmt: skip
     await conn.execute(
@@ -269,19 +313,25 @@ async def _outcome(
         channel,
         ts,
     )
+    return {r["id"] for r in rows if r["withdrawn"]}
 
 
-async def renew(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
+async def renew(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]]) -> tuple[set[UUID], set[UUID]]:
     """Keep claims fresh while their notifier works through them: stamp `claimed_at` again on each (reminder id,
-    attempt) still claimed by that claim; returns the ids renewed. One missing was taken over by another notifier
-    (its claim had gone stale) or settled, and must not be posted by this one."""
-    rows = await pool.fetch(
-        "UPDATE reminders r SET claimed_at = now() FROM unnest($1::uuid[], $2::int[]) AS c(id, attempt)"
-        " WHERE r.id = c.id AND r.attempts = c.attempt AND r.status = 'sending' RETURNING r.id",
-        [r for r, _ in attempts],
-        [a for _, a in attempts],
-    )
-    return {r["id"] for r in rows}
+    attempt) still claimed by that claim; returns the ids renewed, and those withdrawn (their touchpoint cancelled,
+    their engagement closed), which end cancelled here, unposted. One in neither was taken over by another notifier
+    (its claim had gone stale) or settled; none of those must be posted by this one."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            "UPDATE reminders r SET claimed_at = now() FROM unnest($1::uuid[], $2::int[]) AS c(id, attempt)"
+            " WHERE r.id = c.id AND r.attempts = c.attempt AND r.status = 'sending'"
+            " RETURNING r.id, r.attempts, r.withdrawn",
+            [r for r, _ in attempts],
+            [a for _, a in attempts],
+        )
+        if withdrawn := [(r["id"], r["attempts"]) for r in rows if r["withdrawn"]]:
+            await _outcome(conn, withdrawn, status="cancelled", outcome="cancelled")
+    return {r["id"] for r in rows if not r["withdrawn"]}, {r for r, _ in withdrawn}
 
 
 async def mark_sent(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]], channel: str, ts: str) -> None:
@@ -318,27 +368,28 @@ async def mark_maybe_posted(
 ) -> set[UUID]:
     """Record a post Slack may have taken without answering, for each (reminder id, attempt) it carried. Each
     reminder on its own: one that may already have been posted (an earlier such post, or a post cut off by a crash)
-    is marked failed, the others are put back for one more attempt. Returns the ids that will be sent again."""
+    is marked failed, the others are put back for one more attempt (one withdrawn meanwhile is cancelled). Returns
+    the ids that will be sent again."""
     async with pool.acquire() as conn, conn.transaction():
         twice = {r["reminder_id"] for r in await conn.fetch(
             "SELECT DISTINCT reminder_id FROM deliveries WHERE reminder_id = any($1::uuid[])"
             " AND outcome = any($2::text[])", [r for r, _ in attempts], list(MAYBE_POSTED))}  # fmt: skip
+        withdrawn: set[UUID] = set()
         if failed := [a for a in attempts if a[0] in twice]:
             await _outcome(conn, failed, status="failed", outcome="maybe_sent", at=at, error=error)
         if again := [a for a in attempts if a[0] not in twice]:
-            await _outcome(conn, again, status="pending", outcome="maybe_sent", at=at, error=error)
-    return {r for r, _ in again}
+            withdrawn = await _outcome(conn, again, status="pending", outcome="maybe_sent", at=at, error=error)
+    return {r for r, _ in again} - withdrawn
 
 
 # CLAIM for findings: those due of active engagements whose last finding message is older than the group interval
-# ($3 seconds), a finding left 'sending' by a notifier that died included.
+# ($3 seconds), a finding left 'sending' by a notifier that died included (`ORPHANED`).
 CLAIM_FINDINGS = f"""
-UPDATE reminders r SET status = 'sending', attempts = r.attempts + 1, claimed_at = now()
+UPDATE reminders r SET status = 'sending', attempts = r.attempts + 1, claimed_at = now(), withdrawn = false
 FROM (
-    SELECT id, status AS was FROM reminders c
+    SELECT id, status AS was, {ENDS} AS ends FROM reminders c
     WHERE c.kind = 'finding'
-      AND ((c.status = 'pending' AND c.next_attempt_at <= $1 AND {ACTIVE})
-           OR (c.status = 'sending' AND c.claimed_at < $1 - make_interval(secs => $2)))
+      AND ((c.status = 'pending' AND c.next_attempt_at <= $1 AND {ACTIVE}) OR {ORPHANED})
       AND NOT EXISTS (
           SELECT FROM reminders s
           WHERE s.engagement_id = c.engagement_id AND s.kind = 'finding' AND s.status = 'sent'
@@ -349,7 +400,7 @@ FROM (
 ) due
 WHERE r.id = due.id
 RETURNING r.id, r.engagement_id, r.kind, r.payload, r.due_at, r.attempts, r.rate_limited, r.trace_context,
-          due.was
+          due.was, due.ends
 """
 
 
@@ -399,7 +450,7 @@ async def claim_digests(
                 continue
             ids = [r["id"] for r in by_channel[channel]]
             await conn.execute(
-                "UPDATE reminders SET status = 'sending', attempts = attempts + 1, claimed_at = $2"
+                "UPDATE reminders SET status = 'sending', attempts = attempts + 1, claimed_at = $2, withdrawn = false"
                 " WHERE id = any($1::uuid[])",
                 ids, now,
             )  # fmt: skip

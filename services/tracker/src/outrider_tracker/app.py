@@ -50,7 +50,7 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
             KafkaTelemetryMiddleware(tracer_provider=setup_tracing("tracker")),
         ),
     )
-    relay = Relay("tracker", settings.kafka_bootstrap_servers, settings.topic)
+    relay = Relay("tracker", settings.kafka_bootstrap_servers, settings.topic, retention=settings.outbox_retention)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,7 +9,9 @@ import asyncpg
 from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
 from outrider_tracker.engagement.models import EngagementCreate, EngagementRead, EngagementUpdate
+from outrider_tracker.handoff import service as handoffs
 from outrider_tracker.playbook import service as playbooks
+from outrider_tracker.stage import service as stages
 from outrider_tracker.touchpoint import service as touchpoints
 
 COLUMNS = (
@@ -135,6 +137,9 @@ async def update(
         await audit.record(conn, engagement_id=engagement_id, actor=actor, action="engagement.updated", details=details)
         await outbox.record(conn, engagement_id=engagement_id, type="engagement.updated", data=details)
         if current.status == "closed" and "status" in changes:
-            # Closing ended its reminders: reopened, its touchpoints are planned again (after the event reopening it).
+            # Closing ended its reminders: reopened, what they were about is announced again (after the event
+            # reopening it) — its touchpoints, pending hand-offs, open tech reviews and current stage.
             await touchpoints.announce_scheduled(conn, engagement_id=engagement_id, playbook_id=current.playbook_id)
+            await handoffs.announce_open(conn, engagement_id=engagement_id)
+            await stages.announce_current(conn, engagement=engagement)
     return engagement

@@ -4,6 +4,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from outrider_tracker import outbox
 from outrider_tracker.audit import service as audit
 from outrider_tracker.handoff.models import (
     HandoffCreate,
@@ -52,13 +53,47 @@ async def request_handoff(
         )
         created = HandoffRead.model_validate(dict(row))
         await audit.record_change(
-            conn,
-            engagement_id=engagement_id,
-            actor=actor,
-            action="handoff.requested",
-            details={"handoff_id": str(created.id), "from": created.from_team, "to": created.to_team},
+            conn, engagement_id=engagement_id, actor=actor, action="handoff.requested", details=_handoff(created)
         )
     return created
+
+
+def _handoff(handoff: HandoffRead) -> dict[str, object]:
+    """A hand-off as its events carry it: the notifier nudges the receiving team from this."""
+    return {"handoff_id": str(handoff.id), "from": handoff.from_team, "to": handoff.to_team}
+
+
+def _review(review: TechReviewRead) -> dict[str, object]:
+    """A tech review as its events carry it: the notifier reminds of the decision from this."""
+    return {"review_id": str(review.id), "gap": review.gap, "decision_needed_by": review.decision_needed_by.isoformat()}
+
+
+async def announce_open(conn: asyncpg.Connection, *, engagement_id: UUID) -> None:
+    """Publish every pending hand-off again, as `handoff.pending` (with `requested_at`), and every open tech review,
+    as `tech_review.open`.
+
+    For an engagement reopened: its close ended the notifier's reminders and it planned none for those requested
+    since, and these events plan them (reviving the cancelled ones, due when they were due). Call with the engagement
+    locked; the rows are locked too, so an acceptance or decision in flight is published before this. Not audited:
+    they did not change, the engagement did.
+    """
+    rows = await conn.fetch(
+        f"SELECT {HANDOFF} FROM handoffs WHERE engagement_id = $1 AND status = 'pending' ORDER BY created_at, id"
+        " FOR SHARE",
+        engagement_id,
+    )
+    for row in rows:
+        handoff = HandoffRead.model_validate(dict(row))
+        data = {**_handoff(handoff), "requested_at": handoff.created_at.isoformat()}
+        await outbox.record(conn, engagement_id=engagement_id, type="handoff.pending", data=data)
+    rows = await conn.fetch(
+        f"SELECT {REVIEW} FROM tech_reviews WHERE engagement_id = $1 AND status = 'open' ORDER BY created_at, id"
+        " FOR SHARE",
+        engagement_id,
+    )
+    for row in rows:
+        review = TechReviewRead.model_validate(dict(row))
+        await outbox.record(conn, engagement_id=engagement_id, type="tech_review.open", data=_review(review))
 
 
 async def accept_handoff(
@@ -111,15 +146,7 @@ async def request_review(
         )
         created = TechReviewRead.model_validate(dict(row))
         await audit.record_change(
-            conn,
-            engagement_id=engagement_id,
-            actor=actor,
-            action="tech_review.requested",
-            details={
-                "review_id": str(created.id),
-                "gap": created.gap,
-                "decision_needed_by": created.decision_needed_by.isoformat(),
-            },
+            conn, engagement_id=engagement_id, actor=actor, action="tech_review.requested", details=_review(created)
         )
     return created
 
@@ -146,7 +173,7 @@ async def decide_review(
             engagement_id=engagement_id,
             actor=actor,
             action="tech_review.decided",
-            details={"review_id": str(review_id)},
+            details={"review_id": str(review_id), "decision": decision.decision},
         )
     return TechReviewRead.model_validate(dict(row))
 

@@ -69,8 +69,9 @@ async def resolve_issue(
             issue_id,
             resolve.resolution,
         )
+        details = {"issue_id": str(issue_id), "resolution": resolve.resolution}
         await audit.record_change(
-            conn, engagement_id=engagement_id, actor=actor, action="issue.resolved", details={"issue_id": str(issue_id)}
+            conn, engagement_id=engagement_id, actor=actor, action="issue.resolved", details=details
         )
     return IssueRead.model_validate(dict(row))
 

@@ -162,6 +162,19 @@ async def advance(
     )
 
 
+async def announce_current(conn: asyncpg.Connection, *, engagement: EngagementRead) -> None:
+    """Publish the engagement's current stage again, as `stage.current` (with `stage_entered_at`).
+
+    For an engagement reopened: its close ended the notifier's stalled-stage reminder and it planned none for a stage
+    entered since; this event plans it again, due `expected_days` after the stage was entered. Call with the
+    engagement locked (as read under that lock). Not audited: the stage did not change.
+    """
+    stage = playbooks.get_all()[engagement.playbook_id].stage(engagement.stage)
+    data = {"stage": stage.id, "expected_days": stage.expected_days,
+            "stage_entered_at": engagement.stage_entered_at.isoformat()}  # fmt: skip
+    await outbox.record(conn, engagement_id=engagement.id, type="stage.current", data=data)
+
+
 async def get_status(pool: asyncpg.Pool, *, engagement: EngagementRead, overdue_grace: timedelta) -> EngagementStatus:
     """Stage, checklist, blockers, log stats summary and findings of one engagement."""
     playbook = playbooks.get_all()[engagement.playbook_id]

@@ -99,6 +99,8 @@ async def update(
     """Change a scheduled touchpoint (None when unknown); sending what is already there changes nothing, changing a
     held or cancelled one raises FinalState."""
     async with pool.acquire() as conn, conn.transaction():
+        moved_from = await conn.fetchval("SELECT scheduled_at FROM touchpoints WHERE id = $1 AND engagement_id = $2"
+                                         " FOR UPDATE", touchpoint_id, engagement_id)  # fmt: skip
         row, changes = await apply(conn, "touchpoints", COLUMNS, row_id=touchpoint_id, engagement_id=engagement_id,
                                    changes=touchpoint_in.model_dump(exclude_unset=True))  # fmt: skip
         if row is None:
@@ -107,7 +109,15 @@ async def update(
             raise FinalState(f"touchpoint is already {row['status']}")
         touchpoint = TouchpointRead.model_validate(dict(row))
         if changes:
-            await _announce(conn, touchpoint, actor, "touchpoint.updated")
+            # The event carries the schedule the notifier plans from; the audit entry what changed, and whence.
+            playbook_id = await conn.fetchval("SELECT playbook_id FROM engagements WHERE id = $1", engagement_id)
+            schedule = _schedule(touchpoint, playbook_id)
+            details = {**schedule, **touchpoint.model_dump(mode="json", include=set(changes))}
+            if "scheduled_at" in changes:
+                details["moved_from"] = moved_from.isoformat()
+            await audit.record(conn, engagement_id=engagement_id, actor=actor, action="touchpoint.updated",
+                               details=details)  # fmt: skip
+            await outbox.record(conn, engagement_id=engagement_id, type="touchpoint.updated", data=schedule)
         return touchpoint
 
 
