@@ -24,10 +24,14 @@ def read_body(handler: BaseHTTPRequestHandler) -> bytes:
 
 class Ingest:
     """Answers POSTs with the queued (status, Retry-After) pairs, then 202; records each request's body, query and
-    Authorization header."""
+    Authorization header. With `proxy_limit`, a body over that many bytes (as sent, gzipped) is answered 413 in HTML
+    and not recorded, as nginx's client_max_body_size does in front of ingest."""
 
     def __init__(self) -> None:
         self.answers: list[tuple[int, str | None]] = []
+        self.answer_headers: dict[str, str] = {}  # sent with every answer but a 202
+        self.proxy_limit: int | None = None
+        self.proxy_refused = 0
         self.requests: list[tuple[float, str, bytes]] = []
         self.statuses: list[int] = []
         self.authorizations: list[str | None] = []
@@ -44,7 +48,17 @@ class Ingest:
                 pass
 
             def do_POST(self) -> None:
-                body = gzip.decompress(read_body(self))
+                sent = read_body(self)
+                if stub.proxy_limit is not None and len(sent) > stub.proxy_limit:
+                    stub.proxy_refused += 1
+                    html = b"<html><center><h1>413 Request Entity Too Large</h1></center></html>"
+                    self.send_response(413)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(html)))
+                    self.end_headers()
+                    self.wfile.write(html)
+                    return
+                body = gzip.decompress(sent)
                 stub.received += len(body)
                 stub.requests.append((time.monotonic(), self.path, body if stub.keep_bodies else b""))
                 stub.authorizations.append(self.headers["Authorization"])
@@ -57,6 +71,9 @@ class Ingest:
                 self.send_response(status)
                 if after is not None:
                     self.send_header("Retry-After", after)
+                if status != 202:
+                    for name, value in stub.answer_headers.items():
+                        self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
                 try:

@@ -117,6 +117,48 @@ def test_batch_bytes_bounds_each_request_for_a_proxy_in_front_of_ingest(ingest: 
     assert "--batch-bytes" in refused.output
 
 
+def test_a_proxy_413_lets_the_next_run_cut_smaller_batches_and_ships_every_line_once(
+    ingest: Ingest, tmp_path: Path
+) -> None:
+    # Doing what the 413's hint says must work: the refused range was never taken, so it need not be sent again as is.
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    content = b"".join(b'{"id":"%032x"}\n' % (i * 0x9E3779B97F4A7C15 % (1 << 128)) for i in range(2000))  # ~92 KB
+    log.write_bytes(content)
+    ingest.proxy_limit = 4096  # gzipped bytes; hex ids halve at best, so 64 KiB of lines is over it
+    args = ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--once", "--state", str(state)]
+    env = {"OUTRIDER_SHIP_TOKEN": "otr_secret"}
+    refused = runner.invoke(app, [*args, "--batch-bytes", "65536"], env=env)
+    assert refused.exit_code == 1
+    assert "--batch-bytes" in refused.output
+    assert (ingest.proxy_refused, ingest.requests) == (1, [])
+    assert list(json.loads(state.read_text()).values()) == [0]  # nothing taken: no range left to resend as it was
+
+    smaller = runner.invoke(app, [*args, "--batch-bytes", "4096"], env=env)
+    assert smaller.exit_code == 0, smaller.output
+    assert ingest.proxy_refused == 1
+    assert b"".join(body for _, _, body in ingest.requests) == content
+    assert list(json.loads(state.read_text()).values()) == [len(content)]
+
+
+def test_what_ingest_took_before_refusing_a_line_is_not_sent_again(ingest: Ingest, tmp_path: Path) -> None:
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    log.write_bytes(b'{"a":1}\n{"a":2}\n{"too long":1}\n{"a":3}\n')
+    ingest.answers = [(413, None)]
+    ingest.reply = b'{"detail": "a line is longer than 4194304 bytes; lines before offset 16 were accepted"}'
+    ingest.answer_headers = {"Outrider-Next-Offset": "16"}  # ingest took the first two lines
+    args = ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--once", "--state", str(state)]
+    result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert result.exit_code == 1
+    assert "(413)" in result.output
+    assert "--batch-bytes" not in result.output  # ingest's own limit: no proxy to blame
+    assert list(json.loads(state.read_text()).values()) == [16]  # resumes at the refused line, whatever the batch
+    ingest.reply = None
+    again = runner.invoke(app, [*args, "--batch-bytes", "4096"], env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert again.exit_code == 0, again.output
+    assert ingest.requests[1][2] == b'{"too long":1}\n{"a":3}\n'
+    assert "offset=16" in ingest.requests[1][1]
+
+
 def test_a_second_shipper_on_the_same_state_file_is_refused_before_sending(ingest: Ingest, tmp_path: Path) -> None:
     # Each would save its own view of the offsets over the other's; after a restart lines would count twice.
     log, state = tmp_path / "production_json.log", tmp_path / "state.json"

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -268,3 +269,57 @@ def test_a_state_file_that_cannot_be_saved_says_why(tmp_path: Path) -> None:
         StateFileError, match=f"^{tmp_path / 'state' / 'ship.json'}: cannot save the state file: file exists$"
     ):
         checkpoints.advance("1:2:aa", 10)
+
+
+def test_a_file_rotated_while_no_shipper_ran_is_finished_before_the_new_one(tmp_path: Path) -> None:
+    # svlogd renames `current` to @<tai64n>.s; logrotate to name.1: the state knows the file by identity, not name.
+    for name, rotated in (("current", "@4000000064a1b2c3.s"), ("production_json.log", "production_json.log.1")):
+        log, state = tmp_path / name, tmp_path / f"{name}.state.json"
+        log.write_bytes(numbered(1, 3))
+        before = Tailer(log, Checkpoints(state))
+        assert drain(before) == [numbered(1, 3)]
+        before.close()  # the shipper stops (an upgrade, a reboot)
+        with log.open("ab") as f:
+            f.write(numbered(3, 5))
+        os.rename(log, tmp_path / rotated)
+        log.write_bytes(numbered(5, 6))
+        told: list[str] = []
+        after = Tailer(log, Checkpoints(state), rotation_grace_s=0, tell=told.append)
+        assert drain(after) == [numbered(3, 5), numbered(5, 6)]
+        after.close()
+        assert told == [f"{tmp_path / rotated}: rotated while no shipper ran; shipping its rest first (from offset 16)"]
+        again = Tailer(log, Checkpoints(state), rotation_grace_s=0)  # finished: not sent a second time
+        assert drain(again) == []
+        again.close()
+
+
+def test_a_copytruncate_while_no_shipper_ran_finishes_the_old_lines_from_the_copy(tmp_path: Path) -> None:
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    log.write_bytes(numbered(1, 3))
+    before = Tailer(log, Checkpoints(state))
+    assert drain(before) == [numbered(1, 3)]
+    before.close()
+    with log.open("ab") as f:
+        f.write(numbered(3, 5))
+    shutil.copy(log, tmp_path / "production_json.log.1")  # logrotate's copytruncate: a copy, then truncated in place
+    log.write_bytes(numbered(5, 6))
+    after = Tailer(log, Checkpoints(state), rotation_grace_s=0)
+    assert drain(after) == [numbered(3, 5), numbered(5, 6)]
+    after.close()
+
+
+def test_a_copytruncate_while_no_shipper_ran_without_a_copy_beside_it_is_warned_about(tmp_path: Path) -> None:
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    log.write_bytes(numbered(1, 3))
+    before = Tailer(log, Checkpoints(state))
+    assert drain(before) == [numbered(1, 3)]
+    before.close()
+    log.write_bytes(numbered(5, 6))  # truncated in place; its copy went elsewhere, or was compressed
+    told: list[str] = []
+    after = Tailer(log, Checkpoints(state), rotation_grace_s=0, tell=told.append)
+    assert drain(after) == [numbered(5, 6)]
+    after.close()
+    assert told == [
+        f"{log}: truncated while no shipper ran, and no copy of it beside it: lines written after offset 16 before "
+        "the truncation were not shipped"
+    ]

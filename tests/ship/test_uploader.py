@@ -179,3 +179,11 @@ def test_a_message_from_ingest_never_repeats_the_token(ingest: Ingest) -> None:
     finally:
         shipper.close()
     assert "otr_secret" not in str(refused.value)
+
+
+def test_a_request_timeout_from_a_proxy_is_retried_with_the_same_bytes(ingest: Ingest, uploader: Uploader) -> None:
+    # RFC 9110 §15.5.9: a 408 (nginx's client_body_timeout, a load balancer's idle timeout) invites the same request.
+    ingest.answers = [(408, None)]
+    assert uploader.send(BATCH, None) == 100 + len(BATCH.data)
+    assert ingest.statuses == [408, 202]
+    assert [body for _, _, body in ingest.requests] == [BATCH.data] * 2

@@ -242,8 +242,9 @@ def tail(
         typer.Option(
             "--once",
             help=f"Ship what exists now, then exit; non-zero when nothing matches or something was not shipped. An "
-            f"ingest that cannot be reached at all is retried for {UNREACHABLE_S:g} s, one that answers 429 or 5xx up "
-            f"to {ATTEMPTS} times per batch, honouring Retry-After. Without --once, both are retried until they land.",
+            f"ingest that cannot be reached at all is retried for {UNREACHABLE_S:g} s, one that answers 408, 429 or "
+            f"5xx up to {ATTEMPTS} times per batch, honouring Retry-After. Without --once, both are retried until they "
+            f"land.",
         ),
     ] = False,
     interval: Annotated[float, typer.Option(help="Seconds between looks at the files when following.")] = 1.0,
@@ -302,7 +303,8 @@ def _follow(
         for path in paths_of(patterns):
             if path not in tailers:
                 # --once takes what exists now as finished
-                tailer = Tailer(path, checkpoints, max_bytes=batch_bytes, rotation_grace_s=0 if once else grace)
+                tailer = Tailer(path, checkpoints, max_bytes=batch_bytes, rotation_grace_s=0 if once else grace,
+                                tell=_warn)  # fmt: skip
                 tailers[path], shipped[path] = tailer, 0
 
     def view() -> Table:
@@ -326,7 +328,11 @@ def _follow(
                         console.print(f"{path}: a new file after rotation; shipping it", markup=False, soft_wrap=True)
                     try:
                         for batch in tailer.batches():
-                            tailer.shipped(batch, _send(uploader, batch))
+                            try:
+                                tailer.shipped(batch, _send(uploader, batch))
+                            except FileRefused as exc:
+                                tailer.refused(batch, exc.taken)
+                                raise
                             shipped[path] += len(batch.data)
                     except FileRefused as exc:  # this file stops at the refused bytes; the others go on
                         refused[path] = str(exc)
@@ -359,7 +365,7 @@ def bundle(
     """Upload a saved bundle of logs (re-running it never double counts: chunk ids repeat).
 
     Like `tail --once`, it gives up on an ingest it cannot reach within a few seconds, and on one that keeps answering
-    429 or 5xx after a few tries.
+    408, 429 or 5xx after a few tries.
     """
     uploader = _uploader(ctx)
     files, stored = survey(path)  # the progress total, without holding the logs in memory

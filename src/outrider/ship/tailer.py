@@ -4,7 +4,7 @@ import glob
 import os
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -79,8 +79,25 @@ class Batch:
 
 
 class _Open:
-    def __init__(self, path: Path, handle: BinaryIO, file_id: str, offset: int) -> None:
+    def __init__(self, path: Path, handle: BinaryIO, file_id: str, offset: int, *, left: bool = False) -> None:
         self.path, self.handle, self.file_id, self.offset = path, handle, file_id, offset
+        self.left = left  # a file rotation took from the path while no shipper ran: finished under `file_id`
+
+
+def _siblings(path: Path) -> list[Path]:
+    """Where rotation puts a file's old contents: name.1, name-20240501 (logrotate), @<tai64n>.s (svlogd's current),
+    oldest first; compressed ones hold no lines to finish."""
+    patterns = [f"{glob.escape(path.name)}.*", f"{glob.escape(path.name)}-*"]
+    if path.name == "current":
+        patterns.append("@4000*")
+    found = {Path(m) for p in patterns for m in glob.glob(str(path.parent / p)) if not m.endswith(".gz")}
+    named: list[tuple[float, Path]] = []
+    for sibling in found:
+        try:
+            named.append((sibling.stat().st_mtime, sibling))
+        except OSError:  # gone meanwhile (rotation goes on)
+            continue
+    return [p for _, p in sorted(named) if p.is_file()]
 
 
 class Tailer:
@@ -98,9 +115,12 @@ class Tailer:
         checkpoints: Checkpoints,
         max_bytes: int = BATCH_BYTES,
         rotation_grace_s: float = ROTATION_GRACE_S,
+        tell: Callable[[str], None] | None = None,
     ) -> None:
         self.path, self._checkpoints, self._max, self._grace_s = path, checkpoints, max_bytes, rotation_grace_s
         self._open: _Open | None = None
+        self._tell = tell or (lambda message: None)  # told what a restart finds rotation did meanwhile
+        self._left: list[_Open] | None = None  # found at the first look
 
     def lag(self) -> int:
         """Bytes written to the current file and not shipped yet."""
@@ -138,24 +158,103 @@ class Tailer:
         if self._open is not None and self._open.file_id == batch.file_id:
             self._open.offset = next_offset
 
+    def refused(self, batch: Batch, taken: int | None) -> None:
+        """Ingest or a proxy refused the batch, having taken its lines up to `taken` (None: none of them).
+
+        What was not taken is not resent as it was (none of it reached the analyzer), so the next try cuts it again
+        at the batch size of then: what a proxy's 413 asks for. A file that rotation has already put away and ingest
+        itself refused is let go (its end recorded), so that the file now at the path is shipped.
+        """
+        self.shipped(batch, batch.offset if taken is None else taken)
+        current = self._open
+        if taken is not None and current is not None and current.file_id == batch.file_id and self._rotated(current):
+            self._checkpoints.advance(current.file_id, os.fstat(current.handle.fileno()).st_size)
+            self._let_go()
+
     def replaced(self) -> bool:
         """Whether the path now names another file than the one being read: rotated away (the old one is let go,
         unread) or truncated in place. A file ingest refused is shipped no further; the next one at its path is."""
         if self._open is None:
             return True
         if self._rotated(self._open):
-            self.close()
+            self._let_go()
             return True
         file_id = file_id_of(self._open.handle)
         return file_id is not None and file_id != self._open.file_id
 
     def close(self) -> None:
-        """Release the open file."""
+        """Release the open files."""
+        for left in self._left or []:
+            left.handle.close()
+        self._left = []
+        self._let_go()
+
+    def _let_go(self) -> None:
         if self._open is not None:
             self._open.handle.close()
             self._open = None
 
+    def _left_behind(self) -> list[_Open]:
+        """Files rotation took from the path while no shipper ran, with lines not shipped yet, oldest first.
+
+        Renamed (logrotate's create, svlogd), the file keeps its identity and is found by it among the path's
+        siblings. Truncated in place (copytruncate), the path's inode holds a new first line and the state an entry
+        for that inode with the old one: its rest is in the copy, found by that first line and shipped under the old
+        identity, so that the offsets go on. No copy found: said, since those lines are lost.
+        """
+        known = set(self._checkpoints.offsets) | set(self._checkpoints.sending)
+        if not known:
+            return []
+        try:
+            with self.path.open("rb") as handle:
+                now = os.fstat(handle.fileno())
+                here = file_id_of(handle)
+        except OSError:
+            now, here = None, None
+        inode = f"{now.st_dev}:{now.st_ino}:" if now else None
+        truncated = {f for f in known if inode and here and here not in known and f.startswith(inode) and f != here}
+        left: list[_Open] = []
+        for sibling in _siblings(self.path):
+            try:
+                stat = sibling.stat()
+                if now is not None and (stat.st_dev, stat.st_ino) == (now.st_dev, now.st_ino):
+                    continue  # another name of the file at the path
+                if not truncated and not any(f.startswith(f"{stat.st_dev}:{stat.st_ino}:") for f in known):
+                    continue
+                handle = sibling.open("rb")
+            except FileNotFoundError:  # rotated on meanwhile
+                continue
+            except OSError as exc:
+                self._tell(f"{sibling}: cannot read it to finish a rotated file: {reason(exc)}")
+                continue
+            file_id = file_id_of(handle)
+            heads = {f.rsplit(":", 1)[1]: f for f in truncated}  # first-line CRC → the entry of the truncated file
+            if file_id in known:
+                shipped_as = file_id
+            elif file_id is not None and file_id.rsplit(":", 1)[1] in heads:
+                shipped_as = heads[file_id.rsplit(":", 1)[1]]
+                truncated.discard(shipped_as)
+            else:
+                handle.close()
+                continue
+            offset = self._checkpoints.get(shipped_as)
+            if stat.st_size <= offset:
+                handle.close()
+                continue
+            self._tell(f"{sibling}: rotated while no shipper ran; shipping its rest first (from offset {offset})")
+            left.append(_Open(self.path, handle, shipped_as, offset, left=True))
+        for file_id in sorted(truncated):
+            self._tell(
+                f"{self.path}: truncated while no shipper ran, and no copy of it beside it: lines written after offset "
+                f"{self._checkpoints.get(file_id)} before the truncation were not shipped"
+            )
+        return left
+
     def _ensure_open(self) -> _Open | None:
+        if self._left is None:
+            self._left = self._left_behind()
+        if self._open is None and self._left:
+            self._open = self._left.pop(0)
         if self._open is None:
             try:
                 handle = self.path.open("rb")
@@ -170,13 +269,15 @@ class Tailer:
             self._open = _Open(self.path, handle, file_id, self._checkpoints.get(file_id))
         # Another tailer may ship the same file under a second name (overlapping globs, a rotated name): follow it.
         self._open.offset = max(self._open.offset, self._checkpoints.get(self._open.file_id))
+        if self._open.left:
+            return self._open  # a finished file: its identity is the one it was shipped under
         size = os.fstat(self._open.handle.fileno()).st_size
         # copytruncate: same inode, but a new first line, or shorter than what was shipped. Checking only the size
         # misses a file written past the old offset again before this look (an outage, a busy log).
         file_id = file_id_of(self._open.handle)  # the identity follows the first line
         if file_id != self._open.file_id or size < self._open.offset:
             if file_id is None:
-                self.close()
+                self._let_go()
                 return None
             offset = self._checkpoints.get(file_id)
             self._open.file_id, self._open.offset = file_id, offset if offset <= size else 0

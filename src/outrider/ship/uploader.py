@@ -29,7 +29,13 @@ class ShipError(Exception):
 
 
 class FileRefused(ShipError):
-    """Ingest refused this file's bytes (a line or body too long, bad gzip); other files may still ship."""
+    """Ingest, or a proxy in front of it, refused this file's bytes (a line or body too long, bad gzip); other files
+    may still ship. `taken` is the offset ingest says it took the lines up to, None when the answer does not say (a
+    proxy's, or one given before ingest read the body): then nothing of the request was taken."""
+
+    def __init__(self, message: str, taken: int | None = None) -> None:
+        super().__init__(message)
+        self.taken = taken
 
 
 class Retryable(Exception):
@@ -48,6 +54,8 @@ MAX_WAIT_S = 60.0
 ATTEMPTS = 10  # tries of one batch when the shipper must end (--once, bundle)
 UNREACHABLE_S = 10.0  # how long such a run keeps trying to connect to an ingest that does not answer at all
 CONNECT_TIMEOUT_S = 10.0  # a connection not made by then will not be; keeps --once within its bound
+# On ingest's refusals of a body it had begun to take: the offset up to which it took the lines (ingest's api.py).
+NEXT_OFFSET = "Outrider-Next-Offset"
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -157,7 +165,8 @@ class Uploader:
         if response.status_code == 202:
             return int(response.json()["next_offset"])
         detail = self._redacted(response.text[:500])
-        if response.status_code in (429, 502, 503, 504) or response.status_code >= 500:
+        # 408: a proxy timed the request out (RFC 9110 §15.5.9: the client may repeat it)
+        if response.status_code in (408, 429) or response.status_code >= 500:
             raise Retryable(
                 f"ingest answered {response.status_code}", retry_after_seconds(response.headers.get("Retry-After"))
             )
@@ -168,9 +177,19 @@ class Uploader:
                 f"ingest answered {response.status_code} at {self._shown_url}: is that ingest's address, and the"
                 f" engagement id right? {detail}"
             )
+        taken = _taken(response, batch)
         hint = ""
-        if response.status_code == 413 and batch.data.count(b"\n") > 1:  # not one line over ingest's limit alone
+        if response.status_code == 413 and taken is None and batch.data.count(b"\n") > 1:  # not ingest's line limit
             hint = " (a proxy limiting request bodies? `outrider ship tail --batch-bytes` makes them smaller)"
         raise FileRefused(
-            f"ingest refused {batch.path} at offset {batch.offset} ({response.status_code}): {detail}{hint}"
+            f"ingest refused {batch.path} at offset {batch.offset} ({response.status_code}): {detail}{hint}", taken
         )
+
+
+def _taken(response: httpx.Response, batch: Batch) -> int | None:
+    """The offset ingest's refusal says it took `batch` up to, or None when it does not say so (or says nonsense)."""
+    try:
+        taken = int(response.headers.get(NEXT_OFFSET, ""))
+    except ValueError:
+        return None
+    return taken if batch.offset <= taken <= batch.offset + len(batch.data) else None
