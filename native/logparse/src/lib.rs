@@ -2,7 +2,9 @@
 pub mod aggregate;
 pub mod format;
 mod py;
-mod scan;
+/// Public only for the fuzz targets in `fuzz/`; not part of the crate's API.
+#[doc(hidden)]
+pub mod scan;
 pub mod sketch;
 pub mod time;
 

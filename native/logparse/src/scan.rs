@@ -135,7 +135,7 @@ pub fn scan<'a>(json: &'a [u8], line: &mut Line<'a>) -> Option<()> {
                     }
                     *slot = s.value()?;
                 }
-                None => s.skip_value(0)?,
+                None => s.skip_value(0, false)?,
             }
             s.ws();
             match s.next()? {
@@ -349,7 +349,9 @@ impl<'a> Scanner<'a, '_> {
             b'n' => self.literal(b"null").map(|()| Val::Null),
             b't' => self.literal(b"true").map(|()| Val::Other),
             b'f' => self.literal(b"false").map(|()| Val::Other),
-            b'[' | b'{' => self.skip_value(0).map(|()| Val::Other),
+            // serde_json reads the keys of an object here as strings (which checks their `\u` escapes make
+            // code points), not as ignored values: give up on a key with an escape.
+            b'[' | b'{' => self.skip_value(0, true).map(|()| Val::Other),
             _ => {
                 let v = self.number_value()?;
                 // serde_json rejects numbers beyond f64's range; let it say so.
@@ -358,7 +360,8 @@ impl<'a> Scanner<'a, '_> {
         }
     }
 
-    fn skip_value(&mut self, depth: u32) -> Option<()> {
+    /// Skip a value; with `plain_keys`, give up on an escape in the keys of the object it is (not deeper).
+    fn skip_value(&mut self, depth: u32, plain_keys: bool) -> Option<()> {
         match self.next()? {
             b'"' => self.skip_string(),
             b'n' => {
@@ -386,12 +389,16 @@ impl<'a> Scanner<'a, '_> {
                 loop {
                     if open == b'{' {
                         self.expect(b'"')?;
-                        self.skip_string()?;
+                        if plain_keys {
+                            self.plain_string()?;
+                        } else {
+                            self.skip_string()?;
+                        }
                         self.ws();
                         self.expect(b':')?;
                         self.ws();
                     }
-                    self.skip_value(depth + 1)?;
+                    self.skip_value(depth + 1, false)?;
                     self.ws();
                     match self.next()? {
                         b',' => self.ws(),
@@ -617,6 +624,38 @@ mod tests {
             );
             assert_eq!(s.pos, case.len(), "{case}");
         }
+    }
+
+    #[test]
+    fn reads_long_numbers_as_serde_does() {
+        // Found by `fuzz/` (scan_agrees_with_serde): past u64, or with more digits than the fast path takes, the
+        // scanner rounds correctly (`str::parse`) and so must serde_json (its `float_roundtrip` feature).
+        for n in [
+            "200666666666666666666",
+            "2006666666666666666666666666666666666666666666666666666666",
+            "9007199254740993.000000000000000001",
+            "1.00000000000000011102230246251565404236316680908203125",
+            "123456789012345678901234e-30",
+        ] {
+            agrees(format!(r#"{{"status":{n}}}"#).as_bytes());
+        }
+    }
+
+    #[test]
+    fn agrees_on_escaped_keys_in_an_object_we_read() {
+        // Found by review and confirmed with `fuzz/`'s scan_agrees_with_serde: serde_json checks the escapes of
+        // the keys of an object that is a read field's value (it reads them as strings), and of no other keys.
+        for json in [
+            &br#"{"time":{"\ud800":1}}"#[..],
+            br#"{"time":{"\ud800\u0041":1}}"#,
+            br#"{"time":{"\u00e9":1},"status":200}"#,
+            br#"{"time":{"a":{"\ud800":1}}}"#,
+            br#"{"time":[{"\ud800":1}]}"#,
+            br#"{"other":{"\ud800":1}}"#,
+        ] {
+            agrees(json);
+        }
+        assert!(scan(br#"{"time":{"a":{"\ud800":1}},"other":{"\ud800":1}}"#).is_some());
     }
 
     #[test]

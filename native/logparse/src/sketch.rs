@@ -17,6 +17,9 @@ pub const MAX_VALUE: f64 = 1e12;
 const FORMAT_VERSION: u8 = 1;
 /// Bins a valid sketch can have between MIN_VALUE and MAX_VALUE, with margin.
 const MAX_BINS: u64 = 4096;
+/// Bucket indices of values between MIN_VALUE and MAX_VALUE lie in -690..=1382; a decoded sketch's must lie in
+/// ±`MAX_BINS`, or merging two far apart would allocate a dense store spanning them (gigabytes, or an overflow).
+const MAX_INDEX: i64 = MAX_BINS as i64;
 /// Distinct buckets kept as pairs before the store turns dense (16 bytes a pair against 8 a dense bin).
 const SPARSE_MAX: usize = 48;
 
@@ -265,7 +268,7 @@ impl Sketch {
         if nbins > MAX_BINS {
             return Err(DecodeError("too many bins"));
         }
-        if offset.checked_add(nbins as i32).is_none() {
+        if i64::from(offset) < -MAX_INDEX || i64::from(offset) + nbins as i64 > MAX_INDEX {
             return Err(DecodeError("offset"));
         }
         let mut bins = Vec::with_capacity(nbins as usize);
@@ -418,6 +421,44 @@ mod tests {
                 "q={q} got={got} exact={exact}"
             );
         }
+    }
+
+    #[test]
+    fn rejects_bins_no_value_can_reach() {
+        // Found with `fuzz/` (sketch_bytes): bins far outside -690..=1382 decoded, and then overflowed the index
+        // range while decoding, or made a merge of two such sketches build a dense store spanning billions of bins.
+        let encode = |offset: i32, bins: &[u64]| {
+            let mut out = vec![FORMAT_VERSION];
+            out.extend_from_slice(&RELATIVE_ACCURACY.to_le_bytes());
+            put_varint(&mut out, bins.iter().sum());
+            put_varint(&mut out, 0);
+            out.extend_from_slice(&1.0f64.to_le_bytes());
+            out.extend_from_slice(&2.0f64.to_le_bytes());
+            put_varint(&mut out, ((offset << 1) ^ (offset >> 31)) as u32 as u64);
+            put_varint(&mut out, bins.len() as u64);
+            bins.iter().for_each(|&n| put_varint(&mut out, n));
+            out
+        };
+        let dense = [1; SPARSE_MAX + 1];
+        for (offset, bins) in [
+            (i32::MAX - 1, &[1][..]),
+            (-(1 << 30), &dense),
+            (1 << 30, &[1]),
+            (i32::MIN, &[1]),
+        ] {
+            assert_eq!(
+                Sketch::from_bytes(&encode(offset, bins)),
+                Err(DecodeError("offset")),
+                "{offset}"
+            );
+        }
+        // The widest real sketch still decodes, and merges.
+        let mut wide = Sketch::new();
+        wide.add(MIN_VALUE * 1.0001);
+        wide.add(MAX_VALUE);
+        let mut decoded = Sketch::from_bytes(&wide.to_bytes()).unwrap();
+        decoded.merge(&Sketch::from_bytes(&encode(-100, &dense)).unwrap());
+        assert_eq!(decoded.count(), 2 + dense.len() as u64);
     }
 
     #[test]
