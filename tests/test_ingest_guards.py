@@ -61,12 +61,15 @@ def test_tokens_limits_and_encodings(
         too_long_line = upload(mine, LINE + b"x" * ((1 << 20) + 1) + b"\n", auth)
         assert too_long_line.status_code == 413
         assert "longer than" in too_long_line.json()["detail"]
+        # How far it took the lines, for the shipper to go on from there (the line before the long one is taken).
+        assert too_long_line.headers["outrider-next-offset"] == str(len(LINE))
         # 1 GiB of empty lines compresses to ~1 MiB: the expansion limit, not the wire size, must refuse it.
         bomb = gzip.compress(b"\n" * (1 << 30), compresslevel=9)
         assert len(bomb) < 2 << 20
         refused = upload(mine, bomb, {**auth, "Content-Encoding": "gzip"})
         assert refused.status_code == 413
         assert "expands to more than" in refused.json()["detail"]
+        assert int(refused.headers["outrider-next-offset"]) > 0
         assert (
             'outrider_ingest_requests_rejected_total{reason="body_too_large"} 1.0'
             in httpx.get(f"{ingest}/metrics").text
@@ -189,13 +192,21 @@ def test_names_that_differ_only_around_a_pipe_are_counted_apart(
         assert upload("host|x", "y").status_code == 202
         assert upload("host", "x|y").status_code == 202
         assert upload("host", "x|y").status_code == 202  # a resend of the same range still dedupes
+        # Long names make long chunk ids, which PostgreSQL's index must hold: these are taken and counted ...
+        assert upload("h" * 200, "f" * 500).status_code == 202  # 702 bytes of chunk id
+        assert upload("é" * 100, "a|" * 68).status_code == 202  # percent-encoded for the `|`: 882 bytes
+        # ... these would be a 3,310-byte id (each byte of a name three once encoded), past the index's 2,704 bytes:
+        # taken, they would be dead-lettered by the analyzer, and no replay could ever count them.
+        too_long = upload("日" * 200, "|" * 500)
+        assert too_long.status_code == 422, too_long.text
+        assert "chunk id of 3310 bytes" in too_long.json()["detail"]
         stats_url = f"{tracker}/v1/engagements/{engagement}/stats"
         deadline = time.monotonic() + 30
-        while as_admin.get(stats_url).json()["total_count"] < 4:
-            assert time.monotonic() < deadline, f"counted {as_admin.get(stats_url).json()['total_count']} of 4 lines"
+        while as_admin.get(stats_url).json()["total_count"] < 8:
+            assert time.monotonic() < deadline, f"counted {as_admin.get(stats_url).json()['total_count']} of 8 lines"
             time.sleep(0.2)
         time.sleep(1)  # the resend, counted again, would show up now
-        assert as_admin.get(stats_url).json()["total_count"] == 4
+        assert as_admin.get(stats_url).json()["total_count"] == 8
         # Control characters name no host or file, and a NUL cannot be stored: refused before Kafka sees them.
         for source, file_id in [("host\x00", "f"), ("host", "f\nx"), ("host\x7f", "f")]:
             refused = upload(source, file_id)

@@ -99,8 +99,8 @@ def dashboards() -> dict[str, dict[str, Any]]:
             panel("Outbox backlog", "short", (shared("outrider_tracker_outbox_pending"), "tracker"),
                   (shared("outrider_analyzer_outbox_pending"), "analyzer")),
             panel("Least healthy engagements (health score 0-100)", "short",
-                  (f"bottomk(10, {shared('outrider_tracker_engagement_health', 'engagement_id, customer')})",
-                   "{{customer}} {{engagement_id}}")),
+                  (f"bottomk(10, {shared('outrider_tracker_engagement_health', 'engagement_id')})",
+                   "{{engagement_id}}")),
         ]),
         ("Notifier", [
             panel("Reminders by outcome / s", "short",

@@ -78,7 +78,7 @@ def test_gauges_of_the_shared_database_count_once_however_many_replicas() -> Non
     for query, gauge in uses:
         assert re.search(rf"\bmax(?: by \([a-z_, ]+\))? \({gauge}\)", query), query
     (health,) = [q for q, g in uses if g == "outrider_tracker_engagement_health"]
-    assert health == "bottomk(10, max by (engagement_id, customer) (outrider_tracker_engagement_health))"
+    assert health == "bottomk(10, max by (engagement_id) (outrider_tracker_engagement_health))"
 
 
 def test_red_error_ratios_count_only_api_routes() -> None:

@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from outrider_common.events import LogChunk, LogType, PrintableStr
 from outrider_common.topics import LOGS_RAW
@@ -31,14 +31,28 @@ router = APIRouter(prefix="/v1", tags=["logs"])
 # decoder with an output bound (the bomb guard), which no dependency of ingest has.
 CODINGS = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
 ACCEPTED_CODINGS = "gzip, x-gzip, deflate, identity"
+# On a refusal after records went to Kafka: the offset the lines were taken up to, for the client to go on from there.
+NEXT_OFFSET = "Outrider-Next-Offset"
+# The analyzer stores each chunk id under a btree index, whose entries cannot pass 2,704 bytes; this leaves room for
+# the offset's digits and the engagement id.
+MAX_CHUNK_ID_BYTES = 1024
 
 
 class BodyTooLarge(ValueError):
-    """The (decompressed) body exceeds the configured limit."""
+    """The body exceeds the configured limit, expanded or (`as_sent`) as it came over the wire."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, as_sent: bool = False) -> None:
         super().__init__(limit)
         self.limit = limit
+        self.as_sent = as_sent
+
+
+class BodyIdle(Exception):
+    """No byte of the body came for `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
 
 
 class UnsupportedCoding(ValueError):
@@ -116,27 +130,36 @@ class UploadAccepted(BaseModel):
     """What Kafka acknowledged for one upload."""
 
     bytes: int
-    lines: int
+    lines: int = Field(description="Lines taken, blank ones included (which the analyzer does not count).")
     records: int
     first_offset: int
     next_offset: int
 
 
 @asynccontextmanager
-async def upload_slot(request: Request) -> AsyncIterator[None]:
+async def upload_slot(request: Request, engagement_id: UUID) -> AsyncIterator[None]:
     """One of `max_uploads` places, held while an upload is taken: each holds up to `max_in_flight + 1` records in
     memory, so past that a client is told to come back (503 + Retry-After) rather than memory growing without bound.
-    Released before the answer is sent, so a client's next upload finds it free."""
-    state = request.app.state
-    if state.uploads >= state.settings.max_uploads:
+    One engagement takes at most `uploads_per_engagement` of them, so one token cannot keep every other engagement
+    out. Released before the answer is sent, so a client's next upload finds it free."""
+    state, settings = request.app.state, request.app.state.settings
+    if state.uploads >= settings.max_uploads:
         metrics.REJECTED.labels("busy").inc()
         raise retry_later(f"ingest is taking {state.uploads} uploads at once, its limit; retry later")
+    if (taking := state.uploads_of[engagement_id]) >= settings.uploads_per_engagement:
+        metrics.REJECTED.labels("engagement_busy").inc()
+        uploads = "upload" if taking == 1 else "uploads"
+        raise retry_later(f"ingest is taking {taking} {uploads} of this engagement at once, its limit; retry later")
     state.uploads += 1
+    state.uploads_of[engagement_id] += 1
     metrics.UPLOADS.set(state.uploads)
     try:
         yield
     finally:
         state.uploads -= 1
+        state.uploads_of[engagement_id] -= 1
+        if not state.uploads_of[engagement_id]:  # one key per engagement uploading now, not per one that ever did
+            del state.uploads_of[engagement_id]
         metrics.UPLOADS.set(state.uploads)
 
 
@@ -152,14 +175,26 @@ async def upload_slot(request: Request) -> AsyncIterator[None]:
         },
         401: {"description": "Missing, unknown or revoked token"},
         403: {"description": "The token belongs to another engagement"},
-        413: {"description": "A line or the whole body exceeds its size limit"},
+        408: {
+            "description": "No byte of the body came for OUTRIDER_BODY_IDLE_TIMEOUT_S; the connection is closed and "
+            f"the {NEXT_OFFSET} header says up to which offset the lines before it were taken"
+        },
+        413: {
+            "description": "A line or the whole body, expanded or as sent, exceeds its size limit; the "
+            f"{NEXT_OFFSET} header says up to which offset the lines before it were taken"
+        },
         415: {
             "description": f"A Content-Encoding other than {ACCEPTED_CODINGS} (named in Accept-Encoding), or a "
             "multipart/form-data body (a form upload, `curl -F`): send the file itself as the body"
         },
+        422: {
+            "description": f"A parameter is invalid, or source and file_id together make a chunk id over "
+            f"{MAX_CHUNK_ID_BYTES} bytes (UTF-8, percent-encoded when either holds a `|`)"
+        },
         503: {
             "description": "Kafka did not acknowledge in time, PostgreSQL could not check the token, or ingest is "
-            "taking as many uploads as it may at once (OUTRIDER_MAX_UPLOADS); retry after Retry-After seconds"
+            "taking as many uploads as it may at once (OUTRIDER_MAX_UPLOADS), or as many of this engagement "
+            "(OUTRIDER_MAX_UPLOADS_PER_ENGAGEMENT); retry after Retry-After seconds"
         },
     },
 )
@@ -183,7 +218,15 @@ async def upload_logs(
     same chunk ids: after a failure, resend the same range (from `offset`, or from the offset a 503 names, to the
     same end) and the analyzer drops what it already counted.
     """
-    async with upload_slot(request):  # after the token check: a refused token takes no place
+    chunk_id = LogChunk(engagement_id=engagement_id, source=source, file_id=file_id, offset=offset, lines=0).chunk_id
+    if (size := len(chunk_id.encode())) > MAX_CHUNK_ID_BYTES:  # taken, its chunks could never be stored nor replayed
+        metrics.REJECTED.labels("names_too_long").inc()
+        raise HTTPException(
+            422, f"source and file_id make a chunk id of {size} bytes, over the {MAX_CHUNK_ID_BYTES} the analyzer can "
+            "store (UTF-8; each byte three when percent-encoded, as both names are when either holds a `|`): use "
+            "shorter names",
+        )  # fmt: skip
+    async with upload_slot(request, engagement_id):  # after the token check: a refused token takes no place
         return await _receive(request, engagement_id, source, file_id, offset, log_type)
 
 
@@ -212,7 +255,7 @@ async def _receive(
         ) from exc
     inflater = Inflater(coding, settings.chunk_bytes) if coding else None
     accepted = UploadAccepted(bytes=0, lines=0, records=0, first_offset=offset, next_offset=offset)
-    received = 0
+    received = sent = 0
 
     # Up to `max_in_flight` records are produced at once (acks=all waits a round trip each); the reply still
     # reports only the run of records Kafka acknowledged, in file order.
@@ -270,11 +313,32 @@ async def _receive(
                 raise BodyTooLarge(settings.max_body_bytes)
             yield piece
 
+    async def arrivals() -> AsyncIterator[bytes]:
+        """The body as it comes, counted as sent: the wire bytes are limited too, or empty gzip members (20 bytes
+        that expand to nothing) would stream without end. A body that stops coming gives its upload place back."""
+        nonlocal sent
+        stream = request.stream()
+        while True:
+            try:
+                async with asyncio.timeout(settings.body_idle_timeout_s):
+                    raw = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                raise BodyIdle(settings.body_idle_timeout_s) from exc
+            sent += len(raw)
+            if sent > settings.max_body_bytes:
+                raise BodyTooLarge(settings.max_body_bytes, as_sent=True)
+            yield raw
+
+    def taken() -> dict[str, str]:
+        return {NEXT_OFFSET: str(accepted.next_offset)}
+
     attributes = {"outrider.engagement_id": str(engagement_id), "outrider.source": source, "outrider.file_id": file_id}
     # The Kafka publish spans (FastStream's middleware) nest under this one, and the analyzer continues the trace.
     with tracer.start_as_current_span("ingest upload", attributes=attributes):
         try:
-            async for raw in request.stream():
+            async for raw in arrivals():
                 for data in expand(inflater.feed(raw) if inflater else (raw,)):
                     for piece in chunker.feed(data):
                         await produce(piece)
@@ -288,19 +352,34 @@ async def _receive(
         except LineTooLong as exc:
             await settle(0)  # the reply names what Kafka took before the refusal
             metrics.REJECTED.labels("line_too_long").inc()
-            raise HTTPException(413, f"{exc}; lines before offset {accepted.next_offset} were accepted") from exc
+            raise HTTPException(
+                413, f"{exc}; lines before offset {accepted.next_offset} were accepted", headers=taken()
+            ) from exc
         except BodyTooLarge as exc:
             await settle(0)
             metrics.REJECTED.labels("body_too_large").inc()
+            size = (
+                f"is more than {exc.limit} bytes as sent" if exc.as_sent else f"expands to more than {exc.limit} bytes"
+            )
             raise HTTPException(
                 413,
-                f"body expands to more than {exc.limit} bytes; lines before offset {accepted.next_offset}"
-                " were accepted, send the rest in another request",
+                f"body {size}; lines before offset {accepted.next_offset} were accepted, send the rest in another"
+                " request",
+                headers={**taken(), "Connection": "close"},  # or the server reads the rest of the body, for nothing
+            ) from exc
+        except BodyIdle as exc:
+            await settle(0)
+            metrics.REJECTED.labels("body_idle").inc()
+            raise HTTPException(
+                408,
+                f"no body bytes for {exc.seconds:g} s; lines before offset {accepted.next_offset} were accepted, send"
+                " the rest again",
+                headers={**taken(), "Connection": "close"},  # the rest of the body is never read
             ) from exc
         except zlib.error as exc:
             await settle(0)
             metrics.REJECTED.labels(f"bad_{coding}").inc()
-            raise HTTPException(400, f"body is not valid {coding}: {exc}") from exc
+            raise HTTPException(400, f"body is not valid {coding}: {exc}", headers=taken()) from exc
         finally:
             # After a 503 the later records may still be in flight: let them finish (a resend dedupes them).
             await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)

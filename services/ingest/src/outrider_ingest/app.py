@@ -1,7 +1,9 @@
 """The ingest service: every router, the Kafka producer, and the ops endpoints."""
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from uuid import UUID
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -56,6 +58,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.state.broker = broker
     app.state.db = db
     app.state.uploads = 0  # taken now, against settings.max_uploads
+    app.state.uploads_of = Counter[UUID]()  # taken now per engagement, against settings.uploads_per_engagement
     app.include_router(api.router)
     app.include_router(ops_router({"kafka": lambda: check_broker(broker), "postgres": db.ping}))
     return app

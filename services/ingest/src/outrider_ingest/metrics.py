@@ -3,7 +3,12 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 BYTES = Counter("outrider_ingest_bytes_total", "Log bytes received (uncompressed), by outcome.", ["outcome"])
-LINES = Counter("outrider_ingest_lines_total", "Log lines accepted into Kafka.", [])
+LINES = Counter(
+    "outrider_ingest_lines_total",
+    "Log lines accepted into Kafka, blank ones included (the analyzer does not count those; counting them here would "
+    "cost a scan of every line).",
+    [],
+)
 RECORDS = Counter("outrider_ingest_records_total", "Kafka records produced, by outcome.", ["outcome"])
 REJECTED = Counter("outrider_ingest_requests_rejected_total", "Upload requests refused, by reason.", ["reason"])
 PRODUCE_SECONDS = Histogram(

@@ -12,7 +12,9 @@ class IngestSettings(ServiceSettings):
     chunk_bytes: int = Field(1 << 20, ge=1024, description="Target size of one Kafka record (whole lines).")
     max_line_bytes: int = Field(4 << 20, ge=1024, description="Longest accepted log line; longer gives 413.")
     max_body_bytes: int = Field(
-        256 << 20, ge=1024, description="Most bytes one request may expand to (after gzip or deflate); more gives 413."
+        256 << 20,
+        ge=1024,
+        description="Most bytes one request may expand to (after gzip or deflate), and may be as sent; more gives 413.",
     )
     max_in_flight: int = Field(8, ge=1, le=64, description="Records of one upload produced at once.")
     max_uploads: int = Field(
@@ -21,6 +23,17 @@ class IngestSettings(ServiceSettings):
         description="Uploads taken at once (each holds up to max_in_flight + 1 records of chunk_bytes); more get 503"
         " + Retry-After, which the shipper waits out.",
     )
+    max_uploads_per_engagement: int | None = Field(
+        None,
+        ge=1,
+        description="Uploads of one engagement taken at once, so that one token cannot hold every place; more get"
+        " 503 + Retry-After. Unset: a quarter of max_uploads, at least 1.",
+    )
+    body_idle_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long an upload may send no body bytes before it is answered 408 and its place freed.",
+    )
     produce_timeout_s: float = Field(30.0, gt=0, description="How long to wait for Kafka before answering 503.")
     database_timeout_s: float = Field(
         5.0,
@@ -28,3 +41,8 @@ class IngestSettings(ServiceSettings):
         description="How long to wait for PostgreSQL to check an upload token before answering 503 (twice that when"
         " a query must be cancelled).",
     )
+
+    @property
+    def uploads_per_engagement(self) -> int:
+        """`max_uploads_per_engagement`, or its default: a quarter of `max_uploads`, at least 1."""
+        return self.max_uploads_per_engagement or max(1, self.max_uploads // 4)

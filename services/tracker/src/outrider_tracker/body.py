@@ -18,7 +18,8 @@ class Body(BaseModel):
 
 class SizeLimit:
     """ASGI middleware answering 413 to a request whose body is over `max_bytes`, before anything reads it whole:
-    on a Content-Length over the limit without reading a byte, on a chunked body as soon as it passes the limit.
+    on a Content-Length over the limit without reading a byte, on a chunked body as soon as it passes the limit
+    (whatever Content-Length comes with it).
     The answer closes the connection, so the rest of the body is never read."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -28,8 +29,11 @@ class SizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = Headers(scope=scope).get("content-length")
-        if length is None:  # chunked, or no body at all: read it here, up to the limit, and hand it on
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        # With Transfer-Encoding the server frames the body by it and ignores Content-Length (RFC 9112 §6.1), so a
+        # length sent beside it says nothing of the body's size: count that body too.
+        if length is None or "transfer-encoding" in headers:  # chunked, or no body: read it here, up to the limit
             messages = await self._read(receive)
             if messages is not None:
                 await self.app(scope, _replay(iter(messages), receive), send)

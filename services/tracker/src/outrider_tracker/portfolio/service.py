@@ -18,10 +18,11 @@ OVERDUE = Gauge(
     "outrider_tracker_overdue_touchpoints", "Scheduled touchpoints whose time passed more than the overdue grace ago."
 )
 STALLED = Gauge("outrider_tracker_stalled_engagements", "Engagements in their stage longer than expected.")
+# By id alone: /metrics answers without a token, and customer names are confidential (they are in PostgreSQL).
 HEALTH = Gauge(
     "outrider_tracker_engagement_health",
     "Health score (0-100) of each active engagement, as in its status API.",
-    ["engagement_id", "customer"],
+    ["engagement_id"],
 )
 
 
@@ -50,19 +51,16 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, *, overdue_grace: timedel
     return Portfolio(by_stage=[StageCount(**dict(c)) for c in counts], overdue_touchpoints=overdue, stalled=stalled)
 
 
-async def health_scores(
-    conn: asyncpg.Connection | asyncpg.Pool, *, overdue_grace: timedelta
-) -> list[tuple[str, str, int]]:
-    """(engagement id, customer, health score) of every active engagement."""
+async def health_scores(conn: asyncpg.Connection | asyncpg.Pool, *, overdue_grace: timedelta) -> list[tuple[str, int]]:
+    """(engagement id, health score) of every active engagement."""
     rows = await conn.fetch(
-        f"SELECT e.id, e.customer, e.playbook_id, e.stage, {health_counts('$1')} FROM engagements e"
-        " WHERE e.status = 'active'",
+        f"SELECT e.id, e.playbook_id, e.stage, {health_counts('$1')} FROM engagements e WHERE e.status = 'active'",
         overdue_grace,
     )
     books = playbooks.get_all()
     return [
-        (str(r["id"]), r["customer"], health(HealthInputs(r["overdue"], r["risks"], r["findings"], float(r["days"]),
-                                                          books[r["playbook_id"]].stage(r["stage"]).expected_days))[0])
+        (str(r["id"]), health(HealthInputs(r["overdue"], r["risks"], r["findings"], float(r["days"]),
+                                           books[r["playbook_id"]].stage(r["stage"]).expected_days))[0])
         for r in rows
     ]  # fmt: skip
 
@@ -81,8 +79,8 @@ async def export_gauges(pool: asyncpg.Pool, every: float, overdue_grace: timedel
             OVERDUE.set(portfolio.overdue_touchpoints)
             STALLED.set(len(portfolio.stalled))
             HEALTH.clear()
-            for engagement_id, customer, score in scores:
-                HEALTH.labels(engagement_id, customer).set(score)
+            for engagement_id, score in scores:
+                HEALTH.labels(engagement_id).set(score)
         except (OSError, asyncpg.PostgresError) as exc:  # the next pass retries
             log.warning("portfolio gauges not refreshed error=%r", exc)
         await asyncio.sleep(every)
