@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -456,3 +457,39 @@ async def _sql(dsn: str, statement: str) -> None:
         await conn.execute(statement)
     finally:
         await conn.close()
+
+
+def counters(url: str, name: str) -> dict[str, float]:
+    """The analyzer's series of one counter, by their only label's value."""
+    pattern = rf'^{name}_total\{{\w+="([^"]*)"\}} (\S+)$'
+    return {label: float(v) for label, v in re.findall(pattern, httpx.get(f"{url}/metrics").text, re.M)}
+
+
+def test_every_line_of_a_mixed_upload_is_counted_under_its_type_or_as_skipped(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    prod = b'{"subcomponent":"production_json","time":"2024-05-01T12:00:01Z","controller":"A","duration_s":0.1}\n'
+    api = b'{"subcomponent":"api_json","time":"2024-05-01T12:00:02Z","route":"/r","method":"GET","duration_s":0.2}\n'
+    odd_time = b'{"time":"2024-05-01 12:00:30 UTC","controller":"A","action":"b","duration_s":0.1}\n'
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "ingest", "analyzer"),
+    ) as svc:  # fmt: skip
+        tracker, ingest, analyzer = svc["tracker"].url, svc["ingest"].url, svc["analyzer"].url
+        engagement, auth = open_engagement(tracker)
+        # A Helm webservice's stdout with no log type named; then the same lines named api_json, and a bad time.
+        for file_id, body, log_type in [
+            ("webservice-stdout", prod * 6 + api * 4, {}),
+            ("api", prod * 6 + api * 4 + odd_time * 2, {"log_type": "api_json"}),
+        ]:
+            answer = httpx.post(
+                f"{ingest}/v1/engagements/{engagement}/logs", params={"source": "pod", "file_id": file_id} | log_type,
+                content=body, headers=auth,
+            )  # fmt: skip
+            assert answer.status_code == 202, answer.text
+        body = wait_for_count(tracker, engagement, 14)
+        assert {t["log_type"]: t["count"] for t in body["totals"]} == {"production_json": 6, "api_json": 8}
+        assert counters(analyzer, "outrider_analyzer_lines")["api_json"] == 4 + 12
+        assert counters(analyzer, "outrider_analyzer_lines")["production_json"] == 6
+        assert counters(analyzer, "outrider_analyzer_skipped_lines")["other_log_type"] == 6
+        assert counters(analyzer, "outrider_analyzer_bad_lines")["bad_time"] == 2

@@ -1,14 +1,24 @@
 """`outrider dead-letters replay` against a real broker: a dead letter sent without its value (too large for the
-producer) is skipped and said so, the others go back to their topic."""
+producer, or gone from Kafka when PostgreSQL refused its chunk) is skipped and said so, the others go back to their
+topic."""
 
 import asyncio
+import uuid
+from typing import cast
 
+import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faststream.kafka import KafkaBroker
 from typer.testing import CliRunner
 
 from outrider.cli import app
+from outrider_analyzer.findings import Thresholds
+from outrider_analyzer.handlers import dead_letterer
+from outrider_analyzer.pipeline import Flusher, Handled
+from outrider_common.db import Database
 from outrider_common.topics import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_VALUE
+from tests.test_analyzer_flush_retry import NoPartitions, handled
 
 pytestmark = pytest.mark.kafka
 
@@ -56,3 +66,45 @@ def test_a_dead_letter_without_its_value_is_skipped_and_the_others_replayed(
     assert f"replayed 1 to {topic_prefix}logs.raw" in result.output
     assert "skipped 1 without their value" in result.output
     assert asyncio.run(_values(kafka_bootstrap, f"{topic_prefix}logs.raw", 1)) == [b'{"a":1}\n']
+
+
+@pytest.mark.postgres
+async def test_a_chunk_refused_by_postgresql_once_its_value_left_kafka_is_skipped_not_replayed(
+    kafka_bootstrap: str, topic_prefix: str, database_dsn: str
+) -> None:
+    # Its dead letter has an empty value: replayed, it would only be dead-lettered again, as "not zstd".
+    db = Database(database_dsn)
+    await db.open()
+    conn = await asyncpg.connect(database_dsn)
+    broker = KafkaBroker(kafka_bootstrap)
+    await broker.connect()
+    try:
+        await conn.execute("ALTER TABLE log_stats ADD CONSTRAINT no_poison CHECK (key <> 'Poison#show') NOT VALID")
+
+        async def gone(tp: TopicPartition, offset: int) -> None:
+            return None  # retention removed the record before PostgreSQL refused its chunk
+
+        flusher = Flusher(
+            db, dead_letterer(broker, f"{topic_prefix}logs.raw.dead"), gone, bucket_seconds=60, limits=Thresholds(),
+            wake_relay=asyncio.Event(), max_pending_bytes=1 << 20, retry_max_seconds=0.1,
+        )  # fmt: skip
+        running = asyncio.create_task(flusher.run())
+        try:
+            lot = [handled(uuid.uuid4(), 0, "Poison")]
+            done: asyncio.Future[list[Handled]] = asyncio.get_running_loop().create_future()
+            done.set_result(lot)
+            await flusher.add(cast(AIOKafkaConsumer, NoPartitions()), done, sum(h.size for h in lot))
+            async with asyncio.timeout(30):
+                await flusher.drained()
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    finally:
+        await broker.stop()
+        await conn.close()
+        await db.close()
+    args = ["dead-letters", "replay", "logs.raw", "--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 without their value" in result.output
+    assert "replayed" not in result.output

@@ -270,7 +270,8 @@ def replay(
         console.print("nothing to replay")
     for target, n in sorted(sent.items()):
         if target == DROPPED:
-            console.print(f"skipped {n} without their value (too large to keep; their {DEAD_LETTER_VALUE} header says "
-                          "how large): find them in the source log")  # fmt: skip
+            console.print(f"skipped {n} without their value (too large to keep, or gone from Kafka before they were "
+                          f"dead-lettered; their {DEAD_LETTER_VALUE} header says which): find them in the source "
+                          "log")  # fmt: skip
         else:
             console.print(f"replayed {n} to {target}")

@@ -58,6 +58,11 @@ def check(data: bytes, log_type: str | None) -> None:
     for g in chunk.groups:
         assert logparse.Sketch.from_bytes(g.sketch).count == g.count
         assert g.failed <= g.count
+    assert sum(lines for _, lines, _, _ in chunk.by_type) == (chunk.lines if chunk.log_type else 0)
+    assert sum(len(chunk.groups_of(t)) for t, *_ in chunk.by_type) == len(chunk.groups)
+    # The CLI counts one log type, the detected one, where a chunk of several counts each line under its own.
+    if log_type is None and len(chunk.by_type) > 1:
+        records = sum(g.count for g in logparse.parse_chunk(data, log_type=chunk.log_type).groups)
     report = logparse.LogReport(log_type=log_type, interval_seconds=60, top=True, errors=True)
     report.feed(data)
     assert sum(k.count for k in report.key_stats()) == records

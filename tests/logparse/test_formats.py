@@ -114,6 +114,39 @@ def test_helm_lines_of_other_subcomponents_are_skipped() -> None:
     assert (sum(g.count for g in chunk.groups), chunk.skipped) == (1, {"other_log_type": 2})
 
 
+def test_a_helm_stdout_without_a_log_type_counts_each_line_under_its_own_type() -> None:
+    prod = b'{"subcomponent":"production_json","controller":"A","action":"b","duration_s":1}\n'
+    api = b'{"subcomponent":"api_json","route":"/r","method":"GET","duration_s":1}\n'
+    other = b'{"subcomponent":"application_json","message":"hello"}\n'
+    chunk = logparse.parse_chunk(prod * 6 + api * 4 + other)
+    assert (chunk.log_type, chunk.lines, chunk.bad_lines) == ("production_json", 11, {})
+    assert [(t, lines) for t, lines, _, _ in chunk.by_type] == [("production_json", 7), ("api_json", 4)]
+    assert chunk.skipped == {"other_log_type": 1}  # a subcomponent none of the four: not a request of theirs
+    counted = {t: [(g.key, g.count) for g in chunk.groups_of(t)] for t in ("production_json", "api_json")}
+    assert counted == {"production_json": [("A#b", 6)], "api_json": [("GET /r", 4)]}
+    # Named by the uploader, one type is counted and the others' lines are skipped, by reason.
+    named = logparse.parse_chunk(prod * 6 + api * 4, log_type="api_json")
+    assert (named.by_type, named.skipped) == ([("api_json", 10, None, None)], {"other_log_type": 6})
+
+
+@pytest.mark.parametrize("time", [b'"2024-05-01 13:00:30 UTC"', b'"yesterday"', b'""', b"true", b"{}"])
+def test_a_time_present_but_unreadable_is_a_bad_line(time: bytes) -> None:
+    chunk = logparse.parse_chunk(b'{"controller":"A","action":"b","duration_s":1,"time":%s}\n' % time)
+    assert (chunk.lines, chunk.bad_lines, chunk.groups) == (1, {"bad_time": 1}, [])
+
+
+@pytest.mark.parametrize(
+    "time",
+    [  # as GitLab writes them: Rails' iso8601(3), Gitaly's RFC 3339 (with an offset, or nanoseconds), epoch seconds
+        b'"2024-05-01T13:00:30.123Z"', b'"2024-05-01T15:00:30+02:00"', b'"2024-05-01T13:00:30.123456789Z"',
+        b"1714568430.5",
+    ],
+)  # fmt: skip
+def test_real_time_formats_are_read(time: bytes) -> None:
+    group = one(b'{"controller":"A","action":"b","duration_s":1,"time":%s}' % time)
+    assert group.bucket_start == 1714568400
+
+
 @pytest.mark.parametrize(
     ("line", "reason"),
     [

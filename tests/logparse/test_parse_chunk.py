@@ -114,7 +114,7 @@ def test_stage_rows_are_merge_groups_as_binary_copy_rows(logs: Path) -> None:
     halves = [logparse.parse_chunk(b"".join(lines[::2])), logparse.parse_chunk(b"".join(lines[1::2]))]
     one, two = uuid.uuid4(), uuid.uuid4()
 
-    staged = logparse.stage_rows([(one.bytes, "production_json", halves), (two.bytes, "api_json", halves[:1])])
+    staged = logparse.stage_rows([(one.bytes, "production_json", halves), (two.bytes, "production_json", halves[:1])])
 
     columns = logparse.STAGE_COLUMNS
     assert columns == ["n", "engagement_id", "log_type", "key", "bucket", *FIELDS]
@@ -140,7 +140,7 @@ def test_stage_rows_are_merge_groups_as_binary_copy_rows(logs: Path) -> None:
     def expected(chunks: list[logparse.ChunkStats]) -> list[tuple[object, ...]]:
         return sorted((g.key, g.bucket_start, *(getattr(g, n) for n in FIELDS)) for g in logparse.merge_groups(chunks))
 
-    for engagement, log_type, chunks in ((one, "production_json", halves), (two, "api_json", halves[:1])):
+    for engagement, log_type, chunks in ((one, "production_json", halves), (two, "production_json", halves[:1])):
         got = sorted(
             (r["key"], r["bucket"], *(r[n] for n in FIELDS))
             for r in rows

@@ -69,3 +69,12 @@ def test_a_line_longer_than_a_read_block_counts_once(run: Run, tmp_path: Path) -
     log.write_bytes(line + huge + line * 2)
     doc = json.loads(run(log, "--format", "json").stdout)
     assert (doc["lines"], doc["bad_lines"], doc["sections"][0]["totals"]["count"]) == (4, {"too_long": 1}, 3)
+
+
+def test_a_time_that_cannot_be_read_is_a_bad_line_not_an_untimed_request(run: Run, tmp_path: Path) -> None:
+    line = '{"controller":"A","action":"b","duration_s":0.1%s}\n'
+    log = tmp_path / "production_json.log"
+    log.write_text(line % ',"time":"2024-05-01T10:00:00Z"' + line % ',"time":"2024-05-01 10:00:30 UTC"' + line % "")
+    doc = json.loads(run(log, "--format", "json").stdout)
+    assert (doc["lines"], doc["bad_lines"], doc["sections"][0]["totals"]["count"]) == (3, {"bad_time": 1}, 2)
+    assert "bad 1 lines: bad time" in run(log, "--verbose").stderr

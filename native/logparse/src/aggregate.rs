@@ -49,6 +49,10 @@ pub struct Options {
     pub exact: bool,
     pub top: bool,
     pub errors: bool,
+    /// Without a `log_type`, count each line under the log type it tells when the input holds several (a Helm
+    /// pod's stdout interleaves production_json, api_json, … lines), not only those of the type most lines have.
+    /// The analyzer's chunks; the CLI counts one type, as fast-stats does, and tells how many lines it skipped.
+    pub per_line_type: bool,
 }
 
 /// Running totals of one key in one bucket.
@@ -212,7 +216,22 @@ pub struct Aggregate {
     pub mem_seen: bool,
     /// Per (bucket, kind of failure); the bucket is 0 without an interval.
     pub errors: HashMap<(i64, String), ErrorAcc>,
+    /// Whether lines are counted under the log type each tells ([`Options::per_line_type`] and several found).
+    pub mixed: bool,
+    /// When `mixed`, one aggregate per log type the lines told, each with the lines routed to it; lines that were
+    /// not even parsed (not JSON, too long) stay in this one's `lines` and `bad`.
+    pub parts: Vec<Aggregate>,
     key_buf: String,
+}
+
+/// The lines, times and per-key aggregates of one log type of an input (see [`Aggregate::into_types`]).
+#[derive(Debug)]
+pub struct TypeGroups {
+    pub log_type: LogType,
+    pub lines: u64,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    pub groups: HashMap<i64, HashMap<Box<str>, KeyAcc>>,
 }
 
 fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -274,6 +293,8 @@ impl Aggregate {
             top: HashMap::new(),
             mem_seen: false,
             errors: HashMap::new(),
+            mixed: false,
+            parts: Vec::new(),
             key_buf: String::new(),
         }
     }
@@ -281,7 +302,10 @@ impl Aggregate {
     /// Parse many newline-separated lines, on all cores when the input is large.
     pub fn feed(&mut self, data: &[u8]) {
         if self.log_type.is_none() {
-            self.log_type = format::detect(data);
+            // The votes detection counts anyway: a chunk of one type pays nothing more.
+            let found = format::detect_all(data);
+            self.log_type = found.first().copied();
+            self.mixed = self.opts.per_line_type && found.len() > 1;
         }
         let threads = rayon::current_num_threads()
             .min(data.len() / MIN_SPLIT_BYTES)
@@ -290,10 +314,11 @@ impl Aggregate {
             self.feed_serial(data);
             return;
         }
-        let template = Aggregate::new(Options {
+        let mut template = Aggregate::new(Options {
             log_type: self.log_type,
             ..self.opts
         });
+        template.mixed = self.mixed;
         let parts: Vec<Aggregate> = split_lines(data, threads)
             .into_par_iter()
             .map(|part| {
@@ -353,10 +378,32 @@ impl Aggregate {
                 None => return self.reject(Rejection::Bad("not_json"), line),
             },
         };
+        if self.mixed {
+            // Set only when detection found a type; a line that tells none goes with the most lines' type.
+            let primary = self.log_type.expect("a mixed input has a log type");
+            let of = format::classify(&parsed).unwrap_or(primary);
+            let part = match self.parts.iter().position(|p| p.log_type == Some(of)) {
+                Some(i) => &mut self.parts[i],
+                None => {
+                    self.parts.push(Aggregate::new(Options {
+                        log_type: Some(of),
+                        per_line_type: false,
+                        ..self.opts
+                    }));
+                    self.parts.last_mut().expect("just pushed")
+                }
+            };
+            part.lines += 1;
+            return part.add_parsed(&parsed, prefix_time, line);
+        }
+        self.add_parsed(&parsed, prefix_time, line);
+    }
+
+    fn add_parsed(&mut self, parsed: &format::Line<'_>, prefix_time: Option<f64>, line: &[u8]) {
         let Some(log_type) = self.log_type else {
             return self.reject(Rejection::Skip("unknown_format"), line);
         };
-        match format::extract(&parsed, log_type, prefix_time) {
+        match format::extract(parsed, log_type, prefix_time) {
             Ok(rec) => self.add_record(&rec, line),
             Err(r) => self.reject(r, line),
         }
@@ -429,6 +476,13 @@ impl Aggregate {
     /// Fold `other` (parsed from input that came after ours) into this aggregate.
     pub fn merge(&mut self, other: Aggregate) {
         self.log_type = self.log_type.or(other.log_type);
+        self.mixed |= other.mixed;
+        for part in other.parts {
+            match self.parts.iter_mut().find(|p| p.log_type == part.log_type) {
+                Some(mine) => mine.merge(part),
+                None => self.parts.push(part),
+            }
+        }
         self.lines += other.lines;
         for (k, v) in other.bad {
             *self.bad.entry(k).or_default() += v;
@@ -481,6 +535,61 @@ impl Aggregate {
                 }
             }
         }
+    }
+
+    /// Per log type, its lines and per-key aggregates, the type most lines have first; the parts' rejections,
+    /// samples, times and components are folded into this aggregate's (which keeps the total of lines).
+    pub fn into_types(&mut self) -> Vec<TypeGroups> {
+        let Some(primary) = self.log_type else {
+            return Vec::new();
+        };
+        if !self.mixed {
+            return vec![TypeGroups {
+                log_type: primary,
+                lines: self.lines,
+                start_time: self.start_time,
+                end_time: self.end_time,
+                groups: std::mem::take(&mut self.groups),
+            }];
+        }
+        // Lines not parsed far enough to tell a type count with the main one.
+        let unrouted = self.lines - self.parts.iter().map(|p| p.lines).sum::<u64>();
+        let mut out = Vec::new();
+        for part in std::mem::take(&mut self.parts) {
+            for (k, v) in part.bad {
+                *self.bad.entry(k).or_default() += v;
+            }
+            for (k, v) in part.skipped {
+                *self.skipped.entry(k).or_default() += v;
+            }
+            for (reason, sample) in part.samples {
+                if self.samples.iter().filter(|(r, _)| *r == reason).count() < SAMPLES_PER_REASON {
+                    self.samples.push((reason, sample));
+                }
+            }
+            self.start_time = min_opt(self.start_time, part.start_time);
+            self.end_time = max_opt(self.end_time, part.end_time);
+            self.components_seen |= part.components_seen;
+            out.push(TypeGroups {
+                log_type: part.log_type.expect("a part has its log type"),
+                lines: part.lines,
+                start_time: part.start_time,
+                end_time: part.end_time,
+                groups: part.groups,
+            });
+        }
+        match out.iter_mut().find(|t| t.log_type == primary) {
+            Some(main) => main.lines += unrouted,
+            None => out.push(TypeGroups {
+                log_type: primary,
+                lines: unrouted,
+                start_time: None,
+                end_time: None,
+                groups: HashMap::new(),
+            }),
+        }
+        out.sort_by_key(|t| (t.log_type != primary, std::cmp::Reverse(t.lines)));
+        out
     }
 
     /// Names of the components some record carried.
@@ -702,6 +811,48 @@ mod tests {
         a.feed(&data);
         assert_eq!((a.lines, a.bad.get("too_long")), (3, Some(&1)));
         assert_eq!(a.groups[&0]["A#b"].count, 2);
+    }
+
+    #[test]
+    fn a_mixed_input_counts_each_line_under_its_own_type_split_or_not() {
+        let prod =
+            r#"{"subcomponent":"production_json","controller":"A","action":"b","duration_s":1}"#;
+        let api = r#"{"subcomponent":"api_json","route":"/r","method":"GET","duration_s":1}"#;
+        let data = [prod, api, prod, "not json", api, prod].join("\n");
+        let mut one = Aggregate::new(Options {
+            per_line_type: true,
+            ..Options::default()
+        });
+        one.feed(data.as_bytes());
+        // As `feed` splits a large input for the cores: parts fed apart from a template, then merged.
+        let mut halves = Aggregate::new(Options {
+            log_type: one.log_type,
+            ..one.opts
+        });
+        halves.mixed = one.mixed;
+        let mut second = halves.clone();
+        let cut = data.find("not json").unwrap();
+        halves.feed_serial(&data.as_bytes()[..cut]);
+        second.feed_serial(&data.as_bytes()[cut..]);
+        halves.merge(second);
+        for mut a in [one, halves] {
+            let types = a.into_types();
+            let got: Vec<_> = types
+                .iter()
+                .map(|t| {
+                    let count = t.groups.values().flat_map(|k| k.values()).map(|k| k.count);
+                    (t.log_type, t.lines, count.sum::<u64>())
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [(LogType::ProductionJson, 4, 3), (LogType::ApiJson, 2, 2)]
+            );
+            assert_eq!(
+                (a.lines, a.bad.get("not_json"), a.skipped.len()),
+                (6, Some(&1), 0)
+            );
+        }
     }
 
     #[test]

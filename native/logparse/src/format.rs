@@ -471,10 +471,12 @@ fn extract_any<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rej
         return Err(Skip("other_log_type"));
     }
     let wrong = |_| Bad("wrong_type");
+    // A time present but unreadable is a bad line: counted as untimed, it would fall out of every bounded range.
     let time = match &l.time {
-        Val::Str(s) => parse_iso(s.as_bytes()),
+        Val::Missing | Val::Null => None,
+        Val::Str(s) => Some(parse_iso(s.trim().as_bytes()).ok_or(Bad("bad_time"))?),
         Val::Num(v) => Some(*v),
-        _ => None,
+        Val::Other => return Err(Bad("bad_time")),
     };
     let user = l.username.text().or_else(|| l.meta_user.text());
     let client = l
@@ -869,6 +871,31 @@ mod tests {
         // A prefix's time stands in for a missing one only.
         assert_eq!(time_of(&at(Val::Missing), Some(-1.0)), bad);
         assert_eq!(time_of(&at(Val::Num(1.0)), Some(-1.0)), Ok(Some(1.0)));
+    }
+
+    #[test]
+    fn a_time_present_but_unreadable_is_a_bad_line() {
+        let at = |time: &str| {
+            let line = format!(r#"{{"controller":"A","duration_s":1,"time":{time}}}"#);
+            record(&line, LogType::ProductionJson).map(|_| ())
+        };
+        for bad in [
+            r#""2024-05-01 13:00:30 UTC""#,
+            r#""yesterday""#,
+            r#""""#,
+            "true",
+            "{}",
+        ] {
+            assert_eq!(at(bad), Err(Rejection::Bad("bad_time")), "{bad}");
+        }
+        for good in [
+            r#""2024-05-01T13:00:30.123Z""#,
+            r#""2024-05-01T13:00:30+02:00""#,
+            "1714568430.5",
+            "null",
+        ] {
+            assert_eq!(at(good), Ok(()), "{good}");
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use rayon::prelude::*;
 
-use crate::aggregate::{rate, Aggregate, KeyAcc, Options, Summary, TopAcc, MAX_LINE_BYTES};
+use crate::aggregate::{
+    rate, Aggregate, KeyAcc, Options, Summary, TopAcc, TypeGroups, MAX_LINE_BYTES,
+};
 use crate::format::LogType;
 use crate::sketch;
 
@@ -61,6 +63,10 @@ pub struct ChunkStats {
     log_type: Option<&'static str>,
     #[pyo3(get)]
     lines: u64,
+    /// Per log type its lines counted and the times of its first and last record, `log_type` first: one type
+    /// unless the chunk was detected to hold several.
+    #[pyo3(get)]
+    by_type: Vec<(&'static str, u64, Option<f64>, Option<f64>)>,
     /// Bytes of lines parsed (after expanding a compressed value).
     #[pyo3(get)]
     size: u64,
@@ -76,15 +82,28 @@ pub struct ChunkStats {
     end_time: Option<f64>,
     #[pyo3(get)]
     components: Vec<&'static str>,
-    acc: Groups,
+    /// Per log type, its groups.
+    acc: Vec<(&'static str, Groups)>,
 }
 
 #[pymethods]
 impl ChunkStats {
-    /// One `GroupStats` per (key, time bucket).
+    /// One `GroupStats` per (key, time bucket), of every log type.
     #[getter]
     fn groups(&self, py: Python<'_>) -> PyResult<Vec<Py<GroupStats>>> {
-        group_stats(py, &self.acc)
+        let mut out = Vec::new();
+        for (_, groups) in &self.acc {
+            out.extend(group_stats(py, groups)?);
+        }
+        Ok(out)
+    }
+
+    /// The `GroupStats` of one log type's lines.
+    fn groups_of(&self, py: Python<'_>, log_type: &str) -> PyResult<Vec<Py<GroupStats>>> {
+        match self.acc.iter().find(|(t, _)| *t == log_type) {
+            Some((_, groups)) => group_stats(py, groups),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
@@ -122,11 +141,16 @@ fn group_stats(py: Python<'_>, groups: &Groups) -> PyResult<Vec<Py<GroupStats>>>
     Ok(out)
 }
 
-/// Several chunks' groups added together (chunks of one engagement and log type, or keys would mix).
-fn merge(chunks: &[&ChunkStats]) -> Groups {
+/// Several chunks' groups added together, of one log type or of all (chunks of one engagement; keys of
+/// different log types would mix).
+fn merge(chunks: &[&ChunkStats], log_type: Option<&str>) -> Groups {
     let mut merged = Groups::new();
-    for chunk in chunks {
-        for (&bucket, keys) in &chunk.acc {
+    let parts = chunks
+        .iter()
+        .flat_map(|c| &c.acc)
+        .filter(|(t, _)| log_type.is_none_or(|want| want == *t));
+    for (_, groups) in parts {
+        for (&bucket, keys) in groups {
             let mine = merged.entry(bucket).or_default();
             for (key, acc) in keys {
                 match mine.get_mut(key) {
@@ -150,7 +174,7 @@ fn merge_groups(
     chunks: Vec<Bound<'_, ChunkStats>>,
 ) -> PyResult<Vec<Py<GroupStats>>> {
     let refs: Vec<&ChunkStats> = chunks.iter().map(Bound::get).collect();
-    let merged = py.detach(|| merge(&refs));
+    let merged = py.detach(|| merge(&refs, None));
     group_stats(py, &merged)
 }
 
@@ -210,7 +234,8 @@ fn copy_field(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// The groups of each stream's chunks added together (as `merge_groups`), one row per (key, time bucket), written
+/// The groups of each stream's log type in its chunks added together (as `merge_groups`; a chunk of several log
+/// types adds the groups of the stream's type only), one row per (key, time bucket), written
 /// straight into PostgreSQL's binary COPY format with the columns `STAGE_COLUMNS` names: a row number from 0, the
 /// stream's engagement (16 UUID bytes) and log type, then the key's numbers and sketch. Merging and encoding run
 /// without the GIL, and no Python object is made per row or field.
@@ -238,7 +263,7 @@ fn stage_rows(
         out.extend_from_slice(&[0; 8]); // flags, header extension length
         let mut sketches = Vec::new();
         for (engagement, log_type, refs) in &work {
-            let mut rows: Vec<(Box<str>, i64, KeyAcc)> = merge(refs)
+            let mut rows: Vec<(Box<str>, i64, KeyAcc)> = merge(refs, Some(log_type))
                 .into_iter()
                 .flat_map(|(bucket, keys)| {
                     keys.into_iter().map(move |(key, acc)| (key, bucket, acc))
@@ -303,14 +328,20 @@ fn chunk_options(log_type: Option<&str>, bucket_seconds: i64) -> PyResult<Option
     Ok(Options {
         log_type: log_type_arg(log_type)?,
         bucket_seconds,
+        per_line_type: true,
         ..Options::default()
     })
 }
 
-fn chunk_stats(agg: Aggregate, size: usize) -> ChunkStats {
+fn chunk_stats(mut agg: Aggregate, size: usize) -> ChunkStats {
+    let types: Vec<TypeGroups> = agg.into_types();
     ChunkStats {
         log_type: agg.log_type.map(LogType::name),
         lines: agg.lines,
+        by_type: types
+            .iter()
+            .map(|t| (t.log_type.name(), t.lines, t.start_time, t.end_time))
+            .collect(),
         size: size as u64,
         bad_lines: counts(&agg.bad),
         skipped: counts(&agg.skipped),
@@ -322,7 +353,10 @@ fn chunk_stats(agg: Aggregate, size: usize) -> ChunkStats {
         start_time: agg.start_time,
         end_time: agg.end_time,
         components: agg.components(),
-        acc: agg.groups,
+        acc: types
+            .into_iter()
+            .map(|t| (t.log_type.name(), t.groups))
+            .collect(),
     }
 }
 
@@ -738,6 +772,7 @@ impl LogReport {
             exact,
             top,
             errors,
+            per_line_type: false,
         };
         Ok(Self(Aggregate::new(opts)))
     }

@@ -82,17 +82,23 @@ class ChunkStats:
 
     @property
     def log_type(self) -> str | None:
-        """production_json, api_json, gitaly or sidekiq; None when no line was recognised."""
+        """production_json, api_json, gitaly or sidekiq (the one named, or else the one most lines have); None when
+        no line was recognised."""
     @property
     def lines(self) -> int:
         """Non-blank lines read."""
+    @property
+    def by_type(self) -> list[tuple[str, int, float | None, float | None]]:
+        """Per log type: its lines, and its first and last record's time; `log_type` first. Without a named log type,
+        a chunk whose lines tell several (a Helm pod's stdout) counts each line under its own; else one type."""
     @property
     def size(self) -> int:
         """Bytes of lines parsed (after expanding a compressed value)."""
     @property
     def bad_lines(self) -> dict[str, int]:
         """Defective lines by reason (not_json, invalid_json, not_utf8, too_long, missing_key, negative_duration,
-        duration_out_of_range: over 1e12 ms, time_out_of_range: a time before 1970 or past the year 9999…)."""
+        duration_out_of_range: over 1e12 ms, time_out_of_range: a time before 1970 or past the year 9999, bad_time:
+        a `time` that is not ISO-8601 or epoch seconds…)."""
     @property
     def skipped(self) -> dict[str, int]:
         """Legitimate lines that are not requests, by reason (job_start, not_a_call, other_log_type, ...)."""
@@ -110,7 +116,9 @@ class ChunkStats:
         """Component times some record carried."""
     @property
     def groups(self) -> list[GroupStats]:
-        """One entry per (key, time bucket); built on each access."""
+        """One entry per (key, time bucket), of every log type; built on each access."""
+    def groups_of(self, log_type: str) -> list[GroupStats]:
+        """One entry per (key, time bucket) of one log type's lines."""
 
 @final
 class KeyStats:

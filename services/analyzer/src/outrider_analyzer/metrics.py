@@ -9,6 +9,12 @@ from outrider_common.events import FindingRule
 LINES = Counter("outrider_analyzer_lines_total", "Log lines parsed, by log type.", ["log_type"])
 BYTES = Counter("outrider_analyzer_bytes_total", "Log bytes counted (as LINES: duplicates left out).", [])
 BAD_LINES = Counter("outrider_analyzer_bad_lines_total", "Lines that yielded no record, by reason.", ["reason"])
+SKIPPED_LINES = Counter(
+    "outrider_analyzer_skipped_lines_total",
+    "Lines that are not requests and yield no record, by reason (other_log_type: a line of another log type than "
+    "the one the uploader named, or of a GitLab log no one reads; unknown_format: no line told its log type).",
+    ["reason"],
+)
 CHUNKS = Counter(
     "outrider_analyzer_chunks_total",
     "Kafka records handled, by outcome (counted, duplicate, dead_letter).",
@@ -41,7 +47,9 @@ FLUSH_ROWS = Histogram(
     buckets=(1, 5, 10, 50, 100, 500, 1000, 5000, 10000),
 )
 FLUSH_FAILURES = Counter(
-    "outrider_analyzer_flush_failures_total", "Batches whose flush failed and will be re-read.", []
+    "outrider_analyzer_flush_failures_total",
+    "Flush attempts that failed; the batch is retried from memory, with backoff, until it is written.",
+    [],
 )
 LAG = Gauge(
     "outrider_analyzer_consumer_lag_records",
@@ -61,12 +69,16 @@ LAG_REFRESH_FAILURES = Counter(
 OUTCOMES = ("counted", "duplicate", "dead_letter")
 # Every reason logparse gives a bad line (`Rejection::Bad` in native/logparse/src); a new one appears on first use.
 BAD_LINE_REASONS = (
-    "duration_out_of_range", "invalid_json", "missing_duration", "missing_key", "negative_duration", "not_json",
-    "not_utf8", "time_out_of_range", "too_long", "wrong_type",
+    "bad_time", "duration_out_of_range", "invalid_json", "missing_duration", "missing_key", "negative_duration",
+    "not_json", "not_utf8", "time_out_of_range", "too_long", "wrong_type",
 )  # fmt: skip
+# Every reason logparse skips a line for (`Rejection::Skip`).
+SKIP_REASONS = ("job_start", "not_a_call", "not_a_job", "other_log_type", "unknown_format")
 for _outcome in OUTCOMES:
     CHUNKS.labels(_outcome)
 for _reason in BAD_LINE_REASONS:
     BAD_LINES.labels(_reason)
+for _reason in SKIP_REASONS:
+    SKIPPED_LINES.labels(_reason)
 for _rule in get_args(FindingRule):
     FINDINGS.labels(_rule)

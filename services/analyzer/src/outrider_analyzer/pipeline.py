@@ -33,6 +33,7 @@ from outrider_analyzer.findings import Thresholds
 from outrider_analyzer.store import Flushed, flush, stage
 from outrider_common.db import Database
 from outrider_common.events import LogChunk
+from outrider_common.topics import DEAD_LETTER_VALUE
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -238,6 +239,8 @@ class Flusher:
         record = await self._reread(handled.tp, handled.offset)
         if record is None:  # gone from the topic (retention): the reason and the chunk's headers still say what it was
             source = f"{handled.tp.topic}/{handled.tp.partition}/{handled.offset}"
+            # No value to replay: the header has `replay` skip it (and count it) rather than send an empty record.
+            headers[DEAD_LETTER_VALUE] = "no longer in Kafka (retention removed it before it was dead-lettered)"
             dead = DeadLetter(b"", None, headers, f"{reason} (value no longer in Kafka)", source)
         else:
             dead = DeadLetter.of(record, {k: header_text(v) for k, v in record.headers}, reason)
@@ -254,12 +257,20 @@ class Flusher:
                 " bad_lines=%d counted_lines=%d counted_bad_lines=%d", chunk.engagement_id, chunk.chunk_id,
                 stats.lines, sum(stats.bad_lines.values()), lines, bad,
             )  # fmt: skip
-        for _, stats in flushed.counted:
+        for chunk, stats in flushed.counted:
             metrics.CHUNKS.labels("counted").inc()
-            metrics.LINES.labels(stats.log_type or "unknown").inc(stats.lines)
+            for log_type, lines, _, _ in stats.by_type or [("unknown", stats.lines, None, None)]:
+                metrics.LINES.labels(log_type).inc(lines)
             metrics.BYTES.inc(stats.size)
             for reason, n in stats.bad_lines.items():
                 metrics.BAD_LINES.labels(reason).inc(n)
+            for reason, n in stats.skipped.items():
+                metrics.SKIPPED_LINES.labels(reason).inc(n)
+            if other := stats.skipped.get("other_log_type"):
+                log.warning(
+                    "lines of another log type than the chunk's not counted engagement_id=%s chunk_id=%s log_type=%s"
+                    " lines=%d", chunk.engagement_id, chunk.chunk_id, stats.log_type, other,
+                )  # fmt: skip
         for finding in flushed.findings:
             metrics.FINDINGS.labels(finding.rule).inc()
         if flushed.findings:

@@ -21,11 +21,20 @@ from outrider_common.topics import ANALYSIS_FINDINGS
 
 # One statement per step, whatever the batch size: arrays in, `unnest` on the server.
 CLAIM_CHUNKS = """
-INSERT INTO log_chunks (engagement_id, chunk_id, log_type, lines, bad_lines, start_time, end_time)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[],
-                     $7::timestamptz[])
-ON CONFLICT DO NOTHING
-RETURNING engagement_id, chunk_id
+WITH claimed AS (
+    INSERT INTO log_chunks (engagement_id, chunk_id, log_type, lines, bad_lines, start_time, end_time)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[],
+                         $7::timestamptz[])
+    ON CONFLICT DO NOTHING
+    RETURNING engagement_id, chunk_id
+), types AS (  -- each claimed chunk's lines and span per log type (several in a mixed chunk)
+    INSERT INTO log_chunk_types (engagement_id, chunk_id, log_type, lines, start_time, end_time)
+    SELECT t.* FROM unnest($8::uuid[], $9::text[], $10::text[], $11::bigint[], $12::timestamptz[],
+                           $13::timestamptz[]) AS t(engagement_id, chunk_id, log_type, lines, start_time, end_time)
+    JOIN claimed USING (engagement_id, chunk_id)
+    ON CONFLICT DO NOTHING
+)
+SELECT engagement_id, chunk_id FROM claimed
 """
 # The line counts stored for chunk ids claimed before: a duplicate that differs was not the same chunk.
 COUNTED_BEFORE = """
@@ -138,15 +147,23 @@ def _log_type(chunk: LogChunk, stats: ChunkStats) -> str:
     return stats.log_type or chunk.log_type or "unknown"
 
 
+def _log_types(chunk: LogChunk, stats: ChunkStats) -> list[tuple[str, int, float | None, float | None]]:
+    """Each log type a chunk's lines are counted under, with its lines and span: one, or several in a mixed chunk
+    (a Helm pod's stdout)."""
+    return stats.by_type or [(_log_type(chunk, stats), stats.lines, stats.start_time, stats.end_time)]
+
+
 async def stage(parsed: list[tuple[LogChunk, ChunkStats]]) -> logparse.StagedRows:
     """`parsed` merged into rows (one per engagement, log type, key and time bucket) and encoded for the COPY.
 
-    Chunks of one engagement and log type are added up in Rust, off the event loop. It needs no database, so the
-    flusher stages a lot while the previous lot's transaction runs.
+    Chunks of one engagement and log type are added up in Rust, off the event loop (a chunk of several log types
+    adds each type's groups to that type's rows). It needs no database, so the flusher stages a lot while the
+    previous lot's transaction runs.
     """
     by_stream: dict[tuple[UUID, str], list[ChunkStats]] = {}
     for chunk, stats in parsed:
-        by_stream.setdefault((chunk.engagement_id, _log_type(chunk, stats)), []).append(stats)
+        for log_type, *_ in _log_types(chunk, stats):
+            by_stream.setdefault((chunk.engagement_id, log_type), []).append(stats)
     streams = [(engagement_id.bytes, log_type, chunks) for (engagement_id, log_type), chunks in by_stream.items()]
     loop = asyncio.get_running_loop()
     with step("merge").time():  # the loop keeps fetching meanwhile
@@ -171,8 +188,16 @@ async def flush(
          _time(stats.start_time), _time(stats.end_time))
         for chunk, stats in parsed
     ]  # fmt: skip
+    types = [
+        (chunk.engagement_id, chunk.chunk_id, log_type, lines, _time(start), _time(end))
+        for chunk, stats in parsed
+        for log_type, lines, start, end in _log_types(chunk, stats)
+    ]
     with step("claim").time():
-        claimed = {(r["engagement_id"], r["chunk_id"]) for r in await conn.fetch(CLAIM_CHUNKS, *_columns(rows, 7))}
+        claimed = {
+            (r["engagement_id"], r["chunk_id"])
+            for r in await conn.fetch(CLAIM_CHUNKS, *_columns(rows, 7), *_columns(types, 6))
+        }
     duplicates = []
     for chunk, stats in parsed:
         if (chunk.engagement_id, chunk.chunk_id) not in claimed:

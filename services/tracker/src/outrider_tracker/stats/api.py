@@ -19,7 +19,8 @@ router = APIRouter(prefix="/v1/engagements", tags=["stats"])
     summary="Log statistics per key, sorted by score (count * p99), like `outrider stats`",
     description="Statistics are kept per minute: `since` is rounded down and `until` up to a minute's start, so a "
     "minute is counted whole or not at all. The answer's `counted_since` and `counted_until` give the range counted, "
-    "and `rps` is the count over the time span of the logs within it.",
+    "and `rps` is the count over the time span of its log type's logs within it. Requests logged without a time "
+    "are counted only when neither `since` nor `until` is given (`untimed_count` says how many there are).",
     responses=NOT_FOUND,
 )
 async def get_stats(
@@ -47,7 +48,8 @@ async def get_stats(
     return EngagementStats(
         engagement_id=engagement.id, since=since, until=until, counted_since=figures.since,
         counted_until=figures.until, span_seconds=figures.span_seconds,
-        total_count=sum(t.count for t in figures.totals), key_count=len(keys), keys=keys[offset : offset + limit],
+        total_count=sum(t.count for t in figures.totals), untimed_count=figures.untimed, key_count=len(keys),
+        keys=keys[offset : offset + limit],
         totals=figures.totals,
     )  # fmt: skip
 

@@ -16,7 +16,7 @@ class KeyStats(BaseModel):
     log_type: str
     key: str
     count: int
-    rps: float = Field(description="count over the time span of the engagement's logs in the range counted")
+    rps: float = Field(description="count over the time span of its log type's logs in the range counted")
     p99_ms: float
     p95_ms: float
     median_ms: float
@@ -49,8 +49,15 @@ class EngagementStats(BaseModel):
     until: datetime | None = Field(description="end of the range asked for")
     counted_since: datetime | None = Field(description="start of the range counted: `since` down to the minute")
     counted_until: datetime | None = Field(description="end of the range counted (exclusive): `until` up to the minute")
-    span_seconds: float = Field(description="time span of the logs the figures cover")
+    span_seconds: float = Field(
+        description="time span of the logs the figures cover, all log types together (each type's `rps` is over "
+        "its own span)"
+    )
     total_count: int = Field(description="requests over every key, also those past `limit`")
+    untimed_count: int = Field(
+        description="requests logged without a time (of `log_type` if given): counted in the figures only when "
+        "neither `since` nor `until` is given, as they belong to no time range"
+    )
     key_count: int = Field(description="keys in the range, on every page")
     keys: list[KeyStats]
     totals: list[KeyStats] = Field(

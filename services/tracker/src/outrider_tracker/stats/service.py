@@ -13,6 +13,9 @@ import logparse
 from outrider_common.logstats import BUCKET_SECONDS, FIELDS, SUMS, Aggregate
 from outrider_tracker.stats.models import FindingRead, KeyStats
 
+# The bucket the analyzer counts lines without a time in (their epoch 0). A range with a bound leaves it out: those
+# lines happened at some unknown time, not in 1970, so they belong to no range but the whole.
+UNTIMED = "'epoch'::timestamptz"
 # Counts and sums add up in PostgreSQL; the sketches come back as one array per key and merge in one Rust call.
 KEYS = f"""
 SELECT log_type, key, sum(count)::bigint AS count, sum(failed)::bigint AS failed,
@@ -24,14 +27,21 @@ WHERE engagement_id = $1
   AND ($2::text IS NULL OR log_type = $2)
   AND ($3::timestamptz IS NULL OR bucket_start >= $3)
   AND ($4::timestamptz IS NULL OR bucket_start < $4)
+  AND (($3::timestamptz IS NULL AND $4::timestamptz IS NULL) OR bucket_start <> {UNTIMED})
 GROUP BY log_type, key
 HAVING sum(count) > 0
 """
+UNTIMED_COUNT = f"""
+SELECT coalesce(sum(count), 0)::bigint FROM log_stats
+WHERE engagement_id = $1 AND ($2::text IS NULL OR log_type = $2) AND bucket_start = {UNTIMED}
+"""
+# Each log type's span, from the first to the last of its lines (a mixed chunk holds lines of several).
 SPAN = """
-SELECT min(start_time) AS first, max(end_time) AS last
-FROM log_chunks
+SELECT log_type, min(start_time) AS first, max(end_time) AS last
+FROM log_chunk_types
 WHERE engagement_id = $1 AND ($2::text IS NULL OR log_type = $2)
   AND ($3::timestamptz IS NULL OR end_time >= $3) AND ($4::timestamptz IS NULL OR start_time < $4)
+GROUP BY log_type
 """
 
 
@@ -73,11 +83,13 @@ class Figures(NamedTuple):
     totals: list[KeyStats]
     """One `TOTAL` row per log type: every key's requests together, as `outrider stats` prints under its table."""
     span_seconds: float
-    """The time span of the logs the figures cover."""
+    """The time span of the logs the figures cover (each log type's rate is over that type's own span)."""
     since: datetime | None
     """Start of the range counted: the one asked for, down to a minute's start."""
     until: datetime | None
     """End of the range counted (exclusive): the one asked for, up to a minute's start."""
+    untimed: int
+    """Requests logged without a time: counted only in a range with neither bound."""
 
 
 def add_up(aggs: list[Aggregate], sketch: bytes | None) -> Aggregate:
@@ -108,21 +120,29 @@ async def get_key_stats(
         (row["log_type"], row["key"]): Aggregate(**{n: row[n] for n in FIELDS if n != "sketch"}, sketch=sketch)
         for row, sketch in zip(rows, sketches, strict=True)
     }
-    bounds = await conn.fetchrow(SPAN, engagement_id, log_type, since, until)
-    span = 0.0
-    if bounds and bounds["first"] and bounds["last"]:
-        first = max(bounds["first"], since) if since else bounds["first"]
-        last = min(bounds["last"], until) if until else bounds["last"]
-        span = max((last - first).total_seconds(), 0.0)
-    stats = [key_stats(lt, key, agg, span) for (lt, key), agg in merged.items()]
+    bounds = [b for b in await conn.fetch(SPAN, engagement_id, log_type, since, until) if b["first"] and b["last"]]
+    spans = {b["log_type"]: _span(b["first"], b["last"], since, until) for b in bounds}
+    span = _span(min(b["first"] for b in bounds), max(b["last"] for b in bounds), since, until) if bounds else 0.0
+    stats = [key_stats(lt, key, agg, spans.get(lt, 0.0)) for (lt, key), agg in merged.items()]
     stats.sort(key=lambda k: (-k.score, k.key))
     by_type: dict[str, list[Aggregate]] = {}
     for (lt, _), agg in merged.items():
         by_type.setdefault(lt, []).append(agg)
     types = sorted(by_type)
     sketches = await asyncio.to_thread(logparse.merge_sketch_groups, [[a.sketch for a in by_type[lt]] for lt in types])
-    totals = [key_stats(lt, "TOTAL", add_up(by_type[lt], sk), span) for lt, sk in zip(types, sketches, strict=True)]
-    return Figures(stats, totals, span, since, until)
+    totals = [
+        key_stats(lt, "TOTAL", add_up(by_type[lt], sk), spans.get(lt, 0.0))
+        for lt, sk in zip(types, sketches, strict=True)
+    ]
+    untimed = await conn.fetchval(UNTIMED_COUNT, engagement_id, log_type)
+    return Figures(stats, totals, span, since, until, untimed)
+
+
+def _span(first: datetime, last: datetime, since: datetime | None, until: datetime | None) -> float:
+    """Seconds from the first line to the last within [since, until)."""
+    first = max(first, since) if since else first
+    last = min(last, until) if until else last
+    return max((last - first).total_seconds(), 0.0)
 
 
 async def get_findings(
