@@ -42,7 +42,9 @@ async def _data_checks(
     it still lacks."""
     received = {
         r["log_type"]
-        for r in await conn.fetch("SELECT DISTINCT log_type FROM log_chunks WHERE engagement_id = $1", engagement_id)
+        for r in await conn.fetch(
+            "SELECT DISTINCT log_type FROM log_chunk_types WHERE engagement_id = $1", engagement_id
+        )
     }
     analysed = {
         r["log_type"]
