@@ -54,7 +54,8 @@ def test_type_option_overrides_detection(run: Run, logs: Path) -> None:
     result = run(logs / "gitaly.log", "--type", "sidekiq", "--format", "json")
     doc = json.loads(result.stdout)
     assert (doc["log_type"], doc["sections"][0]["rows"]) == ("sidekiq", [])
-    assert doc["skipped"] == {"not_a_job": 9}  # every line that parses, the logfmt one included
+    # Every line that parses, the logfmt one included: the calls are Gitaly's, the two other lines no job.
+    assert doc["skipped"] == {"other_log_type": 7, "not_a_job": 2}
 
 
 RAILS = b'{"time":"2024-05-01T10:00:0%dZ","controller":"A","action":"b","status":200,"duration_s":1}\n'
@@ -67,7 +68,8 @@ def test_a_type_that_no_line_has_is_told_without_verbose(run: Run, tmp_path: Pat
     result = run(log, "--type", "gitaly")
     assert "TOTAL" not in result.stdout
     assert result.stderr == (
-        "gitaly: no line counted; 5 of 5 lines skipped (not a call: 5); drop --type to detect the log type\n"
+        "gitaly: 5 of 5 lines belong to other log types (skipped)\n"
+        "gitaly: no line counted; 5 of 5 lines skipped (other log type: 5); drop --type to detect the log type\n"
     )
 
 
@@ -197,3 +199,31 @@ def test_lines_of_other_log_types_in_a_file_are_told_of(run: Run, tmp_path: Path
     told = "production_json: 3 of 8 lines belong to other log types (skipped); --type api_json shows them\n"
     assert result.stderr == told
     assert counts(sections(run(log, "--type", "api_json", "--format", "json"))) == {"GET /r": 2}
+
+
+def test_lines_of_another_type_without_a_tag_are_told_as_such_not_as_bad(run: Run, tmp_path: Path) -> None:
+    # `cat gitaly/current sidekiq/current | outrider stats`: the Gitaly calls are Gitaly's, not Sidekiq non-jobs.
+    gitaly = b'{"time":"2024-05-01T10:00:0%dZ","grpc.method":"FindCommit","grpc.code":"OK","grpc.time_ms":10}\n'
+    sidekiq = b'{"time":"2024-05-01T10:00:0%dZ","class":"W","jid":"1","job_status":"done","duration_s":1}\n'
+    rails = b'{"time":"2024-05-01T10:00:0%dZ","controller":"A","action":"b","status":200,"duration_s":1}\n'
+    log = tmp_path / "mixed.log"
+    log.write_bytes(b"".join(gitaly % i for i in range(3)) + b"".join(sidekiq % i for i in range(4)))
+    result = run(log, "--format", "json")
+    assert counts(json.loads(result.stdout)["sections"]) == {"W": 4}
+    assert result.stderr == "sidekiq: 3 of 7 lines belong to other log types (skipped); --type gitaly shows them\n"
+    # Rails lines with Gitaly calls among them: the calls are skipped, not "missing key" bad lines.
+    log.write_bytes(b"".join(rails % i for i in range(5)) + b"".join(gitaly % i for i in range(3)))
+    doc = json.loads(run(log, "--format", "json").stdout)
+    assert (doc["bad_lines"], doc["skipped"]) == ({}, {"other_log_type": 3})
+
+
+def test_a_rate_over_no_time_is_shown_as_none_not_zero(run: Run, tmp_path: Path) -> None:
+    # Gitaly 12's times have whole seconds: 5 calls in one second have no measurable rate (0.00 read as no traffic).
+    call = '{"time":"2019-09-17T22:17:19Z","grpc.method":"FindCommit","grpc.code":"OK","grpc.time_ms":%d}\n'
+    log = tmp_path / "current"
+    log.write_text("".join(call % (i + 1) for i in range(5)))
+    doc = json.loads(run(log, "--format", "json").stdout)
+    rows = doc["sections"][0]["rows"]
+    assert [(r["count"], r["rps"]) for r in rows] == [(5, None)]
+    row = next(line for line in run(log).stdout.splitlines() if "FindCommit" in line)
+    assert row.split()[1:3] == ["5", "-"], row  # COUNT, RPS

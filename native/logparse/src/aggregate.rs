@@ -680,12 +680,13 @@ pub struct Summary {
     pub components: [f64; 5],
 }
 
-/// Requests per second: `count` over `span` seconds; 0 over no span (no two records timed apart).
+/// Requests per second: `count` over `span` seconds; NaN, no rate, over no span (no two records timed apart: one
+/// line, or all in one second of Gitaly 12's whole-second times), which 0 would misstate as "no traffic".
 pub fn rate(count: u64, span: f64) -> f64 {
     if span > 0.0 {
         count as f64 / span
     } else {
-        0.0
+        f64::NAN
     }
 }
 

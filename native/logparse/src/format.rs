@@ -467,7 +467,10 @@ pub fn extract<'b>(
 
 fn extract_any<'b>(l: &'b Line<'_>, log_type: LogType) -> Result<Record<'b>, Rejection> {
     use Rejection::{Bad, Skip};
-    if l.subcomponent.present() && classify(l) != Some(log_type) {
+    // A line that names another type (Helm's `subcomponent`) or shows one by its fields (a Gitaly call in a Sidekiq
+    // stream, `cat`ed together) is that type's, not a bad or non-job line of this one.
+    let told = classify(l);
+    if told.is_some_and(|t| t != log_type) || (told.is_none() && l.subcomponent.present()) {
         return Err(Skip("other_log_type"));
     }
     let wrong = |_| Bad("wrong_type");

@@ -100,13 +100,18 @@ def window_order(bucket: int | None) -> float:
     return float("inf") if bucket == NO_TIME else float(bucket or 0)
 
 
+def _rate(bucket_start: int | None, rps: float) -> float | None:
+    """A rate, or None (shown `-`) where there is none: untimed requests, or no time between the first and last."""
+    return None if bucket_start == NO_TIME or math.isnan(rps) else rps
+
+
 def stat_row(k: logparse.KeyStats) -> dict[str, Value]:
     """A stats table row: fast-stats' columns plus average component times per request."""
     n = k.count
     return {
         "key": k.key,
         "count": n,
-        "rps": None if k.bucket_start == NO_TIME else k.rps,  # untimed requests have no rate
+        "rps": _rate(k.bucket_start, k.rps),
         "p99": k.p99_ms,
         "p95": k.p95_ms,
         "median": k.median_ms,
@@ -232,7 +237,7 @@ def resolve_top_field(name: str) -> str:
 def _top_values(t: logparse.TopRow) -> dict[str, Value]:
     return {
         "count": t.count,
-        "rps": None if t.bucket_start == NO_TIME else t.rps,  # untimed requests have no rate
+        "rps": _rate(t.bucket_start, t.rps),
         "duration": t.duration_sum_ms,
         "db": t.db_sum_ms,
         "gitaly": t.gitaly_sum_ms,

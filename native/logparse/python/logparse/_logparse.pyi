@@ -137,7 +137,7 @@ class KeyStats:
     def perc_failed(self) -> float: ...
     @property
     def rps(self) -> float:
-        """Count over the whole input's time span (or over the interval's length)."""
+        """Count over the whole input's time span (or over the interval's length); NaN when that span is 0."""
     @property
     def p99_ms(self) -> float: ...
     @property
