@@ -1,6 +1,7 @@
 """`outrider up` is all or nothing: a step that fails stops what was already started, and `down` stops a server left
 by an `up` that was killed before it recorded the stack."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,22 @@ def test_down_stops_a_postgres_left_without_a_stack_file(state: Path, capsys: py
         postgres.stop()
     assert "stopped postgres" in capsys.readouterr().err
     assert not runs(pid, b"postgres")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only as root does PostgreSQL run as another user")
+def test_up_as_root_names_the_directories_it_opens_to_postgres(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tmp_path.chmod(0o755)
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)  # the postgres user cannot reach a data directory under it, until `up` adds o+x
+    postgres = Postgres(closed / "postgres")
+    try:
+        postgres.start()
+    finally:
+        postgres.stop()
+    assert closed.stat().st_mode & 0o777 == 0o701
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "o+x" in line]
+    assert str(closed) in line
+    named = line.split(" so ")[0].removeprefix("added o+x to ").split(", ")
+    assert str(tmp_path) not in named  # already open: not changed, not named

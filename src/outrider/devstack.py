@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -279,12 +280,16 @@ class Postgres:
         if os.geteuid() == 0:
             shutil.chown(self.home, "postgres", "postgres")
             # runuser's user must be able to reach the directory through its parents.
+            opened = []
             for parent in self.home.parents:
                 if parent == Path("/"):
                     break
                 mode = parent.stat().st_mode
                 if not mode & 0o001:
                     os.chmod(parent, mode | 0o001)
+                    opened.append(str(parent))
+            if opened:  # a change to directories outside the stack's own: said, not done silently
+                print(f"added o+x to {', '.join(opened)} so the postgres user reaches {self.home}", file=sys.stderr)
         if not (data / "PG_VERSION").exists():
             subprocess.run(
                 self._as_owner(

@@ -1,7 +1,6 @@
 """What every `outrider engagements …` command shares: the tracker's URL and token options, one call that turns the
 API's refusals into a readable line and an exit code, and times as people type them."""
 
-import ipaddress
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn
@@ -12,14 +11,18 @@ import httpx
 import typer
 
 from outrider.stats.render import stdout_console
-from outrider.up import ADMIN_TOKEN_FILE
+from outrider.up import ADMIN_TOKEN_FILE, stack_tracker
 
 # Names, keys and reasons are data (`[id]` in one is text, not a style); piped, tables keep their natural width.
 console = stdout_console(markup=False)
 
 
-def tracker_base(text: str) -> str:
-    """A `--tracker` URL as the base of every call: http(s) with a host, without trailing slashes."""
+def tracker_base(ctx: typer.Context, param: typer.CallbackParam, text: str) -> str:
+    """A `--tracker` URL as the base of every call: http(s) with a host, without trailing slashes. Not given, the
+    tracker `outrider up` started, wherever it listens."""
+    source = ctx.get_parameter_source(param.name or "")  # typer's own (vendored) click's enum: compared by name
+    if source is not None and source.name == "DEFAULT":
+        text = stack_tracker() or text
     try:
         url = httpx.URL(text.strip())
     except httpx.InvalidURL as exc:
@@ -37,10 +40,27 @@ def uuid_id(text: str) -> str:
         raise typer.BadParameter(f"{text!r} is not an id (a UUID, as the list commands show them)") from None
 
 
+def api_token(text: str | None) -> str | None:
+    """A `--token` without the whitespace around it (a CRLF file, a paste); refused, never quoted, when an HTTP header
+    cannot carry it."""
+    if not text:  # `--token ""`: no token, as before
+        return text
+    token = text.strip()
+    if not token or not (token.isascii() and token.isprintable()):
+        raise typer.BadParameter(
+            "the token is blank or holds a line break, control or non-ASCII character: no HTTP header can carry it"
+        )
+    return token
+
+
 TrackerOption = Annotated[
     str,
     typer.Option(
-        "--tracker", envvar="OUTRIDER_TRACKER_URL", callback=tracker_base, help="Base URL of the tracker API."
+        "--tracker",
+        envvar="OUTRIDER_TRACKER_URL",
+        callback=tracker_base,
+        show_default="the tracker `outrider up` started, else http://127.0.0.1:8003",
+        help="Base URL of the tracker API.",
     ),
 ]
 EngagementArg = Annotated[
@@ -52,8 +72,9 @@ TokenOption = Annotated[
         "--token",
         envvar="OUTRIDER_API_TOKEN",
         show_default=False,
-        help=f"Tracker API token (viewer to read, editor to change). Defaults, for a tracker on this machine "
-        f"(loopback), to the admin token of the stack `make up` started ({ADMIN_TOKEN_FILE}).",
+        callback=api_token,
+        help=f"Tracker API token (viewer to read, editor to change). Defaults, for the tracker `outrider up` started "
+        f"(at the URL it recorded, and no other), to that stack's admin token ({ADMIN_TOKEN_FILE}).",
     ),
 ]
 TRACKER = "http://127.0.0.1:8003"
@@ -77,7 +98,7 @@ def call(method: str, url: str, token: str | None, *, conflict: bool = False, **
     """The API's JSON answer (None for 204). A refusal prints its status and detail (each field the schema refused,
     each exit criterion missing) and exits 1; an unreachable tracker, a redirect or an answer that is not the API's
     (not JSON) exits 2: the URL is not the tracker's."""
-    if token is None and ADMIN_TOKEN_FILE.exists() and _on_this_machine(url):  # `make up`'s tracker, not another
+    if token is None and ADMIN_TOKEN_FILE.exists() and _is_stack_tracker(url):  # `up`'s tracker, not another
         token = ADMIN_TOKEN_FILE.read_text().strip()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -85,6 +106,9 @@ def call(method: str, url: str, token: str | None, *, conflict: bool = False, **
     except httpx.InvalidURL as exc:  # not an HTTPError
         console.print(f"not a URL: {url}: {exc}", style="red", soft_wrap=True)
         raise typer.Exit(2) from exc
+    except (httpx.LocalProtocolError, UnicodeEncodeError):  # its message quotes the offending header: the token
+        console.print(f"not sent to {url}: the token is not a valid HTTP header value", style="red", soft_wrap=True)
+        raise typer.Exit(2) from None
     except httpx.HTTPError as exc:
         console.print(f"tracker not reachable at {url}: {exc}", style="red", soft_wrap=True)
         raise typer.Exit(2) from exc
@@ -107,13 +131,14 @@ def call(method: str, url: str, token: str | None, *, conflict: bool = False, **
     return body
 
 
-def _on_this_machine(url: str) -> bool:
-    """Whether `url` names a loopback host: the local stack's admin token is never sent anywhere else."""
-    host = httpx.URL(url).host
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
+def _is_stack_tracker(url: str) -> bool:
+    """Whether `url` is on the tracker `outrider up` started, as it recorded it: the stack's admin token is never
+    sent anywhere else (not to another program on this machine, which may hold the port `up` did not get)."""
+    tracker = stack_tracker()
+    if tracker is None:
         return False
+    asked, ours = httpx.URL(url), httpx.URL(tracker)
+    return (asked.scheme, asked.host, asked.port) == (ours.scheme, ours.host, ours.port)
 
 
 def _start(response: httpx.Response) -> str:

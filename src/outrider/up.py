@@ -59,6 +59,16 @@ class Stack:
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
 
+def stack_tracker() -> str | None:
+    """The URL of the tracker the running `up` started (its port may not be the usual one), if it has started one."""
+    try:
+        stack = Stack.load()
+        port = stack.services["tracker"]["port"] if stack else None
+    except (OSError, ValueError, TypeError, KeyError):  # none yet, or a file not of `up`'s writing
+        return None
+    return f"http://127.0.0.1:{port}" if isinstance(port, int) else None
+
+
 def up() -> None:
     """Start PostgreSQL, Kafka and the four services; create a demo engagement and ship the demo logs to it.
 

@@ -166,3 +166,46 @@ def test_monitoring_resources_carry_the_labels_prometheus_selects_them_by() -> N
                for labels in monitoring.values())  # fmt: skip
     plain = render("--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true")
     assert all("release" not in d["metadata"]["labels"] for d in plain)  # none by default
+
+
+def test_no_pod_gets_a_kubernetes_api_token() -> None:
+    # No service (nor the migrations) calls the Kubernetes API: a mounted token would only serve whoever breaks in.
+    docs = render() + render("-f", str(CHART / "ci" / "network-policy-values.yaml"))
+    pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "Job")]
+    assert len(pods) == 10
+    assert all(pod["automountServiceAccountToken"] is False for pod in pods)
+
+
+def test_network_policies_are_off_by_default() -> None:
+    assert "NetworkPolicy" not in [d["kind"] for d in render()]
+
+
+def test_network_policies_let_each_service_reach_only_what_it_uses() -> None:
+    docs = render("-f", str(CHART / "ci" / "network-policy-values.yaml"))
+    policies = {
+        d["metadata"]["name"].removeprefix("demo-outrider-"): d["spec"] for d in docs if d["kind"] == "NetworkPolicy"
+    }
+    assert set(policies) == {"ingest", "analyzer", "tracker", "notifier"}
+    deployments = {d["metadata"]["name"].removeprefix("demo-outrider-"): d for d in docs if d["kind"] == "Deployment"}
+
+    def ports(rules: list[dict]) -> set[tuple[str, int]]:
+        return {(p.get("protocol", "TCP"), p["port"]) for rule in rules for p in rule["ports"]}
+
+    for name, spec in policies.items():
+        pod = deployments[name]["spec"]["template"]
+        assert spec["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()  # selects its pods
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        (container,) = pod["spec"]["containers"]
+        assert ports(spec["ingress"]) == {("TCP", container["ports"][0]["containerPort"])}
+        assert spec["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+        dns = {("UDP", 53), ("TCP", 53)}
+        assert ports(spec["egress"]) == dns | {("TCP", 9092), ("TCP", 5432), ("TCP", 4318)} | (
+            {("TCP", 443)} if name == "notifier" else set()  # Slack
+        )
+
+
+def test_the_schema_refuses_a_network_policy_port_that_is_not_one() -> None:
+    done = subprocess.run([str(HELM), "template", "demo", str(CHART), "--set", "networkPolicy.kafkaPort=0"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode != 0
+    assert "kafkaPort" in done.stderr

@@ -1,5 +1,6 @@
 """Sending through Slack's Web API with `slack_sdk`, with each failure classified as retry-later or give-up."""
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -12,6 +13,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+# slack_sdk logs an incoming webhook's URL (a secret: whoever holds it posts) at DEBUG, and at INFO on each retry
+# whenever its logger's level is DEBUG or unset: WARNING of its own keeps the URL out whatever OUTRIDER_LOG_LEVEL is.
+logging.getLogger("slack_sdk").setLevel(logging.WARNING)
 
 # Errors Slack answers that another attempt cannot fix.
 PERMANENT = {"channel_not_found", "not_in_channel", "invalid_auth", "account_inactive", "is_archived",

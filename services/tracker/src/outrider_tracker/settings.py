@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from outrider_common.settings import ServiceSettings
 
@@ -25,6 +25,14 @@ class TrackerSettings(ServiceSettings):
         description="Bootstrap admin API token (use it to mint named tokens with POST /v1/api-tokens); "
         "without it only tokens already in the database are accepted.",
     )
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _stripped(cls, value: object) -> object:
+        """Without the line break a Secret made from an `echo`ed or CRLF file ends with; blank is none."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return (value.strip() or None) if isinstance(value, str) else value
 
     @property
     def overdue_grace(self) -> timedelta:
