@@ -470,7 +470,7 @@ def test_every_line_of_a_mixed_upload_is_counted_under_its_type_or_as_skipped(
 ) -> None:
     prod = b'{"subcomponent":"production_json","time":"2024-05-01T12:00:01Z","controller":"A","duration_s":0.1}\n'
     api = b'{"subcomponent":"api_json","time":"2024-05-01T12:00:02Z","route":"/r","method":"GET","duration_s":0.2}\n'
-    odd_time = b'{"time":"2024-05-01 12:00:30 UTC","controller":"A","action":"b","duration_s":0.1}\n'
+    odd_time = b'{"time":"2024-05-01 12:00:30 UTC","route":"/r","method":"GET","duration_s":0.1}\n'
     with running_services(
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
         names=("tracker", "ingest", "analyzer"),
