@@ -474,30 +474,17 @@ impl Aggregate {
     }
 
     /// Fold `other` (parsed from input that came after ours) into this aggregate.
-    pub fn merge(&mut self, other: Aggregate) {
+    pub fn merge(&mut self, mut other: Aggregate) {
         self.log_type = self.log_type.or(other.log_type);
         self.mixed |= other.mixed;
-        for part in other.parts {
+        for part in std::mem::take(&mut other.parts) {
             match self.parts.iter_mut().find(|p| p.log_type == part.log_type) {
                 Some(mine) => mine.merge(part),
                 None => self.parts.push(part),
             }
         }
         self.lines += other.lines;
-        for (k, v) in other.bad {
-            *self.bad.entry(k).or_default() += v;
-        }
-        for (k, v) in other.skipped {
-            *self.skipped.entry(k).or_default() += v;
-        }
-        for (reason, s) in other.samples {
-            if self.samples.iter().filter(|(r, _)| *r == reason).count() < SAMPLES_PER_REASON {
-                self.samples.push((reason, s));
-            }
-        }
-        self.start_time = min_opt(self.start_time, other.start_time);
-        self.end_time = max_opt(self.end_time, other.end_time);
-        self.components_seen |= other.components_seen;
+        self.absorb(&mut other);
         for (bucket, keys) in other.groups {
             let mine = self.groups.entry(bucket).or_default();
             for (k, acc) in keys {
@@ -537,8 +524,28 @@ impl Aggregate {
         }
     }
 
-    /// Per log type, its lines and per-key aggregates, the type most lines have first; the parts' rejections,
-    /// samples, times and components are folded into this aggregate's (which keeps the total of lines).
+    /// `other`'s rejected lines, samples (up to [`SAMPLES_PER_REASON`] a reason), time span and components, taken
+    /// into this aggregate's.
+    fn absorb(&mut self, other: &mut Aggregate) {
+        for (k, v) in std::mem::take(&mut other.bad) {
+            *self.bad.entry(k).or_default() += v;
+        }
+        for (k, v) in std::mem::take(&mut other.skipped) {
+            *self.skipped.entry(k).or_default() += v;
+        }
+        for (reason, sample) in std::mem::take(&mut other.samples) {
+            if self.samples.iter().filter(|(r, _)| *r == reason).count() < SAMPLES_PER_REASON {
+                self.samples.push((reason, sample));
+            }
+        }
+        self.start_time = min_opt(self.start_time, other.start_time);
+        self.end_time = max_opt(self.end_time, other.end_time);
+        self.components_seen |= other.components_seen;
+    }
+
+    /// Per log type, its lines and per-key aggregates: this aggregate's own type (the one most head lines tell)
+    /// first, the others by lines; the parts' rejections, samples, times and components are folded into this
+    /// aggregate's (which keeps the total of lines).
     pub fn into_types(&mut self) -> Vec<TypeGroups> {
         let Some(primary) = self.log_type else {
             return Vec::new();
@@ -555,21 +562,8 @@ impl Aggregate {
         // Lines not parsed far enough to tell a type count with the main one.
         let unrouted = self.lines - self.parts.iter().map(|p| p.lines).sum::<u64>();
         let mut out = Vec::new();
-        for part in std::mem::take(&mut self.parts) {
-            for (k, v) in part.bad {
-                *self.bad.entry(k).or_default() += v;
-            }
-            for (k, v) in part.skipped {
-                *self.skipped.entry(k).or_default() += v;
-            }
-            for (reason, sample) in part.samples {
-                if self.samples.iter().filter(|(r, _)| *r == reason).count() < SAMPLES_PER_REASON {
-                    self.samples.push((reason, sample));
-                }
-            }
-            self.start_time = min_opt(self.start_time, part.start_time);
-            self.end_time = max_opt(self.end_time, part.end_time);
-            self.components_seen |= part.components_seen;
+        for mut part in std::mem::take(&mut self.parts) {
+            self.absorb(&mut part);
             out.push(TypeGroups {
                 log_type: part.log_type.expect("a part has its log type"),
                 lines: part.lines,

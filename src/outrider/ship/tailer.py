@@ -144,8 +144,7 @@ class Tailer:
                     return  # the application may still be writing to it: its last line may be half written
                 batch = self._read(current, final=True)  # a rotated file is complete: its last line may lack "\n"
                 if batch is None:
-                    current.handle.close()
-                    self._open = None
+                    self._let_go()
                     continue
             if batch is None:
                 return
@@ -212,7 +211,7 @@ class Tailer:
         except OSError:
             now, here = None, None
         inode = f"{now.st_dev}:{now.st_ino}:" if now else None
-        truncated = {f for f in known if inode and here and here not in known and f.startswith(inode) and f != here}
+        truncated = {f for f in known if f.startswith(inode)} if inode and here and here not in known else set()
         left: list[_Open] = []
         for sibling in _siblings(self.path):
             try:

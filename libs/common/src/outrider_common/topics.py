@@ -2,11 +2,12 @@
 
 from dataclasses import dataclass
 
-# A dead letter is the record as it was (key, value, headers) plus these two headers; `outrider dead-letters replay`
+# A dead letter is the record as it was (key, value, headers) plus these headers; `outrider dead-letters replay`
 # strips them to send it back where it came from.
 DEAD_LETTER_REASON = "dead-letter-reason"
 DEAD_LETTER_SOURCE = "dead-letter-source"  # topic/partition/offset the record was read from
-# On a dead letter sent without its value (too large for the producer): how large it was and why; nothing to replay.
+# On a dead letter sent without its value (too large for the producer, or gone from Kafka by retention before it was
+# dead-lettered): why; nothing to replay, so `replay` skips and counts it.
 DEAD_LETTER_VALUE = "dead-letter-value"
 
 

@@ -40,9 +40,7 @@ STALE: dict[int | str, dict[str, Any]] = {409: {"description": "The profile chan
 async def put_profile(
     profile: DeploymentProfileUpdate, engagement: Engagement, actor: Actor, request: Request
 ) -> DeploymentProfileRead:
-    change = profiles.put(request.app.state.db.pool, engagement_id=engagement.id, profile=profile, actor=actor)
-    missing = f"engagement {engagement.id} not found"
-    return await changed(request, change, missing=missing, conflict=profiles.StaleProfile)
+    return await _write_profile(profile, engagement, actor, request, partial=False)
 
 
 @router.patch(
@@ -53,9 +51,14 @@ async def put_profile(
 async def patch_profile(
     profile: DeploymentProfileUpdate, engagement: Engagement, actor: Actor, request: Request
 ) -> DeploymentProfileRead:
-    change = profiles.put(
-        request.app.state.db.pool, engagement_id=engagement.id, profile=profile, actor=actor, partial=True
-    )
+    return await _write_profile(profile, engagement, actor, request, partial=True)
+
+
+async def _write_profile(
+    profile: DeploymentProfileUpdate, engagement: Engagement, actor: Actor, request: Request, *, partial: bool
+) -> DeploymentProfileRead:
+    pool = request.app.state.db.pool
+    change = profiles.put(pool, engagement_id=engagement.id, profile=profile, actor=actor, partial=partial)
     missing = f"engagement {engagement.id} not found"
     return await changed(request, change, missing=missing, conflict=profiles.StaleProfile)
 
