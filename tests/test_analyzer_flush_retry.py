@@ -39,6 +39,20 @@ class NoPartitions:
         return set()
 
 
+async def flush_lot(flusher: Flusher, lot: list[Handled]) -> None:
+    """Run `flusher` over one lot already parsed, until it has written (or dead-lettered) all of it."""
+    running = asyncio.create_task(flusher.run())
+    try:
+        done: asyncio.Future[list[Handled]] = asyncio.get_running_loop().create_future()
+        done.set_result(lot)
+        await flusher.add(cast(AIOKafkaConsumer, NoPartitions()), done, sum(h.size for h in lot))
+        async with asyncio.timeout(30):
+            await flusher.drained()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -74,16 +88,7 @@ async def test_chunks_written_before_a_retry_are_counted_once(database_dsn: str)
             "bytes": sample("outrider_analyzer_bytes_total"),
             "failures": sample("outrider_analyzer_flush_failures_total"),
         }
-        running = asyncio.create_task(flusher.run())
-        try:
-            done: asyncio.Future[list[Handled]] = asyncio.get_running_loop().create_future()
-            done.set_result(lot)
-            await flusher.add(cast(AIOKafkaConsumer, NoPartitions()), done, sum(h.size for h in lot))
-            async with asyncio.timeout(30):
-                await flusher.drained()
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+        await flush_lot(flusher, lot)
         stored = await conn.fetchval("SELECT sum(count) FROM log_stats WHERE engagement_id = $1", engagement)
     finally:
         await conn.close()

@@ -4,7 +4,6 @@ topic."""
 
 import asyncio
 import uuid
-from typing import cast
 
 import asyncpg
 import pytest
@@ -15,10 +14,10 @@ from typer.testing import CliRunner
 from outrider.cli import app
 from outrider_analyzer.findings import Thresholds
 from outrider_analyzer.handlers import dead_letterer
-from outrider_analyzer.pipeline import Flusher, Handled
+from outrider_analyzer.pipeline import Flusher
 from outrider_common.db import Database
 from outrider_common.topics import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_VALUE
-from tests.test_analyzer_flush_retry import NoPartitions, handled
+from tests.test_analyzer_flush_retry import flush_lot, handled
 
 pytestmark = pytest.mark.kafka
 
@@ -88,17 +87,7 @@ async def test_a_chunk_refused_by_postgresql_once_its_value_left_kafka_is_skippe
             db, dead_letterer(broker, f"{topic_prefix}logs.raw.dead"), gone, bucket_seconds=60, limits=Thresholds(),
             wake_relay=asyncio.Event(), max_pending_bytes=1 << 20, retry_max_seconds=0.1,
         )  # fmt: skip
-        running = asyncio.create_task(flusher.run())
-        try:
-            lot = [handled(uuid.uuid4(), 0, "Poison")]
-            done: asyncio.Future[list[Handled]] = asyncio.get_running_loop().create_future()
-            done.set_result(lot)
-            await flusher.add(cast(AIOKafkaConsumer, NoPartitions()), done, sum(h.size for h in lot))
-            async with asyncio.timeout(30):
-                await flusher.drained()
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+        await flush_lot(flusher, [handled(uuid.uuid4(), 0, "Poison")])
     finally:
         await broker.stop()
         await conn.close()
