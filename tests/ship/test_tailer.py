@@ -1,5 +1,6 @@
 """The tailer and checkpoints on real files: appends, partial lines, rename rotation, copytruncate, restarts."""
 
+import gzip
 import io
 import json
 import os
@@ -291,6 +292,77 @@ def test_a_file_rotated_while_no_shipper_ran_is_finished_before_the_new_one(tmp_
         again = Tailer(log, Checkpoints(state), rotation_grace_s=0)  # finished: not sent a second time
         assert drain(again) == []
         again.close()
+
+
+def gzip_away(path: Path, rotated: Path) -> None:
+    """logrotate's `compress` (name.1.gz) or svlogd's processor (@….s): a compressed copy, then the file deleted."""
+    rotated.write_bytes(gzip.compress(path.read_bytes()))
+    path.unlink()
+
+
+def test_a_file_rotated_and_compressed_while_no_shipper_ran_is_finished_from_the_compressed_copy(
+    tmp_path: Path,
+) -> None:
+    # logrotate without delaycompress, or a stop across two rotations; svlogd gzips `current`'s rotations.
+    for name, rotated in (("current", "@4000000064a1b2c3.s"), ("production_json.log", "production_json.log.1.gz")):
+        log, state = tmp_path / name, tmp_path / f"{name}.state.json"
+        log.write_bytes(numbered(1, 3))
+        before = Tailer(log, Checkpoints(state))
+        assert drain(before) == [numbered(1, 3)]
+        before.close()
+        with log.open("ab") as f:
+            f.write(numbered(3, 9) + b'{"n":9}')  # its last line never got its newline
+        os.rename(log, tmp_path / f"{name}.1")
+        gzip_away(tmp_path / f"{name}.1", tmp_path / rotated)
+        log.write_bytes(numbered(10, 11))
+        told: list[str] = []
+        after = Tailer(log, Checkpoints(state), max_bytes=20, rotation_grace_s=0, tell=told.append)
+        assert b"".join(drain(after)) == numbered(3, 9) + b'{"n":9}' + numbered(10, 11)  # batches cut mid-line
+        after.close()
+        assert told == [f"{tmp_path / rotated}: rotated while no shipper ran; shipping its rest first (from offset 16)"]
+        again = Tailer(log, Checkpoints(state), rotation_grace_s=0)  # finished: not expanded or sent a second time
+        assert drain(again) == []
+        again.close()
+
+
+def test_a_copytruncate_compressed_while_no_shipper_ran_is_finished_from_the_compressed_copy(tmp_path: Path) -> None:
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    log.write_bytes(numbered(1, 3))
+    before = Tailer(log, Checkpoints(state))
+    assert drain(before) == [numbered(1, 3)]
+    before.close()
+    with log.open("ab") as f:
+        f.write(numbered(3, 5))
+    (tmp_path / "production_json.log.1.gz").write_bytes(gzip.compress(log.read_bytes()))  # copytruncate + compress
+    log.write_bytes(numbered(5, 6))
+    told: list[str] = []
+    after = Tailer(log, Checkpoints(state), rotation_grace_s=0, tell=told.append)
+    assert drain(after) == [numbered(3, 5), numbered(5, 6)]
+    after.close()
+    copy = tmp_path / "production_json.log.1.gz"
+    assert told == [f"{copy}: rotated while no shipper ran; shipping its rest first (from offset 16)"]
+
+
+def test_a_compressed_copy_cut_short_is_said_and_the_file_at_the_path_still_shipped(tmp_path: Path) -> None:
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    log.write_bytes(numbered(1, 3))
+    before = Tailer(log, Checkpoints(state))
+    assert drain(before) == [numbered(1, 3)]
+    before.close()
+    with log.open("ab") as f:
+        f.write(numbered(3, 5000))
+    packed = gzip.compress(log.read_bytes())
+    (tmp_path / "production_json.log.1.gz").write_bytes(packed[: len(packed) // 2])  # gzip still writing it
+    log.unlink()
+    log.write_bytes(numbered(5000, 5001))
+    told: list[str] = []
+    after = Tailer(log, Checkpoints(state), rotation_grace_s=0, tell=told.append)
+    assert drain(after) == [numbered(5000, 5001)]
+    after.close()
+    assert told == [
+        f"{tmp_path / 'production_json.log.1.gz'}: cannot read it to finish a rotated file: Compressed file ended "
+        "before the end-of-stream marker was reached"
+    ]
 
 
 def test_a_copytruncate_while_no_shipper_ran_finishes_the_old_lines_from_the_copy(tmp_path: Path) -> None:

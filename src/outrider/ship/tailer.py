@@ -1,13 +1,16 @@
 """Reading whole lines from files that grow and rotate (pure file I/O, no network)."""
 
 import glob
+import gzip
 import os
+import shutil
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from outrider.ship.checkpoint import Checkpoints, reason
 
@@ -85,12 +88,12 @@ class _Open:
 
 
 def _siblings(path: Path) -> list[Path]:
-    """Where rotation puts a file's old contents: name.1, name-20240501 (logrotate), @<tai64n>.s (svlogd's current),
-    oldest first; compressed ones hold no lines to finish."""
+    """Where rotation puts a file's old contents: name.1, name.2.gz, name-20240501 (logrotate), @<tai64n>.s
+    (svlogd's current, gzipped when a processor is set), oldest first."""
     patterns = [f"{glob.escape(path.name)}.*", f"{glob.escape(path.name)}-*"]
     if path.name == "current":
         patterns.append("@4000*")
-    found = {Path(m) for p in patterns for m in glob.glob(str(path.parent / p)) if not m.endswith(".gz")}
+    found = {Path(m) for p in patterns for m in glob.glob(str(path.parent / p))}
     named: list[tuple[float, Path]] = []
     for sibling in found:
         try:
@@ -98,6 +101,47 @@ def _siblings(path: Path) -> list[Path]:
         except OSError:  # gone meanwhile (rotation goes on)
             continue
     return [p for _, p in sorted(named) if p.is_file()]
+
+
+def _gzipped(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def _first_line_crc(path: Path) -> str | None:
+    """The CRC `file_id_of` keeps of a gzipped file's first line, as it was before compression."""
+    with gzip.open(path, "rb") as handle:
+        head = handle.read(FIRST_LINE_BYTES)
+    end = head.find(b"\n")
+    if end < 0 and len(head) < FIRST_LINE_BYTES:
+        return None
+    return f"{zlib.crc32(head[: end + 1 if end >= 0 else FIRST_LINE_BYTES]):08x}"
+
+
+def _expanded_rest(path: Path, offset: int) -> BinaryIO | None:
+    """A gzipped file's bytes from `offset` on, at the same offsets, in an unlinked sparse temporary file (None when
+    nothing is left): read like the file before it was compressed, whatever the batches' cuts."""
+    with path.open("rb") as raw:
+        raw.seek(-4, os.SEEK_END)
+        if int.from_bytes(raw.read(4), "little") == offset & 0xFFFFFFFF:  # gzip's trailer: the size, modulo 2**32
+            return None
+    rest = tempfile.TemporaryFile()  # noqa: SIM115 (returned open: the tailer reads it, closing deletes it)
+    try:
+        with gzip.open(path, "rb") as content:
+            skip = offset
+            while skip and (skipped := len(content.read(min(skip, 1 << 20)))):
+                skip -= skipped
+            rest.seek(offset)
+            shutil.copyfileobj(content, rest, 1 << 20)
+        if rest.tell() <= offset:
+            rest.close()
+            return None
+        stat = path.stat()
+        os.utime(rest.fileno(), (stat.st_atime, stat.st_mtime))  # as quiet as the file: no grace period to wait
+        return cast(BinaryIO, rest)
+    except BaseException:
+        rest.close()
+        raise
 
 
 class Tailer:
@@ -199,7 +243,9 @@ class Tailer:
         Renamed (logrotate's create, svlogd), the file keeps its identity and is found by it among the path's
         siblings. Truncated in place (copytruncate), the path's inode holds a new first line and the state an entry
         for that inode with the old one: its rest is in the copy, found by that first line and shipped under the old
-        identity, so that the offsets go on. No copy found: said, since those lines are lost.
+        identity, so that the offsets go on. Compressed (name.2.gz, svlogd's @….s), a file has a new inode: it is
+        found by its first line too, and its rest expanded. No copy found after a truncation: said, since those lines
+        are lost.
         """
         known = set(self._checkpoints.offsets) | set(self._checkpoints.sending)
         if not known:
@@ -212,12 +258,18 @@ class Tailer:
             now, here = None, None
         inode = f"{now.st_dev}:{now.st_ino}:" if now else None
         truncated = {f for f in known if f.startswith(inode)} if inode and here and here not in known else set()
-        left: list[_Open] = []
-        for sibling in _siblings(self.path):
+        siblings = _siblings(self.path)
+        found: list[tuple[Path, str, BinaryIO]] = []  # (sibling, the identity its rest is shipped under, its bytes)
+        located: set[str] = set()  # identities still held by a file as it was written
+        compressed: list[Path] = []
+        for sibling in siblings:
             try:
                 stat = sibling.stat()
                 if now is not None and (stat.st_dev, stat.st_ino) == (now.st_dev, now.st_ino):
                     continue  # another name of the file at the path
+                if _gzipped(sibling):
+                    compressed.append(sibling)
+                    continue
                 if not truncated and not any(f.startswith(f"{stat.st_dev}:{stat.st_ino}:") for f in known):
                     continue
                 handle = sibling.open("rb")
@@ -236,12 +288,34 @@ class Tailer:
             else:
                 handle.close()
                 continue
-            offset = self._checkpoints.get(shipped_as)
-            if stat.st_size <= offset:
+            located.add(shipped_as)
+            if stat.st_size <= self._checkpoints.get(shipped_as):
                 handle.close()
                 continue
+            found.append((sibling, shipped_as, handle))
+        # Compressing writes a new file (and then deletes the old one): found by the first line of what it holds.
+        heads = {f.rsplit(":", 1)[1]: f for f in sorted(known - located - {here})}
+        for sibling in compressed:
+            try:
+                crc = _first_line_crc(sibling)
+                if crc not in heads:
+                    continue
+                shipped_as = heads.pop(crc)
+                truncated.discard(shipped_as)
+                rest = _expanded_rest(sibling, self._checkpoints.get(shipped_as))
+            except FileNotFoundError:
+                continue
+            except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; EOFError: cut short
+                why = reason(exc) if isinstance(exc, OSError) and exc.strerror else str(exc)
+                self._tell(f"{sibling}: cannot read it to finish a rotated file: {why}")
+                continue
+            if rest is not None:
+                found.append((sibling, shipped_as, rest))
+        left: list[_Open] = []
+        for sibling, shipped_as, content in sorted(found, key=lambda entry: siblings.index(entry[0])):
+            offset = self._checkpoints.get(shipped_as)
             self._tell(f"{sibling}: rotated while no shipper ran; shipping its rest first (from offset {offset})")
-            left.append(_Open(self.path, handle, shipped_as, offset, left=True))
+            left.append(_Open(self.path, content, shipped_as, offset, left=True))
         for file_id in sorted(truncated):
             self._tell(
                 f"{self.path}: truncated while no shipper ran, and no copy of it beside it: lines written after offset "
