@@ -39,5 +39,6 @@ proof: bootstrap  ## the whole stack under 2 GB of load, faults and bad input; w
 dashboards:  ## regenerate dashboards/*.json from dashboards/src
 	uv run python -m dashboards.src
 
-clean:
+clean:  ## stop the stack if one runs (its pids live in .outrider), then remove its data and build outputs
+	if [ -d .outrider ]; then uv run outrider down; fi
 	rm -rf .outrider .cache/test-stack native/logparse/target
