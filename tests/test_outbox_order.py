@@ -14,6 +14,7 @@ from outrider_common import outbox
 from outrider_common.db import create_pool, migrate
 from outrider_common.events import EngagementEvent
 from outrider_common.kafka import ensure_topics
+from outrider_common.settings import KafkaSettings
 from outrider_common.topics import ENGAGEMENT_EVENTS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -50,10 +51,11 @@ async def test_a_relay_waits_for_the_pass_of_another_so_one_key_stays_in_order(
     database_dsn: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     await asyncio.to_thread(migrate, database_dsn)
-    await ensure_topics(kafka_bootstrap, [f"{topic_prefix}{ENGAGEMENT_EVENTS.name}"])
+    kafka = KafkaSettings(kafka_bootstrap_servers=kafka_bootstrap)
+    await ensure_topics(kafka, [f"{topic_prefix}{ENGAGEMENT_EVENTS.name}"])
     pool = await create_pool(database_dsn)
     # Replica A and replica B: two relays of one producer, each with its own Kafka producer (as two processes have).
-    relay = outbox.Relay("ordertest", kafka_bootstrap, lambda topic: f"{topic_prefix}{topic.name}")
+    relay = outbox.Relay("ordertest", kafka, lambda topic: f"{topic_prefix}{topic.name}")
     kafka_a, kafka_b = (AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True) for _ in "ab")
     await kafka_a.start()
     await kafka_b.start()

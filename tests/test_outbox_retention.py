@@ -10,6 +10,7 @@ import pytest
 
 from outrider_common import outbox
 from outrider_common.db import create_pool, migrate
+from outrider_common.settings import KafkaSettings
 
 pytestmark = [pytest.mark.postgres]
 
@@ -40,7 +41,8 @@ async def test_published_events_past_their_retention_are_deleted_in_batches_and_
         await add(pool, mine, "recent", age_days=30, published_ago=6)  # created long ago, published recently
         await add(pool, mine, "unpublished", age_days=30, published_ago=None)  # Kafka away for a month
         await add(pool, other, "others", age_days=30, published_ago=8)  # another producer's relay's to delete
-        relay = outbox.Relay(mine, "127.0.0.1:9", lambda topic: topic.name, retention=timedelta(days=7))
+        nowhere = KafkaSettings(kafka_bootstrap_servers="127.0.0.1:9")
+        relay = outbox.Relay(mine, nowhere, lambda topic: topic.name, retention=timedelta(days=7))
 
         assert await relay.delete_published(pool, batch=2) == 2  # a batch is bounded
         assert await keys(pool, mine) == ["old-2", "old-3", "old-4", "recent", "unpublished"]

@@ -34,7 +34,18 @@ def test_every_service_is_live_ready_observable_and_stops_cleanly(
             metrics = httpx.get(f"{service.url}/metrics")
             assert metrics.headers["content-type"].startswith("text/plain"), name
             assert f"# TYPE {OWN_METRIC[name]} counter" in metrics.text, name
-            assert httpx.get(f"{service.url}/openapi.json").json()["info"]["title"].lower().endswith(name)
+            doc = httpx.get(f"{service.url}/openapi.json").json()
+            assert doc["info"]["title"].lower().endswith(name)
+            readyz = doc["paths"]["/readyz"]["get"]["responses"]  # the 503 and its body are documented
+            assert readyz["503"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Readiness"}
+            assert set(doc["components"]["schemas"]["Readiness"]["properties"]) == set(ready.json()), name
+            if name == "tracker":  # the body limit's 413 on operations with a body, and only on them
+                engagements = doc["paths"]["/v1/engagements"]
+                assert "413" in engagements["post"]["responses"]
+                assert "413" not in engagements["get"]["responses"]
+                advance = doc["paths"]["/v1/engagements/{engagement_id}/advance"]["post"]["responses"]["409"]
+                assert "last stage" in advance["description"]
+                assert "needs a reason" in advance["description"]
             # The requests above were counted under their route template.
             assert f'outrider_{name}_http_requests_total{{method="GET",route="/readyz",status="200"}}' in (
                 httpx.get(f"{service.url}/metrics").text

@@ -11,6 +11,7 @@ from dashboards.src.customer_logs import customer_logs_json
 
 DS = DataSourceRef(type_val="prometheus", uid="$datasource")
 SERVICES = ("ingest", "analyzer", "tracker", "notifier")
+API_SERVICES = ("ingest", "tracker")  # the services with routes under /v1/; the others serve only ops endpoints
 
 
 def panel(title: str, unit: str, *queries: tuple[str, str], width: int = 12) -> timeseries.Panel:
@@ -55,6 +56,27 @@ def shared(gauge: str, by: str = "") -> str:
     return f"max{f' by ({by})' if by else ''} ({gauge})"
 
 
+def red_row(service: str) -> list[timeseries.Panel]:
+    """Rate, errors and duration of one service; the 5xx ratio only where there is an API to fail."""
+    api = service in API_SERVICES
+    width = 8 if api else 12
+    requests = panel(
+        "Requests / s by route",
+        "reqps",
+        (rate(f"outrider_{service}_http_requests_total", "route, status"), "{{route}} {{status}}"),
+        width=width,
+    )
+    latency = panel(
+        "Latency p99 by route",
+        "s",
+        (p99(f"outrider_{service}_http_request_duration_seconds", "route"), "{{route}}"),
+        width=width,
+    )
+    if not api:
+        return [requests, latency]
+    return [requests, panel("5xx ratio", "percentunit", (error_ratio(service), "5xx"), width=width), latency]
+
+
 def dashboards() -> dict[str, dict[str, Any]]:
     """Every dashboard as Grafana JSON, by file name."""
     pipeline = board("outrider-pipeline", "Outrider / Pipeline", [
@@ -79,16 +101,7 @@ def dashboards() -> dict[str, dict[str, Any]]:
             panel("Flush failures / s", "short", (rate("outrider_analyzer_flush_failures_total"), "failures")),
         ]),
     ])  # fmt: skip
-    red = board("outrider-services", "Outrider / Services (RED)", [
-        (service, [
-            panel("Requests / s by route", "reqps",
-                  (rate(f"outrider_{service}_http_requests_total", "route, status"), "{{route}} {{status}}"), width=8),
-            panel("5xx ratio", "percentunit", (error_ratio(service), "5xx"), width=8),
-            panel("Latency p99 by route", "s",
-                  (p99(f"outrider_{service}_http_request_duration_seconds", "route"), "{{route}}"), width=8),
-        ])
-        for service in SERVICES
-    ])  # fmt: skip
+    red = board("outrider-services", "Outrider / Services (RED)", [(service, red_row(service)) for service in SERVICES])
     engagements = board("outrider-engagements", "Outrider / Engagements and notifications", [
         ("Engagements", [
             panel("Active engagements by stage", "short",

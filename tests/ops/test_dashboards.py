@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import promql_parser
+import yaml
 
 from dashboards.src.build import dashboards
 
@@ -84,8 +85,29 @@ def test_gauges_of_the_shared_database_count_once_however_many_replicas() -> Non
 def test_red_error_ratios_count_only_api_routes() -> None:
     # /readyz answers 503 while Kafka or PostgreSQL is away: that is the readiness probe's business, not an error rate.
     ratios = [q for p in panels() if p["title"] == "5xx ratio" for q in (t["expr"] for t in p["targets"])]
-    assert len(ratios) == 4
+    # Only services with routes under /v1/ get one: another's would show "No data" for ever.
+    services = Path(__file__).parents[2] / "services"
+    with_api = {d.name for d in services.iterdir() if any("/v1" in f.read_text() for f in d.glob("src/**/*.py"))}
+    assert with_api == {"ingest", "tracker"}
+    assert {re.search(r"outrider_([a-z]+)_http", q)[1] for q in ratios} == with_api
+    assert len(ratios) == 2
     for ratio in ratios:
         selectors = re.findall(r"outrider_[a-z]+_http_requests_total(\{[^}]*\})?", ratio)
         assert len(selectors) == 2, ratio
         assert all('route=~"/v1/.*"' in s for s in selectors), ratio
+
+
+def test_provisioning_has_a_data_source_for_every_variable_of_every_dashboard() -> None:
+    provisioned = [
+        ds
+        for f in sorted((DASHBOARDS / "provisioning" / "datasources").glob("*.yaml"))
+        for ds in yaml.safe_load(f.read_text())["datasources"]
+    ]
+    wanted = {v["query"] for d in dashboards().values() for v in d["templating"]["list"] if v["type"] == "datasource"}
+    assert wanted == {"prometheus", "grafana-postgresql-datasource"}
+    assert wanted <= {ds["type"] for ds in provisioned}
+    (postgres,) = [ds for ds in provisioned if ds["type"] == "grafana-postgresql-datasource"]
+    assert postgres["uid"] == "outrider-postgres"  # as `make up` provisions it (src/outrider/up.py)
+    # Where the database is and who reads it come from Grafana's environment, never a password in the repository.
+    parts = [postgres["url"], postgres["user"], *postgres["jsonData"].values(), postgres["secureJsonData"]["password"]]
+    assert all(re.fullmatch(r"(\$[A-Z_]+:?)+", part) for part in parts), parts

@@ -1,7 +1,6 @@
 """The Helm chart: `helm lint --strict` and `helm template` for every CI values file, manifests valid against the
 Kubernetes schemas (offline, kubernetes-validate), and the right security context and probes everywhere."""
 
-import inspect
 import subprocess
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import yaml
 
 from outrider.devstack import ROOT
 from outrider_analyzer.settings import AnalyzerSettings
-from outrider_common.kafka import ensure_topics
+from outrider_common.settings import KafkaSettings
 from outrider_common.topics import LOGS_RAW
 
 CHART = ROOT / "deploy" / "helm" / "outrider"
@@ -68,7 +67,9 @@ def test_keda_scales_the_analyzer_on_the_lag_of_its_real_group_and_topic() -> No
     assert scaled["spec"]["scaleTargetRef"]["name"] == "demo-outrider-analyzer"
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "kafka"
-    assert trigger["metadata"]["consumerGroup"] == AnalyzerSettings().consumer_group  # the group the analyzer joins
+    (analyzer,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "demo-outrider-analyzer"]
+    env = {e["name"]: e.get("value") for e in analyzer["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert trigger["metadata"]["consumerGroup"] == env["OUTRIDER_CONSUMER_GROUP"] == "acme.analyzer"  # the one it joins
     assert trigger["metadata"]["topic"] == f"acme.{LOGS_RAW.name}"  # with the chart's topicPrefix
     assert trigger["metadata"]["lagThreshold"] == "40"
     # KEDA owns the analyzer's HPA; ingest keeps its CPU one.
@@ -150,7 +151,7 @@ def test_autoscaled_deployments_leave_their_replicas_to_the_autoscaler() -> None
 
 
 def test_no_autoscaler_runs_more_analyzers_than_logs_raw_has_partitions() -> None:
-    partitions = inspect.signature(ensure_topics).parameters["partitions"].default
+    partitions = KafkaSettings.model_fields["topic_partitions"].default
     docs = render("--set", "autoscaling.enabled=true") + render("--set", "keda.enabled=true")
     most = [d["spec"]["maxReplicas"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
     most += [d["spec"]["maxReplicaCount"] for d in docs if d["kind"] == "ScaledObject"]
@@ -209,3 +210,93 @@ def test_the_schema_refuses_a_network_policy_port_that_is_not_one() -> None:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode != 0
     assert "kafkaPort" in done.stderr
+
+
+def deployment_env(docs: list[dict]) -> dict[str, dict[str, dict]]:
+    """Each Deployment's container env entries by name, by service."""
+    return {
+        d["metadata"]["name"].removeprefix("demo-outrider-"): {
+            e["name"]: e for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        for d in docs
+        if d["kind"] == "Deployment"
+    }
+
+
+def test_a_default_install_generates_the_admin_token_the_tracker_reads() -> None:
+    # Without a token of the user's nobody could mint the first API token. (`helm template` has no cluster, so
+    # `lookup` finds no earlier Secret and the token is generated; an upgrade reads the installed one back.)
+    docs = render()
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    token = secret["stringData"]["admin-token"]
+    assert len(token) >= 32
+    assert token.isalnum()
+    (again,) = [d for d in render() if d["kind"] == "Secret"]
+    assert again["stringData"]["admin-token"] != token  # random: not one every install shares
+    ref = deployment_env(docs)["tracker"]["OUTRIDER_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": secret["metadata"]["name"], "key": "admin-token"}
+    # A token given is used as is; one from an existing Secret is read from there.
+    (given,) = [d for d in render("--set", "auth.adminToken=otr_admin_given") if d["kind"] == "Secret"]
+    assert given["stringData"]["admin-token"] == "otr_admin_given"
+    external = render("--set", "auth.existingSecret=outrider-admin")
+    (secret,) = [d for d in external if d["kind"] == "Secret"]
+    assert "admin-token" not in secret["stringData"]
+    ref = deployment_env(external)["tracker"]["OUTRIDER_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "outrider-admin", "key": "admin-token"}
+
+
+def test_consumer_groups_are_scoped_by_the_topic_prefix() -> None:
+    # Two releases on one Kafka with different prefixes must not share (and split) a consumer group.
+    env = deployment_env(render("--set", "topicPrefix=acme."))
+    assert env["analyzer"]["OUTRIDER_CONSUMER_GROUP"]["value"] == "acme.analyzer"
+    assert env["notifier"]["OUTRIDER_CONSUMER_GROUP"]["value"] == "acme.notifier"
+    assert "OUTRIDER_CONSUMER_GROUP" not in env["ingest"]
+    assert "OUTRIDER_CONSUMER_GROUP" not in env["tracker"]
+    # Without a prefix, the groups the services join by default (and earlier releases of the chart used).
+    env = deployment_env(render())
+    assert env["analyzer"]["OUTRIDER_CONSUMER_GROUP"]["value"] == AnalyzerSettings().consumer_group == "analyzer"
+    assert env["notifier"]["OUTRIDER_CONSUMER_GROUP"]["value"] == "notifier"
+
+
+def test_any_setting_can_be_passed_to_a_service(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump({"services": {
+            "notifier": {
+                "env": [
+                    {"name": "OUTRIDER_DEFAULT_CHANNEL", "value": "#rollouts"},
+                    {"name": "OUTRIDER_QUIET_HOURS_UTC", "value": "[22, 7]"},
+                    {"name": "OUTRIDER_SLACK_WEBHOOK_URL",
+                     "valueFrom": {"secretKeyRef": {"name": "slack-webhook", "key": "url"}}},
+                ],
+                "extraEnvFrom": [{"configMapRef": {"name": "notifier-settings"}}],
+            },
+            "analyzer": {"env": [{"name": "OUTRIDER_LOG_LEVEL", "value": "DEBUG"}]},
+        }})
+    )  # fmt: skip
+    helm("lint", "--strict", str(CHART), "-f", str(values))
+    docs = render("-f", str(values))
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            kubernetes_validate.validate(doc, K8S, strict=True)
+    env = deployment_env(docs)
+    assert env["notifier"]["OUTRIDER_DEFAULT_CHANNEL"]["value"] == "#rollouts"
+    assert env["notifier"]["OUTRIDER_QUIET_HOURS_UTC"]["value"] == "[22, 7]"
+    assert env["notifier"]["OUTRIDER_SLACK_WEBHOOK_URL"]["valueFrom"] == {
+        "secretKeyRef": {"name": "slack-webhook", "key": "url"}
+    }
+    assert env["analyzer"]["OUTRIDER_LOG_LEVEL"]["value"] == "DEBUG"
+    assert "OUTRIDER_LOG_LEVEL" not in env["tracker"]
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Deployment"}
+    assert pods["demo-outrider-notifier"]["containers"][0]["envFrom"] == [
+        {"configMapRef": {"name": "notifier-settings"}}
+    ]
+    assert "envFrom" not in pods["demo-outrider-tracker"]["containers"][0]
+
+
+def test_the_schema_refuses_a_service_key_the_chart_does_not_read() -> None:
+    # A misspelt key (`extraEnv`, `replica`) would otherwise be ignored without a word.
+    done = subprocess.run([str(HELM), "template", "demo", str(CHART), "--set", "services.notifier.extraEnv[0].name=X"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode != 0
+    assert "extraEnv" in done.stderr

@@ -30,6 +30,9 @@ app.kubernetes.io/component: {{ .component }}
 {{ get $own "repository" | default .root.Values.image.repository }}:{{ get $own "tag" | default .root.Values.image.tag | default .root.Chart.AppVersion }}
 {{- end }}
 
+{{/* The Kafka consumer group of a consuming service, under the release's topic prefix. */}}
+{{- define "outrider.consumerGroup" -}}{{ .root.Values.topicPrefix }}{{ .component }}{{- end }}
+
 {{- define "outrider.secretName" -}}{{ include "outrider.fullname" . }}{{- end }}
 
 {{- define "outrider.env" -}}

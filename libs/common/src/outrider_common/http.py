@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
+from pydantic import BaseModel
 
 from outrider_common.telemetry import metrics_payload
 
@@ -17,6 +18,13 @@ ReadyCheck = Callable[[], Awaitable[object]]
 # PostgreSQL's integer and bigint: larger numbers are refused as input (422), not at the database (500).
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+
+
+class Readiness(BaseModel):
+    """`/readyz`'s answer, 200 when ready and 503 when not."""
+
+    ready: bool
+    checks: dict[str, str]  # each dependency: "ok", or why it failed
 
 
 def ops_router(
@@ -35,7 +43,12 @@ def ops_router(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: the connections the service cannot serve without work")
+    @router.get(
+        "/readyz",
+        summary="Readiness: the connections the service cannot serve without work",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: a dependency in `checks` failed"}},
+    )
     async def readyz() -> JSONResponse:
         results: dict[str, str] = {}
         for name, check in both.items():

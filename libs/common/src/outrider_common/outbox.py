@@ -17,6 +17,8 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
+from outrider_common.kafka import client_options
+from outrider_common.settings import KafkaSettings
 from outrider_common.topics import ALL_TOPICS, Topic
 
 log = logging.getLogger(__name__)
@@ -74,12 +76,12 @@ class Relay:
     def __init__(
         self,
         producer: str,
-        bootstrap_servers: str,
+        kafka: KafkaSettings,
         topic_name: Callable[[Topic], str],
         *,
         retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
-        self.producer, self._bootstrap, self._topic_name = producer, bootstrap_servers, topic_name
+        self.producer, self._kafka, self._topic_name = producer, kafka, topic_name
         self.retention, self._next_prune = retention, 0.0
         self.wake = asyncio.Event()
         self._published = Counter(f"outrider_{producer}_outbox_published_total", "Outbox events published.", [])
@@ -159,7 +161,7 @@ class Relay:
             return ack
 
     async def _start_producer(self) -> AIOKafkaProducer:
-        kafka = AIOKafkaProducer(bootstrap_servers=self._bootstrap, client_id=f"outrider-{self.producer}-outbox",
+        kafka = AIOKafkaProducer(**client_options(self._kafka), client_id=f"outrider-{self.producer}-outbox",
                                  enable_idempotence=True, acks="all")  # fmt: skip
         try:
             await kafka.start()

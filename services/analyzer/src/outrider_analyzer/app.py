@@ -17,15 +17,12 @@ from outrider_analyzer.pipeline import DRAIN_SECONDS, ConsumerLag, DrainOnRevoke
 from outrider_analyzer.settings import AnalyzerSettings
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
-from outrider_common.kafka import ensure_topics
+from outrider_common.kafka import MAX_RECORD_BYTES, broker_security, ensure_topics
 from outrider_common.logstats import BUCKET_SECONDS
 from outrider_common.outbox import Relay
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ANALYSIS_FINDINGS, LOGS_RAW
 
-# As large as the records ingest publishes (and the broker's message.max.bytes in outrider.devstack): a dead letter
-# is such a record with two headers more. One still over the limit goes without its value (handlers.dead_letterer).
-MAX_REQUEST_BYTES = 8 << 20
 # The group waits this long for each member to rejoin a rebalance, the revoke's drain included; aiokafka's default is
 # the session timeout (10 s), below the drain's bound, and a member dropped mid-drain rejoins: a rebalance storm.
 REBALANCE_TIMEOUT_MS = int(3 * DRAIN_SECONDS * 1000)
@@ -37,17 +34,20 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     setup_logging(settings.log_level)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
         client_id="outrider-analyzer",
         enable_idempotence=True,
-        max_request_size=MAX_REQUEST_BYTES,
+        # A dead letter is a record of ingest's with two headers more; one still over the limit goes without its
+        # value (handlers.dead_letterer).
+        max_request_size=MAX_RECORD_BYTES,
         middlewares=kafka_middlewares(REGISTRY, setup_tracing("analyzer")),
     )
     db = Database(settings.database_url.get_secret_value())
-    relay = Relay("analyzer", settings.kafka_bootstrap_servers, settings.topic, retention=settings.outbox_retention)
+    relay = Relay("analyzer", settings, settings.topic, retention=settings.outbox_retention)
     flusher = Flusher(
         db,
         dead_letterer(broker, settings.dead_letter_topic(LOGS_RAW)),
-        rereader(settings.kafka_bootstrap_servers),
+        rereader(settings),
         bucket_seconds=BUCKET_SECONDS,
         limits=settings.findings,
         wake_relay=relay.wake,
@@ -85,10 +85,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
-        await ensure_topics(
-            settings.kafka_bootstrap_servers,
-            [settings.topic(LOGS_RAW), settings.dead_letter_topic(LOGS_RAW), settings.topic(ANALYSIS_FINDINGS)],
-        )
+        topics = [settings.topic(LOGS_RAW), settings.dead_letter_topic(LOGS_RAW), settings.topic(ANALYSIS_FINDINGS)]
+        await ensure_topics(settings, topics)
         tasks = [asyncio.create_task(flusher.run()), asyncio.create_task(relay.run(db.pool))]
         await broker.start()
         watching = asyncio.create_task(lag.run())

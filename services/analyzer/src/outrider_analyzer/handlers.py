@@ -16,6 +16,8 @@ import logparse
 from outrider_analyzer import metrics
 from outrider_analyzer.pipeline import DeadLetter, Flusher, Handled, Reread, header_text
 from outrider_common.events import LogChunk
+from outrider_common.kafka import client_options
+from outrider_common.settings import KafkaSettings
 from outrider_common.topics import DEAD_LETTER_VALUE, dead_letter_headers
 
 log = logging.getLogger(__name__)
@@ -112,9 +114,17 @@ async def _handle(records: tuple[ConsumerRecord, ...], bucket_seconds: int) -> l
     items: list[tuple[bytes, str | None, bool]] = [
         (r.value or b"", c.log_type, c.encoding == "zstd") for _, r, _, c, _ in parsing
     ]
-    results = await asyncio.to_thread(logparse.parse_chunks, items, bucket_seconds)
+    try:
+        results = await asyncio.to_thread(logparse.parse_chunks, items, bucket_seconds)
+    except BaseException as exc:  # failed or cancelled: the spans say why, and still end (so they are exported)
+        for *_, span in parsing:
+            span.record_exception(exc)
+            span.set_status(trace.StatusCode.ERROR, repr(exc))
+        raise
+    finally:
+        for *_, span in parsing:
+            span.end()
     for (i, record, headers, chunk, span), result in zip(parsing, results, strict=True):
-        span.end()
         if isinstance(result, str):
             handled[i] = _dead(record, headers, f"bad value: {result}")
         else:
@@ -128,12 +138,12 @@ def _dead(record: ConsumerRecord, headers: dict[str, str], reason: str) -> Handl
     return Handled(TopicPartition(record.topic, record.partition), record.offset, len(dead.value), dead=dead)
 
 
-def rereader(bootstrap_servers: str) -> Reread:
+def rereader(settings: KafkaSettings) -> Reread:
     """What the flusher calls to read one record again, at its offset, with a consumer of its own (no group)."""
 
     async def reread(tp: TopicPartition, offset: int) -> ConsumerRecord | None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, client_id="outrider-analyzer-reread", group_id=None,
+            **client_options(settings), client_id="outrider-analyzer-reread", group_id=None,
             enable_auto_commit=False, auto_offset_reset="none",
         )  # fmt: skip
         await consumer.start()

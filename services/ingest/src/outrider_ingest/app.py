@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
-from outrider_common.kafka import ensure_topics
+from outrider_common.kafka import MAX_RECORD_BYTES, broker_security, ensure_topics
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import LOGS_RAW
 from outrider_ingest import api
@@ -27,6 +27,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     db = Database(settings.database_url.get_secret_value())
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
         client_id="outrider-ingest",
         # aiokafka's defaults (acks=1, no idempotence, no linger) can lose or duplicate records on retry.
         enable_idempotence=True,
@@ -34,7 +35,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         compression_type=None,  # values are zstd already (LogChunk.pack), compressed in worker threads
         linger_ms=5,
         max_batch_size=1 << 20,
-        max_request_size=8 << 20,
+        max_request_size=MAX_RECORD_BYTES,
         middlewares=(
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name="ingest"),
             KafkaTelemetryMiddleware(tracer_provider=setup_tracing("ingest")),
@@ -44,7 +45,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
-        await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic(LOGS_RAW)])
+        await ensure_topics(settings, [settings.topic(LOGS_RAW)])
         await broker.start()
         try:
             yield

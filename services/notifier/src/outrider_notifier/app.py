@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
-from outrider_common.kafka import ensure_topics
+from outrider_common.kafka import broker_security, ensure_topics
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ANALYSIS_FINDINGS, ENGAGEMENT_EVENTS
 from outrider_notifier.dispatch import Dispatcher
@@ -33,6 +33,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     db = Database(settings.database_url.get_secret_value(), MIGRATIONS)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
         client_id="outrider-notifier",
         middlewares=(
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name="notifier"),
@@ -57,7 +58,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
         await ensure_topics(
-            settings.kafka_bootstrap_servers,
+            settings,
             [n for t in consumed for n in (settings.topic(t), settings.dead_letter_topic(t))],
         )
         webhook = settings.slack_webhook_url.get_secret_value()

@@ -14,12 +14,12 @@ from prometheus_client import REGISTRY
 
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router, refuse_invalid, refuse_nul
-from outrider_common.kafka import ensure_topics
+from outrider_common.kafka import broker_security, ensure_topics
 from outrider_common.outbox import Relay
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ENGAGEMENT_EVENTS
 from outrider_tracker.auth import api as auth_api
-from outrider_tracker.body import SizeLimit
+from outrider_tracker.body import SizeLimit, document_limit
 from outrider_tracker.engagement import api as engagement_api
 from outrider_tracker.handoff import api as handoff_api
 from outrider_tracker.issue import api as issue_api
@@ -43,6 +43,7 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     db = Database(settings.database_url.get_secret_value(), MIGRATIONS)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
         client_id="outrider-tracker",
         enable_idempotence=True,
         middlewares=(
@@ -50,12 +51,12 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
             KafkaTelemetryMiddleware(tracer_provider=setup_tracing("tracker")),
         ),
     )
-    relay = Relay("tracker", settings.kafka_bootstrap_servers, settings.topic, retention=settings.outbox_retention)
+    relay = Relay("tracker", settings, settings.topic, retention=settings.outbox_retention)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
-        await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic(ENGAGEMENT_EVENTS)])
+        await ensure_topics(settings, [settings.topic(ENGAGEMENT_EVENTS)])
         await broker.start()
         background = [
             asyncio.create_task(relay.run(db.pool)),
@@ -88,4 +89,5 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     # Without Kafka the API still serves, its events wait in the outbox (alert OutriderOutboxBacklog): not a reason
     # to take the tracker out of service.
     app.include_router(ops_router({"postgres": db.ping}, reported={"kafka": lambda: check_broker(broker)}))
+    document_limit(app, settings.max_body_bytes)
     return app

@@ -71,7 +71,14 @@ async def set_checklist_item(
 @router.post(
     "/{engagement_id}/advance",
     summary="Move to the next stage (refused with what is missing unless forced with a reason)",
-    responses={**NOT_FOUND, 409: {"model": StageBlocked, "description": "Exit criteria not met"}},
+    responses={
+        **NOT_FOUND,
+        409: {
+            "model": StageBlocked,
+            "description": "Refused: exit criteria not met (forcing past them needs a reason), the last stage, or the "
+            "engagement moved meanwhile (`detail` says which)",
+        },
+    },
 )
 async def advance(
     engagement: Engagement, actor: Actor, request: Request, body: AdvanceRequest | None = None
