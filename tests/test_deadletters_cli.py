@@ -2,12 +2,14 @@
 tests/test_analyzer.py): a record replayed and dead-lettered again says which dead letter it was replayed from."""
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
 from typer.testing import CliRunner
 
-from outrider import deadletters
+from outrider import deadletters, up
 from outrider.cli import app
 from outrider.deadletters import DeadLetter
 
@@ -113,3 +115,26 @@ def test_bootstrap_servers_that_are_not_host_port_are_a_usage_error() -> None:
     error = " ".join(result.output.replace("│", " ").split())
     assert "Invalid value for '--bootstrap'" in error
     assert "'127.0.0.1:notaport' is not host:port[,host:port…]" in error
+
+
+@pytest.fixture
+def bootstrap_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The bootstrap servers each `list` connects to; no stack up (`up`'s state in an empty directory)."""
+    used: list[str] = []
+
+    async def read(kafka: Any, topics: list[str]) -> list[DeadLetter]:
+        used.append(getattr(kafka, "kafka_bootstrap_servers", kafka))  # settings, or the servers themselves
+        return []
+
+    monkeypatch.setattr(deadletters, "_list", read)
+    monkeypatch.setattr(up, "STATE", tmp_path)
+    monkeypatch.delenv("OUTRIDER_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    return used
+
+
+def test_the_default_kafka_is_the_one_up_started(bootstrap_used: list[str]) -> None:
+    assert runner.invoke(app, ["dead-letters", "list"]).exit_code == 0
+    up.Stack(29092, 15432, None, {}).save()  # `up` found 19092 taken and chose another port
+    assert runner.invoke(app, ["dead-letters", "list"]).exit_code == 0
+    assert runner.invoke(app, ["dead-letters", "list", "--bootstrap", "kafka:9092"]).exit_code == 0
+    assert bootstrap_used == ["127.0.0.1:19092", "127.0.0.1:29092", "kafka:9092"]

@@ -22,9 +22,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import collect_hosts
 from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 from rich.table import Table
 
 from outrider.stats.render import stdout_console
+from outrider.up import stack_port
+from outrider_common.kafka import MAX_RECORD_BYTES, client_options
+from outrider_common.settings import KafkaSettings
 from outrider_common.topics import ALL_TOPICS, DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_VALUE
 
 app = typer.Typer(
@@ -37,13 +41,26 @@ REPLAY_GROUP = "outrider-dead-letters-replay"
 REPLAYED_FROM = "dead-letter-replayed-from"
 
 
-def _bootstrap(servers: str) -> str:
-    """Bootstrap servers as aiokafka reads them (host[:port],…), refused here rather than in its traceback."""
+def _bootstrap(ctx: typer.Context, param: typer.CallbackParam, servers: str) -> str:
+    """Bootstrap servers as aiokafka reads them (host[:port],…), refused here rather than in its traceback. Not
+    given, the Kafka `outrider up` started, wherever it listens."""
+    source = ctx.get_parameter_source(param.name or "")  # typer's own (vendored) click's enum: compared by name
+    if source is not None and source.name == "DEFAULT" and (port := stack_port("kafka")):
+        servers = f"127.0.0.1:{port}"
     try:
         collect_hosts(servers)
     except ValueError:
         raise typer.BadParameter(f"{servers!r} is not host:port[,host:port…]") from None
     return servers
+
+
+def _kafka(bootstrap: str) -> KafkaSettings:
+    """How to connect: `--bootstrap`, with TLS and SASL from the services' OUTRIDER_KAFKA_* variables."""
+    try:
+        return KafkaSettings(kafka_bootstrap_servers=bootstrap)
+    except ValidationError as exc:
+        console.print(f"Kafka settings: {exc}", style="red")
+        raise typer.Exit(2) from None
 
 
 BootstrapOpt = Annotated[
@@ -52,7 +69,8 @@ BootstrapOpt = Annotated[
         "--bootstrap",
         envvar="OUTRIDER_KAFKA_BOOTSTRAP_SERVERS",
         callback=_bootstrap,
-        help="Kafka bootstrap servers (`make up`'s by default).",
+        help="Kafka bootstrap servers. Default: the Kafka `make up` started (its port in .outrider/stack.json), "
+        "else 127.0.0.1:19092.",
     ),
 ]
 PrefixOpt = Annotated[
@@ -119,9 +137,9 @@ def _dead_topics(names: Iterable[str] | None, prefix: str) -> list[str]:
 
 
 @asynccontextmanager
-async def _consumer(bootstrap: str, group: str | None) -> AsyncIterator[AIOKafkaConsumer]:
+async def _consumer(kafka: KafkaSettings, group: str | None) -> AsyncIterator[AIOKafkaConsumer]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
+        **client_options(kafka), group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -130,9 +148,9 @@ async def _consumer(bootstrap: str, group: str | None) -> AsyncIterator[AIOKafka
         await consumer.stop()
 
 
-async def _partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
+async def _partitions(kafka: KafkaSettings, topics: list[str]) -> list[TopicPartition]:
     """The partitions of those of `topics` that exist (nothing has been dead-lettered to a topic not yet made)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics()).intersection(topics)
@@ -158,11 +176,11 @@ async def _records(
     return read
 
 
-async def _list(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
-    partitions = await _partitions(bootstrap, topics)
+async def _list(kafka: KafkaSettings, topics: list[str]) -> list[DeadLetter]:
+    partitions = await _partitions(kafka, topics)
     if not partitions:  # (aiokafka: a consumer stopped without ever being assigned raises CancelledError)
         return []
-    async with _consumer(bootstrap, None) as consumer:
+    async with _consumer(kafka, None) as consumer:
         read = await _records(consumer, partitions, from_start=True)
     return [DeadLetter(r) for records in read.values() for r in records]
 
@@ -186,7 +204,7 @@ def list_dead_letters(
     """Every dead letter, oldest first: when, where it is (topic/partition/offset), where it came from, why, and its
     size; for one that was replayed and dead-lettered again, the earlier dead letter it was replayed from."""
     names = _dead_topics(topics, topic_prefix)
-    letters = [d for d in _run(_list(bootstrap, names)) if d.matches(reason)]
+    letters = [d for d in _run(_list(_kafka(bootstrap), names)) if d.matches(reason)]
     letters.sort(key=lambda d: (d.record.timestamp, d.record.partition, d.record.offset, d.record.topic))
     if json_out:
         sys.stdout.writelines(json.dumps(d.row()) + "\n" for d in letters)  # as it is: no console markup or emoji
@@ -209,17 +227,18 @@ def list_dead_letters(
 DROPPED = ""  # in `_replay`'s counts: dead letters without their value, not sent
 
 
-async def _replay(bootstrap: str, topics: list[str], reason: str | None, from_start: bool) -> dict[str, int]:
+async def _replay(kafka: KafkaSettings, topics: list[str], reason: str | None, from_start: bool) -> dict[str, int]:
     """Send the dead letters not replayed yet back where they came from; without a `reason` filter, remember how
     far this got once Kafka acknowledged them (the replay group's offsets)."""
     sent: dict[str, int] = {}
-    partitions = await _partitions(bootstrap, topics)
+    partitions = await _partitions(kafka, topics)
     if not partitions:
         return sent
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    # As large a request as the services' own: a dead letter of ingest's largest record goes back whole.
+    producer = AIOKafkaProducer(**client_options(kafka), enable_idempotence=True, max_request_size=MAX_RECORD_BYTES)
     await producer.start()
     try:
-        async with _consumer(bootstrap, REPLAY_GROUP) as consumer:
+        async with _consumer(kafka, REPLAY_GROUP) as consumer:
             for tp, records in (await _records(consumer, partitions, from_start=from_start)).items():
                 for record in records:
                     letter = DeadLetter(record)
@@ -265,7 +284,7 @@ def replay(
 
     A run without --reason remembers how far it got: the next sends only what was dead-lettered since.
     """
-    sent = _run(_replay(bootstrap, _dead_topics(topics, topic_prefix), reason, from_start))
+    sent = _run(_replay(_kafka(bootstrap), _dead_topics(topics, topic_prefix), reason, from_start))
     if not sent:
         console.print("nothing to replay")
     for target, n in sorted(sent.items()):

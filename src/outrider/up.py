@@ -59,14 +59,20 @@ class Stack:
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
 
-def stack_tracker() -> str | None:
-    """The URL of the tracker the running `up` started (its port may not be the usual one), if it has started one."""
+def stack_port(name: str) -> int | None:
+    """The port `name` (a service, or kafka) of the running `up` listens on (not always the usual one), if any."""
     try:
         stack = Stack.load()
-        port = stack.services["tracker"]["port"] if stack else None
+        port = (stack.kafka_port if name == "kafka" else stack.services[name]["port"]) if stack else None
     except (OSError, ValueError, TypeError, KeyError):  # none yet, or a file not of `up`'s writing
         return None
-    return f"http://127.0.0.1:{port}" if isinstance(port, int) else None
+    return port if isinstance(port, int) else None
+
+
+def stack_tracker() -> str | None:
+    """The URL of the tracker the running `up` started (its port may not be the usual one), if it has started one."""
+    port = stack_port("tracker")
+    return f"http://127.0.0.1:{port}" if port else None
 
 
 def up() -> None:

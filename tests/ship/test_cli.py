@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from typer.testing import CliRunner
 
+from outrider import up
 from outrider.cli import app
 from outrider.ship.checkpoint import held
 from tests.ship.stub import ENGAGEMENT, Ingest
@@ -249,3 +251,18 @@ def test_the_shared_options_may_follow_the_file_names(ingest: Ingest, tmp_path: 
     assert result.exit_code == 0, result.output
     assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n']
     assert f"/v1/engagements/{ENGAGEMENT}/logs?" in ingest.requests[0][1]
+
+
+def test_without_url_it_ships_to_the_ingest_up_started(
+    ingest: Ingest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `up` found 8001 taken and chose another port, which it recorded in .outrider/stack.json.
+    monkeypatch.setattr(up, "STATE", tmp_path)
+    monkeypatch.delenv("OUTRIDER_SHIP_URL", raising=False)
+    up.Stack(19092, 15432, None, {"ingest": {"pid": 1, "port": int(ingest.url.rsplit(":", 1)[1])}}).save()
+    log = tmp_path / "production_json.log"
+    log.write_bytes(b'{"a":1}\n')
+    args = ["ship", "--engagement", ENGAGEMENT, str(log), "--once", "--state", str(tmp_path / "state.json")]
+    result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert result.exit_code == 0, result.output
+    assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n']

@@ -66,13 +66,16 @@ def report_of(data: bytes) -> logparse.LogReport:
     return report
 
 
-@pytest.mark.parametrize("empty_first", [True, False])
-def test_a_side_without_gitlab_lines_is_named(logs: Path, empty_first: bool) -> None:
+@pytest.mark.parametrize("garbage_first", [True, False])
+def test_a_side_without_gitlab_lines_is_named(logs: Path, garbage_first: bool) -> None:
     gitaly = ("gitaly.log", report_of((logs / "gitaly.log").read_bytes()))
-    empty = ("empty.log", report_of(b""))
-    sides = (empty, gitaly) if empty_first else (gitaly, empty)
-    with pytest.raises(views.ViewError, match=r"^empty\.log: no GitLab log lines recognised; try --type$"):
+    garbage = ("garbage.bin", report_of(b"\x00\xff\n" * 3))
+    sides = (garbage, gitaly) if garbage_first else (gitaly, garbage)
+    with pytest.raises(views.ViewError, match=r"^garbage\.bin: no GitLab log lines recognised; try --type$"):
         views.check_comparable(*sides)
+    empty = ("empty.log", report_of(b""))
+    views.check_comparable(empty, gitaly)  # an empty log has no type to differ
+    views.check_comparable(gitaly, empty)
 
 
 def test_logs_of_different_types_are_named(logs: Path) -> None:
@@ -83,11 +86,31 @@ def test_logs_of_different_types_are_named(logs: Path) -> None:
     views.check_comparable(gitaly, gitaly)
 
 
-def test_compare_with_an_empty_file_names_it(run: Run, logs: Path, tmp_path: Path) -> None:
+def test_compare_with_an_empty_file_says_it_is_empty(run: Run, logs: Path, tmp_path: Path) -> None:
+    # As `outrider stats empty.log` does; not an error: before a change there may have been nothing.
     empty = tmp_path / "empty.log"
     empty.write_bytes(b"")
-    err = run(empty, logs / "gitaly.log", cmd="compare", code=2).stderr
-    assert err == f"error: {empty}: no GitLab log lines recognised; try --type\n"
+    gitaly = logs / "gitaly.log"
+    result = run(empty, gitaly, "--format", "json", cmd="compare")
+    assert result.stderr.startswith(f"A ({empty}): empty\n")
+    doc = json.loads(result.stdout)
+    both, in_a, in_b = doc["sections"]
+    assert (doc["log_type"], both["rows"], in_a["rows"]) == ("gitaly", [], [])
+    assert {r["key"] for r in in_b["rows"]} == {"FindCommit", "PostUploadPackWithSidechannel"}
+    assert run(gitaly, empty, cmd="compare").stderr.startswith(f"B ({empty}): empty\n")
+
+
+def test_compare_of_a_log_with_no_line_counted_is_an_error(run: Run, logs: Path, tmp_path: Path) -> None:
+    # As the table: an empty comparison would read as "no requests", with exit 0.
+    result = run(logs / "gitaly.log", logs / "gitaly.log", "--type", "sidekiq", cmd="compare", code=2)
+    assert result.stdout == ""
+    assert f"A ({logs / 'gitaly.log'}): sidekiq: no line counted" in result.stderr
+
+
+def test_stdin_cannot_be_both_sides(run: Run, logs: Path) -> None:
+    # It can be read once: B would be empty, and told of as though the log were.
+    err = run("-", "-", cmd="compare", stdin=(logs / "api_json.log").read_bytes(), code=2).stderr
+    assert err == "error: A and B cannot both be stdin ('-'), which can be read once; give one as a file or a pipe\n"
 
 
 GITALY_CALL = '{"time":"2024-05-0%dT10:00:%02dZ","grpc.method":"FindCommit","grpc.code":"OK","grpc.time_ms":%s}\n'
@@ -124,16 +147,16 @@ def test_json_describes_both_logs(run: Run, a_with_bad_lines: tuple[Path, Path])
     assert doc["a"] == {
         "input": str(a),
         "lines": 10,
-        "start": "2024-05-01 10:00:00",
-        "end": "2024-05-01 10:00:03",  # the lines it could not use have no place in its span
+        "start": "2024-05-01T10:00:00Z",
+        "end": "2024-05-01T10:00:03Z",  # the lines it could not use have no place in its span
         "bad_lines": {"wrong_type": 6},
         "skipped": {},
     }
     assert doc["b"] == {
         "input": str(b),
         "lines": 10,
-        "start": "2024-05-02 10:00:00",
-        "end": "2024-05-02 10:00:09",
+        "start": "2024-05-02T10:00:00Z",
+        "end": "2024-05-02T10:00:09Z",
         "bad_lines": {},
         "skipped": {},
     }

@@ -83,8 +83,9 @@ def test_table_lists_counts_and_a_summary(run: Run, logs: Path) -> None:
 def test_interval_gives_the_tables_per_window(run: Run, logs: Path, log: str, windows: dict[str, set[str]]) -> None:
     found = sections(run(logs / f"{log}.log", "--interval", "1m", "--format", "json", cmd="errors"))
     errors, events = found[0::2], found[1::2]
-    assert [s["title"] for s in errors] == [f">>> {w} <<<" for w in windows]  # in time order
-    assert [s["title"] for s in events] == [f">>> {w} <<< Events" for w in windows]
+    starts = [w.replace(" ", "T") + "Z" for w in windows]  # in time order
+    assert [(s["title"], s["start"]) for s in errors] == [(w, w) for w in starts]
+    assert [(s["title"], s["start"]) for s in events] == [(f"{w} Events", w) for w in starts]
     for section, event_section, expected in zip(errors, events, windows.values(), strict=True):
         assert set(rows_by_key(section, "error")) == expected
         assert all(r["count"] == 1 for r in section["rows"])

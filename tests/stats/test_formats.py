@@ -17,11 +17,13 @@ def test_csv_has_a_header_rows_and_totals(run: Run, logs: Path) -> None:
     ]
 
 
-def test_csv_with_intervals_has_a_section_column(run: Run, logs: Path) -> None:
+def test_csv_with_intervals_has_the_windows_in_iso_8601(run: Run, logs: Path) -> None:
+    # Data, not fast-stats' `>>> 2019-09-17 22:18:00 <<<` heading: a spreadsheet or pandas reads these as times.
     out = run(logs / "gitaly.log", "--format", "csv", "--print-fields", "count", "--interval", "1m").stdout
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["section", "key", "count"]
-    assert rows[-1] == [">>> 2019-09-17 22:18:00 <<<", "TOTAL", "1"]
+    assert rows[0] == ["section", "start", "end", "key", "count"]
+    assert rows[-1] == ["2019-09-17T22:18:00Z", "2019-09-17T22:18:00Z", "2019-09-17T22:19:00Z", "TOTAL", "1"]
+    assert "<<<" not in out
 
 
 def test_markdown_table(run: Run, logs: Path) -> None:
@@ -40,3 +42,19 @@ def test_terminal_table_rounds_like_fast_stats(run: Run, logs: Path) -> None:
     post = next(line for line in out.splitlines() if line.startswith("PostReceive"))
     # 3 jobs over 60 s; P99 1980.0 ms; 1 of 3 failed.
     assert post.split() == ["PostReceive", "3", "0.05", "1980.0", "33.33"]
+
+
+def test_markdown_of_several_log_types_heads_each_table(run: Run, logs: Path) -> None:
+    # Back to back, GitHub would render the second table's header as rows of the first.
+    out = run(logs / "production_json.log", logs / "gitaly.log", "--format", "markdown").stdout
+    lines = out.splitlines()
+    assert lines[:2] == ["## production_json", ""]
+    second = lines.index("## gitaly")
+    assert lines[second - 2].startswith("| **TOTAL** |")
+    assert (lines[second - 1], lines[second + 1], lines[second + 2]) == (
+        "",
+        "",
+        "| METHOD | COUNT | RPS | P99_ms "
+        "| P95_ms | MEDIAN_ms | MAX_ms | MIN_ms "
+        "| STDDEV | SCORE | %FAIL | CPU_AVG_ms |",
+    )

@@ -51,22 +51,20 @@ def test_files_of_different_types_get_a_table_each(run: Run, logs: Path) -> None
 
 
 def test_type_option_overrides_detection(run: Run, logs: Path) -> None:
-    result = run(logs / "gitaly.log", "--type", "sidekiq", "--format", "json")
-    doc = json.loads(result.stdout)
-    assert (doc["log_type"], doc["sections"][0]["rows"]) == ("sidekiq", [])
+    result = run(logs / "gitaly.log", "--type", "sidekiq", "--format", "json", code=2)
     # Every line that parses, the logfmt one included: the calls are Gitaly's, the two other lines no job.
-    assert doc["skipped"] == {"other_log_type": 7, "not_a_job": 2}
+    assert "sidekiq: no line counted; 9 of 9 lines skipped (not a job: 2, other log type: 7)" in result.stderr
 
 
 RAILS = b'{"time":"2024-05-01T10:00:0%dZ","controller":"A","action":"b","status":200,"duration_s":1}\n'
 
 
 def test_a_type_that_no_line_has_is_told_without_verbose(run: Run, tmp_path: Path) -> None:
-    # An empty table alone reads as "no calls"; it is an answer (no Gitaly call here), so the exit code stays 0.
+    # An empty table alone would read as "no calls", with exit 0 as if all were well: only why, and exit 2.
     log = tmp_path / "production_json.log"
     log.write_bytes(b"".join(RAILS % i for i in range(5)))
-    result = run(log, "--type", "gitaly")
-    assert "TOTAL" not in result.stdout
+    result = run(log, "--type", "gitaly", code=2)
+    assert result.stdout == ""
     assert result.stderr == (
         "gitaly: 5 of 5 lines belong to other log types (skipped)\n"
         "gitaly: no line counted; 5 of 5 lines skipped (other log type: 5); drop --type to detect the log type\n"
@@ -74,7 +72,8 @@ def test_a_type_that_no_line_has_is_told_without_verbose(run: Run, tmp_path: Pat
 
 
 def test_a_log_of_skipped_lines_alone_is_told(run: Run, tmp_path: Path) -> None:
-    # Detected, not named: no --type to drop.
+    # Detected, not named: no --type to drop. Lines of the log that are not requests are an answer (no requests
+    # then), not a wrong input: exit code 0.
     log = tmp_path / "current"
     log.write_bytes(b'{"class":"W","jid":"1","job_status":"start","time":"2024-05-01T10:00:00Z"}\n' * 3)
     result = run(log)
@@ -96,13 +95,26 @@ def test_missing_file_and_corrupt_gzip_are_errors(run: Run, logs: Path, tmp_path
     assert run(broken, code=2).stderr.startswith(f"error: {broken}: Error -3 while decompressing data")
 
 
-def test_empty_input(run: Run, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cmd", ["table", "top", "errors"])
+@pytest.mark.parametrize("type_option", [[], ["--type", "production_json"]])
+def test_an_empty_input_is_said_to_be_empty_not_an_error(
+    run: Run, tmp_path: Path, cmd: str, type_option: list[str]
+) -> None:
+    # Not "no GitLab log lines recognised; try --type": no --type helps an empty file, which is no error either.
     empty = tmp_path / "empty.log"
     empty.write_bytes(b"")
-    result = run(empty, "--format", "json")
-    (section,) = json.loads(result.stdout)["sections"]
-    assert (section["rows"], section["totals"]) == ([], None)
-    assert "no GitLab log lines recognised" in result.stderr
+    result = run(empty, *type_option, "--format", "json", cmd=cmd)
+    assert result.stderr == f"{empty}: empty\n"
+    assert all(s["rows"] == [] for s in json.loads(result.stdout)["sections"])
+
+
+@pytest.mark.parametrize("cmd", ["table", "top", "errors"])
+def test_an_input_of_which_no_line_is_a_gitlab_log_is_an_error(run: Run, tmp_path: Path, cmd: str) -> None:
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 20)  # 20 newlines, and what follows the last
+    result = run(garbage, cmd=cmd, code=2)
+    assert result.stdout == ""
+    assert result.stderr.startswith("no GitLab log lines recognised in 21 lines; try --type\n")
 
 
 def test_piped_stdin_without_a_file_argument(run: Run, logs: Path) -> None:

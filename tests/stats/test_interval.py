@@ -11,25 +11,25 @@ from tests.stats.conftest import Run, sections
 CASES = [
     (
         "production_json",
-        ">>> 2024-05-01 10:00:00 <<<",
+        "2024-05-01T10:00:00Z",
         {"Projects::IssuesController#show": 4, "Projects::BlobController#show": 1},
         {"Projects::BlobController#show": 1},
     ),
     (
         "api_json",
-        ">>> 2023-11-23 08:49:00 <<<",
+        "2023-11-23T08:49:00Z",
         {"POST /api/:version/runners/verify": 3, "GET /api/:version/projects/:id": 1},
         {"GET /api/:version/projects/:id": 1},
     ),
     (
         "gitaly",
-        ">>> 2019-09-17 22:17:00 <<<",
+        "2019-09-17T22:17:00Z",
         {"FindCommit": 3, "PostUploadPackWithSidechannel": 1},
         {"PostUploadPackWithSidechannel": 1},
     ),
     (
         "sidekiq",
-        ">>> 2020-06-08 14:37:00 <<<",
+        "2020-06-08T14:37:00Z",
         {"AdminEmailsWorker": 2, "PostReceive": 2},
         {"PostReceive": 1},
     ),
@@ -41,7 +41,8 @@ def test_one_minute_windows_on_every_format(
     run: Run, logs: Path, log: str, first_title: str, first: dict[str, int], second: dict[str, int]
 ) -> None:
     one, two = sections(run(logs / f"{log}.log", "--interval", "1m", "--format", "json"))
-    assert one["title"] == first_title
+    assert one["title"] == one["start"] == first_title
+    assert one["end"] == two["start"]  # a minute later
     assert {r["key"]: r["count"] for r in one["rows"]} == first
     assert {r["key"]: r["count"] for r in two["rows"]} == second
     assert one["totals"]["count"] == sum(first.values())
@@ -57,7 +58,7 @@ def test_window_percentiles(run: Run, logs: Path) -> None:
 
 def test_hour_window_is_one_table(run: Run, logs: Path) -> None:
     (only,) = sections(run(logs / "gitaly.log", "--interval", "1h", "--format", "json"))
-    assert only["title"] == ">>> 2019-09-17 22:00:00 <<<"
+    assert (only["title"], only["start"], only["end"]) == ("2019-09-17T22:00:00Z",) * 2 + ("2019-09-17T23:00:00Z",)
 
 
 @pytest.mark.parametrize("bad", ["0m", "ten minutes", "5w"])
@@ -81,6 +82,9 @@ NO_TIME_LINES = [
 ]
 
 
+WINDOW = ("2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z")
+
+
 @pytest.fixture
 def no_time_log(tmp_path: Path) -> Path:
     log = tmp_path / "production_json.log"
@@ -91,8 +95,10 @@ def no_time_log(tmp_path: Path) -> Path:
 def test_lines_without_time_get_a_last_window_of_their_own(run: Run, no_time_log: Path) -> None:
     doc = json.loads(run(no_time_log, "--interval", "1h", "--format", "json").stdout)
     timed, untimed = doc["sections"]
-    assert (timed["title"], timed["totals"]["count"]) == (">>> 2024-05-01 10:00:00 <<<", 2)
-    assert (untimed["title"], untimed["totals"]["count"]) == (">>> (no time) <<<", 2)  # null, or no time at all
+    assert (timed["title"], timed["start"], timed["end"]) == ("2024-05-01T10:00:00Z", *WINDOW)
+    assert timed["totals"]["count"] == 2
+    assert (untimed["title"], untimed["start"], untimed["end"]) == ("(no time)", None, None)
+    assert untimed["totals"]["count"] == 2  # null, or no time at all
     assert doc["bad_lines"] == {"bad_time": 1}  # "garbage": a time, unreadable
     assert untimed["totals"]["rps"] is None  # no time span to take a rate over
 

@@ -67,8 +67,8 @@ def test_top_per_interval_takes_shares_of_each_window(run: Run, logs: Path) -> N
     args = ("--interval", "1m", "--display", "both", "--format", "json")
     out = sections(run(logs / "sidekiq.log", *args, cmd="top"))
     users = {s["title"]: rows_by_key(s, "value") for s in out if "users" in s["title"]}
-    first = users[">>> 2020-06-08 14:37:00 <<< Top 10 users by duration"]
-    second = users[">>> 2020-06-08 14:38:00 <<< Top 10 users by duration"]
+    first = users["2020-06-08T14:37:00Z Top 10 users by duration"]
+    second = users["2020-06-08T14:38:00Z Top 10 users by duration"]
     # 14:37: root 500 + 1500 + 500 ms, alice's failed 2000 ms job; 14:38: alice's 1000 ms job alone.
     assert (first["root"]["count"], first["root"]["duration"]) == (3, pytest.approx(2500.0))
     # RPS over the window's 60 s, as in the stats table.

@@ -34,6 +34,7 @@ from outrider.ship.tailer import (
 )
 from outrider.ship.uploader import ATTEMPTS, UNREACHABLE_S, FileRefused, ShipError, Uploader
 from outrider.stats.render import stderr_console
+from outrider.up import stack_port
 
 OMNIBUS = [
     "/var/log/gitlab/gitlab-rails/production_json.log", "/var/log/gitlab/gitlab-rails/api_json.log",
@@ -205,13 +206,23 @@ def _check_named(patterns: list[str], *, once: bool) -> None:
 def ship(
     ctx: typer.Context,
     engagement: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_ENGAGEMENT", help="Engagement id (a UUID).")] = "",
-    url: Annotated[str, typer.Option(envvar="OUTRIDER_SHIP_URL", help="Base URL of ingest.")] = "http://127.0.0.1:8001",
+    url: Annotated[
+        str,
+        typer.Option(
+            envvar="OUTRIDER_SHIP_URL",
+            help="Base URL of ingest. Default: the ingest `make up` started (its port in .outrider/stack.json), "
+            "else http://127.0.0.1:8001.",
+        ),
+    ] = "http://127.0.0.1:8001",
     token: Annotated[
         str, typer.Option(envvar="OUTRIDER_SHIP_TOKEN", show_default=False, help="Upload token (env preferred).")
     ] = "",
     source: Annotated[str, typer.Option(help="Name of this host in Outrider.")] = socket.gethostname(),
 ) -> None:
     """Connection settings shared by the subcommands; without one, tail the Omnibus GitLab logs."""
+    url_from = ctx.get_parameter_source("url")  # typer's own (vendored) click's enum: compared by name
+    if url_from is not None and url_from.name == "DEFAULT" and (port := stack_port("ingest")):
+        url = f"http://127.0.0.1:{port}"  # `make up` found 8001 taken and chose another port
     # A value read from a file or an env var often ends in a newline.
     ctx.obj = _Target(url.strip(), engagement.strip(), token.strip(), source)
     if ctx.invoked_subcommand is None:

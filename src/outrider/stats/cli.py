@@ -12,7 +12,15 @@ from typer.core import TyperGroup
 
 import logparse
 from outrider.stats import sources, views
-from outrider.stats.render import OutputFormat, Section, emit_all, stderr_console, stdout_console
+from outrider.stats.render import (
+    OutputFormat,
+    Section,
+    emit_all,
+    iso,
+    quit_quietly,
+    stderr_console,
+    stdout_console,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -106,15 +114,20 @@ class StatsError(Exception):
 
 
 def _fail_cleanly(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn expected errors into a one-line message and exit code 2 (never a traceback)."""
+    """Turn expected errors into a one-line message and exit code 2 (never a traceback); a reader that stopped
+    reading (`| head`) ends the command quietly."""
 
     @wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # here, not at exit, where a closed pipe could no longer be told from an error
+            return result
         except (StatsError, views.ViewError, sources.InputError, ValueError) as e:
             stderr_console().print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(2) from None
+        except BrokenPipeError:  # CSV and JSON, written as one text (rich's tables call it themselves)
+            quit_quietly()
 
     return run
 
@@ -133,18 +146,23 @@ def _inputs(files: Sequence[str] | None) -> list[sources.Source]:
     return inputs
 
 
+def _seconds(interval: str | None) -> int:
+    """--interval in seconds, 0 without one."""
+    return views.parse_interval(interval) if interval else 0
+
+
 def _load(
     files: Sequence[str] | None,
     log_type: str | None,
-    interval: str | None = None,
+    seconds: int = 0,
     approximate: bool = False,
     label: str | None = None,
     **kinds: bool,
 ) -> list[logparse.LogReport]:
     """One report per log type found among `files`, each input joining the one of the type most of its head
-    lines tell (or the unrecognised one); an empty input joins none. `label` leads what stderr is told."""
+    lines tell (or the unrecognised one); an empty input joins none and is told of on stderr. `label` leads what
+    stderr is told (and stands for the input's name)."""
     views.check_log_type(log_type)
-    seconds = views.parse_interval(interval) if interval else 0
     inputs = _inputs(files)
     reports: dict[str | None, logparse.LogReport] = {}
     also: dict[str | None, list[str]] = {}  # other log types the heads of each report's inputs told, to name
@@ -163,9 +181,8 @@ def _load(
     empty = sources.feed(report(log_type) if log_type else route, inputs)
     err = stderr_console()
     lead = f"{label}: " if label else ""
-    if len(inputs) > 1:  # one input alone is told of by its empty table
-        for source in empty:
-            err.print(f"{source.name}: empty", markup=False)
+    for source in empty:  # not an error: an empty log is an answer, but an empty table alone reads as "no requests"
+        err.print(f"{label or source.name}: empty", markup=False)
     for t, r in reports.items():
         # A file of several types (Helm's stdout) is read as its commonest: say what the others hold.
         if other := r.skipped.get("other_log_type"):
@@ -182,7 +199,7 @@ def _explain(report: logparse.LogReport, verbose: bool, named: bool, label: str 
     err = stderr_console()
     lead = f"{label}: " if label else ""
     bad, skipped = sum(report.bad_lines.values()), sum(report.skipped.values())
-    if report.log_type is None:
+    if report.log_type is None and report.lines:  # (empty inputs were told of as such)
         err.print(f"{lead}no GitLab log lines recognised in {report.lines} lines; try --type", markup=False)
     elif report.lines and report.lines == bad + skipped:  # an empty table alone would read as "no requests"
         why = ", ".join(f"{reason.replace('_', ' ')}: {n}" for reason, n in report.skipped.items())
@@ -206,6 +223,23 @@ def _explain(report: logparse.LogReport, verbose: bool, named: bool, label: str 
             err.print(f"    {reason}: {sample}", markup=False)
 
 
+def _counted(report: logparse.LogReport) -> int:
+    """The lines that made it into the numbers."""
+    return report.lines - sum(report.bad_lines.values()) - sum(report.skipped.values())
+
+
+# Lines of the log type that are not requests (Gitaly's non-call lines, Sidekiq's job starts and other messages):
+# a log of only those is an answer (no requests then), not a wrong input.
+NOT_REQUESTS = ("not_a_call", "not_a_job", "job_start")
+
+
+def _nothing_counted(reports: Sequence[logparse.LogReport]) -> bool:
+    """Lines were read but not one was counted: the wrong --type, or no GitLab log at all. (Empty inputs alone, or
+    logs whose every line is of their type but not a request, are an answer, not this.)"""
+    read = any(r.lines for r in reports) and not any(_counted(r) for r in reports)
+    return read and not all(sum(r.skipped.get(reason, 0) for reason in NOT_REQUESTS) == r.lines for r in reports)
+
+
 def _meta(report: logparse.LogReport) -> dict[str, Any]:
     return {"log_type": report.log_type, **_read(report)}
 
@@ -214,8 +248,8 @@ def _read(report: logparse.LogReport) -> dict[str, Any]:
     """What was read of a report's inputs: lines, time span, and the lines not counted, by reason."""
     return {
         "lines": report.lines,
-        "start": views.when(report.start_time),
-        "end": views.when(report.end_time),
+        "start": iso(report.start_time),
+        "end": iso(report.end_time),
         "bad_lines": report.bad_lines,
         "skipped": report.skipped,
     }
@@ -224,7 +258,12 @@ def _read(report: logparse.LogReport) -> dict[str, Any]:
 def _emit(
     outputs: list[tuple[logparse.LogReport, list[Section]]], fmt: OutputFormat, verbose: bool, named: bool
 ) -> None:
-    """Print each report's sections (several JSON documents as one list), then what each left out."""
+    """Print each report's sections (several JSON documents as one list), then what each left out; when not one
+    line was counted, only why, with exit code 2 (an empty table would read as "no requests")."""
+    if _nothing_counted([report for report, _ in outputs]):
+        for report, _ in outputs:
+            _explain(report, verbose, named)
+        raise typer.Exit(2)
     emit_all([(sections, _meta(report)) for report, sections in outputs], fmt, stdout_console())
     for report, _ in outputs:
         _explain(report, verbose, named)
@@ -244,10 +283,10 @@ def table(
     verbose: VerboseOpt = False,
 ) -> None:
     """Per-key COUNT, RPS, P99/P95/MEDIAN, MAX, MIN, STDDEV, SCORE (= COUNT * P99) and %FAIL, with totals."""
-    outputs = []
-    for report in _load(files, log_type, interval, approximate):
+    outputs, seconds = [], _seconds(interval)
+    for report in _load(files, log_type, seconds, approximate):
         fields = views.stats_fields(report, print_fields)
-        outputs.append((report, views.stats_sections(report, fields, sort_by, limit)))
+        outputs.append((report, views.stats_sections(report, fields, sort_by, limit, seconds)))
     _emit(outputs, fmt, verbose, named=log_type is not None)
 
 
@@ -269,8 +308,9 @@ def top(
     verbose: VerboseOpt = False,
 ) -> None:
     """The busiest users, projects, clients and paths, by count, RPS and total duration, DB, CPU, memory, ...."""
-    reports = _load(files, log_type, interval, top=True)
-    outputs = [(r, views.top_sections(r, sort_by, limit, display)) for r in reports]
+    seconds = _seconds(interval)
+    reports = _load(files, log_type, seconds, top=True)
+    outputs = [(r, views.top_sections(r, sort_by, limit, display, seconds)) for r in reports]
     _emit(outputs, fmt, verbose, named=log_type is not None)
 
 
@@ -287,8 +327,9 @@ def errors(
     """Failures grouped by HTTP status and exception class, gRPC code or Sidekiq error class, with a sample line
     and the first requests of each (time, correlation id, key, user, project); per window with --interval."""
     sample_chars = 2000 if verbose or fmt is not OutputFormat.table else 100
-    reports = _load(files, log_type, interval, errors=True)
-    outputs = [(r, views.errors_sections(r, limit, sample_chars)) for r in reports]
+    seconds = _seconds(interval)
+    reports = _load(files, log_type, seconds, errors=True)
+    outputs = [(r, views.errors_sections(r, limit, sample_chars, seconds)) for r in reports]
     _emit(outputs, fmt, verbose, named=log_type is not None)
 
 
@@ -309,10 +350,21 @@ def compare(
     Each log's unusable lines are told on stderr, led by A or B: a delta may be one side's bad lines, not a change.
 
     As JSON, "a" and "b" say what was read of each: input, lines, start, end, bad_lines, skipped."""
+    if before == after == sources.STDIN:
+        raise StatsError("A and B cannot both be stdin ('-'), which can be read once; give one as a file or a pipe")
     name_a, name_b = sources.Source(before).name, sources.Source(after).name
     (report_a,) = _load([before], log_type, approximate=approximate, label=f"A ({name_a})")
     (report_b,) = _load([after], log_type, approximate=approximate, label=f"B ({name_b})")
     views.check_comparable((name_a, report_a), (name_b, report_b))
+    # An empty log (told of on stderr) has no requests of the other's type: every key is the other's alone.
+    if not report_a.lines:
+        report_a = logparse.LogReport(log_type=report_b.log_type, exact=not approximate)
+    if not report_b.lines:
+        report_b = logparse.LogReport(log_type=report_a.log_type, exact=not approximate)
+    if any(_nothing_counted([r]) for r in (report_a, report_b)):
+        for label, name, report in (("A", name_a, report_a), ("B", name_b, report_b)):
+            _explain(report, verbose, named=log_type is not None, label=f"{label} ({name})")
+        raise typer.Exit(2)
     sections = views.compare_sections(report_a, report_b, sort_by, limit)
     meta = {
         "log_type": report_a.log_type,

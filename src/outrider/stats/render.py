@@ -4,11 +4,14 @@ import csv
 import io
 import json
 import math
+import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from rich import box
 from rich.console import Console
@@ -58,15 +61,57 @@ class Column:
     numeric: bool = True
 
 
+def when(epoch: float | None) -> str:
+    """UTC time as people read it: `YYYY-MM-DD HH:MM:SS`."""
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(epoch: float | None) -> str | None:
+    """UTC time as programs read it: ISO 8601, `YYYY-MM-DDTHH:MM:SSZ`."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Window:
+    """An --interval window, [start, start + seconds), or the lines without a usable time (`start` None)."""
+
+    start: int | None
+    seconds: int
+
+    @property
+    def end(self) -> int | None:
+        return None if self.start is None else self.start + self.seconds
+
+
 @dataclass
 class Section:
-    """One table of a view: a title (e.g. the interval), rows keyed by column name, and an optional totals row."""
+    """One table of a view: a title, rows keyed by column name, an optional totals row, and the time window it
+    covers with --interval (shown as fast-stats' `>>> 2024-05-01 10:00:00 <<<` before the title in tables, as
+    ISO 8601 `start`/`end` fields in CSV and JSON)."""
 
     title: str | None
     columns: Sequence[Column]
     rows: list[dict[str, Value]]
     totals: dict[str, Value] | None = None
     notes: list[str] = field(default_factory=list)
+    window: Window | None = None
+
+    def heading(self) -> str | None:
+        """The title for people: the window as fast-stats heads it, then the title."""
+        if self.window is None:
+            return self.title
+        shown = "(no time)" if self.window.start is None else when(self.window.start)
+        return " ".join(filter(None, [f">>> {shown} <<<", self.title]))
+
+    def name(self) -> str | None:
+        """The title for programs: the window's ISO start (or `(no time)`), then the title; no decoration."""
+        if self.window is None:
+            return self.title
+        return " ".join(filter(None, [iso(self.window.start) or "(no time)", self.title]))
 
 
 def _rounded(v: Value) -> Value:
@@ -87,7 +132,8 @@ def to_json(sections: Sequence[Section], meta: dict[str, Any]) -> str:
     doc = dict(meta)
     doc["sections"] = [
         {
-            "title": s.title,
+            "title": s.name(),
+            **({"start": iso(s.window.start), "end": iso(s.window.end)} if s.window else {}),
             "rows": [_record(s.columns, r) for r in s.rows],
             "totals": _record(s.columns, s.totals) if s.totals else None,
             "notes": s.notes,
@@ -100,11 +146,14 @@ def to_json(sections: Sequence[Section], meta: dict[str, Any]) -> str:
 def to_csv(docs: Sequence[tuple[Sequence[Section], dict[str, Any]]]) -> str:
     """One CSV table for all `docs` (e.g. one a log type), whatever their sections' columns: one header row with
     every column any section has (a cell is blank where its section has no such column), led by a `log_type`
-    column when there are several documents and a `section` column when there are several titled sections."""
+    column when there are several documents, a `section` column when there are several titled sections, and ISO 8601
+    `start` and `end` columns with --interval."""
     sections = [(meta.get("log_type"), s) for doc_sections, meta in docs for s in doc_sections]
     names = list(dict.fromkeys(c.name for _, s in sections for c in s.columns))
-    several_types, titled = len(docs) > 1, len(sections) > 1 and any(s.title for _, s in sections)
+    several_types, titled = len(docs) > 1, len(sections) > 1 and any(s.name() for _, s in sections)
+    windowed = any(s.window for _, s in sections)
     lead = (["log_type"] if several_types else []) + (["section"] if titled else [])
+    lead += ["start", "end"] if windowed else []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(lead + names)
@@ -112,7 +161,8 @@ def to_csv(docs: Sequence[tuple[Sequence[Section], dict[str, Any]]]) -> str:
         ours = {c.name for c in s.columns}
         for r in s.rows + ([s.totals] if s.totals else []):
             cells = [_rounded(r.get(name)) if name in ours else None for name in names]
-            first = ([log_type] if several_types else []) + ([s.title] if titled else [])
+            first = ([log_type] if several_types else []) + ([s.name()] if titled else [])
+            first += [iso(s.window.start), iso(s.window.end)] if s.window else [None, None] if windowed else []
             writer.writerow(["" if v is None else v for v in first + cells])
     return out.getvalue()
 
@@ -133,7 +183,7 @@ def to_markdown(sections: Sequence[Section]) -> str:
     """GitHub-flavoured Markdown tables, one per section, totals in bold."""
     parts = []
     for s in sections:
-        lines = [f"### {s.title}", ""] if s.title else []
+        lines = [f"### {s.heading()}", ""] if s.heading() else []
         lines.append("| " + " | ".join(c.header for c in s.columns) + " |")
         lines.append("|" + "|".join("---:" if c.numeric else "---" for c in s.columns) + "|")
         for r in s.rows:
@@ -153,8 +203,8 @@ def print_tables(sections: Sequence[Section], console: Console) -> None:
     makes it fit; otherwise the lines run past the edge for the terminal to wrap (or `less -S` to scroll).
     """
     for s in sections:
-        if s.title:
-            console.print(s.title, highlight=False, markup=False)
+        if heading := s.heading():
+            console.print(heading, highlight=False, markup=False)
         if s.columns:
             _print_table(s, console)
         for note in s.notes:
@@ -215,12 +265,24 @@ def emit(sections: Sequence[Section], fmt: OutputFormat, meta: dict[str, Any], c
     console.file.write(text)
 
 
+def quit_quietly() -> NoReturn:
+    """End the command when the reader of stdout went away (`| head -1`): it has what it wanted, so exit 0 without a
+    word, as cat and grep do. Later writes (the flush at exit) go to /dev/null, as in the Python docs' SIGPIPE note."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(0)
+
+
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:
+        quit_quietly()  # rich's own exits 1, which reads as a failure in `set -o pipefail` scripts
+
+
 def stdout_console(markup: bool = True) -> Console:
     """The console tables go to: on a terminal its width; off one (a pipe, a file) wide tables keep their natural
     width instead of rich's assumed 80 columns. `markup=False` where the text printed is data (names, keys); never
     emoji codes (`:x:` in a key or a customer's name is text)."""
-    out = Console(highlight=False, soft_wrap=True, markup=markup, emoji=False)
-    return out if out.is_terminal else Console(highlight=False, width=1000, markup=markup, emoji=False)
+    out = _Stdout(highlight=False, soft_wrap=True, markup=markup, emoji=False)
+    return out if out.is_terminal else _Stdout(highlight=False, width=1000, markup=markup, emoji=False)
 
 
 def stderr_console() -> Console:
@@ -230,12 +292,19 @@ def stderr_console() -> Console:
 
 def emit_all(docs: Sequence[tuple[Sequence[Section], dict[str, Any]]], fmt: OutputFormat, console: Console) -> None:
     """Several documents (e.g. one a log type), each its sections and meta; as JSON one list and as CSV one table,
-    so the output stays one JSON value or one CSV table."""
+    so the output stays one JSON value or one CSV table; as Markdown each under a `## <log type>` heading (tables
+    back to back would render as one), sections' `###` headings below it."""
     if fmt is OutputFormat.csv:
         console.file.write(to_csv(docs))
     elif fmt is OutputFormat.json and len(docs) > 1:
         console.file.write(
             json.dumps([json.loads(to_json(sections, meta)) for sections, meta in docs], indent=2) + "\n"
+        )
+    elif fmt is OutputFormat.markdown and len(docs) > 1:
+        console.file.write(
+            "\n".join(
+                f"## {meta.get('log_type') or 'unrecognised'}\n\n{to_markdown(sections)}" for sections, meta in docs
+            )
         )
     else:
         for sections, meta in docs:

@@ -3,10 +3,9 @@
 import math
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import logparse
-from outrider.stats.render import Column, Section, Value, fixed, text
+from outrider.stats.render import Column, Section, Value, Window, fixed, text, when
 
 KEY_HEADERS = {
     "production_json": "CONTROLLER",
@@ -81,18 +80,11 @@ def resolve_field(name: str, allowed: Sequence[str]) -> str:
     return n
 
 
-def when(epoch: float | None) -> str:
-    """UTC time as `YYYY-MM-DD HH:MM:SS`."""
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def window_title(bucket: int | None) -> str | None:
-    """fast-stats' `>>> 2024-05-01 10:00:00 <<<` heading of a window; None without an interval."""
+def window(bucket: int | None, seconds: int) -> Window | None:
+    """The window of logparse's `bucket_start` for an interval of `seconds`; None without an interval."""
     if bucket is None:
         return None
-    return f">>> {'(no time)' if bucket == NO_TIME else when(bucket)} <<<"
+    return Window(None if bucket == NO_TIME else bucket, seconds)
 
 
 def window_order(bucket: int | None) -> float:
@@ -152,8 +144,11 @@ def key_column(log_type: str | None) -> Column:
     return Column("key", KEY_HEADERS.get(log_type or "", "KEY"), text, numeric=False)
 
 
-def stats_sections(report: logparse.LogReport, fields: Sequence[str], sort_by: str, limit: int) -> list[Section]:
-    """The default view: per key, sorted and limited, with a totals row; one section per interval."""
+def stats_sections(
+    report: logparse.LogReport, fields: Sequence[str], sort_by: str, limit: int, interval: int = 0
+) -> list[Section]:
+    """The default view: per key, sorted and limited, with a totals row; one section per window of `interval`
+    seconds (the one the report was made with)."""
     sort_by = resolve_field(sort_by, ["key", *STAT_COLUMNS])
     columns = [key_column(report.log_type), *(STAT_COLUMNS[f] for f in fields)]
     by_bucket: dict[int | None, list[dict[str, Value]]] = {}
@@ -162,7 +157,8 @@ def stats_sections(report: logparse.LogReport, fields: Sequence[str], sort_by: s
     totals = {t.bucket_start: stat_row(t) for t in report.totals()}
     sections = []
     for bucket, rows in sorted(by_bucket.items(), key=lambda kv: window_order(kv[0])):
-        sections.append(Section(window_title(bucket), columns, sort_rows(rows, sort_by)[:limit], totals[bucket]))
+        rows = sort_rows(rows, sort_by)[:limit]
+        sections.append(Section(None, columns, rows, totals[bucket], window=window(bucket, interval)))
     return sections or [Section(None, columns, [])]
 
 
@@ -256,7 +252,9 @@ def _share(v: Value, total: Value) -> float | None:
     return None
 
 
-def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: str) -> list[Section]:
+def top_sections(
+    report: logparse.LogReport, sort_by: str, limit: int, display: str, interval: int = 0
+) -> list[Section]:
     """Busiest users, projects, clients and paths by count, rate and resource use, as values and/or shares.
 
     With an interval, one set of tables per window, shares taken of that window's totals.
@@ -288,16 +286,15 @@ def top_sections(report: logparse.LogReport, sort_by: str, limit: int, display: 
 
     sections = []
     for bucket, totals in sorted(window_totals.items(), key=lambda kv: window_order(kv[0])):
-        window = "" if bucket is None else f"{window_title(bucket)} "
         for dim in logparse.DIMENSIONS:
             entries = [e for e in report.top(dim) if e.bucket_start == bucket]
             if not any(e.value != "(none)" for e in entries):
                 continue
             rows = [row(e.value, _top_values(e), totals) for e in entries]
             rows = sorted(rows, key=lambda r: (-_num(r[sort_by]), str(r["value"])))[:limit]
-            title = f"{window}Top {limit} {dim}s by {sort_by}"
+            title = f"Top {limit} {dim}s by {sort_by}"
             cols = [Column("value", DIMENSION_HEADERS[dim], text, numeric=False), *columns]
-            sections.append(Section(title, cols, rows, row("TOTAL", totals, totals)))
+            sections.append(Section(title, cols, rows, row("TOTAL", totals, totals), window=window(bucket, interval)))
     if window_totals and not sections:  # requests, but none names a user, project, client or path
         *most, last = logparse.DIMENSIONS
         empty = f"no {', '.join(most)} or {last} named in these {report.log_type} lines"
@@ -330,7 +327,7 @@ EVENT_COLUMNS = (
 )
 
 
-def errors_sections(report: logparse.LogReport, limit: int, sample_chars: int) -> list[Section]:
+def errors_sections(report: logparse.LogReport, limit: int, sample_chars: int, interval: int = 0) -> list[Section]:
     """Failures by status and exception, gRPC code or Sidekiq error class, with a sample line each; then the
     first requests of each, as fast-stats lists them (time, correlation id, key, user, project). With an interval,
     both tables per window."""
@@ -363,12 +360,11 @@ def errors_sections(report: logparse.LogReport, limit: int, sample_chars: int) -
             for e in groups
             for ev in e.events
         ]
-        window = window_title(bucket) or ""
         failed = counted(sum(e.count for e in in_bucket), "failed or raising request")
         summary = f"{failed} in {counted(len(in_bucket), 'group')}"
         sections += [
-            Section(window or None, ERROR_COLUMNS, rows, notes=[summary]),
-            Section(f"{window} Events".strip(), EVENT_COLUMNS, events),
+            Section(None, ERROR_COLUMNS, rows, notes=[summary], window=window(bucket, interval)),
+            Section("Events", EVENT_COLUMNS, events, window=window(bucket, interval)),
         ]
     if not sections:
         sections = [Section(None, ERROR_COLUMNS, [], notes=["0 failed or raising requests in 0 groups"]),
@@ -380,12 +376,13 @@ COMPARE_METRICS = ("count", "rps", "p99", "p95", "median", "score", "perc_failed
 
 
 def check_comparable(a: tuple[str, logparse.LogReport], b: tuple[str, logparse.LogReport]) -> None:
-    """ViewError unless both (name, report) inputs are GitLab logs of one type; names the input at fault."""
+    """ViewError unless both (name, report) inputs are GitLab logs of one type, or empty; names the input at
+    fault."""
     for name, report in (a, b):
-        if report.log_type is None:
+        if report.log_type is None and report.lines:
             raise ViewError(f"{name}: no GitLab log lines recognised; try --type")
     (name_a, report_a), (name_b, report_b) = a, b
-    if report_a.log_type != report_b.log_type:
+    if report_a.lines and report_b.lines and report_a.log_type != report_b.log_type:
         raise ViewError(f"cannot compare {report_a.log_type} ({name_a}) with {report_b.log_type} ({name_b})")
 
 
