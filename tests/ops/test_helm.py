@@ -2,6 +2,7 @@
 Kubernetes schemas (offline, kubernetes-validate), and the right security context and probes everywhere."""
 
 import subprocess
+import typing
 from pathlib import Path
 
 import kubernetes_validate
@@ -34,6 +35,7 @@ def render(*args: str) -> list[dict]:
 @pytest.mark.parametrize("values", VALUES, ids=lambda v: v.name if v else "defaults")
 def test_chart_lints_renders_and_validates(values: Path | None) -> None:
     extra = ["-f", str(values)] if values else []
+    bootstrap = (yaml.safe_load(values.read_text()) if values else {}).get("kafka", {}).get("bootstrapServers")
     helm("lint", "--strict", str(CHART), *extra)
     docs = [d for d in yaml.safe_load_all(helm("template", "demo", str(CHART), *extra)) if d]
     kinds = [d["kind"] for d in docs]
@@ -48,7 +50,7 @@ def test_chart_lints_renders_and_validates(values: Path | None) -> None:
         assert container["securityContext"]["runAsNonRoot"] is True
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert {"name": "OUTRIDER_KAFKA_BOOTSTRAP_SERVERS", "value": "kafka:9092"} in container["env"]
+        assert {"name": "OUTRIDER_KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap or "kafka:9092"} in container["env"]
 
 
 def test_the_chart_ships_the_same_alert_rules_as_prometheus() -> None:
@@ -300,3 +302,151 @@ def test_the_schema_refuses_a_service_key_the_chart_does_not_read() -> None:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode != 0
     assert "extraEnv" in done.stderr
+
+
+KAFKA_SASL_SSL = CHART / "ci" / "kafka-sasl-ssl-values.yaml"
+SASL_ENV = {"OUTRIDER_KAFKA_SASL_MECHANISM", "OUTRIDER_KAFKA_SASL_USERNAME", "OUTRIDER_KAFKA_SASL_PASSWORD"}
+
+
+def pod_specs(docs: list[dict]) -> dict[str, dict]:
+    """Each Deployment's pod spec, by service."""
+    return {
+        d["metadata"]["name"].removeprefix("demo-outrider-"): d["spec"]["template"]["spec"]
+        for d in docs
+        if d["kind"] == "Deployment"
+    }
+
+
+def test_a_default_install_speaks_plaintext_to_kafka_and_makes_topics_as_the_services_would() -> None:
+    docs = render("--set", "keda.enabled=true")
+    env = deployment_env(docs)
+    assert set(env) == {"ingest", "analyzer", "tracker", "notifier"}
+    for service in env.values():
+        assert service["OUTRIDER_KAFKA_SECURITY_PROTOCOL"]["value"] == "PLAINTEXT"
+        assert not (SASL_ENV | {"OUTRIDER_KAFKA_SSL_CAFILE"}) & set(service)
+        # The chart's defaults are the services' own: 4 partitions, one replica (a single broker).
+        assert service["OUTRIDER_TOPIC_PARTITIONS"]["value"] == "4"
+        assert service["OUTRIDER_TOPIC_REPLICATION_FACTOR"]["value"] == "1"
+    assert KafkaSettings.model_fields["topic_partitions"].default == 4
+    assert KafkaSettings.model_fields["topic_replication_factor"].default == 1
+    assert all([v["name"] for v in pod["volumes"]] == ["tmp"] for pod in pod_specs(docs).values())
+    assert "TriggerAuthentication" not in [d["kind"] for d in docs]
+    (scaled,) = [d for d in docs if d["kind"] == "ScaledObject"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert "authenticationRef" not in trigger
+    assert not {"sasl", "tls"} & set(trigger["metadata"])
+
+
+def test_sasl_over_tls_reaches_every_service_and_keda_from_secrets() -> None:
+    docs = render("-f", str(KAFKA_SASL_SSL))
+    env, pods = deployment_env(docs), pod_specs(docs)
+    assert set(env) == set(pods) == {"ingest", "analyzer", "tracker", "notifier"}
+    for name, service in env.items():
+        assert service["OUTRIDER_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+        assert service["OUTRIDER_KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+        for variable, key in (
+            ("OUTRIDER_KAFKA_SASL_USERNAME", "username"),
+            ("OUTRIDER_KAFKA_SASL_PASSWORD", "password"),
+        ):
+            assert service[variable] == {
+                "name": variable,
+                "valueFrom": {"secretKeyRef": {"name": "outrider-kafka", "key": key}},
+            }  # never a value of its own
+        assert service["OUTRIDER_TOPIC_REPLICATION_FACTOR"]["value"] == "3"
+        # The CA file the services are told of is the Secret's ca.crt, mounted read-only in every pod.
+        cafile = Path(service["OUTRIDER_KAFKA_SSL_CAFILE"]["value"])
+        pod = pods[name]
+        (volume,) = [v for v in pod["volumes"] if "secret" in v]
+        assert volume["secret"]["secretName"] == "outrider-kafka-ca"
+        (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+        assert mount["readOnly"] is True
+        assert Path(mount["mountPath"]) / "ca.crt" == cafile
+        assert {"key": "ca.crt", "path": "ca.crt"} in volume["secret"]["items"]
+    # The migration Job only talks to PostgreSQL: no Kafka credentials for it.
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    job_env = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not SASL_ENV & job_env
+    # KEDA reads the analyzer's lag with the same user and CA, from the same Secrets.
+    (auth,) = [d for d in docs if d["kind"] == "TriggerAuthentication"]
+    assert auth["apiVersion"] == "keda.sh/v1alpha1"
+    assert sorted(auth["spec"]["secretTargetRef"], key=lambda r: r["parameter"]) == [
+        {"parameter": "ca", "name": "outrider-kafka-ca", "key": "ca.crt"},
+        {"parameter": "password", "name": "outrider-kafka", "key": "password"},
+        {"parameter": "username", "name": "outrider-kafka", "key": "username"},
+    ]
+    (scaled,) = [d for d in docs if d["kind"] == "ScaledObject"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    assert trigger["metadata"]["bootstrapServers"] == "kafka.example.com:9096"
+    assert trigger["metadata"]["sasl"] == "scram_sha512"  # KEDA's name of SCRAM-SHA-512
+    assert trigger["metadata"]["tls"] == "enable"
+
+
+@pytest.mark.parametrize(
+    ("protocol", "mechanism", "sasl", "tls"),
+    [
+        ("SASL_PLAINTEXT", "PLAIN", "plaintext", None),
+        ("SASL_SSL", "SCRAM-SHA-256", "scram_sha256", "enable"),
+        ("SSL", "PLAIN", None, "enable"),
+    ],
+)
+def test_keda_speaks_the_protocol_the_services_do(
+    protocol: str, mechanism: str, sasl: str | None, tls: str | None
+) -> None:
+    args = ["--set", "keda.enabled=true", "--set", f"kafka.securityProtocol={protocol}"]
+    args += ["--set", f"kafka.sasl.mechanism={mechanism}"]
+    if sasl:
+        args += ["--set", "kafka.sasl.existingSecret=outrider-kafka"]
+    docs = render(*args)
+    (scaled,) = [d for d in docs if d["kind"] == "ScaledObject"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["metadata"].get("sasl") == sasl
+    assert trigger["metadata"].get("tls") == tls
+    auths = [d for d in docs if d["kind"] == "TriggerAuthentication"]
+    if sasl:
+        (auth,) = auths
+        assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"]}
+        assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"username", "password"}
+    else:  # TLS with the system's CAs: nothing to authenticate with
+        assert auths == []
+        assert "authenticationRef" not in trigger
+    for service in deployment_env(docs).values():
+        assert service["OUTRIDER_KAFKA_SECURITY_PROTOCOL"]["value"] == protocol
+        assert "OUTRIDER_KAFKA_SSL_CAFILE" not in service  # no caSecret: the system's CAs
+        assert ("OUTRIDER_KAFKA_SASL_PASSWORD" in service) == bool(sasl)
+
+
+def test_the_schema_knows_the_protocols_and_mechanisms_the_services_do() -> None:
+    schema = yaml.safe_load((CHART / "values.schema.json").read_text())["properties"]["kafka"]["properties"]
+    fields = KafkaSettings.model_fields
+    assert schema["securityProtocol"]["enum"] == list(typing.get_args(fields["kafka_security_protocol"].annotation))
+    assert schema["sasl"]["properties"]["mechanism"]["enum"] == list(
+        typing.get_args(fields["kafka_sasl_mechanism"].annotation)
+    )
+
+
+def refused(*args: str) -> str:
+    """helm template's error for values the schema refuses."""
+    done = subprocess.run(
+        [str(HELM), "template", "demo", str(CHART), *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0, done.stdout
+    return done.stderr
+
+
+@pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "SASL_SSL"])
+def test_the_schema_refuses_sasl_without_a_secret(protocol: str) -> None:
+    assert "existingSecret" in refused("--set", f"kafka.securityProtocol={protocol}")
+
+
+def test_the_schema_refuses_kafka_settings_that_would_be_ignored_or_unknown() -> None:
+    # Credentials or a CA with a protocol that does not use them: the cluster would be spoken to in the clear.
+    assert "existingSecret" in refused("--set", "kafka.sasl.existingSecret=outrider-kafka")
+    assert "caSecret" in refused("--set", "kafka.tls.caSecret=outrider-kafka-ca", "--set",
+                                 "kafka.securityProtocol=SASL_PLAINTEXT", "--set",
+                                 "kafka.sasl.existingSecret=outrider-kafka")  # fmt: skip
+    assert "securityProtocol" in refused("--set", "kafka.securityProtocol=TLS")
+    assert "mechanism" in refused("--set", "kafka.sasl.mechanism=GSSAPI")
+    assert "topicReplicationFactor" in refused("--set", "kafka.topicReplicationFactor=0")
+    assert "topicPartitions" in refused("--set", "kafka.topicPartitions=0")
+    assert "username" in refused("--set", "kafka.sasl.username=alice")  # never plaintext in values

@@ -35,18 +35,54 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "outrider.secretName" -}}{{ include "outrider.fullname" . }}{{- end }}
 
-{{- define "outrider.env" -}}
-- name: OUTRIDER_KAFKA_BOOTSTRAP_SERVERS
-  value: {{ .Values.kafka.bootstrapServers | quote }}
-- name: OUTRIDER_TOPIC_PREFIX
-  value: {{ .Values.topicPrefix | quote }}
-- name: OUTRIDER_HTTP_HOST
-  value: "0.0.0.0"
+{{- define "outrider.kafkaSasl" -}}{{ hasPrefix "SASL_" .Values.kafka.securityProtocol | ternary "true" "" }}{{- end }}
+{{- define "outrider.kafkaTls" -}}{{ has .Values.kafka.securityProtocol (list "SSL" "SASL_SSL") | ternary "true" "" }}{{- end }}
+
+{{/* Where every service pod mounts `kafka.tls.caSecret`; OUTRIDER_KAFKA_SSL_CAFILE is its ca.crt. */}}
+{{- define "outrider.kafkaCaDir" -}}/etc/outrider/kafka-ca{{- end }}
+
+{{/* The migration Job's env: it only talks to PostgreSQL. */}}
+{{- define "outrider.databaseEnv" -}}
 - name: OUTRIDER_DATABASE_URL
   valueFrom:
     secretKeyRef:
       name: {{ .Values.postgres.existingSecret | default (include "outrider.secretName" .) }}
       key: database-url
+{{- end }}
+
+{{/* Every service's env; the SASL credentials come from `kafka.sasl.existingSecret`, never from values. */}}
+{{- define "outrider.env" -}}
+- name: OUTRIDER_KAFKA_BOOTSTRAP_SERVERS
+  value: {{ .Values.kafka.bootstrapServers | quote }}
+- name: OUTRIDER_KAFKA_SECURITY_PROTOCOL
+  value: {{ .Values.kafka.securityProtocol | quote }}
+{{- if include "outrider.kafkaSasl" . }}
+- name: OUTRIDER_KAFKA_SASL_MECHANISM
+  value: {{ .Values.kafka.sasl.mechanism | quote }}
+- name: OUTRIDER_KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.sasl.existingSecret }}
+      key: username
+- name: OUTRIDER_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.sasl.existingSecret }}
+      key: password
+{{- end }}
+{{- if .Values.kafka.tls.caSecret }}
+- name: OUTRIDER_KAFKA_SSL_CAFILE
+  value: {{ printf "%s/ca.crt" (include "outrider.kafkaCaDir" .) | quote }}
+{{- end }}
+- name: OUTRIDER_TOPIC_PREFIX
+  value: {{ .Values.topicPrefix | quote }}
+- name: OUTRIDER_TOPIC_PARTITIONS
+  value: {{ .Values.kafka.topicPartitions | quote }}
+- name: OUTRIDER_TOPIC_REPLICATION_FACTOR
+  value: {{ .Values.kafka.topicReplicationFactor | quote }}
+- name: OUTRIDER_HTTP_HOST
+  value: "0.0.0.0"
+{{ include "outrider.databaseEnv" . }}
 {{- if .Values.otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ .Values.otel.endpoint | quote }}
