@@ -281,6 +281,13 @@ def portfolio(tracker: TrackerOption = TRACKER, token: TokenOption = None) -> No
         table.add_row(c["playbook_id"], c["stage"], str(c["count"]))
     console.print(table)
     console.print(f"Overdue touchpoints: {p['overdue_touchpoints']}   Stalled: {len(p['stalled'])}")
+    if p["stalled"]:
+        stalled = Table("stalled", "stage", "days in stage", "days since a change", "why")
+        for e in p["stalled"]:
+            why = {"stage_overdue": "longer in its stage than expected", "no_change": "no change"}
+            stalled.add_row(e["name"], e["stage"], f"{e['days_in_stage']:.1f} of {e['expected_days']}",
+                            f"{e['days_since_change']:.1f}", ", ".join(why[w] for w in e["why"]))  # fmt: skip
+        console.print(stalled)
 
 
 @app.command()

@@ -60,7 +60,9 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
         await broker.start()
         background = [
             asyncio.create_task(relay.run(db.pool)),
-            asyncio.create_task(export_gauges(db.pool, settings.gauge_refresh_s, settings.overdue_grace)),
+            asyncio.create_task(
+                export_gauges(db.pool, settings.gauge_refresh_s, settings.overdue_grace, settings.stalled_after)
+            ),
         ]
         try:
             yield

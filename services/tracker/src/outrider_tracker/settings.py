@@ -17,6 +17,12 @@ class TrackerSettings(ServiceSettings):
         ge=0,
         description="How long after a touchpoint it counts as overdue; give the notifier's the same value.",
     )
+    stalled_days: float = Field(
+        14,
+        gt=0,
+        description="An active engagement with no change (no entry in its audit trail) for this many days is stalled "
+        "in the portfolio, whatever its stage's expected days.",
+    )
     max_body_bytes: int = Field(
         1 << 20, gt=0, description="Largest request body accepted; a larger one is refused with 413, unread."
     )
@@ -33,6 +39,11 @@ class TrackerSettings(ServiceSettings):
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         return (value.strip() or None) if isinstance(value, str) else value
+
+    @property
+    def stalled_after(self) -> timedelta:
+        """`stalled_days` as a duration."""
+        return timedelta(days=self.stalled_days)
 
     @property
     def overdue_grace(self) -> timedelta:

@@ -10,4 +10,7 @@ router = APIRouter(prefix="/v1", tags=["portfolio"])
 
 @router.get("/portfolio", summary="Engagements per stage, overdue touchpoints, stalled engagements")
 async def get_portfolio(request: Request) -> Portfolio:
-    return await service.get(request.app.state.db.pool, overdue_grace=request.app.state.settings.overdue_grace)
+    settings = request.app.state.settings
+    return await service.get(
+        request.app.state.db.pool, overdue_grace=settings.overdue_grace, stalled_after=settings.stalled_after
+    )
