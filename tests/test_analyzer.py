@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -83,6 +84,19 @@ def wait_for_count(tracker: str, engagement: str, total: int, timeout: float = 1
     return body
 
 
+COMPONENTS = ("db", "gitaly", "redis", "cpu", "queue")  # the CLI's mean component times; the API's `<name>_avg_ms`
+
+
+def assert_percentiles(got: dict, values: list[float], where: object) -> None:
+    """A stored row's p99, p95 and median within the sketch's 1 % of the exact ones of `values` (sorted)."""
+    for q, name in ((0.99, "p99_ms"), (0.95, "p95_ms"), (0.5, "median_ms")):
+        # A sketch answers with (nearly) a sample at rank q*(n-1); the exact value interpolates between the two
+        # samples around that rank. Both must agree within the sketch's 1 %.
+        rank = q * (len(values) - 1)
+        low, high = values[int(rank)], values[min(int(rank) + 1, len(values) - 1)]
+        assert low * 0.99 - 1e-9 <= got[name] <= high * 1.01 + 1e-9, (where, name)
+
+
 def test_stored_stats_agree_with_outrider_stats(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
 ) -> None:
@@ -101,6 +115,7 @@ def test_stored_stats_agree_with_outrider_stats(
             cli = outrider("stats", "table", "--format", "json", "--limit", "1000", "--type", log_type, str(path))
             assert cli.returncode == 0, cli.stderr
             expected = {row["key"]: row for row in json.loads(cli.stdout)["sections"][0]["rows"]}
+            offline_row = next(iter(expected.values()))
             stored = {row["key"]: row for row in stats(tracker, engagement, log_type)["keys"]}
             assert stored.keys() == expected.keys() == refs[log_type].keys(), log_type
             for key, want in expected.items():
@@ -113,12 +128,14 @@ def test_stored_stats_agree_with_outrider_stats(
                 assert got["min_ms"] == pytest.approx(want["min"], abs=1e-3)
                 assert got["stddev_ms"] == pytest.approx(want["stddev"], rel=1e-6, abs=1e-3)
                 assert got["rps"] == pytest.approx(want["rps"], rel=2e-2, abs=2e-3)
-                for q, name in ((0.99, "p99_ms"), (0.95, "p95_ms"), (0.5, "median_ms")):
-                    # A sketch answers with (nearly) a sample at rank q*(n-1); the exact value interpolates
-                    # between the two samples around that rank. Both must agree within the sketch's 1 %.
-                    rank = q * (len(values) - 1)
-                    low, high = values[int(rank)], values[min(int(rank) + 1, len(values) - 1)]
-                    assert low * 0.99 - 1e-9 <= got[name] <= high * 1.01 + 1e-9, (log_type, key, name)
+                assert_percentiles(got, values, (log_type, key))
+                # Component times are exact sums over the key's requests: only the CLI's rounding apart.
+                components = [c for c in COMPONENTS if c in want]
+                assert components, log_type
+                for column in components:
+                    assert got[f"{column}_avg_ms"] == pytest.approx(want[column], abs=1e-3), (key, column)
+            for column in COMPONENTS:  # nonzero somewhere, or a sum lost on the way could agree by being zero
+                assert column not in offline_row or any(row[column] > 0 for row in expected.values()), column
 
             # `outrider engagements stats`: the offline table's columns, rows and TOTAL row from the stored figures.
             live = outrider("engagements", "stats", engagement, "--tracker", tracker, "--log-type", log_type,
@@ -226,14 +243,40 @@ def test_live_compare_agrees_with_outrider_stats_compare(
         assert "is not SINCE..UNTIL" in bad.stdout + bad.stderr
 
 
+def pieces(path: Path, size: int) -> list[tuple[int, bytes]]:
+    """`path` cut at line ends into pieces of about `size` bytes, each with its byte offset in the file."""
+    data, out, start = path.read_bytes(), [], 0
+    while start < len(data):
+        end = data.find(b"\n", min(start + size, len(data) - 1)) + 1 or len(data)
+        out.append((start, data[start:end]))
+        start = end
+    return out
+
+
+def trickle(
+    ingest: str, engagement: str, auth: dict[str, str], path: Path, source: str, paced: threading.Event
+) -> None:
+    """Ship `path` as `outrider ship` would, 64 KiB a request; a pause after each while `paced` is set."""
+    for offset, piece in pieces(path, 64 << 10):
+        answer = httpx.post(
+            f"{ingest}/v1/engagements/{engagement}/logs", content=piece, headers=auth, timeout=120,
+            params={"source": source, "file_id": path.name, "log_type": "production_json", "offset": offset},
+        )  # fmt: skip
+        assert answer.status_code == 202, answer.text
+        if paced.is_set():
+            time.sleep(0.2)
+
+
 def test_killing_analyzers_mid_stream_loses_and_doubles_nothing(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    paths = [write(tmp_path / f"prod-{i}.log", "production_json", 600_000, seed=10 + i) for i in range(3)]
-    expected: dict[str, int] = defaultdict(int)
+    paths = [write(tmp_path / f"prod-{i}.log", "production_json", 3_000_000, seed=10 + i) for i in range(3)]
+    durations: dict[str, list[float]] = defaultdict(list)
     for path in paths:
         for key, values in reference(path, "production_json").items():
-            expected[key] += len(values)
+            durations[key] += values
+    expected = {key: sorted(values) for key, values in durations.items()}
+    total = sum(len(values) for values in expected.values())
     with running_services(
         kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, settings=SMALL_CHUNKS,
         names=("tracker", "ingest", "analyzer"),
@@ -244,28 +287,39 @@ def test_killing_analyzers_mid_stream_loses_and_doubles_nothing(
         second = Service("analyzer", free_port(), svc["analyzer"].env, tmp_path / "analyzer-2.log")
         second.start()
         second.wait_ready()
-        shippers = [
-            threading.Thread(target=ship, args=(ingest, engagement, auth, p, f"host-{i}", "production_json"))
-            for i, p in enumerate(paths)
-        ]
-        for t in shippers:
-            t.start()
-        try:
-            for victim in (svc["analyzer"], second, svc["analyzer"], second, svc["analyzer"]):
-                time.sleep(0.7)
-                assert victim.pid is not None
-                os.killpg(victim.pid, signal.SIGKILL)  # no goodbye: whatever was in flight is cut off
-                victim.stop()
-                victim.start()
-            for t in shippers:
-                t.join(timeout=120)
-            body = wait_for_count(tracker, engagement, sum(expected.values()))
-            time.sleep(2)  # let any replayed batch land: a double count would show up now
-            body = stats(tracker, engagement)
-        finally:
-            second.stop()
-    assert {k["key"]: k["count"] for k in body["keys"]} == expected
-    assert body["total_count"] == sum(expected.values())
+        paced = threading.Event()
+        paced.set()  # the uploads go on through the kills, then send what is left at once
+        with ThreadPoolExecutor(len(paths)) as pool:
+            shipped = [
+                pool.submit(trickle, ingest, engagement, auth, p, f"host-{i}", paced) for i, p in enumerate(paths)
+            ]
+            try:
+                wait_for_count(tracker, engagement, 1)  # the first kill lands once counting has begun
+                for victim in (svc["analyzer"], second, svc["analyzer"], second, svc["analyzer"]):
+                    time.sleep(0.7)
+                    # Mid-stream: lines still to count (the uploads, paced, outlast the kills by some seconds).
+                    assert stats(tracker, engagement)["total_count"] < total, "the stream was over before this kill"
+                    assert victim.pid is not None
+                    os.killpg(victim.pid, signal.SIGKILL)  # no goodbye: whatever was in flight is cut off
+                    victim.stop()
+                    victim.start()
+                paced.clear()
+                for f in shipped:
+                    f.result(timeout=120)
+                body = wait_for_count(tracker, engagement, total)
+                time.sleep(2)  # let any replayed batch land: a double count would show up now
+                body = stats(tracker, engagement)
+            finally:
+                paced.clear()
+                second.stop()
+    assert {k["key"]: k["count"] for k in body["keys"]} == {key: len(values) for key, values in expected.items()}
+    assert body["total_count"] == total
+    # Sums and sketches too: a batch replayed into a sum or a sketch, but not into the count, would show here.
+    for got in body["keys"]:
+        values = expected[got["key"]]
+        assert got["mean_ms"] == pytest.approx(sum(values) / len(values), rel=1e-9), got["key"]
+        assert (got["max_ms"], got["min_ms"]) == (pytest.approx(values[-1]), pytest.approx(values[0])), got["key"]
+        assert_percentiles(got, values, got["key"])
 
 
 async def _send_bad_records(bootstrap: str, topic: str) -> None:

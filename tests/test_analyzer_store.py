@@ -9,17 +9,18 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import asyncpg
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import logparse
 from outrider_analyzer.findings import Thresholds, candidate_params, candidates_sql, evaluate
 from outrider_analyzer.store import Flushed, flush, stage
 from outrider_common.db import migrate
-from outrider_common.events import LogChunk
+from outrider_common.events import FindingRule, LogChunk
 from outrider_common.logstats import FIELDS, Aggregate, StatsKey
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
@@ -144,6 +145,14 @@ limits_strategy = st.builds(
 )
 
 
+EVERY_RULE: list[Window] = [  # under the default limits, one window for each rule
+    ("production_json", 30, 0, [9000.0] * 3, 0.0),  # slow_endpoint
+    ("api_json", 30, 15, [10.0], 0.0),  # error_spike
+    ("gitaly", 30, 0, [3000.0] * 3, 0.0),  # slow_gitaly
+    ("sidekiq", 30, 0, [10.0], 20_000.0),  # sidekiq_latency
+]
+
+
 def _aggregate(window: Window) -> Aggregate:
     _, count, failed, durations, queue_mean = window
     sketch = logparse.Sketch()
@@ -175,16 +184,27 @@ def test_the_flush_reads_back_every_window_a_rule_could_fire_on(database_dsn: st
             return {i for i, w in enumerate(windows) if evaluate(StatsKey(uuid.UUID(int=0), w[0], "k", at),
                                                                  _aggregate(w), limits)}  # fmt: skip
 
+        rules_fired: set[str] = set()
+
+        def rules(windows: list[Window], limits: Thresholds) -> set[str]:
+            at = datetime(2024, 5, 1, tzinfo=UTC)
+            return {t.rule for w in windows for t in evaluate(StatsKey(uuid.UUID(int=0), w[0], "k", at),
+                                                              _aggregate(w), limits)}  # fmt: skip
+
         @settings(max_examples=150, deadline=None)
         @given(windows, limits_strategy)
+        @example(EVERY_RULE, Thresholds())  # each rule fires at least once, whatever hypothesis draws
         def superset(windows: list[Window], limits: Thresholds) -> None:
             assert fired(windows, limits) <= kept(windows, limits)
+            rules_fired.update(rules(windows, limits))
 
         try:
             superset()
+            assert rules_fired == set(get_args(FindingRule))  # a rule that never fires would pass `<=` vacuously
             # On the edges (a share of failures or a mean queue time exactly at the limit: not over it) and in
             # between: each rule's window is kept, a quiet or thin one is not.
-            limits = Thresholds(min_count=20, error_rate=0.05, slow_endpoint_p99_ms=5000, sidekiq_queue_ms=10_000)
+            limits = Thresholds(min_count=20, error_rate=0.05, slow_endpoint_p99_ms=5000, sidekiq_queue_ms=10_000,
+                                slow_gitaly_p99_ms=1000)  # fmt: skip
             cases: list[Window] = [
                 ("production_json", 40, 0, [100.0] * 5 + [9000.0] * 5, 0.0),  # slow: fires
                 ("api_json", 20, 2, [100.0], 0.0),  # 10 % failed: fires
@@ -193,9 +213,13 @@ def test_the_flush_reads_back_every_window_a_rule_could_fire_on(database_dsn: st
                 ("sidekiq", 20, 0, [100.0], 10_000.0),  # at the limit: quiet
                 ("production_json", 19, 19, [9000.0], 0.0),  # too few requests to judge
                 ("gitaly", 50, 0, [100.0, 200.0], 0.0),  # quiet
+                ("gitaly", 30, 0, [100.0] * 5 + [3000.0] * 5, 0.0),  # p99 3 s: over Gitaly's 1 s (not 5 s): fires
+                ("gitaly", 30, 0, [900.0] * 10, 0.0),  # under Gitaly's limit: quiet
+                ("gitaly", 19, 0, [3000.0] * 10, 0.0),  # slow, but too few calls to judge
             ]
-            assert fired(cases, limits) == {0, 1, 3}
-            assert kept(cases, limits) == {0, 1, 3}
+            assert fired(cases, limits) == {0, 1, 3, 7}
+            assert kept(cases, limits) == {0, 1, 3, 7}
+            assert rules(cases, limits) == set(get_args(FindingRule))
         finally:
             runner.run(conn.close())
 

@@ -139,6 +139,28 @@ def window(durations_s: list[float], statuses: list[int]) -> Aggregate:
     return Aggregate.from_group(group)
 
 
+def gitaly_window(times_ms: list[float]) -> Aggregate:
+    """One minute of successful FindCommit calls that took `times_ms`."""
+    lines = b"".join(
+        b'{"grpc.method":"FindCommit","grpc.service":"gitaly.CommitService","grpc.code":"OK","grpc.time_ms":%f,'
+        b'"time":"2024-05-01T10:00:00Z"}\n' % t
+        for t in times_ms
+    )
+    (group,) = logparse.parse_chunk(lines, "gitaly").groups
+    return Aggregate.from_group(group)
+
+
+def sidekiq_window(latencies_s: list[float], duration_s: float = 0.1) -> Aggregate:
+    """One minute of PostReceive jobs done in `duration_s`, each scheduled after its latency."""
+    lines = b"".join(
+        b'{"class":"PostReceive","jid":"j%d","job_status":"done","duration_s":%f,"scheduling_latency_s":%f,'
+        b'"time":"2024-05-01T10:00:00Z"}\n' % (i, duration_s, s)
+        for i, s in enumerate(latencies_s)
+    )
+    (group,) = logparse.parse_chunk(lines, "sidekiq").groups
+    return Aggregate.from_group(group)
+
+
 def test_findings_fire_on_slow_p99_and_error_rate_but_not_on_thin_windows() -> None:
     where = StatsKey(uuid4(), "production_json", "C#a", NOW)
     limits = Thresholds(min_count=20, slow_endpoint_p99_ms=5000, error_rate=0.05)
@@ -147,6 +169,36 @@ def test_findings_fire_on_slow_p99_and_error_rate_but_not_on_thin_windows() -> N
     slow_and_failing = window([0.1] * 20 + [9.0] * 10, [200] * 27 + [500] * 3)  # p99 = 9 s; 10 % failed
     assert [t.rule for t in evaluate(where, slow_and_failing, limits)] == ["slow_endpoint", "error_spike"]
     assert evaluate(where, window([9.0] * 19, [500] * 19), limits) == []  # 19 < min_count
+
+
+def test_slow_gitaly_fires_on_the_gitaly_limit_and_only_for_gitaly() -> None:
+    gitaly = StatsKey(uuid4(), "gitaly", "FindCommit", NOW)
+    limits = Thresholds(min_count=20, slow_endpoint_p99_ms=5000, slow_gitaly_p99_ms=1000)
+    slow = gitaly_window([100.0] * 20 + [3000.0] * 10)  # p99 = 3 s: over Gitaly's 1 s, under the endpoints' 5 s
+    (tripped,) = evaluate(gitaly, slow, limits)
+    assert (tripped.rule, tripped.figures["limit_ms"], tripped.figures["count"]) == ("slow_gitaly", 1000, 30)
+    assert tripped.figures["p99_ms"] == pytest.approx(3000, rel=0.01)
+    assert evaluate(gitaly, gitaly_window([900.0] * 30), limits) == []  # under the limit
+    assert evaluate(gitaly, gitaly_window([100.0] * 199 + [5000.0]), limits) == []  # max over it, p99 (100) not
+    assert evaluate(gitaly, gitaly_window([3000.0] * 19), limits) == []  # 19 < min_count
+    # Gitaly's limit is Gitaly's: 3 s is no slow endpoint, 800 ms no slow call when endpoints are held to 500 ms.
+    endpoint = StatsKey(uuid4(), "production_json", "C#a", NOW)
+    assert evaluate(endpoint, window([3.0] * 30, [200] * 30), limits) == []
+    strict = Thresholds(min_count=20, slow_endpoint_p99_ms=500, slow_gitaly_p99_ms=1000)
+    assert evaluate(gitaly, gitaly_window([800.0] * 30), strict) == []
+    assert [t.rule for t in evaluate(endpoint, window([0.8] * 30, [200] * 30), strict)] == ["slow_endpoint"]
+
+
+def test_sidekiq_latency_fires_on_a_mean_scheduling_latency_over_the_limit() -> None:
+    where = StatsKey(uuid4(), "sidekiq", "PostReceive", NOW)
+    limits = Thresholds(min_count=20, sidekiq_queue_ms=10_000, slow_endpoint_p99_ms=5000, slow_gitaly_p99_ms=1000)
+    late = sidekiq_window([1.0] * 10 + [21.0] * 10)  # mean 11 s
+    (tripped,) = evaluate(where, late, limits)
+    assert (tripped.rule, tripped.figures["limit_ms"]) == ("sidekiq_latency", 10_000)
+    assert tripped.figures["queue_mean_ms"] == pytest.approx(11_000)
+    assert evaluate(where, sidekiq_window([10.0] * 20), limits) == []  # at the limit: not over it
+    assert evaluate(where, sidekiq_window([60.0] * 19), limits) == []  # 19 < min_count
+    assert evaluate(where, sidekiq_window([0.1] * 30, duration_s=30.0), limits) == []  # long jobs are no latency
 
 
 def test_shipped_playbooks_load_and_bad_ones_are_refused() -> None:
