@@ -203,6 +203,12 @@ def test_rate_limits_and_server_errors_end_in_exactly_one_message(
         assert 'outrider_notifier_slack_errors_total{kind="rate_limited"}' in errors
 
 
+def sent_total(metrics: str) -> int:
+    """The reminders one notifier posted, from its /metrics."""
+    (line,) = [m for m in metrics.splitlines() if m.startswith('outrider_notifier_reminders_total{outcome="sent"}')]
+    return int(float(line.split()[-1]))
+
+
 def test_two_replicas_never_double_send(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path, slack: LocalSlack
 ) -> None:
@@ -224,11 +230,16 @@ def test_two_replicas_never_double_send(
                            json={"title": f"call {i:02d}", "scheduled_at": soon}).raise_for_status()  # fmt: skip
             until(lambda: len(slack.messages) >= 24, "24 messages")
             time.sleep(1.5)  # a double send would land by now
+            # Both claimed: the 12 overdue reminders fall due at once, 5 a claim, and a claim's posts take longer than
+            # the other replica's 0.2 s between looks.
+            sent = [sent_total(httpx.get(replica.url + "/metrics").text) for replica in (svc["notifier"], second)]
         finally:
             second.stop()
     texts = sorted(m["text"] for m in slack.messages)
     assert len(texts) == 24
     assert len(set(texts)) == 24
+    assert sum(sent) == 24
+    assert min(sent) > 0, sent
 
 
 def test_killing_the_notifier_mid_delivery_loses_nothing_and_logs_the_one_resend(

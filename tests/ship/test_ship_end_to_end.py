@@ -3,6 +3,8 @@
 import gzip
 import io
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -217,3 +219,71 @@ def test_a_lost_answer_and_a_kafka_outage_mid_upload_lose_and_double_nothing(
     finally:
         kafka.stop()
     assert final == {"Dropped#show": 4, "Outage#show": 6}
+
+
+def test_a_follower_of_two_files_through_rename_rotation_and_copytruncate_ships_every_line_once(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path,
+        names=("tracker", "ingest", "analyzer"),
+    ) as svc:  # fmt: skip
+        tracker = svc["tracker"].url
+        engagement, auth = open_engagement(tracker)
+        renamed, truncated = tmp_path / "rails-1" / "production_json.log", tmp_path / "rails-2" / "production_json.log"
+        for log in (renamed, truncated):
+            log.parent.mkdir()
+        renamed.write_bytes(lines("RenamedBefore", 5))
+        truncated.write_bytes(lines("TruncatedBefore", 4))
+
+        def counts(total: int) -> dict[str, int]:
+            deadline = time.monotonic() + 30
+            while (body := as_admin.get(f"{tracker}/v1/engagements/{engagement}/stats").json())["total_count"] < total:
+                assert follower.poll() is None, errors.read_text()
+                assert time.monotonic() < deadline, f"stuck at {body['total_count']} of {total}: {body['keys']}"
+                time.sleep(0.2)
+            return {k["key"]: k["count"] for k in body["keys"]}
+
+        env = {**os.environ, "OUTRIDER_SHIP_TOKEN": auth["Authorization"].removeprefix("Bearer ")}
+        errors = tmp_path / "ship.err"
+        with errors.open("wb") as err:
+            follower = subprocess.Popen(
+                [OUTRIDER, "ship", "--engagement", engagement, "--url", svc["ingest"].url, "tail",
+                 str(tmp_path / "rails-*" / "production_json.log"), "--state", str(tmp_path / "s.json"),
+                 "--interval", "0.2", "--rotation-grace", "1"],
+                env=env, stdout=subprocess.DEVNULL, stderr=err,
+            )  # fmt: skip
+        try:
+            assert counts(9) == {"RenamedBefore#show": 5, "TruncatedBefore#show": 4}
+            # Both rotations happen between two of the follower's looks, with lines it has not read yet in the old
+            # files: a stopped process makes that certain.
+            follower.send_signal(signal.SIGSTOP)
+            with renamed.open("ab") as f:
+                f.write(lines("RenamedUnread", 3))
+            os.rename(renamed, renamed.with_name("production_json.log.1"))  # logrotate's create
+            with renamed.with_name("production_json.log.1").open("ab") as f:  # the application writes on, then reopens
+                f.write(lines("RenamedLate", 2))
+            renamed.write_bytes(lines("RenamedNew", 4))
+            with truncated.open("ab") as f:
+                f.write(lines("TruncatedUnread", 3))
+            shutil.copyfile(truncated, truncated.with_name("production_json.log.1"))  # logrotate's copytruncate
+            with truncated.open("r+b") as f:
+                f.truncate(0)
+                f.write(lines("TruncatedNew", 2))
+            follower.send_signal(signal.SIGCONT)
+            assert counts(23)["TruncatedNew#show"] == 2  # the old files finished, the new ones begun
+            with renamed.open("ab") as f, truncated.open("ab") as g:  # appended while it follows the new files
+                f.write(lines("RenamedAfter", 6))
+                g.write(lines("TruncatedAfter", 7))
+            counts(36)
+            time.sleep(1)  # a double count would show up now
+            final = counts(36)
+        finally:
+            follower.send_signal(signal.SIGCONT)
+            follower.terminate()
+            follower.wait(timeout=10)
+    assert final == {
+        "RenamedBefore#show": 5, "RenamedUnread#show": 3, "RenamedLate#show": 2, "RenamedNew#show": 4,
+        "RenamedAfter#show": 6, "TruncatedBefore#show": 4, "TruncatedUnread#show": 3, "TruncatedNew#show": 2,
+        "TruncatedAfter#show": 7,
+    }  # fmt: skip

@@ -395,3 +395,18 @@ def test_a_copytruncate_while_no_shipper_ran_without_a_copy_beside_it_is_warned_
         f"{log}: truncated while no shipper ran, and no copy of it beside it: lines written after offset 16 before "
         "the truncation were not shipped"
     ]
+
+
+def test_a_copytruncate_while_following_finishes_the_unread_lines_from_the_copy(tmp_path: Path) -> None:
+    log = tmp_path / "production_json.log"
+    log.write_bytes(numbered(1, 3))
+    tailer = Tailer(log, Checkpoints(tmp_path / "state.json"), rotation_grace_s=0)
+    assert drain(tailer) == [numbered(1, 3)]
+    with log.open("ab") as f:  # written after the tailer's last look
+        f.write(numbered(3, 5))
+    shutil.copy(log, tmp_path / "production_json.log.1")  # logrotate's copytruncate: a copy, then truncated in place
+    with log.open("r+b") as f:
+        f.truncate(0)
+        f.write(numbered(5, 6))
+    assert drain(tailer) == [numbered(3, 5), numbered(5, 6)]
+    tailer.close()

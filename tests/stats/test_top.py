@@ -1,4 +1,4 @@
-"""`outrider stats top`: resource use per user and project, as values and as shares of the totals."""
+"""`outrider stats top`: resource use per user, project, client and path, as values and as shares of the totals."""
 
 import json
 from pathlib import Path
@@ -11,6 +11,15 @@ from tests.stats.conftest import FORMATS, Run, rows_by_key, sections
 CASES = [
     ("production_json", "user", {"alice": (3, 3300, 1), "bob": (2, 1200, 1), "(none)": (1, 1000, 0)}, 5500),
     ("api_json", "user", {"alice": (1, 1500, 0), "root": (2, 560, 1), "(none)": (2, 60, 0)}, 2120),
+    # The client is remote_ip; the line with no username (c5) still names its address.
+    ("production_json", "client", {"10.0.0.1": (3, 3300, 1), "10.0.0.2": (2, 1200, 1), "10.0.0.3": (1, 1000, 0)}, 5500),
+    # runners/verify: 20 + 40 + 60 ms (a3's bare `duration` is in ms); projects/1 failed with a 502.
+    (
+        "api_json",
+        "path",
+        {"/api/v4/projects/2": (1, 1500, 0), "/api/v4/projects/1": (1, 500, 1), "/api/v4/runners/verify": (3, 120, 0)},
+        2120,
+    ),
     ("gitaly", "project", {"root/big": (2, 4000, 1), "root/linux": (3, 15, 1)}, 4015),
     ("sidekiq", "project", {"g/q": (2, 3000, 1), "(none)": (1, 1500, 0), "g/p": (2, 1000, 0)}, 5500),
 ]
@@ -234,3 +243,17 @@ def test_mem_summed_past_any_real_size_is_unknown_not_a_crash(run: Run, tmp_path
     log.write_text(f"{line}\n{line}\n")  # 2e308 bytes in all: past what a float holds
     (users,) = sections(run(log, "--format", "json", cmd="top"))
     assert (users["rows"][0]["mem"], users["totals"]["mem"]) == (None, None)
+
+
+def test_the_client_is_remote_ip_else_meta_remote_ip_else_meta_client_id(run: Run, tmp_path: Path) -> None:
+    log = tmp_path / "production_json.log"
+    named = [
+        {"remote_ip": "10.0.0.1", "meta.remote_ip": "10.9.9.9", "meta.client_id": "user/1"},
+        {"meta.remote_ip": "10.0.0.2", "meta.client_id": "user/2"},
+        {"meta.client_id": "runner/3"},
+        {},
+    ]
+    log.write_text("".join(json.dumps({**request("production_json", "u", 0.1), **ids}) + "\n" for ids in named))
+    out = sections(run(log, "--format", "json", cmd="top"))
+    (clients,) = [s for s in out if s["title"] == "Top 10 clients by duration"]
+    assert sorted(r["value"] for r in clients["rows"]) == ["(none)", "10.0.0.1", "10.0.0.2", "runner/3"]

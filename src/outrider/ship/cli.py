@@ -352,13 +352,14 @@ def _follow(
                 if once:
                     break
                 time.sleep(interval)
+        summary = view()  # while the files are open: their lag is read from them
     except ShipError as exc:
         console.print(str(exc), style="red", markup=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     finally:
         for tailer in tailers.values():
             tailer.close()
-    console.print(view())
+    console.print(summary)
     if refused:
         raise typer.Exit(1)
 

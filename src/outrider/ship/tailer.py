@@ -349,12 +349,34 @@ class Tailer:
         # misses a file written past the old offset again before this look (an outage, a busy log).
         file_id = file_id_of(self._open.handle)  # the identity follows the first line
         if file_id != self._open.file_id or size < self._open.offset:
+            if copy := self._copy_of(self._open):  # copytruncate while followed: the unread lines are in the copy
+                self._let_go()
+                self._open = copy
+                return copy
             if file_id is None:
                 self._let_go()
                 return None
             offset = self._checkpoints.get(file_id)
             self._open.file_id, self._open.offset = file_id, offset if offset <= size else 0
         return self._open
+
+    def _copy_of(self, current: _Open) -> _Open | None:
+        """The copy copytruncate left beside the path (name.1) of the file `current` was reading, when it holds lines
+        past `current`'s offset: finished first under `current`'s identity, as after a restart."""
+        crc = current.file_id.rsplit(":", 1)[1]
+        for sibling in reversed(_siblings(self.path)):  # newest first
+            try:
+                if _gzipped(sibling):
+                    continue
+                handle = sibling.open("rb")
+            except OSError:  # rotated on meanwhile, or unreadable: nothing to finish from
+                continue
+            file_id = file_id_of(handle)
+            size = os.fstat(handle.fileno()).st_size
+            if file_id is not None and file_id.rsplit(":", 1)[1] == crc and size > current.offset:
+                return _Open(self.path, handle, current.file_id, current.offset, left=True)
+            handle.close()
+        return None
 
     def _resend(self, current: _Open) -> Batch | None:
         """The range a run before this one sent from here without recording the answer, byte for byte, if it is still
