@@ -34,6 +34,17 @@ def drain(tailer: Tailer) -> list[bytes]:
     return out
 
 
+def shipped_then_stopped(log: Path, state: Path, then: bytes = b"") -> None:
+    """`log` holding lines 1-2, shipped by a shipper that then stopped (an upgrade, a reboot), and `then` written to
+    it afterwards."""
+    log.write_bytes(numbered(1, 3))
+    before = Tailer(log, Checkpoints(state))
+    assert drain(before) == [numbered(1, 3)]
+    before.close()
+    with log.open("ab") as f:
+        f.write(then)
+
+
 def test_whole_lines_only_and_the_rest_once_it_is_complete(tmp_path: Path) -> None:
     log = tmp_path / "production_json.log"
     log.write_bytes(b"a\nb\npartial")
@@ -276,12 +287,7 @@ def test_a_file_rotated_while_no_shipper_ran_is_finished_before_the_new_one(tmp_
     # svlogd renames `current` to @<tai64n>.s; logrotate to name.1: the state knows the file by identity, not name.
     for name, rotated in (("current", "@4000000064a1b2c3.s"), ("production_json.log", "production_json.log.1")):
         log, state = tmp_path / name, tmp_path / f"{name}.state.json"
-        log.write_bytes(numbered(1, 3))
-        before = Tailer(log, Checkpoints(state))
-        assert drain(before) == [numbered(1, 3)]
-        before.close()  # the shipper stops (an upgrade, a reboot)
-        with log.open("ab") as f:
-            f.write(numbered(3, 5))
+        shipped_then_stopped(log, state, numbered(3, 5))
         os.rename(log, tmp_path / rotated)
         log.write_bytes(numbered(5, 6))
         told: list[str] = []
@@ -306,12 +312,7 @@ def test_a_file_rotated_and_compressed_while_no_shipper_ran_is_finished_from_the
     # logrotate without delaycompress, or a stop across two rotations; svlogd gzips `current`'s rotations.
     for name, rotated in (("current", "@4000000064a1b2c3.s"), ("production_json.log", "production_json.log.1.gz")):
         log, state = tmp_path / name, tmp_path / f"{name}.state.json"
-        log.write_bytes(numbered(1, 3))
-        before = Tailer(log, Checkpoints(state))
-        assert drain(before) == [numbered(1, 3)]
-        before.close()
-        with log.open("ab") as f:
-            f.write(numbered(3, 9) + b'{"n":9}')  # its last line never got its newline
+        shipped_then_stopped(log, state, numbered(3, 9) + b'{"n":9}')  # its last line never got its newline
         os.rename(log, tmp_path / f"{name}.1")
         gzip_away(tmp_path / f"{name}.1", tmp_path / rotated)
         log.write_bytes(numbered(10, 11))
@@ -327,12 +328,7 @@ def test_a_file_rotated_and_compressed_while_no_shipper_ran_is_finished_from_the
 
 def test_a_copytruncate_compressed_while_no_shipper_ran_is_finished_from_the_compressed_copy(tmp_path: Path) -> None:
     log, state = tmp_path / "production_json.log", tmp_path / "state.json"
-    log.write_bytes(numbered(1, 3))
-    before = Tailer(log, Checkpoints(state))
-    assert drain(before) == [numbered(1, 3)]
-    before.close()
-    with log.open("ab") as f:
-        f.write(numbered(3, 5))
+    shipped_then_stopped(log, state, numbered(3, 5))
     (tmp_path / "production_json.log.1.gz").write_bytes(gzip.compress(log.read_bytes()))  # copytruncate + compress
     log.write_bytes(numbered(5, 6))
     told: list[str] = []
@@ -345,12 +341,7 @@ def test_a_copytruncate_compressed_while_no_shipper_ran_is_finished_from_the_com
 
 def test_a_compressed_copy_cut_short_is_said_and_the_file_at_the_path_still_shipped(tmp_path: Path) -> None:
     log, state = tmp_path / "production_json.log", tmp_path / "state.json"
-    log.write_bytes(numbered(1, 3))
-    before = Tailer(log, Checkpoints(state))
-    assert drain(before) == [numbered(1, 3)]
-    before.close()
-    with log.open("ab") as f:
-        f.write(numbered(3, 5000))
+    shipped_then_stopped(log, state, numbered(3, 5000))
     packed = gzip.compress(log.read_bytes())
     (tmp_path / "production_json.log.1.gz").write_bytes(packed[: len(packed) // 2])  # gzip still writing it
     log.unlink()
@@ -367,12 +358,7 @@ def test_a_compressed_copy_cut_short_is_said_and_the_file_at_the_path_still_ship
 
 def test_a_copytruncate_while_no_shipper_ran_finishes_the_old_lines_from_the_copy(tmp_path: Path) -> None:
     log, state = tmp_path / "production_json.log", tmp_path / "state.json"
-    log.write_bytes(numbered(1, 3))
-    before = Tailer(log, Checkpoints(state))
-    assert drain(before) == [numbered(1, 3)]
-    before.close()
-    with log.open("ab") as f:
-        f.write(numbered(3, 5))
+    shipped_then_stopped(log, state, numbered(3, 5))
     shutil.copy(log, tmp_path / "production_json.log.1")  # logrotate's copytruncate: a copy, then truncated in place
     log.write_bytes(numbered(5, 6))
     after = Tailer(log, Checkpoints(state), rotation_grace_s=0)
@@ -382,10 +368,7 @@ def test_a_copytruncate_while_no_shipper_ran_finishes_the_old_lines_from_the_cop
 
 def test_a_copytruncate_while_no_shipper_ran_without_a_copy_beside_it_is_warned_about(tmp_path: Path) -> None:
     log, state = tmp_path / "production_json.log", tmp_path / "state.json"
-    log.write_bytes(numbered(1, 3))
-    before = Tailer(log, Checkpoints(state))
-    assert drain(before) == [numbered(1, 3)]
-    before.close()
+    shipped_then_stopped(log, state)
     log.write_bytes(numbered(5, 6))  # truncated in place; its copy went elsewhere, or was compressed
     told: list[str] = []
     after = Tailer(log, Checkpoints(state), rotation_grace_s=0, tell=told.append)
