@@ -48,6 +48,12 @@ def test_files_of_different_types_get_a_table_each(run: Run, logs: Path) -> None
     result = run(logs / "gitaly.log", logs / "api_json.log", "--format", "json")
     docs = json.loads(result.stdout)
     assert [d["log_type"] for d in docs] == ["gitaly", "api_json"]
+    # As tables, each after its log type's name (the key columns alone would leave it to guess).
+    lines = run(logs / "gitaly.log", logs / "api_json.log").stdout.splitlines()
+    assert lines[0] == "gitaly"
+    assert lines[1].startswith("METHOD ")
+    assert lines[lines.index("api_json") - 1] == ""
+    assert lines[lines.index("api_json") + 1].startswith("ROUTE ")
 
 
 def test_type_option_overrides_detection(run: Run, logs: Path) -> None:

@@ -293,7 +293,7 @@ def stderr_console() -> Console:
 def emit_all(docs: Sequence[tuple[Sequence[Section], dict[str, Any]]], fmt: OutputFormat, console: Console) -> None:
     """Several documents (e.g. one a log type), each its sections and meta; as JSON one list and as CSV one table,
     so the output stays one JSON value or one CSV table; as Markdown each under a `## <log type>` heading (tables
-    back to back would render as one), sections' `###` headings below it."""
+    back to back would render as one), sections' `###` headings below it; as tables each after its log type's name."""
     if fmt is OutputFormat.csv:
         console.file.write(to_csv(docs))
     elif fmt is OutputFormat.json and len(docs) > 1:
@@ -307,5 +307,8 @@ def emit_all(docs: Sequence[tuple[Sequence[Section], dict[str, Any]]], fmt: Outp
             )
         )
     else:
-        for sections, meta in docs:
+        for i, (sections, meta) in enumerate(docs):
+            if fmt is OutputFormat.table and len(docs) > 1:  # which log each table is, as Markdown's headings say
+                console.print(("\n" if i else "") + (meta.get("log_type") or "unrecognised"), style="bold",
+                              highlight=False, markup=False)  # fmt: skip
             emit(sections, fmt, meta, console)
