@@ -380,7 +380,10 @@ def test_a_copytruncate_while_no_shipper_ran_without_a_copy_beside_it_is_warned_
     ]
 
 
-def test_a_copytruncate_while_following_finishes_the_unread_lines_from_the_copy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compressed", [False, True], ids=["copy", "compressed copy"])
+def test_a_copytruncate_while_following_finishes_the_unread_lines_from_the_copy(
+    tmp_path: Path, compressed: bool
+) -> None:
     log = tmp_path / "production_json.log"
     log.write_bytes(numbered(1, 3))
     tailer = Tailer(log, Checkpoints(tmp_path / "state.json"), rotation_grace_s=0)
@@ -391,5 +394,7 @@ def test_a_copytruncate_while_following_finishes_the_unread_lines_from_the_copy(
     with log.open("r+b") as f:
         f.truncate(0)
         f.write(numbered(5, 6))
+    if compressed:  # logrotate's compress without delaycompress, done before the tailer's next look
+        gzip_away(tmp_path / "production_json.log.1", tmp_path / "production_json.log.1.gz")
     assert drain(tailer) == [numbered(3, 5), numbered(5, 6)]
     tailer.close()

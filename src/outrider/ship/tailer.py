@@ -361,15 +361,19 @@ class Tailer:
         return self._open
 
     def _copy_of(self, current: _Open) -> _Open | None:
-        """The copy copytruncate left beside the path (name.1) of the file `current` was reading, when it holds lines
-        past `current`'s offset: finished first under `current`'s identity, as after a restart."""
+        """The copy copytruncate left beside the path (name.1, or name.1.gz once compressed) of the file `current` was
+        reading, when it holds lines past `current`'s offset: finished first under `current`'s identity, as after a
+        restart."""
         crc = current.file_id.rsplit(":", 1)[1]
         for sibling in reversed(_siblings(self.path)):  # newest first
             try:
                 if _gzipped(sibling):
+                    rest = _expanded_rest(sibling, current.offset) if _first_line_crc(sibling) == crc else None
+                    if rest is not None:
+                        return _Open(self.path, rest, current.file_id, current.offset, left=True)
                     continue
                 handle = sibling.open("rb")
-            except OSError:  # rotated on meanwhile, or unreadable: nothing to finish from
+            except (OSError, EOFError, zlib.error):  # rotated on, unreadable or still being compressed: not this one
                 continue
             file_id = file_id_of(handle)
             size = os.fstat(handle.fileno()).st_size
