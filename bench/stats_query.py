@@ -5,7 +5,8 @@
 Writes the generated production_json log's aggregates into PostgreSQL as the analyzer does (`store.flush`), then
 times `get_key_stats` (what `GET /v1/engagements/{id}/stats` runs) over the whole engagement, beside the way it
 worked before: every stored row fetched and its sketch merged into its key's one at a time in Python
-(`logparse.merge_sketches`). Both give the same figures; the bench checks that before it prints.
+(`logparse.merge_sketches`). Both give the same figures; the bench checks that before it prints. Then the space the
+stored figures take in PostgreSQL, per GB of logs.
 """
 
 import argparse
@@ -37,10 +38,18 @@ async def per_row(conn: asyncpg.Connection, engagement: uuid.UUID) -> dict[str, 
     return {key: (count, logparse.sketch_quantiles(sketch, QS)) for key, (count, sketch) in merged.items()}
 
 
-async def measure(dsn: str, engagement: uuid.UUID, repeat: int) -> tuple[int, int, list[float], list[float]]:
+# What the analyzer keeps of the logs in PostgreSQL (with their indexes and TOAST): the figure that sizes a database.
+STORED_TABLES = ("log_stats", "log_chunks", "log_chunk_types")
+
+
+async def measure(
+    dsn: str, engagement: uuid.UUID, repeat: int
+) -> tuple[int, int, list[float], list[float], dict[str, int]]:
     conn = await asyncpg.connect(dsn)
     try:
         rows = int(await conn.fetchval("SELECT count(*) FROM log_stats WHERE engagement_id = $1", engagement))
+        await conn.execute("VACUUM ANALYZE")  # sizes as they settle, not with the flushes' dead row versions
+        sizes = {t: int(await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", t)) for t in STORED_TABLES}
         now, before = [], []
         for _ in range(repeat):
             start = time.perf_counter()
@@ -51,7 +60,7 @@ async def measure(dsn: str, engagement: uuid.UUID, repeat: int) -> tuple[int, in
             before.append(time.perf_counter() - start)
         got = {k.key: (k.count, [k.median_ms, k.p95_ms, k.p99_ms]) for k in keys}
         assert got == old, "the two ways disagree"
-        return rows, len(keys), now, before
+        return rows, len(keys), now, before, sizes
     finally:
         await conn.close()
 
@@ -71,7 +80,7 @@ def main() -> None:
         try:
             migrate(pg.dsn)
             asyncio.run(flush_all(pg.dsn, parsed, 125))  # as the analyzer writes
-            rows, keys, now, before = asyncio.run(measure(pg.dsn, engagement, args.repeat))
+            rows, keys, now, before, sizes = asyncio.run(measure(pg.dsn, engagement, args.repeat))
         finally:
             pg.stop()
 
@@ -80,6 +89,10 @@ def main() -> None:
     print(f"| get_key_stats: sums in SQL, sketches merged in one Rust call | {1000 * new:.0f} ms |")
     print(f"| before: every row to Python, sketches merged one at a time | {1000 * old:.0f} ms |")
     print(f"| speed-up | {old / new:.1f}x |")
+    per_gb = sum(sizes.values()) / 1e6 / (args.size_mb / 1000)
+    parts = ", ".join(f"{t} {n / 1e6:.1f}" for t, n in sizes.items())
+    print(f"| PostgreSQL space, tables with their indexes | {sum(sizes.values()) / 1e6:.1f} MB ({parts}); "
+          f"{per_gb:.1f} MB per GB of logs |")  # fmt: skip
 
 
 if __name__ == "__main__":
