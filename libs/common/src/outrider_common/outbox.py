@@ -58,6 +58,7 @@ PRUNE_EVERY_S = 60.0  # published rows past their retention are deleted at most 
 PRUNE_BATCH = 5_000  # rows one DELETE removes at most: short statements, never one holding the table for long
 PRUNE_BATCHES = 20  # DELETEs one prune runs at most: a backlog goes over several minutes, publishing in between
 DEFAULT_RETENTION = timedelta(days=7)
+_RELAY_METRICS: dict[str, tuple[Counter, Counter, Gauge, Counter]] = {}  # per producer, as registered
 
 
 class Relay:
@@ -84,10 +85,14 @@ class Relay:
         self.producer, self._kafka, self._topic_name = producer, kafka, topic_name
         self.retention, self._next_prune = retention, 0.0
         self.wake = asyncio.Event()
-        self._published = Counter(f"outrider_{producer}_outbox_published_total", "Outbox events published.", [])
-        self._failures = Counter(f"outrider_{producer}_outbox_relay_failures_total", "Relay passes that failed.", [])
-        self._pending = Gauge(f"outrider_{producer}_outbox_pending", "Outbox events not yet published.")
-        self._deleted = Counter(f"outrider_{producer}_outbox_deleted_total", "Published outbox events deleted.", [])
+        if producer not in _RELAY_METRICS:  # once a process: a second app (tests, a reload) shares them
+            _RELAY_METRICS[producer] = (
+                Counter(f"outrider_{producer}_outbox_published_total", "Outbox events published.", []),
+                Counter(f"outrider_{producer}_outbox_relay_failures_total", "Relay passes that failed.", []),
+                Gauge(f"outrider_{producer}_outbox_pending", "Outbox events not yet published."),
+                Counter(f"outrider_{producer}_outbox_deleted_total", "Published outbox events deleted.", []),
+            )
+        self._published, self._failures, self._pending, self._deleted = _RELAY_METRICS[producer]
 
     async def publish_pending(self, pool: asyncpg.Pool, kafka: AIOKafkaProducer, *, batch: int = 500) -> int | None:
         """Publish up to `batch` rows with `kafka`; returns how many, or None when another relay's pass is running.

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,7 @@ from outrider_common.http import check_broker, instrument_http, ops_router
 from outrider_common.kafka import MAX_RECORD_BYTES, broker_security, ensure_topics
 from outrider_common.logstats import BUCKET_SECONDS
 from outrider_common.outbox import Relay
+from outrider_common.tasks import supervise
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ANALYSIS_FINDINGS, LOGS_RAW
 
@@ -37,6 +39,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         security=broker_security(settings),
         client_id="outrider-analyzer",
         enable_idempotence=True,
+        log_level=logging.DEBUG,  # "Received"/"Processed" per batch, below the services' INFO
         # A dead letter is a record of ingest's with two headers more; one still over the limit goes without its
         # value (handlers.dead_letterer).
         max_request_size=MAX_RECORD_BYTES,
@@ -87,9 +90,10 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         await db.open()
         topics = [settings.topic(LOGS_RAW), settings.dead_letter_topic(LOGS_RAW), settings.topic(ANALYSIS_FINDINGS)]
         await ensure_topics(settings, topics)
-        tasks = [asyncio.create_task(flusher.run()), asyncio.create_task(relay.run(db.pool))]
+        tasks = [supervise(asyncio.create_task(flusher.run()), "flusher"),
+                 supervise(asyncio.create_task(relay.run(db.pool)), "outbox relay")]  # fmt: skip
         await broker.start()
-        watching = asyncio.create_task(lag.run())
+        watching = supervise(asyncio.create_task(lag.run()), "consumer lag")
         # What start-up built (modules, FastAPI and pydantic schemas) lives as long as the process: frozen, the
         # collector stops walking it on every full collection (perf: gc_collect_main and its visitors were ~2 % of
         # the analyzer's samples at 500 MB/s).

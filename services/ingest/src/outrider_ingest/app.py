@@ -1,5 +1,6 @@
 """The ingest service: every router, the Kafka producer, and the ops endpoints."""
 
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         linger_ms=5,
         max_batch_size=1 << 20,
         max_request_size=MAX_RECORD_BYTES,
+        log_level=logging.DEBUG,  # FastStream's per-message lines, below the services' INFO
         middlewares=(
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name="ingest"),
             KafkaTelemetryMiddleware(tracer_provider=setup_tracing("ingest")),

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from prometheus_client import REGISTRY
 from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router
 from outrider_common.kafka import broker_security, ensure_topics
+from outrider_common.tasks import supervise
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ANALYSIS_FINDINGS, ENGAGEMENT_EVENTS
 from outrider_notifier.dispatch import Dispatcher
@@ -35,6 +37,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         settings.kafka_bootstrap_servers,
         security=broker_security(settings),
         client_id="outrider-notifier",
+        log_level=logging.DEBUG,  # "Received"/"Processed" per message, below the services' INFO
         middlewares=(
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name="notifier"),
             KafkaTelemetryMiddleware(tracer_provider=setup_tracing("notifier")),
@@ -70,14 +73,16 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         broker.context.set_global("settings", settings)
         broker.context.set_global("wake_dispatcher", dispatcher.wake)
         await broker.start()
-        dispatching = asyncio.create_task(dispatcher.run())
+        dispatching = supervise(asyncio.create_task(dispatcher.run()), "dispatcher")
         try:
             yield
         finally:
+            # The post in hand is finished, not cut off (it would stay "sending" and be posted again after
+            # stale_sending_s): bounded by its three tries (slack_sdk retries a 5xx or a refused connection twice).
+            dispatcher.stop()
             await broker.stop()
-            dispatching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dispatching
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(dispatching, 3 * settings.slack_timeout_s)  # cancelled when it times out
             await db.close()
 
     app = FastAPI(title="Outrider notifier", version="0.1.0", lifespan=lifespan)

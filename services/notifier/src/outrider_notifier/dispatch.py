@@ -63,11 +63,17 @@ class Dispatcher:
         # What this pass claimed and has not posted yet, (reminder id -> attempt): renewed before every post, so a
         # claim stays fresh while we work through a batch and only a dead notifier's goes stale.
         self._claims: dict[UUID, int] = {}
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Take no new claims and post nothing more once the post in hand is done; `run` then ends."""
+        self._stopping = True
+        self.wake.set()
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many reminders were attempted."""
         now = datetime.now(UTC)
-        if in_quiet_hours(now, self._settings.quiet_hours_utc):
+        if self._stopping or in_quiet_hours(now, self._settings.quiet_hours_utc):
             return 0
         self._claims.clear()  # a pass cut short leaves its claims to go stale, to be taken up again
         digest_hour, group_s = self._settings.digest_hour_utc, self._settings.finding_group_s
@@ -85,7 +91,7 @@ class Dispatcher:
         for reminder in await self._sendable(due, now):
             await self._post([reminder], reminder["kind"], reminder["engagement_id"])
         attempted = len(due)
-        if group_s > 0:
+        if group_s > 0 and not self._stopping:
             groups = await store.claim_findings(
                 self._pool, now=now, stale_after_s=self._settings.stale_sending_s, group_s=group_s
             )
@@ -199,6 +205,8 @@ class Dispatcher:
         A failure puts them back for a later attempt (Slack's Retry-After, else backoff) or, past `max_attempts` or
         refused for good, marks them failed. Being rate-limited is not a failure: it never uses up the attempts.
         """
+        if self._stopping:  # left claimed: taken up again once the claim is stale, as after any pass cut short
+            return False
         attempts = [(r["id"], r["attempts"]) for r in reminders]
         ids = ",".join(str(r["id"]) for r in reminders)
         now = datetime.now(UTC)
@@ -248,7 +256,7 @@ class Dispatcher:
                       exc.kind)  # fmt: skip
 
     async def run(self) -> None:
-        """Deliver until cancelled: at once when woken, else every `dispatch_interval_s`."""
+        """Deliver until stopped: at once when woken, else every `dispatch_interval_s`."""
         while True:
             try:
                 while await self.run_once():
@@ -258,5 +266,7 @@ class Dispatcher:
             except Exception:  # a bug must not end delivery for good: logged, and the next pass goes on
                 log.exception("dispatch pass failed")
             self.wake.clear()
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self._settings.dispatch_interval_s)

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from outrider_common.db import Database
 from outrider_common.http import check_broker, instrument_http, ops_router, refuse_invalid, refuse_nul
 from outrider_common.kafka import broker_security, ensure_topics
 from outrider_common.outbox import Relay
+from outrider_common.tasks import supervise
 from outrider_common.telemetry import setup_logging, setup_tracing
 from outrider_common.topics import ENGAGEMENT_EVENTS
 from outrider_tracker.auth import api as auth_api
@@ -34,6 +36,8 @@ from outrider_tracker.token import api as token_api
 from outrider_tracker.touchpoint import api as touchpoint_api
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+KAFKA_RETRY_MAX_S = 30.0
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: TrackerSettings | None = None) -> FastAPI:
@@ -46,6 +50,7 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
         security=broker_security(settings),
         client_id="outrider-tracker",
         enable_idempotence=True,
+        log_level=logging.DEBUG,  # "Received"/"Processed" per message, below the services' INFO
         middlewares=(
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name="tracker"),
             KafkaTelemetryMiddleware(tracer_provider=setup_tracing("tracker")),
@@ -53,15 +58,35 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     )
     relay = Relay("tracker", settings, settings.topic, retention=settings.outbox_retention)
 
+    async def connect_kafka() -> bool:
+        """Create the events topic and start the broker; False (logged) when Kafka is away."""
+        try:
+            await ensure_topics(settings, [settings.topic(ENGAGEMENT_EVENTS)])
+            await broker.start()
+        except Exception as exc:
+            log.warning("kafka away, serving on with events held in the outbox; retrying error=%r", exc)
+            return False
+        return True
+
+    async def keep_connecting() -> None:
+        delay = 1.0
+        while not await connect_kafka():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, KAFKA_RETRY_MAX_S)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.open()
-        await ensure_topics(settings, [settings.topic(ENGAGEMENT_EVENTS)])
-        await broker.start()
+        # Without Kafka the API still serves (its events wait in the outbox): connect in the background meanwhile.
+        connected = await connect_kafka()
         background = [
-            asyncio.create_task(relay.run(db.pool)),
-            asyncio.create_task(
-                export_gauges(db.pool, settings.gauge_refresh_s, settings.overdue_grace, settings.stalled_after)
+            *([] if connected else [supervise(asyncio.create_task(keep_connecting()), "kafka connection")]),
+            supervise(asyncio.create_task(relay.run(db.pool)), "outbox relay"),
+            supervise(
+                asyncio.create_task(
+                    export_gauges(db.pool, settings.gauge_refresh_s, settings.overdue_grace, settings.stalled_after)
+                ),
+                "portfolio gauges",
             ),
         ]
         try:

@@ -98,4 +98,6 @@ async def export_gauges(pool: asyncpg.Pool, every: float, overdue_grace: timedel
                 HEALTH.labels(engagement_id).set(score)
         except (OSError, asyncpg.PostgresError) as exc:  # the next pass retries
             log.warning("portfolio gauges not refreshed error=%r", exc)
+        except Exception:  # a bug or a dropped connection (InterfaceError) must not stop the gauges for good
+            log.exception("portfolio gauges not refreshed")
         await asyncio.sleep(every)
