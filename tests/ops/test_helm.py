@@ -50,6 +50,9 @@ def test_chart_lints_renders_and_validates(values: Path | None) -> None:
         assert container["securityContext"]["runAsNonRoot"] is True
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        startup = container["startupProbe"]  # liveness waits while the pod waits for PostgreSQL and Kafka
+        assert startup["httpGet"]["path"] == "/healthz"
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
         assert {"name": "OUTRIDER_KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap or "kafka:9092"} in container["env"]
 
 

@@ -1,11 +1,17 @@
 """PostgreSQL helpers: an asyncpg pool and numbered SQL migrations applied by yoyo under its lock."""
 
 import asyncio
+import logging
 import re
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
+import psycopg
 from yoyo import get_backend, read_migrations
+
+log = logging.getLogger(__name__)
 
 # PostgreSQL away or busy, not a verdict on the data: the same statement can go through later. Services answer
 # 503 (ingest) or read the message again (notifier) on these, never drop the work.
@@ -29,18 +35,46 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
 COMMON_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def yoyo_dsn(dsn: str) -> str:
+def yoyo_dsn(dsn: str, *, connect_timeout_s: float = 10) -> str:
     """`dsn` for yoyo, through psycopg 3: yoyo maps both `postgresql://` and `postgres://` (which asyncpg and many
-    managed databases use) to psycopg2, which is not installed."""
-    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", dsn)
+    managed databases use) to psycopg2, which is not installed. Without a `connect_timeout` psycopg waits 130 s for
+    a server that accepts and never answers."""
+    dsn = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", dsn)
+    if "connect_timeout=" in dsn:
+        return dsn
+    return f"{dsn}{'&' if '?' in dsn else '?'}connect_timeout={max(1, round(connect_timeout_s))}"
 
 
-def migrate(dsn: str, *directories: Path) -> int:
+def where(dsn: str) -> str:
+    """`host:port` of `dsn`, for log lines (never its user info)."""
+    netloc = urlsplit(dsn).netloc.rpartition("@")[2]
+    return netloc or "the local socket"
+
+
+def migrate(dsn: str, *directories: Path, wait_s: float = 60, connect_timeout_s: float = 10) -> int:
     """Apply the kernel's migrations and those in `directories` not applied yet; returns how many ran.
 
-    yoyo takes a lock in the database, so replicas starting together apply each migration once.
+    Waits up to `wait_s` for PostgreSQL to answer, logging each try. yoyo takes a lock in the database, so
+    replicas starting together apply each migration once.
     """
-    backend = get_backend(yoyo_dsn(dsn))
+    deadline = time.monotonic() + wait_s
+    attempt = 1
+    log.info("waiting for PostgreSQL at %s", where(dsn))
+    while True:
+        try:
+            backend = get_backend(yoyo_dsn(dsn, connect_timeout_s=connect_timeout_s))
+            break
+        except psycopg.OperationalError as e:
+            # no SQLSTATE: no answer (refused, timed out, unreachable); 57P03: the server is starting up. Others
+            # (a wrong password, no such database) will not change by waiting.
+            if e.sqlstate not in (None, "57P03"):
+                raise
+            if time.monotonic() + 2 > deadline:
+                log.error("PostgreSQL at %s did not answer within %g s attempts=%d", where(dsn), wait_s, attempt)
+                raise
+            log.warning("PostgreSQL at %s not answering attempt=%d error=%s; retrying in 2 s", where(dsn), attempt, e)
+            attempt += 1
+            time.sleep(2)
     migrations = read_migrations(str(COMMON_MIGRATIONS), *map(str, directories))
     try:
         with backend.lock():
@@ -48,6 +82,7 @@ def migrate(dsn: str, *directories: Path) -> int:
             backend.apply_migrations(pending)
     finally:
         backend.connection.close()
+    log.info("PostgreSQL ready at %s migrations_applied=%d", where(dsn), len(pending))
     return len(pending)
 
 

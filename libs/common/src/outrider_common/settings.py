@@ -1,11 +1,15 @@
 """Settings every service shares; each service subclasses `ServiceSettings` once."""
 
+import re
+import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Self, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from outrider_common.topics import Topic
 
@@ -55,6 +59,14 @@ class ServiceSettings(KafkaSettings):
         168, gt=0, description="Tracker and analyzer: how long a published outbox event is kept before it is deleted."
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _dsn_parses(cls, value: SecretStr) -> SecretStr:
+        problem = dsn_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @property
     def outbox_retention(self) -> timedelta:
         """`outbox_retention_hours` as a duration."""
@@ -67,3 +79,55 @@ class ServiceSettings(KafkaSettings):
     def dead_letter_topic(self, topic: Topic) -> str:
         """The real name of `topic`'s dead-letter topic."""
         return f"{self.topic_prefix}{topic.dead_letter}"
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """Why asyncpg and psycopg would misread `dsn`, without its password; None when it parses."""
+    scheme, _, rest = dsn.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return "expected a postgresql:// or postgres:// DSN"
+    try:
+        parts = urlsplit(dsn)
+    except ValueError as e:  # an unbalanced [ in the host
+        return f"cannot parse {masked_dsn(dsn)} ({e})"
+    hint = "percent-encode / # ? @ : in the user name and password (e.g. / as %2F)"
+    if "@" in rest and ("@" not in parts.netloc or parts.netloc.count("@") > 1):
+        # an unencoded / # or ? ends the user info early; a second @ makes part of the password a host
+        return f"cannot read the user info of {masked_dsn(dsn)}: {hint}"
+    for host in parts.netloc.rpartition("@")[2].split(","):
+        port = host.rpartition("]")[2] if host.startswith("[") else host
+        if ":" in port and not port.partition(":")[2].isdigit():
+            return f"the port of {masked_dsn(dsn)} is not a number: {hint}"
+    return None
+
+
+def masked_dsn(dsn: str) -> str:
+    """`dsn` with its password and query (which may hold one) left out."""
+    scheme, sep, rest = dsn.partition("://")
+    auth, at, hosts = rest.rpartition("@")
+    user = re.match(r"[^:@/?#]*", auth)[0]  # type: ignore[index]  # always matches
+    return f"{scheme}{sep}{user}{':***' if auth != user else ''}{at}{re.split(r'[?#]', hosts)[0]}"
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def read_settings(cls: type[S]) -> S:
+    """`cls()` from the environment; on a bad value, one line per error naming its variable, then exit 2."""
+    try:
+        return cls()
+    except ValidationError as e:
+        errors = [(".".join(map(str, err["loc"])), err["msg"]) for err in e.errors(include_input=False)]
+    except SettingsError as e:  # a complex value (JSON) that does not parse
+        named = re.search(r'field "(\w+)"', str(e))
+        errors = [(named[1] if named else "", f"not valid JSON ({e.__cause__})")]
+    prefix = cls.model_config.get("env_prefix", "")
+    names = sorted((n for n in cls.model_fields if "_" in n), key=len, reverse=True)
+    for where, msg in errors:
+        field, _, inner = where.partition(".")
+        for name in names:  # a model check names its fields: say which variables they are
+            msg = re.sub(rf"\b{name}\b", f"{prefix}{name.upper()}", msg)
+        msg = msg.removeprefix("Value error, ")
+        where = f"setting {prefix}{field.upper()}{f' [{inner}]' if inner else ''}" if field else "settings"
+        print(f"invalid {where}: {msg}", file=sys.stderr)
+    raise SystemExit(2)

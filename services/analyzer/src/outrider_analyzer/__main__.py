@@ -1,11 +1,20 @@
 """`python -m outrider_analyzer`: run the analyzer (consumer + ops endpoints)."""
 
+import logging
+
 import uvicorn
 
 from outrider_analyzer.app import create_app
 from outrider_analyzer.memory import keep_freed_memory
 from outrider_analyzer.settings import AnalyzerSettings
+from outrider_common.settings import read_settings
 
-settings = AnalyzerSettings()
+settings = read_settings(AnalyzerSettings)
 keep_freed_memory(settings.malloc_keep_mb)
-uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+app = create_app(settings)
+logging.getLogger("outrider_analyzer").info(
+    "starting: PostgreSQL first, then Kafka at %s security_protocol=%s",
+    settings.kafka_bootstrap_servers,
+    settings.kafka_security_protocol,
+)
+uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")

@@ -21,7 +21,6 @@ from opentelemetry import trace
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    before_sleep_log,
     retry_if_exception_type,
     stop_never,
     wait_exponential,
@@ -37,7 +36,6 @@ from outrider_common.topics import DEAD_LETTER_VALUE
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
-_log_retry = before_sleep_log(log, logging.WARNING)
 
 # PostgreSQL's verdict on the data itself, the same on every try: a data exception (22xxx: a value out of range, a
 # byte sequence it will not store), an integrity violation (23xxx), a program limit (54xxx: an index row too large).
@@ -190,7 +188,7 @@ class Flusher:
             retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=0.5, max=self._retry_max),
             stop=stop_never,  # the chunks are in memory and uncommitted: giving up would be the only way to lose them
-            before_sleep=self._failed,
+            before_sleep=lambda state: self._failed(state, lot.batch),
             reraise=True,
         ):
             # A flush covers chunks of many uploads: it links to each chunk's span rather than having one parent.
@@ -277,9 +275,16 @@ class Flusher:
             self._wake_relay.set()
 
     @staticmethod
-    def _failed(state: RetryCallState) -> None:
+    def _failed(state: RetryCallState, batch: list[Handled]) -> None:
         metrics.FLUSH_FAILURES.inc()
-        _log_retry(state)
+        log.warning(
+            "flush failed, retrying in %.1f s records=%d offsets=%s attempt=%d error=%r",
+            state.upcoming_sleep,
+            len(batch),
+            offset_ranges(batch),
+            state.attempt_number,
+            state.outcome.exception() if state.outcome else None,
+        )
 
     def detach(self) -> None:
         """The consumer is closing: from now on write only (the next owner re-reads what is not committed)."""
@@ -306,6 +311,18 @@ class Flusher:
             await consumer.commit(offsets)
         except KafkaError as exc:  # CommitFailedError after a rebalance, IllegalStateError, a broker away
             log.warning("offset commit failed after flush, records will be re-read error=%r", exc)
+
+
+def offset_ranges(batch: list[Handled]) -> str:
+    """The Kafka offsets `batch` covers, per partition: `logs.raw-0:120-183,logs.raw-1:7`."""
+    seen: dict[TopicPartition, list[int]] = {}
+    for handled in batch:
+        seen.setdefault(handled.tp, []).append(handled.offset)
+    ranges = (
+        f"{tp.topic}-{tp.partition}:{min(o)}" + (f"-{max(o)}" if max(o) > min(o) else "")
+        for tp, o in sorted(seen.items())
+    )
+    return ",".join(ranges)
 
 
 def _pairs(handled: list[Handled]) -> list[tuple[LogChunk, ChunkStats]]:

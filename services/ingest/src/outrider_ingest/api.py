@@ -289,7 +289,8 @@ async def _receive(
                 await task
             except (KafkaError, TimeoutError) as exc:
                 metrics.RECORDS.labels("failed").inc()
-                log.warning("produce failed topic=%s offset=%s error=%r", topic, piece.offset, exc)
+                log.warning("produce failed engagement_id=%s topic=%s offset=%s error=%r",
+                            engagement_id, topic, piece.offset, exc)  # fmt: skip
                 raise retry_later(f"Kafka did not acknowledge the data; retry from offset {piece.offset}") from exc
             metrics.RECORDS.labels("acked").inc()
             metrics.BYTES.labels("accepted").inc(len(piece.data))

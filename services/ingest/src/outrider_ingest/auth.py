@@ -36,7 +36,7 @@ async def authorize(
             owner = await engagement_of(conn, credentials.credentials)
     except DATABASE_AWAY as exc:
         metrics.REJECTED.labels("database_unavailable").inc()
-        log.warning("token lookup failed error=%r", exc)
+        log.warning("token lookup failed engagement_id=%s error=%r", engagement_id, exc)
         raise retry_later("PostgreSQL could not check the token; retry later") from exc
     if owner is None:
         metrics.REJECTED.labels("unknown_token").inc()

@@ -2,7 +2,7 @@
 
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from outrider_common.settings import ServiceSettings
 from outrider_notifier.reminders import quiet_hour
@@ -58,6 +58,14 @@ class NotifierSettings(ServiceSettings):
     quiet_hours_utc: tuple[int, int] | None = Field(
         None, description="[start, end) hours (UTC) in which nothing is posted, e.g. [22, 7]; due reminders wait."
     )
+
+    @field_validator("quiet_hours_utc")
+    @classmethod
+    def _quiet_hours_are_hours(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        # An hour out of range would quietly mute the wrong hours ([25, 1]: only 0-1) or all of them ([-3, 30]).
+        if value is not None and not (0 <= value[0] <= 23 and 0 <= value[1] <= 24):
+            raise ValueError(f"{list(value)} is not [start, end) with start 0-23 and end 0-24, e.g. [22, 7]")
+        return value
 
     @model_validator(mode="after")
     def _digest_outside_quiet_hours(self) -> Self:
