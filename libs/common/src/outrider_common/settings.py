@@ -1,5 +1,6 @@
 """Settings every service shares; each service subclasses `ServiceSettings` once."""
 
+import logging
 import re
 import sys
 from datetime import timedelta
@@ -131,3 +132,12 @@ def read_settings(cls: type[S]) -> S:
         where = f"setting {prefix}{field.upper()}{f' [{inner}]' if inner else ''}" if field else "settings"
         print(f"invalid {where}: {msg}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def log_start(settings: KafkaSettings, service: str) -> None:
+    """Say, before a service's start-up waits on them, which dependencies it waits for and where."""
+    logging.getLogger(f"outrider_{service}").info(
+        "starting: PostgreSQL first, then Kafka at %s security_protocol=%s",
+        settings.kafka_bootstrap_servers,
+        settings.kafka_security_protocol,
+    )
