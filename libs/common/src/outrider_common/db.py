@@ -3,12 +3,12 @@
 import asyncio
 import logging
 import re
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import psycopg
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_fixed
 from yoyo import get_backend, read_migrations
 
 log = logging.getLogger(__name__)
@@ -57,24 +57,23 @@ def migrate(dsn: str, *directories: Path, wait_s: float = 60, connect_timeout_s:
     Waits up to `wait_s` for PostgreSQL to answer, logging each try. yoyo takes a lock in the database, so
     replicas starting together apply each migration once.
     """
-    deadline = time.monotonic() + wait_s
-    attempt = 1
     log.info("waiting for PostgreSQL at %s", where(dsn))
-    while True:
-        try:
-            backend = get_backend(yoyo_dsn(dsn, connect_timeout_s=connect_timeout_s))
-            break
-        except psycopg.OperationalError as e:
-            # no SQLSTATE: no answer (refused, timed out, unreachable); 57P03: the server is starting up. Others
-            # (a wrong password, no such database) will not change by waiting.
-            if e.sqlstate not in (None, "57P03"):
-                raise
-            if time.monotonic() + 2 > deadline:
-                log.error("PostgreSQL at %s did not answer within %g s attempts=%d", where(dsn), wait_s, attempt)
-                raise
-            log.warning("PostgreSQL at %s not answering attempt=%d error=%s; retrying in 2 s", where(dsn), attempt, e)
-            attempt += 1
-            time.sleep(2)
+
+    def warn(state: RetryCallState) -> None:
+        log.warning("PostgreSQL at %s not answering attempt=%d error=%s; retrying in 2 s", where(dsn),
+                    state.attempt_number, state.outcome.exception() if state.outcome else None)  # fmt: skip
+
+    def given_up(state: RetryCallState) -> None:
+        log.error("PostgreSQL at %s did not answer within %g s attempts=%d", where(dsn), wait_s, state.attempt_number)
+        raise state.outcome.exception() if state.outcome else TimeoutError(where(dsn))  # type: ignore[misc]
+
+    connect = Retrying(
+        # no SQLSTATE: no answer (refused, timed out, unreachable); 57P03: the server is starting up. Others (a wrong
+        # password, no such database) will not change by waiting.
+        retry=retry_if_exception(lambda e: isinstance(e, psycopg.OperationalError) and e.sqlstate in (None, "57P03")),
+        stop=stop_after_delay(max(wait_s - 2, 0)), wait=wait_fixed(2), before_sleep=warn, retry_error_callback=given_up,
+    )  # fmt: skip
+    backend = connect(get_backend, yoyo_dsn(dsn, connect_timeout_s=connect_timeout_s))
     migrations = read_migrations(str(COMMON_MIGRATIONS), *map(str, directories))
     try:
         with backend.lock():
