@@ -45,7 +45,7 @@ def test_a_bad_setting_is_one_line_naming_its_variable(
     assert done.stderr.startswith(expected), done.stderr
 
 
-@pytest.mark.parametrize("cut", ["/", "#", "?", "@", ":x/"])
+@pytest.mark.parametrize("cut", ["/", "#", "?", "@", ":x/", "[3t]"])
 def test_a_dsn_whose_password_needs_encoding_is_refused_without_showing_it(cut: str, tmp_path: Path) -> None:
     # An unencoded / (or # ?) ends the user info early: asyncpg took the password's start for the port, and said so.
     dsn = f"postgresql://outrider:Xy7{cut}{SECRET}@pg:5432/outrider"
@@ -66,6 +66,8 @@ def test_a_dsn_whose_password_needs_encoding_is_refused_without_showing_it(cut: 
         "postgresql://u:p@pg-1:5432,pg-2:5433/outrider",
         "postgresql://u:p@[::1]:5432/outrider",
         "postgresql:///outrider?host=/var/run/postgresql",
+        "postgresql://pg/outrider?user=admin@myserver",  # Azure-style user names in the query: asyncpg reads them
+        "postgresql://u@pg/outrider?password=p@ss",
     ],
 )
 def test_a_dsn_that_parses_is_kept(dsn: str) -> None:

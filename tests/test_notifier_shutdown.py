@@ -52,6 +52,41 @@ async def test_stopping_during_a_slow_post_finishes_it_and_records_it_sent(
     assert len(slack.messages) == 1
 
 
+async def test_stopping_hands_back_what_it_claimed_and_did_not_post(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, slack: LocalSlack
+) -> None:
+    slack.delay_s = 2.0
+    app = create_app(_settings(kafka_bootstrap, database_dsn, topic_prefix, slack))
+    async with app.router.lifespan_context(app):
+        pool = await asyncpg.create_pool(database_dsn, min_size=1, max_size=1)
+        try:
+            for n in (1, 2):  # claimed in one pass, posted one after the other
+                due = datetime.now(UTC) - timedelta(seconds=1)
+                planned = Planned(f"stage_changed:{n}", "stage_changed", f"stage-{n}", due, {"to": f"stage {n}"})
+                await store.schedule(pool, engagement_id=uuid4(), planned=planned)
+            deadline = time.monotonic() + 30
+            while not slack.requests:  # the first post is with Slack; the second is claimed, waiting its turn
+                assert time.monotonic() < deadline, "the reminders were never posted"
+                await asyncio.sleep(0.02)
+        finally:
+            await pool.close()
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT status, attempts - rate_limited AS counted, (SELECT array_agg(outcome ORDER BY id) FROM deliveries"
+            " d WHERE d.reminder_id = r.id) AS log FROM reminders r ORDER BY status"
+        )
+    finally:
+        await conn.close()
+    # The one not posted is pending again at once (not left 'sending' for its claim to go stale, then logged as resent
+    # after a crash), and its claim did not use up an attempt.
+    assert [(r["status"], r["counted"], r["log"]) for r in rows] == [
+        ("pending", 0, ["sending", "released"]),
+        ("sent", 1, ["sending", "sent"]),
+    ]
+    assert len(slack.messages) == 1
+
+
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

@@ -54,6 +54,9 @@ def test_chart_lints_renders_and_validates(values: Path | None) -> None:
         assert startup["httpGet"]["path"] == "/healthz"
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
         assert {"name": "OUTRIDER_KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap or "kafka:9092"} in container["env"]
+        # The notifier's shutdown finishes the Slack post in hand: up to 3 x the 10 s Slack timeout after its consumer.
+        grace = deployment["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+        assert grace >= (45 if deployment["metadata"]["name"].endswith("notifier") else 30)
 
 
 def test_the_chart_ships_the_same_alert_rules_as_prometheus() -> None:

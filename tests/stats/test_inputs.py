@@ -86,6 +86,16 @@ def test_a_log_of_skipped_lines_alone_is_told(run: Run, tmp_path: Path) -> None:
     assert result.stderr == "sidekiq: no line counted; 3 of 3 lines skipped (job start: 3)\n"
 
 
+def test_a_log_of_non_requests_with_a_line_cut_short_is_still_an_answer(run: Run, tmp_path: Path) -> None:
+    # Gitaly's non-call lines and one line cut short: a Gitaly log with no calls in it, not a wrong input.
+    log = tmp_path / "current"
+    log.write_bytes(b"".join(b'{"level":"info","msg":"served bytes","time":"2024-05-01T10:00:0%dZ"}\n' % i
+                             for i in range(3)) + b'{"level":"info","msg":"cut sh\n')  # fmt: skip
+    result = run("--type", "gitaly", log)
+    assert "no line counted; 3 of 4 lines skipped (not a call: 3)" in result.stderr
+    assert "1 of 4 lines could not be used" in result.stderr
+
+
 def test_missing_file_and_corrupt_gzip_are_errors(run: Run, logs: Path, tmp_path: Path) -> None:
     # One line however long the path (it was wrapped at 80 columns, breaking the message), brackets kept as typed.
     missing = tmp_path / ("[prod] " + "production_json" * 6 + ".log")

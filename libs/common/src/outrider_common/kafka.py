@@ -52,8 +52,8 @@ async def ensure_topics(settings: KafkaSettings, names: list[str]) -> None:
     left as they are.
     """
     admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
     try:
+        await admin.start()  # inside: a client that fails to bootstrap is closed too
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:

@@ -87,13 +87,16 @@ def dsn_problem(dsn: str) -> str | None:
     scheme, _, rest = dsn.partition("://")
     if scheme not in ("postgresql", "postgres"):
         return "expected a postgresql:// or postgres:// DSN"
+    hint = "percent-encode / # ? @ : [ ] in the user name and password (e.g. / as %2F)"
     try:
         parts = urlsplit(dsn)
-    except ValueError as e:  # an unbalanced [ in the host
-        return f"cannot parse {masked_dsn(dsn)} ({e})"
-    hint = "percent-encode / # ? @ : in the user name and password (e.g. / as %2F)"
-    if "@" in rest and ("@" not in parts.netloc or parts.netloc.count("@") > 1):
-        # an unencoded / # or ? ends the user info early; a second @ makes part of the password a host
+    except ValueError:  # an unbalanced [ (its text may be the password's: not repeated)
+        return f"cannot parse {masked_dsn(dsn)}: {hint}"
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]  # an @ in the query (?user=admin@server) is asyncpg's to read
+    if "@" in rest and "@" not in authority and "@" in re.split(r"[?#]", rest, maxsplit=1)[0]:
+        return f"cannot read the user info of {masked_dsn(dsn)}: {hint}"  # a / in the password ended the authority
+    if authority.count("@") > 1:
+        # a second @ makes part of the password a host
         return f"cannot read the user info of {masked_dsn(dsn)}: {hint}"
     for host in parts.netloc.rpartition("@")[2].split(","):
         port = host.rpartition("]")[2] if host.startswith("[") else host

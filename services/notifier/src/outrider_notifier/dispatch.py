@@ -75,7 +75,7 @@ class Dispatcher:
         now = datetime.now(UTC)
         if self._stopping or in_quiet_hours(now, self._settings.quiet_hours_utc):
             return 0
-        self._claims.clear()  # a pass cut short leaves its claims to go stale, to be taken up again
+        self._claims.clear()  # a pass cut short (a crash) leaves its claims to go stale, to be taken up again
         digest_hour, group_s = self._settings.digest_hour_utc, self._settings.finding_group_s
         urgent = None
         if digest_hour is not None:
@@ -83,6 +83,8 @@ class Dispatcher:
                 await self._send_digests(now)
             urgent = urgent_before(now, digest_hour)
         held = (*(DIGEST_KINDS if digest_hour is not None else ()), *(("finding",) if group_s > 0 else ()))
+        if self._stopping:  # stopped while the digests went out: claim nothing more
+            return 0
         due = await store.claim_due(
             self._pool, now=now, stale_after_s=self._settings.stale_sending_s, limit=5, held_back=held,
             urgent_before=urgent,
@@ -205,9 +207,10 @@ class Dispatcher:
         A failure puts them back for a later attempt (Slack's Retry-After, else backoff) or, past `max_attempts` or
         refused for good, marks them failed. Being rate-limited is not a failure: it never uses up the attempts.
         """
-        if self._stopping:  # left claimed: taken up again once the claim is stale, as after any pass cut short
-            return False
         attempts = [(r["id"], r["attempts"]) for r in reminders]
+        if self._stopping:  # handed back unposted, for another notifier (or this one's successor) to post at once
+            await store.release(self._pool, attempts=attempts)
+            return False
         ids = ",".join(str(r["id"]) for r in reminders)
         now = datetime.now(UTC)
         if (until := self._limited.get(channel)) and until > now:

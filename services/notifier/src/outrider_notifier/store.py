@@ -4,7 +4,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -355,6 +355,14 @@ async def mark_retry(
         await _outcome(conn, attempts, status="failed" if give_up else "pending",
                        outcome="failed" if give_up else "retry", at=at, error=error,
                        rate_limited=rate_limited)  # fmt: skip
+
+
+async def release(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]]) -> None:
+    """Hand claimed reminders back unposted (their notifier is stopping): pending again at once, the claim counted as
+    a 429's is, not as an attempt. Left claimed, they would wait for the claim to go stale and be logged as resent
+    after a crash."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _outcome(conn, attempts, status="pending", outcome="released", at=datetime.now(UTC), rate_limited=True)
 
 
 async def mark_expired(pool: asyncpg.Pool, *, attempts: Sequence[tuple[UUID, int]]) -> None:

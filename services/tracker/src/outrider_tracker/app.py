@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from fastapi import Depends, FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -59,11 +60,13 @@ def create_app(settings: TrackerSettings | None = None) -> FastAPI:
     relay = Relay("tracker", settings, settings.topic, retention=settings.outbox_retention)
 
     async def connect_kafka() -> bool:
-        """Create the events topic and start the broker; False (logged) when Kafka is away."""
+        """Create the events topic and start the broker; False (logged) when Kafka is away. A refusal (a topic the
+        brokers will not create) is raised: waiting would not change it."""
         try:
             await ensure_topics(settings, [settings.topic(ENGAGEMENT_EVENTS)])
             await broker.start()
-        except Exception as exc:
+        except (KafkaConnectionError, KafkaTimeoutError, OSError, TimeoutError) as exc:
+            await broker.stop()  # what a start cut short made (its producer) is closed, not left for the next try
             log.warning("kafka away, serving on with events held in the outbox; retrying error=%r", exc)
             return False
         return True
