@@ -27,23 +27,30 @@ def _settings(kafka: str, dsn: str, prefix: str, slack: LocalSlack) -> NotifierS
                             slack_token="xoxb-test", slack_api_url=slack.api_url, finding_group_s=0)  # fmt: skip
 
 
-async def test_stopping_during_a_slow_post_finishes_it_and_records_it_sent(
-    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, slack: LocalSlack
-) -> None:
+async def _stopped_during_a_post(kafka: str, dsn: str, prefix: str, slack: LocalSlack, due: int) -> None:
+    """`due` reminders due now, claimed in one pass and posted one after the other; the notifier stops while Slack
+    takes 2 s to answer the first post."""
     slack.delay_s = 2.0
-    app = create_app(_settings(kafka_bootstrap, database_dsn, topic_prefix, slack))
+    app = create_app(_settings(kafka, dsn, prefix, slack))
     async with app.router.lifespan_context(app):
-        pool = await asyncpg.create_pool(database_dsn, min_size=1, max_size=1)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
         try:
-            planned = Planned("stage_changed:1", "stage_changed", "stage-1", datetime.now(UTC) - timedelta(seconds=1),
-                              {"from": "scoping", "to": "stage 1"})  # fmt: skip
-            await store.schedule(pool, engagement_id=uuid4(), planned=planned)
+            for n in range(1, due + 1):
+                at = datetime.now(UTC) - timedelta(seconds=1)
+                planned = Planned(f"stage_changed:{n}", "stage_changed", f"stage-{n}", at, {"to": f"stage {n}"})
+                await store.schedule(pool, engagement_id=uuid4(), planned=planned)
             deadline = time.monotonic() + 30
-            while not slack.requests:  # the post is with Slack, which answers in 2 s
-                assert time.monotonic() < deadline, "the reminder was never posted"
+            while not slack.requests:  # the first post is with Slack; any other is claimed, waiting its turn
+                assert time.monotonic() < deadline, "the reminders were never posted"
                 await asyncio.sleep(0.02)
         finally:
             await pool.close()
+
+
+async def test_stopping_during_a_slow_post_finishes_it_and_records_it_sent(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, slack: LocalSlack
+) -> None:
+    await _stopped_during_a_post(kafka_bootstrap, database_dsn, topic_prefix, slack, due=1)
     conn = await asyncpg.connect(database_dsn)
     try:
         assert await conn.fetchval("SELECT status FROM reminders") == "sent"
@@ -55,21 +62,7 @@ async def test_stopping_during_a_slow_post_finishes_it_and_records_it_sent(
 async def test_stopping_hands_back_what_it_claimed_and_did_not_post(
     kafka_bootstrap: str, database_dsn: str, topic_prefix: str, slack: LocalSlack
 ) -> None:
-    slack.delay_s = 2.0
-    app = create_app(_settings(kafka_bootstrap, database_dsn, topic_prefix, slack))
-    async with app.router.lifespan_context(app):
-        pool = await asyncpg.create_pool(database_dsn, min_size=1, max_size=1)
-        try:
-            for n in (1, 2):  # claimed in one pass, posted one after the other
-                due = datetime.now(UTC) - timedelta(seconds=1)
-                planned = Planned(f"stage_changed:{n}", "stage_changed", f"stage-{n}", due, {"to": f"stage {n}"})
-                await store.schedule(pool, engagement_id=uuid4(), planned=planned)
-            deadline = time.monotonic() + 30
-            while not slack.requests:  # the first post is with Slack; the second is claimed, waiting its turn
-                assert time.monotonic() < deadline, "the reminders were never posted"
-                await asyncio.sleep(0.02)
-        finally:
-            await pool.close()
+    await _stopped_during_a_post(kafka_bootstrap, database_dsn, topic_prefix, slack, due=2)
     conn = await asyncpg.connect(database_dsn)
     try:
         rows = await conn.fetch(

@@ -12,7 +12,7 @@ import pytest
 
 from outrider.ship.bundle import pieces
 from outrider.ship.checkpoint import Checkpoints, StateFileError
-from outrider.ship.tailer import ROTATION_GRACE_S, LogFileError, Tailer, log_type_of, paths_of
+from outrider.ship.tailer import BATCH_BYTES, ROTATION_GRACE_S, LogFileError, Tailer, log_type_of, paths_of
 
 
 def numbered(first: int, end: int) -> bytes:
@@ -43,6 +43,16 @@ def shipped_then_stopped(log: Path, state: Path, then: bytes = b"") -> None:
     before.close()
     with log.open("ab") as f:
         f.write(then)
+
+
+def restarted(log: Path, state: Path, max_bytes: int = BATCH_BYTES) -> tuple[list[bytes], list[str]]:
+    """A shipper started again on `log`: what it ships now (each batch acknowledged), and what it said."""
+    told: list[str] = []
+    tailer = Tailer(log, Checkpoints(state), max_bytes=max_bytes, rotation_grace_s=0, tell=told.append)
+    try:
+        return drain(tailer), told
+    finally:
+        tailer.close()
 
 
 def test_whole_lines_only_and_the_rest_once_it_is_complete(tmp_path: Path) -> None:
@@ -290,14 +300,10 @@ def test_a_file_rotated_while_no_shipper_ran_is_finished_before_the_new_one(tmp_
         shipped_then_stopped(log, state, numbered(3, 5))
         os.rename(log, tmp_path / rotated)
         log.write_bytes(numbered(5, 6))
-        told: list[str] = []
-        after = Tailer(log, Checkpoints(state), rotation_grace_s=0, tell=told.append)
-        assert drain(after) == [numbered(3, 5), numbered(5, 6)]
-        after.close()
+        shipped, told = restarted(log, state)
+        assert shipped == [numbered(3, 5), numbered(5, 6)]
         assert told == [f"{tmp_path / rotated}: rotated while no shipper ran; shipping its rest first (from offset 16)"]
-        again = Tailer(log, Checkpoints(state), rotation_grace_s=0)  # finished: not sent a second time
-        assert drain(again) == []
-        again.close()
+        assert restarted(log, state)[0] == []  # finished: not sent a second time
 
 
 def gzip_away(path: Path, rotated: Path) -> None:
@@ -316,14 +322,10 @@ def test_a_file_rotated_and_compressed_while_no_shipper_ran_is_finished_from_the
         os.rename(log, tmp_path / f"{name}.1")
         gzip_away(tmp_path / f"{name}.1", tmp_path / rotated)
         log.write_bytes(numbered(10, 11))
-        told: list[str] = []
-        after = Tailer(log, Checkpoints(state), max_bytes=20, rotation_grace_s=0, tell=told.append)
-        assert b"".join(drain(after)) == numbered(3, 9) + b'{"n":9}' + numbered(10, 11)  # batches cut mid-line
-        after.close()
+        shipped, told = restarted(log, state, max_bytes=20)
+        assert b"".join(shipped) == numbered(3, 9) + b'{"n":9}' + numbered(10, 11)  # batches cut mid-line
         assert told == [f"{tmp_path / rotated}: rotated while no shipper ran; shipping its rest first (from offset 16)"]
-        again = Tailer(log, Checkpoints(state), rotation_grace_s=0)  # finished: not expanded or sent a second time
-        assert drain(again) == []
-        again.close()
+        assert restarted(log, state)[0] == []  # finished: not expanded or sent a second time
 
 
 def test_a_copytruncate_compressed_while_no_shipper_ran_is_finished_from_the_compressed_copy(tmp_path: Path) -> None:
@@ -331,10 +333,8 @@ def test_a_copytruncate_compressed_while_no_shipper_ran_is_finished_from_the_com
     shipped_then_stopped(log, state, numbered(3, 5))
     (tmp_path / "production_json.log.1.gz").write_bytes(gzip.compress(log.read_bytes()))  # copytruncate + compress
     log.write_bytes(numbered(5, 6))
-    told: list[str] = []
-    after = Tailer(log, Checkpoints(state), rotation_grace_s=0, tell=told.append)
-    assert drain(after) == [numbered(3, 5), numbered(5, 6)]
-    after.close()
+    shipped, told = restarted(log, state)
+    assert shipped == [numbered(3, 5), numbered(5, 6)]
     copy = tmp_path / "production_json.log.1.gz"
     assert told == [f"{copy}: rotated while no shipper ran; shipping its rest first (from offset 16)"]
 
@@ -346,10 +346,8 @@ def test_a_compressed_copy_cut_short_is_said_and_the_file_at_the_path_still_ship
     (tmp_path / "production_json.log.1.gz").write_bytes(packed[: len(packed) // 2])  # gzip still writing it
     log.unlink()
     log.write_bytes(numbered(5000, 5001))
-    told: list[str] = []
-    after = Tailer(log, Checkpoints(state), rotation_grace_s=0, tell=told.append)
-    assert drain(after) == [numbered(5000, 5001)]
-    after.close()
+    shipped, told = restarted(log, state)
+    assert shipped == [numbered(5000, 5001)]
     assert told == [
         f"{tmp_path / 'production_json.log.1.gz'}: cannot read it to finish a rotated file: Compressed file ended "
         "before the end-of-stream marker was reached"
@@ -361,19 +359,15 @@ def test_a_copytruncate_while_no_shipper_ran_finishes_the_old_lines_from_the_cop
     shipped_then_stopped(log, state, numbered(3, 5))
     shutil.copy(log, tmp_path / "production_json.log.1")  # logrotate's copytruncate: a copy, then truncated in place
     log.write_bytes(numbered(5, 6))
-    after = Tailer(log, Checkpoints(state), rotation_grace_s=0)
-    assert drain(after) == [numbered(3, 5), numbered(5, 6)]
-    after.close()
+    assert restarted(log, state)[0] == [numbered(3, 5), numbered(5, 6)]
 
 
 def test_a_copytruncate_while_no_shipper_ran_without_a_copy_beside_it_is_warned_about(tmp_path: Path) -> None:
     log, state = tmp_path / "production_json.log", tmp_path / "state.json"
     shipped_then_stopped(log, state)
     log.write_bytes(numbered(5, 6))  # truncated in place; its copy went elsewhere, or was compressed
-    told: list[str] = []
-    after = Tailer(log, Checkpoints(state), rotation_grace_s=0, tell=told.append)
-    assert drain(after) == [numbered(5, 6)]
-    after.close()
+    shipped, told = restarted(log, state)
+    assert shipped == [numbered(5, 6)]
     assert told == [
         f"{log}: truncated while no shipper ran, and no copy of it beside it: lines written after offset 16 before "
         "the truncation were not shipped"
