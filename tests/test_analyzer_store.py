@@ -285,3 +285,34 @@ async def test_a_chunk_id_counted_before_with_other_lines_is_a_conflict_not_a_si
     assert [(c.chunk_id, s, before) for c, s, before in grown.conflicts] == [
         (first.chunk_id, grown_stats, (counted.lines, sum(counted.bad_lines.values())))
     ]
+
+
+async def test_a_key_that_always_fails_as_often_raises_no_spike_until_it_fails_more(store: asyncpg.Connection) -> None:
+    """The baseline is read back from the stored rows, those this flush wrote before the window included."""
+    conn, engagement = store, uuid.uuid4()
+
+    def minute(m: int, failed: int) -> bytes:
+        return b"".join(
+            b'{"method":"GET","route":"/api/:version/jobs/request","status":%d,"duration_s":0.01,'
+            b'"time":"2024-05-01T10:%02d:%02dZ"}\n' % (500 if i < failed else 200, m, i)
+            for i in range(40)
+        )
+
+    def lot(minutes: range, failed: int, offset: int) -> list[tuple[LogChunk, logparse.ChunkStats]]:
+        data = b"".join(minute(m, failed) for m in minutes)
+        chunk = LogChunk(engagement_id=engagement, source="t", file_id="f", offset=offset, lines=data.count(b"\n"))
+        return [(chunk, logparse.parse_chunk(data, "api_json"))]
+
+    raised = []
+    async with conn.transaction():  # an hour's backlog in one flush: one in ten failed every minute
+        raised += (await flush(conn, lot(range(10), 4, 0), bucket_seconds=60, limits=Thresholds())).findings
+    for m, failed in [(10, 4), (11, 20), (12, 4)]:  # live: as usual, then half, then as usual again
+        async with conn.transaction():
+            raised += (await flush(conn, lot(range(m, m + 1), failed, m), bucket_seconds=60,
+                                   limits=Thresholds())).findings  # fmt: skip
+    assert [(f.window_start.minute, f.figures.get("baseline_rate")) for f in raised] == [
+        (0, None),  # nothing before it to compare with: 10 % is over the 5 % line
+        (11, pytest.approx(0.1)),
+    ]
+    stored = await conn.fetch("SELECT window_start FROM findings WHERE engagement_id = $1", engagement)
+    assert sorted(r["window_start"].minute for r in stored) == [0, 11]

@@ -12,7 +12,7 @@ from faststream import ContextRepo
 from pydantic import ValidationError
 
 import logparse
-from outrider_analyzer.findings import Thresholds, evaluate
+from outrider_analyzer.findings import Baseline, Thresholds, evaluate
 from outrider_common.events import EngagementEvent
 from outrider_common.logstats import Aggregate, StatsKey
 from outrider_common.topics import ENGAGEMENT_EVENTS
@@ -169,6 +169,30 @@ def test_findings_fire_on_slow_p99_and_error_rate_but_not_on_thin_windows() -> N
     slow_and_failing = window([0.1] * 20 + [9.0] * 10, [200] * 27 + [500] * 3)  # p99 = 9 s; 10 % failed
     assert [t.rule for t in evaluate(where, slow_and_failing, limits)] == ["slow_endpoint", "error_spike"]
     assert evaluate(where, window([9.0] * 19, [500] * 19), limits) == []  # 19 < min_count
+
+
+def test_an_error_spike_is_a_rise_against_the_keys_own_baseline() -> None:
+    where = StatsKey(uuid4(), "production_json", "C#a", NOW)
+    limits = Thresholds(min_count=20, error_rate=0.05, error_baseline_minutes=60, error_spike_factor=3)
+    tenth, half = window([0.1] * 40, [200] * 36 + [500] * 4), window([0.1] * 40, [200] * 20 + [500] * 20)
+    usual = Baseline(count=600, failed=60)  # the hour before failed one in ten
+
+    assert evaluate(where, tenth, limits, usual) == []  # as usual: no spike, though over 5 %
+    (spike,) = evaluate(where, half, limits, usual)
+    assert spike.rule == "error_spike"
+    assert (spike.figures["rate"], spike.figures["baseline_rate"], spike.figures["baseline_count"]) == (0.5, 0.1, 600)
+    assert spike.summary == "C#a 50.0% failed > 5.0% (10.0% over the 60 min before)"
+    assert [t.rule for t in evaluate(where, window([0.1] * 40, [200] * 27 + [500] * 13), limits, usual)] == [
+        "error_spike"
+    ]  # 32.5 %: over three times the usual share
+    assert evaluate(where, window([0.1] * 40, [200] * 29 + [500] * 11), limits, usual) == []  # 27.5 %: under it
+    # No baseline to judge by (none, or thinner than min_count, or switched off): the share over the line is enough.
+    for baseline, chosen in [(None, limits), (Baseline(19, 19), limits),
+                             (usual, limits.model_copy(update={"error_baseline_minutes": 0}))]:  # fmt: skip
+        (tripped,) = evaluate(where, tenth, chosen, baseline)
+        assert "baseline_rate" not in tripped.figures
+    assert [t.rule for t in evaluate(where, tenth, limits, Baseline(600, 0))] == ["error_spike"]  # it never failed
+    assert evaluate(where, window([0.1] * 40, [200] * 39 + [500]), limits, Baseline(600, 0)) == []  # 2.5 % < 5 %
 
 
 def test_slow_gitaly_fires_on_the_gitaly_limit_and_only_for_gitaly() -> None:

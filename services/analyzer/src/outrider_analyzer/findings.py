@@ -13,9 +13,26 @@ class Thresholds(BaseModel):
 
     min_count: int = Field(20, ge=1, description="Fewer requests in a window than this never raise a finding.")
     slow_endpoint_p99_ms: float = Field(5000, gt=0, description="Rails/API p99 above this is slow.")
-    error_rate: float = Field(0.05, gt=0, le=1, description="Share of failed requests that is a spike.")
+    error_rate: float = Field(0.05, gt=0, le=1, description="Share of failed requests a spike must exceed.")
+    error_baseline_minutes: int = Field(
+        60,
+        ge=0,
+        description="A window's failure share is a spike only against the same key's share over this many minutes "
+        "before it (0: the share over error_rate alone is a spike).",
+    )
+    error_spike_factor: float = Field(
+        3.0, ge=1, description="How many times the key's share over the baseline minutes a spike must be."
+    )
     slow_gitaly_p99_ms: float = Field(1000, gt=0, description="Gitaly RPC p99 above this is slow.")
     sidekiq_queue_ms: float = Field(10_000, gt=0, description="Mean Sidekiq scheduling latency above this.")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A key's requests and failures over the minutes before a window (`error_baseline_minutes`)."""
+
+    count: int
+    failed: int
 
 
 @dataclass(frozen=True)
@@ -48,8 +65,18 @@ def candidate_params(limits: Thresholds) -> tuple[int, float, float, float]:
     return limits.min_count, limits.error_rate, slowest_allowed, limits.sidekiq_queue_ms
 
 
-def evaluate(where: StatsKey, agg: Aggregate, limits: Thresholds) -> list[Tripped]:
-    """Every rule `agg` breaks; empty when the window has too few requests to judge."""
+def may_spike(agg: Aggregate, limits: Thresholds) -> bool:
+    """Whether `agg`'s failure share is over the line, so that its key's baseline decides (`evaluate`)."""
+    return agg.count >= limits.min_count and agg.failed / agg.count > limits.error_rate
+
+
+def evaluate(where: StatsKey, agg: Aggregate, limits: Thresholds, baseline: Baseline | None = None) -> list[Tripped]:
+    """Every rule `agg` breaks; empty when the window has too few requests to judge.
+
+    An error spike is a failure share over `error_rate` and, when the key has a baseline of at least `min_count`
+    requests, `error_spike_factor` times the baseline's share: a key that always fails one call in ten does not
+    raise a finding every minute, while its jump to one in two does.
+    """
     if agg.count < limits.min_count:
         return []
     found: list[Tripped] = []
@@ -67,11 +94,16 @@ def evaluate(where: StatsKey, agg: Aggregate, limits: Thresholds) -> list[Trippe
         if p99 > limit:
             found.append(Tripped(rule, f"{where.key} p99 {p99:.0f} ms > {limit:.0f} ms",
                                  {**base, "p99_ms": p99, "limit_ms": limit}))  # fmt: skip
-    if rate > limits.error_rate:
-        found.append(
-            Tripped("error_spike", f"{where.key} {rate:.1%} failed > {limits.error_rate:.1%}",
-                    {**base, "failed": float(agg.failed), "rate": rate, "limit": limits.error_rate})
-        )  # fmt: skip
+    usual = None
+    if baseline is not None and limits.error_baseline_minutes and baseline.count >= limits.min_count:
+        usual = baseline.failed / baseline.count
+    if rate > limits.error_rate and (usual is None or rate >= limits.error_spike_factor * usual):
+        figures = {**base, "failed": float(agg.failed), "rate": rate, "limit": limits.error_rate}
+        summary = f"{where.key} {rate:.1%} failed > {limits.error_rate:.1%}"
+        if usual is not None and baseline is not None:
+            figures |= {"baseline_rate": usual, "baseline_count": float(baseline.count)}
+            summary += f" ({usual:.1%} over the {limits.error_baseline_minutes} min before)"
+        found.append(Tripped("error_spike", summary, figures))
     queue = agg.queue_sum_ms / agg.count
     if where.log_type == "sidekiq" and queue > limits.sidekiq_queue_ms:
         found.append(

@@ -12,7 +12,7 @@ import asyncpg
 
 import logparse
 from logparse import ChunkStats
-from outrider_analyzer.findings import Thresholds, candidate_params, candidates_sql, evaluate
+from outrider_analyzer.findings import Baseline, Thresholds, candidate_params, candidates_sql, evaluate, may_spike
 from outrider_analyzer.metrics import FLUSH_STEP_SECONDS
 from outrider_common import outbox
 from outrider_common.events import Finding, LogChunk
@@ -98,6 +98,17 @@ WITH updated AS (
     RETURNING *
 )
 SELECT * FROM updated WHERE {candidates_sql(3)}
+"""
+# Each window's key over the minutes before it (rows this transaction wrote included), by primary key range.
+BASELINES = """
+SELECT w.i, b.count, b.failed
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) WITH ORDINALITY
+    AS w(engagement_id, log_type, key, window_start, i)
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(count), 0)::bigint AS count, coalesce(sum(failed), 0)::bigint AS failed FROM log_stats s
+    WHERE (s.engagement_id, s.log_type, s.key) = (w.engagement_id, w.log_type, w.key)
+        AND s.bucket_start >= w.window_start - make_interval(mins => $5) AND s.bucket_start < w.window_start
+) b
 """
 RECORD_FINDINGS = """
 INSERT INTO findings (engagement_id, rule, log_type, key, window_start, finding_id, figures)
@@ -252,15 +263,26 @@ async def _conflicts(
     ]
 
 
+async def _baselines(conn: asyncpg.Connection, windows: list[StatsKey], limits: Thresholds) -> dict[StatsKey, Baseline]:
+    """The baseline of each window whose failure share is over the line (`evaluate`'s error spike)."""
+    if not windows or not limits.error_baseline_minutes:
+        return {}
+    columns = _columns([(w.engagement_id, w.log_type, w.key, w.bucket_start) for w in windows], 4)
+    found = await conn.fetch(BASELINES, *columns, limits.error_baseline_minutes)
+    return {windows[r["i"] - 1]: Baseline(r["count"], r["failed"]) for r in found}
+
+
 async def _findings(
     conn: asyncpg.Connection, judged: list[asyncpg.Record], *, bucket_seconds: int, limits: Thresholds
 ) -> list[Finding]:
     """Judge the written rows that could raise one; record and queue the findings not raised before."""
-    tripped = [
-        (where, rule, uuid4())
+    windows = [
+        (StatsKey(row["engagement_id"], row["log_type"], row["key"], row["bucket_start"]), Aggregate.from_record(row))
         for row in judged
-        for where in [StatsKey(row["engagement_id"], row["log_type"], row["key"], row["bucket_start"])]
-        for rule in evaluate(where, Aggregate.from_record(row), limits)
+    ]
+    baselines = await _baselines(conn, [w for w, agg in windows if may_spike(agg, limits)], limits)
+    tripped = [
+        (where, rule, uuid4()) for where, agg in windows for rule in evaluate(where, agg, limits, baselines.get(where))
     ]
     if not tripped:
         return []
