@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import collect_hosts
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
@@ -27,7 +26,7 @@ from rich.table import Table
 
 from outrider.stats.render import stdout_console
 from outrider.up import stack_port
-from outrider_common.kafka import MAX_RECORD_BYTES, client_options
+from outrider_common.kafka import MAX_RECORD_BYTES, client_options, start_admin
 from outrider_common.settings import KafkaSettings
 from outrider_common.topics import ALL_TOPICS, DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_VALUE
 
@@ -150,8 +149,7 @@ async def _consumer(kafka: KafkaSettings, group: str | None) -> AsyncIterator[AI
 
 async def _partitions(kafka: KafkaSettings, topics: list[str]) -> list[TopicPartition]:
     """The partitions of those of `topics` that exist (nothing has been dead-lettered to a topic not yet made)."""
-    admin = AIOKafkaAdminClient(**client_options(kafka))
-    await admin.start()
+    admin = await start_admin(kafka)
     try:
         existing = set(await admin.list_topics()).intersection(topics)
         described = await admin.describe_topics(sorted(existing)) if existing else []

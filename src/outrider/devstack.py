@@ -113,6 +113,40 @@ def stop_pid(pid: int, timeout: float = 30.0, *, marker: bytes | None = None) ->
             os.killpg(pid, signal.SIGKILL)
 
 
+@dataclass(frozen=True)
+class SaslSsl:
+    """A listener that takes only TLS clients authenticated by SCRAM-SHA-512, as a production Kafka may: clients'
+    security settings are then tried for real, not only read back.
+
+    `keystore` is a PEM file holding the listener's certificate chain and its unencrypted PKCS#8 private key; the
+    certificate must name 127.0.0.1 (subjectAltName), the address advertised.
+    """
+
+    users: dict[str, str]
+    keystore: Path
+    port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        # StorageTool's --add-scram syntax has no escaping for these.
+        if odd := [u for u in (*self.users, *self.users.values()) if re.search(r'[\s,\[\]="]', u) or not u]:
+            raise StackError(f'SCRAM names and passwords cannot be empty or hold spaces or ,[]=": {len(odd)} do')
+
+    def properties(self) -> str:
+        """server.properties lines of the listener named SASL_SSL (added to `listeners` by `Kafka`)."""
+        prefix = "listener.name.sasl_ssl"
+        return (
+            f"{prefix}.sasl.enabled.mechanisms=SCRAM-SHA-512\n"
+            f"{prefix}.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
+            "required;\n"
+            f"{prefix}.ssl.keystore.type=PEM\n"
+            f"{prefix}.ssl.keystore.location={self.keystore}\n"
+        )
+
+    def scram_args(self) -> list[str]:
+        """StorageTool `format` options that create the users (KRaft keeps SCRAM credentials in its metadata log)."""
+        return [f"--add-scram=SCRAM-SHA-512=[name={name},password={password}]" for name, password in self.users.items()]
+
+
 @dataclass
 class Kafka:
     """A single-node Apache Kafka broker in KRaft mode (broker and controller in one JVM)."""
@@ -122,12 +156,20 @@ class Kafka:
     controller_port: int = field(default_factory=free_port)
     heap: str = "512m"
     pid: int | None = None
+    sasl_ssl: SaslSsl | None = None  # an extra listener; the PLAINTEXT one stays (inter-broker, readiness)
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def bootstrap_servers(self) -> str:
         """`host:port` for clients."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """`host:port` of the SASL_SSL listener."""
+        if self.sasl_ssl is None:
+            raise StackError("this broker has no SASL_SSL listener")
+        return f"127.0.0.1:{self.sasl_ssl.port}"
 
     def _java_cmd(self, main: str, *args: str) -> list[str]:
         if not KAFKA_LIBS.is_dir() or not any(KAFKA_LIBS.glob("kafka_*.jar")):
@@ -160,15 +202,20 @@ class Kafka:
             "log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
         )
         config = self.home / "server.properties"
+        listeners = f"PLAINTEXT://127.0.0.1:{self.port}"
+        protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        if self.sasl_ssl:
+            listeners += f",SASL_SSL://127.0.0.1:{self.sasl_ssl.port}"
+            protocols += ",SASL_SSL:SASL_SSL"
         config.write_text(
             f"""process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{self.controller_port}
-listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+listeners={listeners},CONTROLLER://127.0.0.1:{self.controller_port}
+advertised.listeners={listeners}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map={protocols}
 log.dirs={data}
 num.partitions=4
 auto.create.topics.enable=true
@@ -180,12 +227,16 @@ transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=24
 """
+            + (self.sasl_ssl.properties() if self.sasl_ssl else "")
         )
         if not (data / "meta.properties").exists():
             # `=` form: a random id may start with "-", which the tool would take for an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            scram = self.sasl_ssl.scram_args() if self.sasl_ssl else []
             subprocess.run(
-                self._java_cmd("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)),
+                self._java_cmd(
+                    "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config), *scram
+                ),
                 check=True,
                 capture_output=True,
                 timeout=120,

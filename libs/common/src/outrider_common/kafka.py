@@ -4,7 +4,8 @@ import logging
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import NoError, TopicAlreadyExistsError, for_code
+from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.errors import KafkaConnectionError, KafkaError, NoError, TopicAlreadyExistsError, for_code
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
@@ -45,15 +46,40 @@ def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
     return BaseSecurity(ssl_context=tls) if tls else None
 
 
+async def _refusal(settings: KafkaSettings) -> BaseException | None:
+    """Why a bootstrap server refuses this client (TLS, authentication), which aiokafka's bootstrap only logs."""
+    options = client_options(settings)
+    del options["bootstrap_servers"]
+    for host, port, _ in collect_hosts(settings.kafka_bootstrap_servers, randomize=False):
+        try:
+            (await create_conn(host, port, request_timeout_ms=10_000, **options)).close()
+        except (OSError, KafkaError, TimeoutError) as exc:
+            return exc
+    return None
+
+
+async def start_admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
+    """A started admin client; when it cannot bootstrap, the error says why a server refused it (a wrong password
+    or CA), not only "Unable to bootstrap"."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    try:
+        await admin.start()  # a client that fails to bootstrap is closed by it
+    except KafkaConnectionError as exc:
+        await admin.close()
+        if (refusal := await _refusal(settings)) is None:
+            raise
+        raise KafkaConnectionError(f"{exc.args[0] if exc.args else 'cannot connect'}: {refusal}") from refusal
+    return admin
+
+
 async def ensure_topics(settings: KafkaSettings, names: list[str]) -> None:
     """Create the topics in `names` that do not exist yet (idempotent, safe for concurrent callers).
 
     New topics get the configured partitions and replicas and take records of `MAX_RECORD_BYTES`; existing ones are
     left as they are.
     """
-    admin = AIOKafkaAdminClient(**client_options(settings))
+    admin = await start_admin(settings)
     try:
-        await admin.start()  # inside: a client that fails to bootstrap is closed too
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
