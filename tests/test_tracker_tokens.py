@@ -3,10 +3,12 @@ through the outbox in the same transaction, naming the token by its handle, neve
 
 import asyncio
 import json
+import uuid
 
 import asyncpg
 import pytest
 
+from outrider_common import tokens
 from tests.stack import as_admin
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -42,3 +44,40 @@ def test_minting_and_revoking_an_upload_token_is_audited_and_published(tracker: 
     published = asyncio.run(events(database_dsn, eid))
     assert [(e["type"], e["data"]) for e in published[1:]] == [("token.created", about), ("token.revoked", about)]
     assert token not in json.dumps(trail) + json.dumps(published)
+
+
+def test_closing_an_engagement_revokes_its_upload_tokens_and_mints_none_until_reopened(
+    tracker: str, database_dsn: str
+) -> None:
+    """A customer's shippers keep their token after the engagement ends unless closing revokes it."""
+    eid = as_admin.post(f"{tracker}/v1/engagements", json={"name": "n", "customer": "c"}).json()["id"]
+    base = f"{tracker}/v1/engagements/{eid}"
+    minted = [as_admin.post(f"{base}/tokens", json={"name": name}).json() for name in ("rails-1", "gitaly-1")]
+    assert [asyncio.run(engagement_of(database_dsn, t["token"])) for t in minted] == [eid, eid]
+
+    as_admin.patch(base, json={"status": "closed", "version": 1}).raise_for_status()
+    assert [asyncio.run(engagement_of(database_dsn, t["token"])) for t in minted] == [None, None]  # ingest: 401
+    assert all(t["revoked_at"] for t in as_admin.get(f"{base}/tokens").json())
+    revoked = [e["details"] for e in as_admin.get(f"{base}/audit").json() if e["action"] == "token.revoked"]
+    assert sorted(d["name"] for d in revoked) == ["gitaly-1", "rails-1"]
+    assert {d["reason"] for d in revoked} == {"engagement closed"}
+    refused = as_admin.post(f"{base}/tokens", json={"name": "late"})
+    assert refused.status_code == 409
+    assert "closed" in refused.json()["detail"]
+
+    as_admin.patch(base, json={"status": "active", "version": 2}).raise_for_status()
+    again = as_admin.post(f"{base}/tokens", json={"name": "rails-1"})
+    assert again.status_code == 201, again.text
+    assert asyncio.run(engagement_of(database_dsn, again.json()["token"])) == eid
+    assert asyncio.run(engagement_of(database_dsn, minted[0]["token"])) is None  # reopening gives no old one back
+    assert as_admin.post(f"{tracker}/v1/engagements/{uuid.uuid4()}/tokens", json={}).status_code == 404
+
+
+async def engagement_of(dsn: str, token: str) -> str | None:
+    """What ingest finds for `token` (its check on every request)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        found = await tokens.engagement_of(conn, token)
+        return str(found) if found else None
+    finally:
+        await conn.close()

@@ -368,8 +368,9 @@ def set_engagement(
         EngagementStatus | None,
         typer.Option(
             "--status",
-            help="paused: reminders wait; closed: pending reminders are withdrawn; active: reminders resume (a "
-            "reopened engagement's scheduled touchpoints are reminded again).",
+            help="paused: reminders wait; closed: pending reminders are withdrawn and its upload tokens revoked; "
+            "active: reminders resume (a reopened engagement's scheduled touchpoints are reminded again; mint it new "
+            "upload tokens).",
         ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="A new name.")] = None,

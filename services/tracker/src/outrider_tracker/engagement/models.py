@@ -72,7 +72,11 @@ class EngagementUpdate(Body):
     version: int = Field(ge=1, le=INT32_MAX)
     name: str | None = Field(None, min_length=1, max_length=200)
     customer: str | None = Field(None, min_length=1, max_length=200)
-    status: EngagementStatus | None = None
+    status: EngagementStatus | None = Field(
+        None,
+        description="closed: pending reminders are withdrawn and every upload token revoked (reactivated, it needs "
+        "new ones).",
+    )
     slack_channel: str | None = Field(None, min_length=1, max_length=80)
     owners: dict[Role, str] | None = None
     links: dict[LinkKind, HttpUrl] | None = None

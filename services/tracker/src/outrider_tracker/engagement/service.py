@@ -12,6 +12,7 @@ from outrider_tracker.engagement.models import EngagementCreate, EngagementRead,
 from outrider_tracker.handoff import service as handoffs
 from outrider_tracker.playbook import service as playbooks
 from outrider_tracker.stage import service as stages
+from outrider_tracker.token import service as tokens
 from outrider_tracker.touchpoint import service as touchpoints
 
 COLUMNS = (
@@ -136,6 +137,8 @@ async def update(
         details: dict[str, object] = {**changes, "version": engagement.version}
         await audit.record(conn, engagement_id=engagement_id, actor=actor, action="engagement.updated", details=details)
         await outbox.record(conn, engagement_id=engagement_id, type="engagement.updated", data=details)
+        if changes.get("status") == "closed":  # its customer's shippers can no longer add to its logs
+            await tokens.revoke_all(conn, engagement_id=engagement_id, actor=actor, why="engagement closed")
         if current.status == "closed" and "status" in changes:
             # Closing ended its reminders: reopened, what they were about is announced again (after the event
             # reopening it) — its touchpoints, pending hand-offs, open tech reviews and current stage.

@@ -14,14 +14,15 @@ router = APIRouter(prefix="/v1/engagements", tags=["tokens"])
     "/{engagement_id}/tokens",
     status_code=201,
     summary="Mint an upload token for this engagement (shown once)",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, 409: {"description": "The engagement is closed (closing revoked its tokens)"}},
 )
 async def create_token(
     engagement: Engagement, actor: Actor, request: Request, token_in: TokenCreate | None = None
 ) -> TokenCreated:
     change = service.create(request.app.state.db.pool, engagement_id=engagement.id, token_in=token_in or TokenCreate(),
                             actor=actor)  # fmt: skip
-    return await changed(request, change, missing=f"engagement {engagement.id} not found")
+    return await changed(request, change, missing=f"engagement {engagement.id} not found",
+                         conflict=service.EngagementClosed)  # fmt: skip
 
 
 @router.get("/{engagement_id}/tokens", summary="Upload tokens of this engagement (metadata only)", responses=NOT_FOUND)

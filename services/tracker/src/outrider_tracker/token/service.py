@@ -12,12 +12,23 @@ HANDLE = "substr(encode(token_hash, 'hex'), 1, 16)"
 COLUMNS = f"{HANDLE} AS id, name, created_at, revoked_at"
 
 
-async def create(pool: asyncpg.Pool, *, engagement_id: UUID, token_in: TokenCreate, actor: str) -> TokenCreated:
-    """Mint a token for the engagement; only its digest is stored, and only its handle is audited."""
+class EngagementClosed(Exception):
+    """A token for a closed engagement: closing revoked its tokens, and a new one would open its uploads again."""
+
+
+async def create(pool: asyncpg.Pool, *, engagement_id: UUID, token_in: TokenCreate, actor: str) -> TokenCreated | None:
+    """Mint a token for the engagement (None when unknown); only its digest is stored, and only its handle is
+    audited. Refused for a closed engagement (reactivate it first)."""
     token = new_token()
     digest = token_hash(token)
     handle = digest.hex()[:16]
     async with pool.acquire() as conn, conn.transaction():
+        # FOR SHARE: a close committing meanwhile cannot miss this token.
+        status = await conn.fetchval("SELECT status FROM engagements WHERE id = $1 FOR SHARE", engagement_id)
+        if status is None:
+            return None
+        if status == "closed":
+            raise EngagementClosed(f"engagement {engagement_id} is closed: reactivate it to mint upload tokens")
         created_at = await conn.fetchval(
             "INSERT INTO engagement_tokens (token_hash, engagement_id, name) VALUES ($1, $2, $3) RETURNING created_at",
             digest,
@@ -35,6 +46,19 @@ async def get_all(conn: asyncpg.Connection | asyncpg.Pool, *, engagement_id: UUI
         f"SELECT {COLUMNS} FROM engagement_tokens WHERE engagement_id = $1 ORDER BY created_at DESC", engagement_id
     )
     return [TokenRead.model_validate(dict(r)) for r in rows]
+
+
+async def revoke_all(conn: asyncpg.Connection, *, engagement_id: UUID, actor: str, why: str) -> int:
+    """Revoke every live token of the engagement, each audited with `why` (in the caller's transaction)."""
+    rows = await conn.fetch(
+        f"UPDATE engagement_tokens SET revoked_at = now() WHERE engagement_id = $1 AND revoked_at IS NULL"
+        f" RETURNING {COLUMNS}",
+        engagement_id,
+    )
+    for row in rows:
+        await audit.record_change(conn, engagement_id=engagement_id, actor=actor, action="token.revoked",
+                                  details={"token_id": row["id"], "name": row["name"], "reason": why})  # fmt: skip
+    return len(rows)
 
 
 async def revoke(pool: asyncpg.Pool, *, engagement_id: UUID, token_id: str, actor: str) -> TokenRead | None:
