@@ -22,6 +22,7 @@ from outrider_analyzer.store import Flushed, flush, stage
 from outrider_common.db import migrate
 from outrider_common.events import FindingRule, LogChunk
 from outrider_common.logstats import FIELDS, Aggregate, StatsKey
+from outrider_tracker.stats import service as stats_service
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
 QUANTILES = [0.5, 0.95, 0.99]
@@ -316,3 +317,28 @@ async def test_a_key_that_always_fails_as_often_raises_no_spike_until_it_fails_m
     ]
     stored = await conn.fetch("SELECT window_start FROM findings WHERE engagement_id = $1", engagement)
     assert sorted(r["window_start"].minute for r in stored) == [0, 11]
+
+
+async def test_the_stats_query_merges_a_few_keys_sketches_at_a_time_to_the_same_figures(
+    store: asyncpg.Connection,
+) -> None:
+    """The tracker reads an engagement's stored sketches through a cursor, merging them a batch at a time, so that a
+    long history is never held whole: batches of any size give the figures one merge gives."""
+    conn, engagement, rng = store, uuid.uuid4(), random.Random(5)
+    lines = [
+        b'{"controller":"C%d","action":"show","status":200,"duration_s":%f,"time":"2024-05-01T10:%02d:00Z"}\n'
+        % (rng.randrange(6), rng.lognormvariate(-2, 1), rng.randrange(9))
+        for _ in range(400)
+    ]
+    async with conn.transaction():
+        await flush(conn, chunks(engagement, lines, 3), bucket_seconds=60, limits=Thresholds())
+    args = (engagement, None, None, None)
+    whole = await stats_service._merged_keys(conn, *args, sketches_at_once=10**9)
+    assert len(whole) == 6
+    assert sum(a.sketch is not None for a in whole.values()) == len(whole)
+    for at_once in (1, 2, 7):
+        piecewise = await stats_service._merged_keys(conn, *args, sketches_at_once=at_once)
+        assert piecewise.keys() == whole.keys()
+        for key, agg in whole.items():
+            assert piecewise[key].count == agg.count
+            assert piecewise[key].quantiles(QUANTILES) == agg.quantiles(QUANTILES), key

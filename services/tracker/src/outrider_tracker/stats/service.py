@@ -3,6 +3,7 @@
 import asyncio
 import json
 import math
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from uuid import UUID
@@ -44,6 +45,10 @@ WHERE engagement_id = $1 AND ($2::text IS NULL OR log_type = $2)
 GROUP BY log_type
 """
 
+
+# Stored sketches held at once while a query merges them (~200 bytes each): an engagement's whole history is a row
+# per key and minute, millions for a month of a busy one, which a single fetch would hold all at once.
+SKETCHES_AT_ONCE = 100_000
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BUCKET = timedelta(seconds=BUCKET_SECONDS)  # how the analyzer counts; a range is widened to whole buckets
@@ -114,12 +119,7 @@ async def get_key_stats(
     """Per-key figures for an engagement over [since, until) widened to whole minutes, sorted by score, each log
     type's totals, the span they cover and the range counted."""
     since, until = whole_minutes(since, until)
-    rows = await conn.fetch(KEYS, engagement_id, log_type, since, until)
-    sketches = await asyncio.to_thread(logparse.merge_sketch_groups, [row["sketches"] for row in rows])
-    merged = {
-        (row["log_type"], row["key"]): Aggregate(**{n: row[n] for n in FIELDS if n != "sketch"}, sketch=sketch)
-        for row, sketch in zip(rows, sketches, strict=True)
-    }
+    merged = await _merged_keys(conn, engagement_id, log_type, since, until)
     bounds = [b for b in await conn.fetch(SPAN, engagement_id, log_type, since, until) if b["first"] and b["last"]]
     spans = {b["log_type"]: _span(b["first"], b["last"], since, until) for b in bounds}
     span = _span(min(b["first"] for b in bounds), max(b["last"] for b in bounds), since, until) if bounds else 0.0
@@ -136,6 +136,37 @@ async def get_key_stats(
     ]
     untimed = await conn.fetchval(UNTIMED_COUNT, engagement_id, log_type)
     return Figures(stats, totals, span, since, until, untimed)
+
+
+async def _merged_keys(
+    conn: asyncpg.Connection | asyncpg.Pool, *args: object, sketches_at_once: int = SKETCHES_AT_ONCE
+) -> dict[tuple[str, str], Aggregate]:
+    """Each key's aggregate over the range (`KEYS`), its stored sketches read and merged a few keys at a time."""
+    merged: dict[tuple[str, str], Aggregate] = {}
+    batch: list[asyncpg.Record] = []
+
+    async def merge() -> None:
+        sketches = await asyncio.to_thread(logparse.merge_sketch_groups, [row["sketches"] for row in batch])
+        for row, sketch in zip(batch, sketches, strict=True):
+            merged[row["log_type"], row["key"]] = Aggregate(**{n: row[n] for n in FIELDS if n != "sketch"},
+                                                            sketch=sketch)  # fmt: skip
+        batch.clear()
+
+    async with _connection(conn) as c, c.transaction():  # a cursor lives in a transaction
+        held = 0
+        async for row in c.cursor(KEYS, *args, prefetch=16):
+            batch.append(row)
+            held += len(row["sketches"])
+            if held >= sketches_at_once:
+                await merge()
+                held = 0
+    if batch:
+        await merge()
+    return merged
+
+
+def _connection(conn: asyncpg.Connection | asyncpg.Pool) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    return conn.acquire() if isinstance(conn, asyncpg.Pool) else nullcontext(conn)
 
 
 def _span(first: datetime, last: datetime, since: datetime | None, until: datetime | None) -> float:
