@@ -138,8 +138,9 @@ class UploadAccepted(BaseModel):
 
 @asynccontextmanager
 async def upload_slot(request: Request, engagement_id: UUID) -> AsyncIterator[None]:
-    """One of `max_uploads` places, held while an upload is taken: each holds up to `max_in_flight + 1` records in
-    memory, so past that a client is told to come back (503 + Retry-After) rather than memory growing without bound.
+    """One of `max_uploads` places, held while an upload is taken: each holds up to `(max_in_flight + 1) *
+    chunk_bytes + max_line_bytes` of log bytes (`produce`), so past that a client is told to come back (503 +
+    Retry-After) rather than memory growing without bound.
     One engagement takes at most `uploads_per_engagement` of them, so one token cannot keep every other engagement
     out. Released before the answer is sent, so a client's next upload finds it free."""
     state, settings = request.app.state, request.app.state.settings
@@ -257,9 +258,11 @@ async def _receive(
     accepted = UploadAccepted(bytes=0, lines=0, records=0, first_offset=offset, next_offset=offset)
     received = sent = 0
 
-    # Up to `max_in_flight` records are produced at once (acks=all waits a round trip each); the reply still
-    # reports only the run of records Kafka acknowledged, in file order.
+    # Up to `max_in_flight` records, of up to `budget` bytes together, are produced at once (acks=all waits a round
+    # trip each); the reply still reports only the run of records Kafka acknowledged, in file order.
     in_flight: deque[tuple[Piece, asyncio.Task[None]]] = deque()
+    budget = settings.max_in_flight * settings.chunk_bytes
+    held = 0  # bytes of the pieces in `in_flight`
 
     async def send(piece: Piece) -> None:
         chunk = LogChunk(
@@ -282,9 +285,13 @@ async def _receive(
         finally:
             metrics.IN_FLIGHT.dec(len(piece.data))
 
-    async def settle(keep: int) -> None:
-        while len(in_flight) > keep:
+    async def settle(keep: int, room: int = 0) -> None:
+        """Wait for the oldest records until at most `keep` are in flight and `room` more bytes fit the budget, or
+        none is: a piece larger than the budget goes alone, so an upload always moves on."""
+        nonlocal held
+        while len(in_flight) > keep or (in_flight and held + room > budget):
             piece, task = in_flight.popleft()
+            held -= len(piece.data)
             try:
                 await task
             except (KafkaError, TimeoutError) as exc:
@@ -301,8 +308,16 @@ async def _receive(
             accepted.next_offset = piece.offset + len(piece.data)
 
     async def produce(piece: Piece) -> None:
+        """Send `piece` once it fits, then wait for room for a next one of `chunk_bytes`, reading no more meanwhile.
+
+        A piece ends at its last line's end, so long lines make pieces of up to `max_line_bytes`: counted only by
+        records, an upload would hold `max_in_flight` of those while Kafka is slow. Pieces of `chunk_bytes` at most
+        (lines of the usual size) never wait for the budget, only for a record's place."""
+        nonlocal held
+        await settle(settings.max_in_flight - 1, len(piece.data))
+        held += len(piece.data)
         in_flight.append((piece, asyncio.create_task(send(piece))))
-        await settle(settings.max_in_flight - 1)
+        await settle(settings.max_in_flight - 1, settings.chunk_bytes)
 
     def expand(pieces: Iterable[bytes]) -> Iterator[bytes]:
         """`pieces` of the expanded body, counted: a compression bomb is refused like any oversized body once the

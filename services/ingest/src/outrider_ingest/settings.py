@@ -16,12 +16,21 @@ class IngestSettings(ServiceSettings):
         ge=1024,
         description="Most bytes one request may expand to (after gzip or deflate), and may be as sent; more gives 413.",
     )
-    max_in_flight: int = Field(8, ge=1, le=64, description="Records of one upload produced at once.")
+    max_in_flight: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Records of one upload produced at once, of at most max_in_flight * chunk_bytes together (8 MiB"
+        " by default); a record of longer lines than that goes alone.",
+    )
     max_uploads: int = Field(
         32,
         ge=1,
-        description="Uploads taken at once (each holds up to max_in_flight + 1 records of chunk_bytes); more get 503"
-        " + Retry-After, which the shipper waits out.",
+        description="Uploads taken at once; more get 503 + Retry-After, which the shipper waits out. Each holds at most"
+        " (max_in_flight + 1) * chunk_bytes + max_line_bytes of log bytes whatever its lines' length (13 MiB by"
+        " default, 416 MiB for 32 uploads), plus the zstd values of its records in flight and the producer's copies"
+        " of them (a fraction of that for log lines, up to twice max_in_flight * chunk_bytes more for bytes that do"
+        " not compress).",
     )
     max_uploads_per_engagement: int | None = Field(
         None,
