@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 from typer.testing import CliRunner
 
 from outrider.cli import app
+from outrider.ship.bundle import pieces
 from tests.ship.stub import ENGAGEMENT, Ingest
 
 runner = CliRunner()
@@ -77,3 +78,57 @@ def test_a_bundle_is_read_one_piece_at_a_time_not_held_in_memory(ingest: Ingest,
         tracemalloc.stop()
     assert ingest.received == len(data)
     assert peak < len(data) * 3 // 4, f"{peak / (1 << 20):.0f} MiB"  # holding the logs alone would take 32 MiB
+
+
+def test_a_bundle_directory_never_follows_a_symbolic_link_out_of_it(ingest: Ingest, tmp_path: Path) -> None:
+    secret = tmp_path / "home" / ".ssh" / "id_rsa"
+    secret.parent.mkdir(parents=True)
+    secret.write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "current").write_bytes(b"-----BEGIN OTHER SECRET-----\n")
+    bundle = tmp_path / "bundle"
+    (bundle / "gitlab-rails").mkdir(parents=True)
+    (bundle / "gitaly").mkdir()
+    rails = bundle / "gitlab-rails" / "production_json.log"
+    rails.write_bytes(day("2024-05-06"))
+    (bundle / "gitaly" / "current").symlink_to(secret)
+    (bundle / "sidekiq").symlink_to(elsewhere, target_is_directory=True)
+    (bundle / "gitlab-rails" / "api_json.log").symlink_to(rails)  # inside, yet not followed either: the same rule
+
+    result = runner.invoke(
+        app, ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, "bundle", str(bundle)],
+        env={"OUTRIDER_SHIP_TOKEN": "otr_secret", "COLUMNS": "400"},
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert [body for _, _, body in ingest.requests] == [day("2024-05-06")]
+    for link in ("gitaly/current", "sidekiq", "gitlab-rails/api_json.log"):
+        assert f"{bundle / link}: a symbolic link, not followed" in result.output
+    assert "shipped 1 files" in result.output
+
+
+class Endless(io.RawIOBase):
+    """A member that never ends a line, as a gzip bomb of one byte repeated; refuses to be read past `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
+        assert self.left > 0, "read on and on: the line is being held whole"
+        size = min(len(buffer), self.left)
+        buffer[:size] = b"x" * size
+        self.left -= size
+        return size
+
+
+def test_a_line_longer_than_the_longest_is_sent_cut_not_held_whole() -> None:
+    first = next(pieces(Endless(limit=1000), max_bytes=16, longest=64))
+    assert first == (0, b"x" * 64)
+    assert list(pieces(io.BytesIO(b"x" * 100 + b"\n{}\n"), max_bytes=16, longest=64)) == [
+        (0, b"x" * 64), (64, b"x" * 36 + b"\n"), (101, b"{}\n"),
+    ]  # fmt: skip
+    assert list(pieces(io.BytesIO(b"x" * 40 + b"\n"), max_bytes=16, longest=64)) == [(0, b"x" * 40 + b"\n")]

@@ -266,3 +266,20 @@ def test_without_url_it_ships_to_the_ingest_up_started(
     result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
     assert result.exit_code == 0, result.output
     assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n']
+
+
+def test_a_202_with_an_offset_past_what_was_sent_advances_nothing(ingest: Ingest, tmp_path: Path) -> None:
+    log, state = tmp_path / "production_json.log", tmp_path / "state.json"
+    log.write_bytes(b'{"a":1}\n{"a":2}\n')
+    args = ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--once", "--state", str(state)]
+    ingest.reply = b'{"next_offset": 4096}'  # a proxy's or a broken server's answer: lines 16 to 4096 never sent
+    result = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert result.exit_code == 1
+    assert "next_offset 4096, outside the 0 to 16 sent" in result.output
+    assert [entry["offset"] for entry in json.loads(state.read_text()).values()] == [0]  # only the range in flight
+
+    ingest.reply = None
+    again = runner.invoke(app, args, env={"OUTRIDER_SHIP_TOKEN": "otr_secret"})
+    assert again.exit_code == 0, again.output
+    assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n{"a":2}\n'] * 2
+    assert list(json.loads(state.read_text()).values()) == [16]

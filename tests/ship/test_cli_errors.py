@@ -268,3 +268,52 @@ def test_once_with_no_files_named_and_no_omnibus_logs_is_an_error(
     assert error.startswith("error: nothing to ship: none of the Omnibus GitLab logs exist")
     assert "name the files to ship" in error
     assert ingest.requests == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://ingest.example.com", "http://10.0.0.5:8001", "http://user:s3cr3t@[2001:db8::1]"]
+)
+def test_plain_http_to_another_host_is_refused_since_the_token_would_travel_in_clear(
+    log: Path, tmp_path: Path, url: str
+) -> None:
+    for command in (["tail", str(log), "--once", "--state", str(tmp_path / "s.json")], ["bundle", str(log.parent)]):
+        error = one_line_error(ship(url, *command))
+        assert "--url" in error
+        assert "unencrypted" in error
+        assert "--allow-http" in error
+        assert "s3cr3t" not in error
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8001", "http://127.3.2.1", "http://[::1]:8001", "http://localhost:8001", "https://x.io"]
+)
+def test_plain_http_to_this_host_or_https_anywhere_is_accepted(url: str) -> None:
+    assert cli._url_problem(url) is None
+    assert cli._url_problem("http://ingest.example.com", allow_http=True) is None
+
+
+def test_allow_http_sends_to_another_host_over_plain_http(
+    ingest: Ingest, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_loopback", lambda host: False)  # the stand-in's 127.0.0.1 taken for another host
+    assert "unencrypted" in one_line_error(ship(ingest.url, str(log), "--once", "--state", str(tmp_path / "s.json")))
+    assert ingest.requests == []
+    # Wherever it is given, as the other shared options: a flag takes no value from what follows it.
+    result = ship(ingest.url, str(log), "--allow-http", "--once", "--state", str(tmp_path / "s.json"))
+    assert result.exit_code == 0, result.output
+    assert [body for _, _, body in ingest.requests] == [log.read_bytes()]
+    log.write_bytes(log.read_bytes() + b'{"a":2}\n')
+    result = runner.invoke(
+        app, ["ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--once", "--state",
+              str(tmp_path / "s.json")],
+        env={"OUTRIDER_SHIP_TOKEN": TOKEN, "OUTRIDER_SHIP_ALLOW_HTTP": "1"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(ingest.requests) == 2
+
+
+def test_the_help_says_allow_http_sends_the_token_unencrypted() -> None:
+    result = runner.invoke(app, ["ship", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "--allow-http" in result.output
+    assert "unencrypted" in result.output

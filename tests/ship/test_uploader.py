@@ -187,3 +187,35 @@ def test_a_request_timeout_from_a_proxy_is_retried_with_the_same_bytes(ingest: I
     assert uploader.send(BATCH, None) == 100 + len(BATCH.data)
     assert ingest.statuses == [408, 202]
     assert [body for _, _, body in ingest.requests] == [BATCH.data] * 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "says"),
+    [
+        (b'{"next_offset": %d}' % (100 + len(BATCH.data) + 1), f"next_offset {100 + len(BATCH.data) + 1}, outside"),
+        (b'{"next_offset": 1000000000}', "next_offset 1000000000, outside"),  # lines never sent would be skipped
+        (b'{"next_offset": -1}', "next_offset -1, outside"),  # the state file would be corrupt at the next start
+        (b'{"next_offset": 99}', "next_offset 99, outside"),
+        (b"<html>accepted</html>", "without a next_offset"),
+        (b'{"accepted": true}', "without a next_offset"),
+        (b'{"next_offset": "116"}', "without a next_offset"),
+        (b"[116]", "without a next_offset"),
+    ],
+)
+def test_a_202_that_acknowledges_what_was_not_sent_stops_with_the_host_and_value(
+    ingest: Ingest, uploader: Uploader, reply: bytes, says: str
+) -> None:
+    ingest.reply = reply  # a misbehaving server or proxy, not ingest
+    with pytest.raises(ShipError, match="answered 202") as stopped:
+        uploader.send(BATCH, None)
+    assert not isinstance(stopped.value, FileRefused)
+    assert says in str(stopped.value)
+    assert f"127.0.0.1:{ingest.server.server_address[1]}" in str(stopped.value)
+    assert "otr_secret" not in "".join(traceback.format_exception(stopped.value))
+    assert len(ingest.requests) == 1  # not retried
+
+
+@pytest.mark.parametrize("taken", [100, 100 + len(BATCH.data) // 2, 100 + len(BATCH.data)])
+def test_a_202_within_the_batch_is_the_offset_returned(ingest: Ingest, uploader: Uploader, taken: int) -> None:
+    ingest.reply = b'{"next_offset": %d, "chunks": 1}' % taken
+    assert uploader.send(BATCH, None) == taken

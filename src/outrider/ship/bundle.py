@@ -2,17 +2,19 @@
 
 import gzip
 import hashlib
+import os
 import shlex
+import stat
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, cast
 
 from outrider.ship.checkpoint import reason
-from outrider.ship.tailer import log_type_of
+from outrider.ship.tailer import LONGEST_LINE, log_type_of
 
 KNOWN = ("production_json.log", "api_json.log", "current")
 
@@ -60,10 +62,11 @@ class _Member:
     raw: BinaryIO  # the stored bytes; readable only until the next member is asked for
 
 
-def survey(bundle: Path) -> tuple[int, int]:
-    """(log files, their bytes as stored) in the bundle, read without keeping any of their content."""
+def survey(bundle: Path, tell: Callable[[str], None] | None = None) -> tuple[int, int]:
+    """(log files, their bytes as stored) in the bundle, read without keeping any of their content; `tell` hears of
+    each symbolic link in a bundle directory that is not followed."""
     with _reading(bundle):
-        sizes = [member.size for member in _members(bundle)]
+        sizes = [member.size for member in _members(bundle, tell)]
         if sizes and bundle.is_file() and not tarfile.is_tarfile(bundle):  # one .gz log: read through once, so
             with gzip.open(bundle, "rb") as content:  # one cut short is refused before anything is sent
                 while content.read(1 << 20):
@@ -116,13 +119,13 @@ def _not_a_bundle(bundle: Path) -> BundleError:
     )
 
 
-def _members(bundle: Path) -> Iterator[_Member]:
+def _members(bundle: Path, tell: Callable[[str], None] | None = None) -> Iterator[_Member]:
     if bundle.is_dir():
-        for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
+        for path in _regular_files(bundle, tell or (lambda message: None)):
             name = PurePosixPath(path.relative_to(bundle).as_posix())
             if _wanted(name):
-                with path.open("rb") as raw:
-                    yield _Member(str(name), _log_type(name), path.stat().st_size, raw)
+                with _open_unfollowed(path) as raw:
+                    yield _Member(str(name), _log_type(name), os.fstat(raw.fileno()).st_size, raw)
         return
     if not tarfile.is_tarfile(bundle):
         with bundle.open("rb") as raw:
@@ -141,8 +144,37 @@ def _members(bundle: Path) -> Iterator[_Member]:
                     yield _Member(str(name), _log_type(name), info.size, cast(BinaryIO, handle))
 
 
-def pieces(stream: BinaryIO, max_bytes: int = 1 << 20, *, head: bytes = b"") -> Iterator[tuple[int, bytes]]:
-    """(offset, whole lines) of about `max_bytes` each, read from `head` and then `stream` as they are needed."""
+def _regular_files(bundle: Path, tell: Callable[[str], None]) -> list[Path]:
+    """The regular files under `bundle`, sorted. Symbolic links are not followed, to files or directories: a link such
+    as `gitaly/current -> ~/.ssh/id_rsa` would ship a file from outside the bundle. Those a log may lie behind are
+    told (directories, and links named as a log)."""
+    found, links = [], []
+    for top, dirs, files in os.walk(bundle):
+        for name in dirs + files:
+            path = Path(top, name)
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                if name in dirs or _wanted(PurePosixPath(path.relative_to(bundle).as_posix())):
+                    links.append(path)
+            elif stat.S_ISREG(mode):
+                found.append(path)
+    for path in sorted(links):
+        tell(f"{path}: a symbolic link, not followed: only the files inside the bundle are shipped")
+    return sorted(found)
+
+
+def _open_unfollowed(path: Path) -> BinaryIO:
+    """`path` opened for reading, refused if it became a symbolic link since it was listed."""
+    return os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
+
+
+def pieces(
+    stream: BinaryIO, max_bytes: int = 1 << 20, *, head: bytes = b"", longest: int = LONGEST_LINE
+) -> Iterator[tuple[int, bytes]]:
+    """(offset, whole lines) of about `max_bytes` each, read from `head` and then `stream` as they are needed.
+
+    A line longer than `longest` is sent cut there, as the tailer does, for ingest to refuse: a member without a
+    newline (a gzip bomb) is never held in memory whole."""
     offset, buffer, ended = 0, head, False
     while True:
         while not ended and len(buffer) <= max_bytes:  # one byte past a piece says whether the piece is the last
@@ -151,10 +183,12 @@ def pieces(stream: BinaryIO, max_bytes: int = 1 << 20, *, head: bytes = b"") -> 
         if not buffer:
             return
         end = len(buffer) if ended and len(buffer) <= max_bytes else buffer.rfind(b"\n", 0, max_bytes) + 1
-        while end == 0:  # a line longer than a piece: send it whole
-            newline = buffer.find(b"\n", max_bytes)
-            if newline >= 0 or ended:
-                end = len(buffer) if newline < 0 else newline + 1
+        while end == 0:  # a line longer than a piece: send it whole, up to `longest`
+            newline = buffer.find(b"\n", max_bytes, longest)
+            if newline >= 0:
+                end = newline + 1
+            elif ended or len(buffer) >= longest:
+                end = min(len(buffer), longest)
             else:
                 block = stream.read(max_bytes)
                 ended, buffer = not block, buffer + block

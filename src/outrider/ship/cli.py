@@ -1,5 +1,6 @@
 """`outrider ship`: the command customers run next to their GitLab."""
 
+import ipaddress
 import itertools
 import re
 import shlex
@@ -73,13 +74,17 @@ class _TailByDefault(TyperGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """The shared options (--engagement, --url, ...) are taken wherever they are, also after the file names."""
-        shared = {name for param in self.params if param.param_type_name == "option" for name in param.opts}
+        options = [param for param in self.params if param.param_type_name == "option"]
+        shared = {name for param in options for name in param.opts}
+        flags = {name for param in options if getattr(param, "is_flag", False) for name in param.opts}
         front: list[str] = []
         rest: list[str] = []
         remaining = iter(args)
         for arg in remaining:
             if arg == "--":  # what follows is file names, whatever they look like
                 rest += [arg, *remaining]
+            elif arg in flags:
+                front.append(arg)
             elif arg in shared:
                 front += [arg, *itertools.islice(remaining, 1)]
             elif arg.split("=", 1)[0] in shared:
@@ -102,7 +107,8 @@ app = typer.Typer(
     context_settings={"ignore_unknown_options": True},
     help="Ship GitLab logs to Outrider over HTTPS. Without a subcommand: tail FILES (default: the Omnibus GitLab "
     "logs), following appends and rotation, resuming from the state file after a restart.\n\n"
-    "Give the upload token in OUTRIDER_SHIP_TOKEN rather than --token, which other users can see in `ps`.\n\n"
+    "Give the upload token in OUTRIDER_SHIP_TOKEN rather than --token, which other users can see in `ps`. A plain "
+    "http:// URL is refused unless it names this host (127.0.0.1, ::1, localhost) or --allow-http is given.\n\n"
     "Examples:\n\n"
     "outrider ship --engagement ID --url https://ingest.example.com\n\n"
     "outrider ship --engagement ID --url URL '/var/log/gitlab/*/current' --once\n\n"
@@ -116,10 +122,22 @@ class _Target:
     engagement: str
     token: str = field(repr=False)
     source: str
+    allow_http: bool = False
 
 
-def _url_problem(url: str) -> str | None:
-    """Why `url` cannot be ingest's base URL, or None."""
+def _loopback(host: str) -> bool:
+    """Whether `host` is this machine, so plain HTTP to it never crosses a network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_problem(url: str, *, allow_http: bool = False) -> str | None:
+    """Why `url` cannot be ingest's base URL, or None. Plain HTTP only to this host unless allowed: the upload token
+    rides in every request's header."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
@@ -130,6 +148,11 @@ def _url_problem(url: str) -> str | None:
         return "has no host"
     if parsed.query or parsed.fragment:
         return "has a query or fragment; give ingest's base URL only"
+    if parsed.scheme == "http" and not allow_http and not _loopback(parsed.host):
+        return (
+            "is plain HTTP to another host: the upload token would travel unencrypted; use https://, or add "
+            "--allow-http to send it anyway"
+        )
     return None
 
 
@@ -153,12 +176,12 @@ def _checked(target: _Target) -> _Target:
             "the upload token (OUTRIDER_SHIP_TOKEN or --token) has a space, control or non-ASCII character inside, "
             "which an HTTP header cannot carry; check that it was copied whole"
         )
-    if problem := _url_problem(target.url):
+    if problem := _url_problem(target.url, allow_http=target.allow_http):
         shown = re.sub(r"(?<=//)[^/@]*@", "…@", target.url)  # user:password@ is a secret too
         raise SetupError(f"--url {shown!r} {problem} (e.g. --url https://ingest.example.com)")
     if not 1 <= len(target.source) <= MAX_SOURCE:
         raise SetupError(f"--source must be 1 to {MAX_SOURCE} characters, not {len(target.source)}")
-    return _Target(target.url, engagement, target.token, target.source)
+    return _Target(target.url, engagement, target.token, target.source, target.allow_http)
 
 
 def _uploader(ctx: typer.Context) -> Uploader:
@@ -218,13 +241,22 @@ def ship(
         str, typer.Option(envvar="OUTRIDER_SHIP_TOKEN", show_default=False, help="Upload token (env preferred).")
     ] = "",
     source: Annotated[str, typer.Option(help="Name of this host in Outrider.")] = socket.gethostname(),
+    allow_http: Annotated[
+        bool,
+        typer.Option(
+            "--allow-http",
+            envvar="OUTRIDER_SHIP_ALLOW_HTTP",
+            help="Accept a plain http:// --url to another host. The upload token and the logs then travel "
+            "unencrypted: only on a network you trust.",
+        ),
+    ] = False,
 ) -> None:
     """Connection settings shared by the subcommands; without one, tail the Omnibus GitLab logs."""
     url_from = ctx.get_parameter_source("url")  # typer's own (vendored) click's enum: compared by name
     if url_from is not None and url_from.name == "DEFAULT" and (port := stack_port("ingest")):
         url = f"http://127.0.0.1:{port}"  # `make up` found 8001 taken and chose another port
     # A value read from a file or an env var often ends in a newline.
-    ctx.obj = _Target(url.strip(), engagement.strip(), token.strip(), source)
+    ctx.obj = _Target(url.strip(), engagement.strip(), token.strip(), source, allow_http)
     if ctx.invoked_subcommand is None:
         tail(ctx)
 
@@ -380,7 +412,7 @@ def bundle(
     408, 429 or 5xx after a few tries.
     """
     uploader = _uploader(ctx)
-    files, stored = survey(path)  # the progress total, without holding the logs in memory
+    files, stored = survey(path, tell=_warn)  # the progress total, without holding the logs in memory
     if not files:
         console.print(f"no GitLab log files in {path}", style="yellow", markup=False, soft_wrap=True)
         raise typer.Exit(1)

@@ -94,6 +94,7 @@ class Uploader:
         timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT_S))
         self._client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {self.token}"})
         self._shown_url = str(httpx.URL(self.url).copy_with(userinfo=b""))  # user:password@ is a secret too
+        self._host = httpx.URL(self.url).netloc.decode("ascii", "replace")
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -163,7 +164,7 @@ class Uploader:
         except httpx.TransportError as exc:
             raise Retryable(self._redacted(f"ingest not reachable: {exc}")) from exc
         if response.status_code == 202:
-            return int(response.json()["next_offset"])
+            return self._acknowledged(response, batch)
         detail = self._redacted(response.text[:500])
         # 408: a proxy timed the request out (RFC 9110 §15.5.9: the client may repeat it)
         if response.status_code in (408, 429) or response.status_code >= 500:
@@ -184,6 +185,28 @@ class Uploader:
         raise FileRefused(
             f"ingest refused {batch.path} at offset {batch.offset} ({response.status_code}): {detail}{hint}", taken
         )
+
+    def _acknowledged(self, response: httpx.Response, batch: Batch) -> int:
+        """The offset a 202 acknowledges, checked to lie within the batch: a larger one would skip lines never sent,
+        a smaller one resend or corrupt the state file. Anything else stops the shipper with nothing advanced."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        value = body.get("next_offset") if isinstance(body, dict) else None
+        end = batch.offset + len(batch.data)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ShipError(
+                f"{self._host} answered 202 to {batch.path} at offset {batch.offset} without a next_offset "
+                f"(not ingest's answer: a proxy in between?); nothing recorded as shipped, the next run sends it again"
+            )
+        if not batch.offset <= value <= end:
+            raise ShipError(
+                f"{self._host} answered 202 to {batch.path} with next_offset {value}, outside the {batch.offset} to "
+                f"{end} sent (not ingest's answer: a proxy in between?); nothing recorded as shipped, the next run "
+                f"sends it again"
+            )
+        return value
 
 
 def _taken(response: httpx.Response, batch: Batch) -> int | None:
