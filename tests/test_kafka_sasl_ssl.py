@@ -166,18 +166,23 @@ async def test_a_refused_client_fails_at_once_saying_why(
     assert await partitions_of(secure.kafka.bootstrap_servers, [name]) == {}
 
 
+async def send(settings: KafkaSettings, topic: str, value: bytes, **kwargs: Any) -> None:
+    """One record, from a producer made of `client_options` as the services make theirs."""
+    producer = AIOKafkaProducer(**client_options(settings))
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, **kwargs)
+    finally:
+        await producer.stop()
+
+
 async def test_records_go_both_ways_between_aiokafka_and_faststream_over_sasl_ssl(
     secure: SecureKafka, topic_prefix: str
 ) -> None:
     settings = secure.settings()
     to_faststream, to_aiokafka = f"{topic_prefix}to-faststream", f"{topic_prefix}to-aiokafka"
     await ensure_topics(settings, [to_faststream, to_aiokafka])
-    producer = AIOKafkaProducer(**client_options(settings))
-    await producer.start()
-    try:
-        await producer.send_and_wait(to_faststream, b"from aiokafka", key=b"k1")
-    finally:
-        await producer.stop()
+    await send(settings, to_faststream, b"from aiokafka", key=b"k1")
 
     received: asyncio.Future[KafkaMessage] = asyncio.get_running_loop().create_future()
     # As the services build theirs: bootstrap servers and `security` only.
@@ -213,13 +218,8 @@ async def test_the_dead_letters_cli_lists_and_replays_over_sasl_ssl(secure: Secu
     settings = secure.settings()
     raw, dead = f"{topic_prefix}logs.raw", f"{topic_prefix}logs.raw.dead"
     await ensure_topics(settings, [raw, dead])
-    producer = AIOKafkaProducer(**client_options(settings))
-    await producer.start()
-    try:
-        headers = [(DEAD_LETTER_REASON, b"refused by PostgreSQL"), (DEAD_LETTER_SOURCE, f"{raw}/0/7".encode())]
-        await producer.send_and_wait(dead, b"chunk", key=b"e1", headers=headers)
-    finally:
-        await producer.stop()
+    headers = [(DEAD_LETTER_REASON, b"refused by PostgreSQL"), (DEAD_LETTER_SOURCE, f"{raw}/0/7".encode())]
+    await send(settings, dead, b"chunk", key=b"e1", headers=headers)
 
     listed = await asyncio.to_thread(dead_letters, secure, "list", "logs.raw", "--json", "--topic-prefix", topic_prefix)
     assert listed.returncode == 0, listed.stdout + listed.stderr
