@@ -1,5 +1,6 @@
 """`outrider engagements …`: options refused before the tracker is asked; then against a real tracker."""
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -110,6 +111,44 @@ def test_status_says_which_log_types_an_automatic_item_still_waits_for(monkeypat
     result = runner.invoke(app, ["engagements", "status", EID], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "Logs received │ no logs yet of gitaly, sidekiq" in result.output
+
+
+# Stored before the parser replaced control characters in keys.
+STORED_KEY = "X\x1b]8;;https://evil.example\x1b\\Users\x1b]8;;\x1b\\#show\n\x9b2J"
+
+
+@pytest.mark.parametrize("command", ["status", "findings"])
+def test_a_stored_key_with_control_characters_is_printed_without_them(
+    monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    top = {"key": STORED_KEY, "count": 3, "p99_ms": 1.0, "perc_failed": 0.0, "score": 3.0}
+    finding = {"window_start": "2024-05-01T10:00:00Z", "rule": "slow_endpoint", "log_type": "production_json",
+               "key": STORED_KEY, "figures": {"p99_ms": 8123}}  # fmt: skip
+    answer = {
+        "status": {**STATUS, "requests_counted": 3, "top_keys": [top]},
+        "findings": {"findings": [finding], "total": 1},
+    }[command]
+    monkeypatch.setattr(engagements, "call", lambda *args, **kwargs: answer)
+    result = runner.invoke(app, ["engagements", command, EID], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", result.output), repr(result.output)
+    assert "X\ufffd]8;;https://evil.example\ufffd\\Users\ufffd]8;;\ufffd\\#show\ufffd\ufffd2J" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "csv"])
+def test_stats_prints_a_stored_key_without_control_characters_nor_as_a_formula(
+    monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    figures = {api: 1.0 for api in engagements.API_FIELDS.values()}
+    keys = [{**figures, "key": STORED_KEY}, {**figures, "key": '=HYPERLINK("http://evil","x")'}]
+    page = {"keys": keys, "key_count": 2, "totals": [{**figures, "key": "TOTAL"}], "span_seconds": 60.0}
+    monkeypatch.setattr(engagements, "call", lambda *args, **kwargs: page)
+    result = runner.invoke(app, ["engagements", "stats", EID, "--log-type", "production_json", "--format", fmt])
+    assert result.exit_code == 0, result.output
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", result.output), repr(result.output)
+    assert "evil.example\ufffd\\Users" in result.output
+    if fmt == "csv":
+        assert '"\'=HYPERLINK(""http://evil"",""x"")"' in result.output
 
 
 def run(*args: str, tracker: str, token: str = "") -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ import logparse
 from outrider import records
 from outrider.stats import views
 from outrider.stats.cli import CompareSortOpt, FormatOpt, LimitOpt, PrintFieldsOpt, SortOpt
-from outrider.stats.render import OutputFormat, Section, emit_all, stdout_console
+from outrider.stats.render import OutputFormat, Section, emit_all, printable, stdout_console
 from outrider.tracker_api import (
     PAGE_MAX,
     TRACKER,
@@ -107,7 +107,9 @@ def status(engagement_id: EngagementArg, tracker: TrackerOption = TRACKER, token
         return
     top = Table("key", "count", "p99 ms", "%fail", "score", title=f"{s['requests_counted']:,} requests counted")
     for k in s["top_keys"]:
-        top.add_row(k["key"], f"{k['count']:,}", f"{k['p99_ms']:.1f}", f"{k['perc_failed']:.2f}", f"{k['score']:.0f}")
+        top.add_row(
+            printable(k["key"]), f"{k['count']:,}", f"{k['p99_ms']:.1f}", f"{k['perc_failed']:.2f}", f"{k['score']:.0f}"
+        )
     console.print(top)
 
 
@@ -127,7 +129,7 @@ def findings(
                   title=f"{len(page['findings'])} of {page['total']:,} findings")  # fmt: skip
     for f in page["findings"]:
         figures = ", ".join(f"{k} {v:g}" for k, v in f["figures"].items())
-        table.add_row(f["window_start"][:16].replace("T", " "), f["rule"], f["log_type"], f["key"], figures)
+        table.add_row(f["window_start"][:16].replace("T", " "), f["rule"], f["log_type"], printable(f["key"]), figures)
     console.print(table)
 
 

@@ -23,12 +23,22 @@ const MIN_SPLIT_BYTES: usize = 1 << 20;
 /// Longest key kept whole (bytes); longer ones are cut at a character boundary and end with `…`.
 pub const MAX_KEY_BYTES: usize = 1024;
 
-/// A key the analyzer can store: PostgreSQL text cannot hold U+0000 (JSON may escape one into a name), which
-/// becomes U+FFFD, and its btree index refuses keys past ~2.7 kB, so one past `MAX_KEY_BYTES` is cut. No real
-/// controller, route, RPC or worker name is that long, and either key would stop the analyzer's flushes for good.
+/// A key the analyzer can store and people can read. PostgreSQL text cannot hold U+0000 (JSON may escape one into
+/// a name), and a control character (C0, DEL, C1: `char::is_control`) in a customer's key would reach terminals
+/// (`outrider stats`, `engagements status`: ESC sequences clear the screen, forge links, retitle the window) and
+/// Slack (a newline forges lines); each becomes U+FFFD. PostgreSQL's btree index refuses keys past ~2.7 kB, so one
+/// past `MAX_KEY_BYTES` is cut. No real controller, route, RPC or worker name is that long or holds a control
+/// character, and either key would stop the analyzer's flushes for good.
 fn storable(key: &mut String) {
-    if key.contains('\0') {
-        *key = key.replace('\0', "\u{FFFD}");
+    // Every line's key passes here: one branch-free scan; C1 characters are 0xC2 0x80..=0x9F in UTF-8.
+    let suspect = key.bytes().fold(false, |seen, b| {
+        seen | (b < 0x20) | (b == 0x7f) | (b == 0xc2)
+    });
+    if suspect && key.chars().any(char::is_control) {
+        *key = key
+            .chars()
+            .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+            .collect();
     }
     if key.len() > MAX_KEY_BYTES {
         let mut cut = MAX_KEY_BYTES;
@@ -848,6 +858,54 @@ mod tests {
                 (6, Some(&1), 0)
             );
         }
+    }
+
+    fn stored(key: &str) -> String {
+        let mut key = key.to_owned();
+        storable(&mut key);
+        key
+    }
+
+    #[test]
+    fn a_key_keeps_no_control_character_and_every_printable_one() {
+        for key in [
+            "Café#crème",
+            "Rocket🚀#launch",
+            "A\u{a0}B#c",
+            "Ä\u{c0}ÿ#¢",
+            "/api/:id",
+            "日本#語",
+        ] {
+            assert_eq!(stored(key), key);
+        }
+        for c in [
+            '\0', '\t', '\n', '\r', '\u{1b}', '\u{7f}', '\u{80}', '\u{85}', '\u{9b}', '\u{9f}',
+        ] {
+            assert_eq!(stored(&format!("A{c}B#c")), "A\u{FFFD}B#c", "{:?}", c);
+        }
+        assert_eq!(
+            stored("X\u{1b}]8;;https://evil.example\u{1b}\\Users#show\u{1b}]8;;\u{1b}\\"),
+            "X\u{FFFD}]8;;https://evil.example\u{FFFD}\\Users#show\u{FFFD}]8;;\u{FFFD}\\"
+        );
+    }
+
+    #[test]
+    fn a_key_past_the_limit_is_cut_at_a_character_after_its_control_characters_are_replaced() {
+        let key = stored(&"é\n".repeat(MAX_KEY_BYTES));
+        assert!(key.len() <= MAX_KEY_BYTES + '…'.len_utf8());
+        assert!(key.ends_with('…') && !key.contains('\n'));
+        assert!(key.starts_with("é\u{FFFD}é\u{FFFD}"));
+    }
+
+    #[test]
+    fn a_line_with_control_characters_in_its_key_counts_under_the_replaced_key() {
+        let mut a = Aggregate::new(Options {
+            log_type: Some(LogType::ProductionJson),
+            ..Options::default()
+        });
+        a.feed(br#"{"controller":"X\u001b[2JUsers\n","action":"show\u009b","duration_s":1}"#);
+        let keys: Vec<_> = a.groups[&0].keys().map(|k| &**k).collect();
+        assert_eq!(keys, ["X\u{FFFD}[2JUsers\u{FFFD}#show\u{FFFD}"]);
     }
 
     #[test]

@@ -46,6 +46,27 @@ def text(v: Value) -> str:
     return "-" if v is None else str(v)
 
 
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(v: str) -> str:
+    """`v` with each control character as U+FFFD: names and keys come from customers' logs (or a tracker that
+    stored them before the parser replaced these), and an ESC sequence would drive the terminal (clear it, retitle
+    it, forge a link) and a newline forge a line."""
+    return CONTROL.sub("\ufffd", v)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(v: Value) -> Value:
+    """A CSV text cell printable, and one a spreadsheet would run as a formula (`=HYPERLINK(…)` in a key) led by
+    `'`, as OWASP's CSV injection advice says. Numbers stay numbers."""
+    if not isinstance(v, str):
+        return v
+    return ("'" if v.startswith(FORMULA_START) else "") + printable(v)
+
+
 ONE_DECIMAL = fixed(1)
 # Like rich's SIMPLE_HEAD, but the rule also separates the totals section.
 RULED = box.Box("    \n    \n ── \n    \n ── \n    \n    \n    \n")
@@ -157,10 +178,12 @@ def to_csv(docs: Sequence[tuple[Sequence[Section], dict[str, Any]]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(lead + names)
+    texts = {c.name for _, s in sections for c in s.columns if not c.numeric}
     for log_type, s in sections:
         ours = {c.name for c in s.columns}
         for r in s.rows + ([s.totals] if s.totals else []):
             cells = [_rounded(r.get(name)) if name in ours else None for name in names]
+            cells = [inert(v) if name in texts else v for name, v in zip(names, cells, strict=True)]
             first = ([log_type] if several_types else []) + ([s.name()] if titled else [])
             first += [iso(s.window.start), iso(s.window.end)] if s.window else [None, None] if windowed else []
             writer.writerow(["" if v is None else v for v in first + cells])
@@ -175,8 +198,9 @@ MARKDOWN_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
 def _markdown_cell(v: str) -> str:
-    """A cell's text kept in its cell: `|` escaped, a line break (which would end the table row) as `<br>`."""
-    return MARKDOWN_LINE_BREAK.sub("<br>", v.replace("|", "\\|"))
+    """A cell's text kept in its cell: `|` escaped, a line break (which would end the table row) as `<br>`, other
+    control characters as U+FFFD."""
+    return printable(MARKDOWN_LINE_BREAK.sub("<br>", v.replace("|", "\\|")))
 
 
 def to_markdown(sections: Sequence[Section]) -> str:
@@ -216,10 +240,10 @@ def _print_table(s: Section, console: Console) -> None:
     for c in s.columns:
         table.add_column(c.header, justify="right" if c.numeric else "left", no_wrap=True)
     for r in s.rows:
-        table.add_row(*map(Text, _cells(s, r)))
+        table.add_row(*(Text(printable(v)) for v in _cells(s, r)))
     if s.totals:
         table.add_section()
-        table.add_row(*map(Text, _cells(s, s.totals)), style="bold")
+        table.add_row(*(Text(printable(v)) for v in _cells(s, s.totals)), style="bold")
     width, console.width = console.width, _fit(table, console)
     try:
         console.print(table)
