@@ -562,8 +562,9 @@ def test_an_engagements_findings_go_out_the_first_at_once_then_together_once_a_w
         assert group["channel"] == "#acme-rollout"
         assert group["text"] == "ACME (ACME 10k): 12 new findings (<@U024BE7LH>)"
         listed = str(group["blocks"])
-        assert all(f.summary in listed for f in later[:10])
-        assert not any(f.summary in listed for f in later[10:])
+        shown = {f.finding_id: f"`{f.key}`{f.summary.removeprefix(f.key)}" for f in later}  # the key as code
+        assert all(shown[f.finding_id] in listed for f in later[:10])
+        assert not any(shown[f.finding_id] in listed for f in later[10:])
         assert f"… and 2 more: `outrider engagements findings {acme}`." in listed  # counted, and where to see them
         time.sleep(1.5)
     assert len(slack.messages) == 3  # the redelivered finding was not told again

@@ -111,7 +111,7 @@ async def test_an_unconfirmed_finding_fails_alone_and_the_rest_of_its_group_is_s
     ]  # fmt: skip
     messages = await until(lambda: len(slack.messages) == 3 and slack.messages, "the delayed posts to land")
     shown = sorted(
-        " ".join(sorted(s for s in ("first", "second", "third") if f"*{s}*" in str(m["blocks"]))) for m in messages
+        " ".join(sorted(s for s in ("first", "second", "third") if f"`{s}`" in str(m["blocks"]))) for m in messages
     )
     assert shown == ["first", "first second third", "second third"]  # "first" twice at most, the others once more
 

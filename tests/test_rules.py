@@ -79,7 +79,7 @@ def test_a_message_says_what_who_why_and_where_to_see_the_engagement() -> None:
     # No page a browser can open configured (the tracker's API wants a token): no button, the CLI command instead.
     assert engagement_link("", "e1") is None
     _, blocks = build("touchpoint_overdue", overdue, name="10k RA", customer="ACME", engagement_id="e1", link=None)
-    hint = {"type": "mrkdwn", "text": "Status: `outrider engagements status e1`"}
+    hint = {"type": "mrkdwn", "text": "Status: `outrider engagements status e1`", "verbatim": True}
     assert blocks[2] == {"type": "context", "elements": [hint]}
 
 
@@ -119,15 +119,15 @@ def test_a_digest_line_says_what_when_and_who_and_a_long_digest_fits_slacks_limi
             " <@U024BE7LH> <https://g/e1|engagement>")  # fmt: skip
     assert blocks[1]["text"]["text"] == line
     assert text == "Outrider daily digest: 1 reminder\n" + line
-    # 400 reminders with long titles: sections of at most 3,000 characters, at most 50 blocks, the rest counted.
-    items = [digest_item(n, "Architecture readout " + "x" * 400) for n in range(400)]
+    # 600 reminders with long titles: sections of at most 3,000 characters, at most 50 blocks, the rest counted.
+    items = [digest_item(n, "Architecture readout " + "x" * 400) for n in range(600)]
     _, blocks = build_digest(items, link_template="")
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
     assert len(blocks) <= 50
     assert all(len(section) <= 3000 for section in sections)
     shown = sum(section.count("• ") for section in sections)
-    assert 0 < shown < 400
-    assert blocks[-1]["elements"][0]["text"] == f"… and {400 - shown} more."
+    assert 0 < shown < 600
+    assert blocks[-1]["elements"][0]["text"] == f"… and {600 - shown} more."
 
 
 def window(durations_s: list[float], statuses: list[int]) -> Aggregate:
@@ -359,5 +359,5 @@ def test_text_from_people_and_logs_cannot_mention_a_channel_or_hide_a_link() -> 
         [{"summary": "p99 of <!channel> over 5 s", "log_type": "production_json", "window_start": "2024-05-01T10:00"}],
         name="n", customer="c", engagement_id="e1", link="http://t/status",
     )  # fmt: skip
-    listed = "• *p99 of &lt;!channel&gt; over 5 s* (production_json, window 2024-05-01 10:00 UTC)"
+    listed = "• `p99 of &lt;!channel&gt; over 5 s` (production_json, window 2024-05-01 10:00 UTC)"
     assert blocks[1]["text"]["text"] == listed

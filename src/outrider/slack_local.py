@@ -53,11 +53,13 @@ def _payload(body: bytes, content_type: str) -> dict[str, Any]:
 
 
 def _invalid(args: dict[str, Any]) -> str | None:
-    """Slack's own refusals of a message's shape: no text, blocks that are not a list of objects, more than 50
-    blocks, a section over 3,000 characters."""
+    """Slack's own refusals of a message's shape: no text, text over 40,000 characters, blocks that are not a list
+    of objects, more than 50 blocks, a section's or a context element's text over 3,000 characters."""
     blocks = args.get("blocks") or []
     if not (args.get("text") or blocks or args.get("attachments")):
         return "no_text"
+    if len(str(args.get("text") or "")) > 40_000:
+        return "msg_too_long"
     if isinstance(blocks, str):
         try:
             blocks = json.loads(blocks)
@@ -65,8 +67,13 @@ def _invalid(args: dict[str, Any]) -> str | None:
             return "invalid_blocks"
     if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks) or len(blocks) > 50:
         return "invalid_blocks"
-    sections = [b.get("text") or {} for b in blocks if b.get("type") == "section"]
-    if any(not isinstance(t, dict) or len(str(t.get("text", ""))) > 3000 for t in sections):
+    texts = [b.get("text") or {} for b in blocks if b.get("type") == "section"]
+    for context in (b for b in blocks if b.get("type") == "context"):
+        elements = context.get("elements")
+        if not isinstance(elements, list):
+            return "invalid_blocks"
+        texts += [e for e in elements if not isinstance(e, dict) or e.get("type") in ("mrkdwn", "plain_text")]
+    if any(not isinstance(t, dict) or len(str(t.get("text", ""))) > 3000 for t in texts):
         return "invalid_blocks"
     return None
 

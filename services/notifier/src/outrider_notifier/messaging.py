@@ -2,7 +2,13 @@
 
 Every value that comes from people or logs (titles, names, customers, log keys) goes through `_t`: Slack reads `<…>`
 in message text as a control sequence, so an unescaped title `<!channel>` would notify everyone in the channel and
-`<https://…|click here>` would show a disguised link.
+`<https://…|click here>` would show a disguised link; a line break in it would start a line that looks like ours.
+Every mrkdwn text object is `verbatim`, so Slack does not turn a bare URL or name in data into a link or mention.
+A log key (the customer's) is shown as inline code (`_code`), where Slack applies no formatting.
+
+Slack refuses (`invalid_blocks`, `msg_too_long`) a message with a text object over 3,000 characters, and a refusal
+is never retried: each value is cut to its share after escaping (`&` is five characters sent), and every text is cut
+to Slack's limit whatever the input (`_cut`).
 """
 
 import re
@@ -12,9 +18,60 @@ from uuid import UUID
 SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")  # U024BE7LH; a name such as "Walter" is a name
 
 
-def _t(value: object) -> str:
-    """`value` as text, with the three characters Slack's mrkdwn reserves escaped (&, <, >)."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+# Line breaks (\n, \r, U+2028/9), other control characters, and bidi overrides that would show text reversed.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+FIELD_CHARS = 200  # one value (a title, a name, a summary) at most, as sent
+SECTION_CHARS = 3000  # Slack refuses a text object (a section's, a context element's) longer
+TEXT_CHARS = 4000  # a message's top-level text at most (a notification's; Slack's own limit is far above)
+MAX_BLOCKS = 50  # nor a message of more blocks
+LINE_CHARS = 600  # one digest line at most (a title may be long)
+
+
+def _line(value: object) -> str:
+    return CONTROL.sub(" ", str(value))
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, ending in "…" when cut; never cut inside an escape (`&amp;`), a `<…>`
+    mention or link, or inline code, which Slack would show broken or as raw markup."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    if (amp := head.rfind("&")) > head.rfind(";"):
+        head = head[:amp]
+    if (lt := head.rfind("<")) > head.rfind(">"):
+        head = head[:lt]
+    if head.count("`") % 2:
+        head = head[: head.rfind("`")]
+    return head + "…"
+
+
+def _t(value: object, limit: int = FIELD_CHARS) -> str:
+    """`value` as text on one line (control characters as spaces), with the three characters Slack's mrkdwn reserves
+    escaped (&, <, >), cut to `limit` characters as sent."""
+    return _cut(_line(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"), limit)
+
+
+def _code(value: object, limit: int = FIELD_CHARS) -> str:
+    """`value` as inline code, in which Slack applies no formatting (`*bold*`, `_italic_`, `~strike~`) and which
+    shows a log key as the literal it is; its backticks, which would end the code, become ' (apostrophes)."""
+    text = _t(_line(value).replace("`", "'").strip(), limit - 2)
+    return f"`{text}`" if text else ""
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": _cut(text, SECTION_CHARS), "verbatim": True}
+
+
+def _summary(payload: dict[str, Any], limit: int = FIELD_CHARS) -> str:
+    """A finding's summary ("{key} p99 …", the analyzer's words after the customer's key) with the key as inline
+    code; a summary that does not start with its key, or whose words could format, is code as a whole."""
+    summary, key = _line(payload.get("summary") or ""), _line(payload.get("key") or "")
+    rest = summary[len(key) :] if key.strip() and summary.startswith(key) else None
+    if rest is None or any(c in rest for c in "*_~`"):
+        return _code(summary, limit)
+    words = _t(rest, limit // 2)
+    return _code(key, limit - len(words)) + words
 
 
 def _when_window(payload: dict[str, Any]) -> str:
@@ -62,7 +119,7 @@ def build(
 ) -> tuple[str, list[dict[str, Any]]]:
     """Fallback text and blocks: what, which customer, why now, and where to see the engagement."""
     what, why = describe(kind, payload)
-    detail = {"type": "context", "elements": [{"type": "mrkdwn", "text": why}]}
+    detail = {"type": "context", "elements": [_mrkdwn(why)]}
     return _message(_t(customer), _t(name), what, mention(kind, payload, owners or {}), detail, engagement_id, link)
 
 
@@ -70,7 +127,7 @@ def describe(kind: str, payload: dict[str, Any]) -> tuple[str, str]:
     """What a reminder says (mrkdwn, *bold* subject) and why now."""
     title = _t(payload.get("title") or "")
     get = {k: _t(v) for k, v in payload.items() if isinstance(v, str | int | float)}.get
-    missing = ", ".join(_t(m) for m in payload.get("missing") or [])
+    missing = _cut(", ".join(_t(m) for m in payload.get("missing") or []), SECTION_CHARS // 2)
     return {
         "touchpoint_due": (f"Touchpoint coming up: *{title}*", f"Scheduled for {_when(payload)}."),
         "touchpoint_overdue": (f"Touchpoint overdue: *{title}*",
@@ -83,8 +140,8 @@ def describe(kind: str, payload: dict[str, Any]) -> tuple[str, str]:
                             "Requested two days ago and not accepted yet."),
         "tech_review_due": (f"Tech-review decision due: *{get('gap')}*",
                             f"Decision needed by {get('decision_needed_by')}."),
-        "finding": (f"New finding: *{get('summary', '')}*",
-                    f"{get('log_type')} logs, window starting {_when_window(payload)}."),
+        "finding": (f"New finding: {_summary(payload)}",
+                    f"{_t(payload.get('log_type'), 40)} logs, window starting {_when_window(payload)}."),
     }.get(kind, (_t(kind), ""))  # fmt: skip
 
 
@@ -104,22 +161,21 @@ def _message(
 ) -> tuple[str, list[dict[str, Any]]]:
     """Fallback text and blocks: who and what, `detail` under it, then a button to the engagement's page, or (none
     configured: the tracker's API wants a token a browser does not have) the CLI command that shows it."""
-    text = f"{customer} ({name}): {what.replace('*', '')}" + (f" ({who})" if who else "")
+    text = f"{customer} ({name}): {_plain(what)}" + (f" ({who})" if who else "")
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn",
-                                     "text": f"*{customer}* · {name}\n{what}" + (f"\n{who}" if who else "")}},
+        {"type": "section", "text": _mrkdwn(f"*{customer}* · {name}\n{what}" + (f"\n{who}" if who else ""))},
         detail,
         {"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Engagement"}, "url": link}
         ]} if link else
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": "Status: " + cli_hint(engagement_id)}]},
+        {"type": "context", "elements": [_mrkdwn("Status: " + cli_hint(engagement_id))]},
     ]  # fmt: skip
-    return text, blocks
+    return _cut(text, TEXT_CHARS), blocks
 
 
-SECTION_CHARS = 3000  # Slack refuses a section whose text is longer
-MAX_BLOCKS = 50  # nor a message of more blocks
-LINE_CHARS = 600  # one digest line at most (a title may be long)
+def _plain(what: str) -> str:
+    """`what` for a notification, which shows mrkdwn's marks as typed."""
+    return what.replace("*", "").replace("`", "")
 
 
 def build_digest(items: list[dict[str, Any]], *, link_template: str) -> tuple[str, list[dict[str, Any]]]:
@@ -130,10 +186,9 @@ def build_digest(items: list[dict[str, Any]], *, link_template: str) -> tuple[st
         what, why = describe(item["kind"], item["payload"])
         who = mention(item["kind"], item["payload"], item.get("owners") or {})
         link = engagement_link(link_template, item["engagement_id"])
-        line = (f"• *{_t(item['customer'] or '')}* · {_t(item['name'] or '')}: {what} {why}"
-                + (f" {who}" if who else ""))  # fmt: skip
-        line = line if len(line) <= LINE_CHARS else line[: LINE_CHARS - 1] + "…"
-        lines.append(line + (f" <{link}|engagement>" if link else ""))
+        line = _cut(f"• *{_t(item['customer'] or '')}* · {_t(item['name'] or '')}: {what} {why}", LINE_CHARS)
+        line += (f" {who}" if who else "") + (f" <{link}|engagement>" if link else "")
+        lines.append(_cut(line, SECTION_CHARS))
     header = f"Outrider daily digest: {len(items)} reminder{'s' if len(items) != 1 else ''}"
     sections: list[list[str]] = [[]]
     for line in lines:
@@ -142,11 +197,11 @@ def build_digest(items: list[dict[str, Any]], *, link_template: str) -> tuple[st
         sections[-1].append(line)
     shown = sections[: MAX_BLOCKS - 2]
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header}}]
-    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(section)}} for section in shown]
+    blocks += [{"type": "section", "text": _mrkdwn("\n".join(section))} for section in shown]
     rest = len(lines) - sum(len(section) for section in shown)
     if rest:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"… and {rest} more."}]})
-    return header + "\n" + "\n".join(lines), blocks
+        blocks.append({"type": "context", "elements": [_mrkdwn(f"… and {rest} more.")]})
+    return _cut(header + "\n" + "\n".join(lines), TEXT_CHARS), blocks
 
 
 FINDINGS_SHOWN = 10  # a group lists this many findings; the rest are counted, linked to the tracker's list
@@ -164,13 +219,12 @@ def build_findings(
     """One message for a group of an engagement's findings: the first few, each with its log type and window, how
     many more (and where to see them all), and the engagement's page."""
     lines = [
-        f"• *{_t(str(p.get('summary', ''))[:200])}* ({_t(p.get('log_type'))}, window {_when_window(p)})"
-        for p in payloads[:FINDINGS_SHOWN]
+        f"• {_summary(p)} ({_t(p.get('log_type'), 40)}, window {_when_window(p)})" for p in payloads[:FINDINGS_SHOWN]
     ]
     if len(payloads) > FINDINGS_SHOWN:
         more = len(payloads) - FINDINGS_SHOWN
         everything = f"<{link}|{more} more>." if link else f"{more} more: {cli_hint(engagement_id, 'findings')}."
         lines.append("… and " + everything)
-    detail = {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
+    detail = {"type": "section", "text": _mrkdwn("\n".join(lines))}
     who = mention("finding", {}, owners or {})
     return _message(_t(customer), _t(name), f"{len(payloads)} new findings", who, detail, engagement_id, link)
