@@ -3,6 +3,7 @@ for a body that stops coming, and no more than its share of the upload places.""
 
 import gzip
 import json
+import select
 import socket
 import threading
 import time
@@ -64,18 +65,24 @@ def test_the_bytes_sent_are_limited_not_only_what_they_expand_to(
         assert 'outrider_ingest_requests_rejected_total{reason="body_too_large"} 1.0' in metrics
 
 
-def stalled_upload(ingest: str, engagement: str, auth: dict[str, str]) -> tuple[int, dict[str, str], dict, float]:
-    """Send the headers and one chunk of one line, then nothing; (status, headers, JSON body, seconds) of the answer,
-    read to the close."""
+def stalled_upload(
+    ingest: str, engagement: str, auth: dict[str, str], *, every: float | None = None
+) -> tuple[int, dict[str, str], dict, float]:
+    """Send the headers and one chunk of one line, then nothing (or, `every` given, another line every `every`
+    seconds until answered, for 15 s at most); (status, headers, JSON body, seconds) of the answer, read to the
+    close."""
     url = urlsplit(ingest)
     assert url.hostname is not None
     assert url.port is not None
     head = (f"POST /v1/engagements/{engagement}/logs?source=host&file_id=f HTTP/1.1\r\nHost: {url.netloc}\r\n"
             f"Authorization: {auth['Authorization']}\r\nTransfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+    chunk = f"{len(LINE):x}\r\n".encode() + LINE + b"\r\n"
     with socket.create_connection((url.hostname, url.port), timeout=20) as sock:
         sent = time.monotonic()
-        sock.sendall(head.encode() + f"{len(LINE):x}\r\n".encode() + LINE + b"\r\n")
+        sock.sendall(head.encode() + chunk)
         answer = b""
+        while every is not None and time.monotonic() < sent + 15 and not select.select([sock], [], [], every)[0]:
+            sock.sendall(chunk)
         while data := sock.recv(65536):  # the server closes: the rest of the body is never read
             answer += data
     took = time.monotonic() - sent
@@ -108,6 +115,31 @@ def test_a_body_that_stops_coming_is_answered_408_and_frees_its_place(
         assert upload(ingest, mine, LINE, auth).status_code == 202
         metrics = httpx.get(f"{ingest}/metrics").text
         assert 'outrider_ingest_requests_rejected_total{reason="body_idle"} 1.0' in metrics
+        assert "outrider_ingest_uploads_in_progress 0.0" in metrics
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_body_that_trickles_in_is_answered_408_at_its_deadline_and_frees_its_place(
+    kafka_bootstrap: str, database_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A line every 0.3 s never trips the idle timeout: without a deadline for the whole body, a client could hold an
+    upload place for as long as it liked."""
+    with running_services(
+        kafka=kafka_bootstrap, dsn=database_dsn, topic_prefix=topic_prefix, logs=tmp_path, names=("tracker", "ingest"),
+        settings={"OUTRIDER_MAX_UPLOADS": "1", "OUTRIDER_BODY_IDLE_TIMEOUT_S": "30", "OUTRIDER_BODY_TIMEOUT_S": "2"},
+    ) as svc:  # fmt: skip
+        tracker, ingest = svc["tracker"].url, svc["ingest"].url
+        mine, auth = open_engagement(tracker, "mine")
+        status, headers, answer, took = stalled_upload(ingest, mine, auth, every=0.3)
+        assert (status, headers["connection"]) == (408, "close"), answer
+        assert 2 <= took < 10
+        assert "body not sent within 2 s" in answer["detail"]
+        assert int(headers["outrider-next-offset"]) % len(LINE) == 0  # whole lines taken, the rest to send again
+        assert upload(ingest, mine, LINE, auth).status_code == 202  # the only place is free again
+        metrics = httpx.get(f"{ingest}/metrics").text
+        assert 'outrider_ingest_requests_rejected_total{reason="body_slow"} 1.0' in metrics
         assert "outrider_ingest_uploads_in_progress 0.0" in metrics
 
 

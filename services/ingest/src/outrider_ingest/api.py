@@ -48,11 +48,11 @@ class BodyTooLarge(ValueError):
 
 
 class BodyIdle(Exception):
-    """No byte of the body came for `seconds`."""
+    """No byte of the body came for `seconds`, or (`whole`) the body took longer than that."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, whole: bool = False) -> None:
         super().__init__(seconds)
-        self.seconds = seconds
+        self.seconds, self.whole = seconds, whole
 
 
 class UnsupportedCoding(ValueError):
@@ -177,8 +177,9 @@ async def upload_slot(request: Request, engagement_id: UUID) -> AsyncIterator[No
         401: {"description": "Missing, unknown or revoked token"},
         403: {"description": "The token belongs to another engagement"},
         408: {
-            "description": "No byte of the body came for OUTRIDER_BODY_IDLE_TIMEOUT_S; the connection is closed and "
-            f"the {NEXT_OFFSET} header says up to which offset the lines before it were taken"
+            "description": "No byte of the body came for OUTRIDER_BODY_IDLE_TIMEOUT_S, or the whole body took longer "
+            f"than OUTRIDER_BODY_TIMEOUT_S; the connection is closed and the {NEXT_OFFSET} header says up to which "
+            "offset the lines before it were taken"
         },
         413: {
             "description": "A line or the whole body, expanded or as sent, exceeds its size limit; the "
@@ -334,13 +335,18 @@ async def _receive(
         that expand to nothing) would stream without end. A body that stops coming gives its upload place back."""
         nonlocal sent
         stream = request.stream()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.body_timeout_s
         while True:
+            idle_until = loop.time() + settings.body_idle_timeout_s
             try:
-                async with asyncio.timeout(settings.body_idle_timeout_s):
+                async with asyncio.timeout_at(min(idle_until, deadline)):
                     raw = await anext(stream)
             except StopAsyncIteration:
                 return
             except TimeoutError as exc:
+                if deadline < idle_until:
+                    raise BodyIdle(settings.body_timeout_s, whole=True) from exc
                 raise BodyIdle(settings.body_idle_timeout_s) from exc
             sent += len(raw)
             if sent > settings.max_body_bytes:
@@ -385,11 +391,11 @@ async def _receive(
             ) from exc
         except BodyIdle as exc:
             await settle(0)
-            metrics.REJECTED.labels("body_idle").inc()
+            metrics.REJECTED.labels("body_slow" if exc.whole else "body_idle").inc()
+            why = f"body not sent within {exc.seconds:g} s" if exc.whole else f"no body bytes for {exc.seconds:g} s"
             raise HTTPException(
                 408,
-                f"no body bytes for {exc.seconds:g} s; lines before offset {accepted.next_offset} were accepted, send"
-                " the rest again",
+                f"{why}; lines before offset {accepted.next_offset} were accepted, send the rest again",
                 headers={**taken(), "Connection": "close"},  # the rest of the body is never read
             ) from exc
         except zlib.error as exc:

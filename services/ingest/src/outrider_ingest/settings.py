@@ -43,6 +43,13 @@ class IngestSettings(ServiceSettings):
         gt=0,
         description="How long an upload may send no body bytes before it is answered 408 and its place freed.",
     )
+    body_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="How long an upload's body may take in all before it is answered 408 and its place freed: a "
+        "client trickling a byte now and then (under body_idle_timeout_s) would hold its place for good. The "
+        "shipper's batches of 8 MiB take seconds.",
+    )
     produce_timeout_s: float = Field(30.0, gt=0, description="How long to wait for Kafka before answering 503.")
     database_timeout_s: float = Field(
         5.0,
