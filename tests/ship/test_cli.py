@@ -283,3 +283,45 @@ def test_a_202_with_an_offset_past_what_was_sent_advances_nothing(ingest: Ingest
     assert again.exit_code == 0, again.output
     assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n{"a":2}\n'] * 2
     assert list(json.loads(state.read_text()).values()) == [16]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_request_ends_a_follower_at_once_even_in_a_retry_wait_and_the_next_run_resends_the_batch(
+    ingest: Ingest, tmp_path: Path, stop: signal.Signals
+) -> None:
+    """Stopped (systemd's SIGTERM, Ctrl-C), the follower ends after the batch in hand and says what it shipped: a
+    signal inside an HTTP call or a screen update could leave a lock held and hang its exit, and SIGTERM killed it
+    without the final table."""
+    log, state = tmp_path / "api_json.log", tmp_path / "state.json"
+    log.write_bytes(b'{"a":1}\n')
+    ingest.answers = [(503, "60")]  # busy: come back in a minute
+    follower = subprocess.Popen(
+        [OUTRIDER, "ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--interval", "0.1",
+         "--state", str(state)],
+        env={**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while ingest.statuses != [503]:
+            assert follower.poll() is None
+            assert time.monotonic() < deadline, ingest.statuses
+            time.sleep(0.05)
+        time.sleep(0.3)  # into the wait
+        follower.send_signal(stop)
+        asked = time.monotonic()
+        _, err = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    assert time.monotonic() - asked < 10  # not the 60 s ingest asked for
+    assert follower.returncode == 0, err.decode()
+    assert str(log) in err.decode()  # the final table
+    assert ingest.statuses == [503]
+    assert [entry["offset"] for entry in json.loads(state.read_text()).values()] == [0]  # the range in flight
+    again = subprocess.run(
+        [OUTRIDER, "ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--once", "--state", str(state)],
+        env={**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret"}, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr.decode()
+    assert ingest.statuses == [503, 202]
+    assert [body for _, _, body in ingest.requests] == [b'{"a":1}\n', b'{"a":1}\n']
+    assert list(json.loads(state.read_text()).values()) == [8]

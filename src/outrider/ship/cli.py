@@ -4,6 +4,7 @@ import ipaddress
 import itertools
 import re
 import shlex
+import signal
 import socket
 import time
 import uuid
@@ -359,11 +360,23 @@ def _follow(
                           f"{shipped[path] / elapsed / 1024:,.1f} KiB/s", lag)  # fmt: skip
         return table
 
+    stopping = uploader.stopping
+
+    def stop(signum: int, frame: object) -> None:
+        """Stop after the batch in hand rather than inside it (an interrupt in the middle of an HTTP call or a screen
+        update could leave a lock held and hang the exit); a second request stops at once."""
+        if stopping.requested:
+            raise KeyboardInterrupt
+        stopping.requested = True
+
+    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with Live(view(), console=console, refresh_per_second=2, transient=once) as live:
-            while True:
+            while not stopping.requested:
                 look()
                 for path, tailer in tailers.items():
+                    if stopping.requested:
+                        break
                     if path in refused:
                         if not tailer.replaced():
                             continue
@@ -377,18 +390,24 @@ def _follow(
                                 tailer.refused(batch, exc.taken)
                                 raise
                             shipped[path] += len(batch.data)
+                            if stopping.requested:
+                                break
                     except FileRefused as exc:  # this file stops at the refused bytes; the others go on
                         refused[path] = str(exc)
                         console.print(str(exc), style="red", markup=False, soft_wrap=True)
                     live.update(view())
                 if once:
                     break
-                time.sleep(interval)
+                stopping.sleep(interval)
         summary = view()  # while the files are open: their lag is read from them
     except ShipError as exc:
-        console.print(str(exc), style="red", markup=False, soft_wrap=True)
-        raise typer.Exit(1) from exc
+        if not stopping.requested:
+            console.print(str(exc), style="red", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from exc
+        summary = view()  # asked to stop while a batch was retried: it is sent again by the next run
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         for tailer in tailers.values():
             tailer.close()
     console.print(summary)

@@ -1,6 +1,7 @@
 """Posting batches to ingest: gzip, bearer token, retries with backoff that honour Retry-After."""
 
 import random
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -72,6 +73,20 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return min(max(seconds, 0.0), MAX_WAIT_S)
 
 
+class Stop:
+    """A stop request, set from a signal handler: a plain flag, since a lock taken there could be one the interrupted
+    code holds."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep `seconds`, or less once a stop is requested."""
+        end = time.monotonic() + seconds
+        while not self.requested and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+
+
 @dataclass
 class Uploader:
     """Ships batches of one engagement to `url`.
@@ -89,6 +104,8 @@ class Uploader:
     timeout: float = 60.0
     backoff_s: float = 0.5
     on_retry: Callable[[str], None] | None = None  # told each wait, so a long outage is visible
+    # A stop request (Ctrl-C, SIGTERM) ends retries at once; the batch is resent by the next run.
+    stopping: Stop = field(default_factory=Stop)
 
     def __post_init__(self) -> None:
         timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT_S))
@@ -116,8 +133,9 @@ class Uploader:
         return backoff
 
     def _stop(self, state: RetryCallState) -> bool:
-        """Give up after `attempts` tries, or when ingest still cannot be reached `unreachable_s` into the batch."""
-        if self.attempts is not None and state.attempt_number >= self.attempts:
+        """Give up after `attempts` tries, when ingest still cannot be reached `unreachable_s` into the batch, or when
+        asked to stop."""
+        if self.stopping.requested or (self.attempts is not None and state.attempt_number >= self.attempts):
             return True
         exc = state.outcome.exception() if state.outcome else None
         bound, elapsed = self.unreachable_s, state.seconds_since_start or 0.0
@@ -132,10 +150,17 @@ class Uploader:
                 self.on_retry(f"{reason}; {batch.path} at offset {batch.offset} again in {state.upcoming_sleep:.1f} s")
 
         retrying = Retrying(
-            retry=retry_if_exception_type(Retryable), wait=self._wait, stop=self._stop, before_sleep=tell, reraise=True
-        )
+            retry=retry_if_exception_type(Retryable), wait=self._wait, stop=self._stop, before_sleep=tell, reraise=True,
+            sleep=self.stopping.sleep,  # a stop request cuts the wait short
+        )  # fmt: skip
+
+        def attempt() -> int:
+            if self.stopping.requested:  # asked to stop during a wait: not one more try
+                raise ShipError(f"stopped before {batch.path} at offset {batch.offset} was acknowledged")
+            return self._send_once(batch, log_type)
+
         try:
-            return retrying(self._send_once, batch, log_type)
+            return retrying(attempt)
         except Retryable as exc:
             tries, seconds = retrying.statistics["attempt_number"], retrying.statistics["delay_since_first_attempt"]
             raise ShipError(
