@@ -2,7 +2,12 @@
 
 import gzip
 import io
+import os
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 import tracemalloc
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -132,3 +137,39 @@ def test_a_line_longer_than_the_longest_is_sent_cut_not_held_whole() -> None:
         (0, b"x" * 64), (64, b"x" * 36 + b"\n"), (101, b"{}\n"),
     ]  # fmt: skip
     assert list(pieces(io.BytesIO(b"x" * 40 + b"\n"), max_bytes=16, longest=64)) == [(0, b"x" * 40 + b"\n")]
+
+
+def test_a_stopped_bundle_upload_says_how_far_it_got_and_a_second_run_finishes_it(
+    ingest: Ingest, tmp_path: Path
+) -> None:
+    """SIGTERM in a retry wait ends the upload at once (not after the minute ingest asked for), with how far it got
+    and exit 1; run again, it sends everything and nothing counts twice (chunk ids repeat)."""
+    bundle = tmp_path / "gitlabsos.tar.gz"
+    write_bundle(bundle, {MEMBER: day("2024-05-01")})
+    ingest.answers = [(503, "60")]
+    command = [str(Path(sys.executable).parent / "outrider"), "ship", "--engagement", ENGAGEMENT, "--url", ingest.url,
+               "bundle", str(bundle)]  # fmt: skip
+    env = {**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret", "COLUMNS": "200"}
+    upload_ = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while ingest.statuses != [503]:
+            assert upload_.poll() is None
+            assert time.monotonic() < deadline, ingest.statuses
+            time.sleep(0.05)
+        time.sleep(0.3)  # into the wait
+        upload_.send_signal(signal.SIGTERM)
+        asked = time.monotonic()
+        _, err = upload_.communicate(timeout=30)
+    finally:
+        upload_.kill()
+    assert time.monotonic() - asked < 10
+    assert upload_.returncode == 1
+    said = " ".join(err.decode().split())
+    assert "stopped after 0 of " in said
+    assert f"bytes of {bundle}: run it again to finish" in said
+    assert ingest.statuses == [503]
+    again = subprocess.run(command, env=env, capture_output=True, timeout=60)
+    assert again.returncode == 0, again.stderr.decode()
+    assert ingest.statuses == [503, 202]
+    assert ingest.requests[0][1:] == ingest.requests[1][1:]  # the same chunk again: counted once by its id

@@ -8,7 +8,8 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
@@ -34,7 +35,7 @@ from outrider.ship.tailer import (
     log_type_of,
     paths_of,
 )
-from outrider.ship.uploader import ATTEMPTS, UNREACHABLE_S, FileRefused, ShipError, Uploader
+from outrider.ship.uploader import ATTEMPTS, UNREACHABLE_S, FileRefused, ShipError, Stop, Uploader
 from outrider.stats.render import stderr_console
 from outrider.up import stack_port
 
@@ -326,6 +327,24 @@ def tail(
                 batch_bytes=batch_bytes)  # fmt: skip
 
 
+@contextmanager
+def _stop_on_signals(stopping: Stop) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask `stopping` to stop after the batch in hand rather than interrupt it: an interrupt in the
+    middle of an HTTP call or a screen update could leave a lock held and hang the exit. A second one stops at once."""
+
+    def stop(signum: int, frame: object) -> None:
+        if stopping.requested:
+            raise KeyboardInterrupt
+        stopping.requested = True
+
+    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 def _follow(
     uploader: Uploader,
     patterns: list[str],
@@ -361,17 +380,8 @@ def _follow(
         return table
 
     stopping = uploader.stopping
-
-    def stop(signum: int, frame: object) -> None:
-        """Stop after the batch in hand rather than inside it (an interrupt in the middle of an HTTP call or a screen
-        update could leave a lock held and hang the exit); a second request stops at once."""
-        if stopping.requested:
-            raise KeyboardInterrupt
-        stopping.requested = True
-
-    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with Live(view(), console=console, refresh_per_second=2, transient=once) as live:
+        with _stop_on_signals(stopping), Live(view(), console=console, refresh_per_second=2, transient=once) as live:
             while not stopping.requested:
                 look()
                 for path, tailer in tailers.items():
@@ -406,8 +416,6 @@ def _follow(
             raise typer.Exit(1) from exc
         summary = view()  # asked to stop while a batch was retried: it is sent again by the next run
     finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
         for tailer in tailers.values():
             tailer.close()
     console.print(summary)
@@ -436,14 +444,25 @@ def bundle(
         console.print(f"no GitLab log files in {path}", style="yellow", markup=False, soft_wrap=True)
         raise typer.Exit(1)
     columns = (*Progress.get_default_columns()[:1], BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=console) as progress:
+    stopping, done = uploader.stopping, 0
+    with _stop_on_signals(stopping), Progress(*columns, console=console) as progress:
         task = progress.add_task(f"{path.name}", total=stored)
         for piece in read_pieces(path):
+            if stopping.requested:
+                break
             try:
                 uploader.send(Batch(Path(piece.name), piece.file_id, piece.offset, piece.data), piece.log_type)
             except ShipError as exc:
+                if stopping.requested:
+                    break
                 console.print(str(exc), style="red", markup=False, soft_wrap=True)
                 raise typer.Exit(1) from exc
-            progress.update(task, completed=piece.read)
-        progress.update(task, completed=stored)
+            done = piece.read
+            progress.update(task, completed=done)
+        else:
+            progress.update(task, completed=stored)
+    if stopping.requested:
+        console.print(f"stopped after {done:,} of {stored:,} bytes of {path}: run it again to finish (what was sent "
+                      "is not counted twice)", style="yellow", markup=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(1)
     console.print(f"shipped {files} files from {path}")
