@@ -35,8 +35,8 @@ async def _stopped_during_a_post(kafka: str, dsn: str, prefix: str, slack: Local
     async with app.router.lifespan_context(app):
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
         try:
+            at = datetime.now(UTC) + timedelta(seconds=1)  # all due together: one pass claims them all
             for n in range(1, due + 1):
-                at = datetime.now(UTC) - timedelta(seconds=1)
                 planned = Planned(f"stage_changed:{n}", "stage_changed", f"stage-{n}", at, {"to": f"stage {n}"})
                 await store.schedule(pool, engagement_id=uuid4(), planned=planned)
             deadline = time.monotonic() + 30
