@@ -1,9 +1,13 @@
 """A local stand-in for ingest: answers queued statuses (503 + Retry-After, 401, ...) and then 202."""
 
 import gzip
+import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 ENGAGEMENT = "3f2b6c1e-8d4a-4f7e-9a51-0c6e2d9b7a10"  # an engagement id as ingest takes them (a UUID)
 
@@ -92,3 +96,26 @@ class Ingest:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
+
+
+OUTRIDER = str(Path(sys.executable).parent / "outrider")
+
+
+def stopped_in_a_retry_wait(ingest: Ingest, args: list[str], stop: int) -> tuple[float, int, str]:
+    """Run `outrider ship ARGS` until ingest has answered it 503 once (queue that answer first), send `stop` while it
+    waits to retry; (seconds it took to end after the signal, its exit code, its stderr)."""
+    env = {**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret", "COLUMNS": "200"}
+    shipper = subprocess.Popen([OUTRIDER, "ship", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while ingest.statuses != [503]:
+            assert shipper.poll() is None
+            assert time.monotonic() < deadline, ingest.statuses
+            time.sleep(0.05)
+        time.sleep(0.3)  # into the wait
+        shipper.send_signal(stop)
+        asked = time.monotonic()
+        _, err = shipper.communicate(timeout=30)
+    finally:
+        shipper.kill()
+    return time.monotonic() - asked, shipper.returncode, err.decode()

@@ -5,9 +5,7 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import tarfile
-import time
 import tracemalloc
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,7 +14,7 @@ from typer.testing import CliRunner
 
 from outrider.cli import app
 from outrider.ship.bundle import pieces
-from tests.ship.stub import ENGAGEMENT, Ingest
+from tests.ship.stub import ENGAGEMENT, OUTRIDER, Ingest, stopped_in_a_retry_wait
 
 runner = CliRunner()
 MEMBER = "var/log/gitlab/gitlab-rails/production_json.log.2.gz"
@@ -147,29 +145,16 @@ def test_a_stopped_bundle_upload_says_how_far_it_got_and_a_second_run_finishes_i
     bundle = tmp_path / "gitlabsos.tar.gz"
     write_bundle(bundle, {MEMBER: day("2024-05-01")})
     ingest.answers = [(503, "60")]
-    command = [str(Path(sys.executable).parent / "outrider"), "ship", "--engagement", ENGAGEMENT, "--url", ingest.url,
-               "bundle", str(bundle)]  # fmt: skip
-    env = {**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret", "COLUMNS": "200"}
-    upload_ = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while ingest.statuses != [503]:
-            assert upload_.poll() is None
-            assert time.monotonic() < deadline, ingest.statuses
-            time.sleep(0.05)
-        time.sleep(0.3)  # into the wait
-        upload_.send_signal(signal.SIGTERM)
-        asked = time.monotonic()
-        _, err = upload_.communicate(timeout=30)
-    finally:
-        upload_.kill()
-    assert time.monotonic() - asked < 10
-    assert upload_.returncode == 1
-    said = " ".join(err.decode().split())
+    args = ["--engagement", ENGAGEMENT, "--url", ingest.url, "bundle", str(bundle)]
+    took, code, err = stopped_in_a_retry_wait(ingest, args, signal.SIGTERM)
+    assert took < 10
+    assert code == 1
+    said = " ".join(err.split())
     assert "stopped after 0 of " in said
     assert f"bytes of {bundle}: run it again to finish" in said
     assert ingest.statuses == [503]
-    again = subprocess.run(command, env=env, capture_output=True, timeout=60)
+    env = {**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret"}
+    again = subprocess.run([OUTRIDER, "ship", *args], env=env, capture_output=True, timeout=60)
     assert again.returncode == 0, again.stderr.decode()
     assert ingest.statuses == [503, 202]
     assert ingest.requests[0][1:] == ingest.requests[1][1:]  # the same chunk again: counted once by its id

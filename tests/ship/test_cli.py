@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from outrider import up
 from outrider.cli import app
 from outrider.ship.checkpoint import held
-from tests.ship.stub import ENGAGEMENT, Ingest
+from tests.ship.stub import ENGAGEMENT, Ingest, stopped_in_a_retry_wait
 
 runner = CliRunner()
 OUTRIDER = str(Path(sys.executable).parent / "outrider")
@@ -295,26 +295,11 @@ def test_a_stop_request_ends_a_follower_at_once_even_in_a_retry_wait_and_the_nex
     log, state = tmp_path / "api_json.log", tmp_path / "state.json"
     log.write_bytes(b'{"a":1}\n')
     ingest.answers = [(503, "60")]  # busy: come back in a minute
-    follower = subprocess.Popen(
-        [OUTRIDER, "ship", "--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--interval", "0.1",
-         "--state", str(state)],
-        env={**os.environ, "OUTRIDER_SHIP_TOKEN": "otr_secret"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while ingest.statuses != [503]:
-            assert follower.poll() is None
-            assert time.monotonic() < deadline, ingest.statuses
-            time.sleep(0.05)
-        time.sleep(0.3)  # into the wait
-        follower.send_signal(stop)
-        asked = time.monotonic()
-        _, err = follower.communicate(timeout=30)
-    finally:
-        follower.kill()
-    assert time.monotonic() - asked < 10  # not the 60 s ingest asked for
-    assert follower.returncode == 0, err.decode()
-    assert str(log) in err.decode()  # the final table
+    args = ["--engagement", ENGAGEMENT, "--url", ingest.url, str(log), "--interval", "0.1", "--state", str(state)]
+    took, code, err = stopped_in_a_retry_wait(ingest, args, stop)
+    assert took < 10  # not the 60 s ingest asked for
+    assert code == 0, err
+    assert str(log) in err  # the final table
     assert ingest.statuses == [503]
     assert [entry["offset"] for entry in json.loads(state.read_text()).values()] == [0]  # the range in flight
     again = subprocess.run(
